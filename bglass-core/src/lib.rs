@@ -1,0 +1,29 @@
+//! bglass-core: the pure logic of bglass, shared by the proxy and the CLI.
+//!
+//! No sockets, no async runtime, no terminal: formats, parsing, validation and verification
+//! only, so that every rule that decides access can be tested and fuzzed on its own.
+//!
+//! - [`catalog`]: the critical tools (`services.toml`).
+//! - [`roster`]: who may use a proxy (`responders.toml`).
+//! - [`keys`]: Ed25519 keys and the responder's encrypted key file.
+//! - [`envelope`]: signed requests from responders.
+//! - [`grant`]: signed grants from proxies; [`grant::VerifiedGrant`] only from verification.
+//! - [`failstale`]: keep the last good configuration when a reload is rejected.
+//! - [`source`], [`id`], [`duration`]: strict file reading, names and durations.
+
+pub mod catalog;
+pub mod duration;
+pub mod envelope;
+pub mod failstale;
+pub mod grant;
+pub mod id;
+pub mod keys;
+pub mod roster;
+pub mod source;
+mod wire;
+
+#[cfg(test)]
+mod testkit;
+
+/// Re-exported so that callers build passphrases with the same type the key file takes.
+pub use age::secrecy::{ExposeSecret, SecretString};
