@@ -1,0 +1,6 @@
+//! One module per command.
+
+pub mod catalog;
+pub mod completions;
+pub mod enroll;
+pub mod whoami;

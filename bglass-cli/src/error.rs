@@ -1,0 +1,87 @@
+//! How the CLI reports failure: a kind with an exit code, one clear sentence, and a hint.
+//!
+//! Responders read these at 3 a.m.: the message says what went wrong, the hint says what to
+//! do next. Exit codes are stable and documented (`docs/responder.md`, `bglass --help`).
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// What kind of failure, which decides the exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad input: a file, flag value, passphrase or config the user can fix. Exit 1.
+    User,
+    /// A bug or an environment failure the user cannot fix by changing input. Exit 70.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The process exit code for this kind (2 is clap's, for usage errors).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::User => 1,
+            Self::Internal => 70,
+        }
+    }
+}
+
+/// The exit codes, for `--help` and the docs.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0   success
+  1   invalid input: a file, flag, passphrase or config to fix (the message says which)
+  2   usage error: unknown command or flag
+  70  internal error (please report it)";
+
+/// A failure to show the user.
+#[derive(Debug)]
+pub struct CliError {
+    kind: ErrorKind,
+    message: String,
+    hint: Option<String>,
+}
+
+impl CliError {
+    /// A user error with a message.
+    pub fn user(message: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::User, message)
+    }
+
+    /// An internal error with a message.
+    pub fn internal(message: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
+    /// An error of any kind.
+    pub fn new(kind: ErrorKind, message: impl fmt::Display) -> Self {
+        Self {
+            kind,
+            message: message.to_string(),
+            hint: None,
+        }
+    }
+
+    /// Adds what to do next.
+    pub fn with_hint(mut self, hint: impl fmt::Display) -> Self {
+        self.hint = Some(hint.to_string());
+        self
+    }
+
+    /// Prints the error to stderr and returns the exit code.
+    pub fn report(&self) -> ExitCode {
+        eprintln!("error: {}", self.message);
+        if let Some(hint) = &self.hint {
+            eprintln!("hint: {hint}");
+        }
+        ExitCode::from(self.kind.exit_code())
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Result of a command.
+pub type CliResult<T = ()> = Result<T, CliError>;
