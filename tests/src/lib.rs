@@ -1,1 +1,88 @@
-//! Helpers for end-to-end tests.
+//! Helpers for end-to-end tests: find the real `bglass` and `bglass-proxy` binaries built
+//! by `cargo build`, run them with a clean environment, and read their results.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The path of a workspace binary in the same profile directory as this test.
+///
+/// The test command builds the binaries first (`cargo build --workspace --bins`); a test
+/// that cannot find them fails with that instruction rather than testing something else.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<triple>/<profile>/deps/<test> → target/<triple>/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: run `cargo build --workspace --bins` before the tests",
+        path.display()
+    );
+    path
+}
+
+/// A command for a workspace binary with every `BGLASS_*` variable removed and `HOME` and
+/// `XDG_CONFIG_HOME` pointed at `home`, so nothing from the developer's machine leaks in.
+pub fn command(name: &str, home: &Path) -> Command {
+    let mut cmd = Command::new(bin(name));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("BGLASS_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("HOME", home)
+        .env_remove("XDG_CONFIG_HOME")
+        .current_dir(root());
+    cmd
+}
+
+/// The result of a finished command, as text.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs a command to completion.
+pub fn run(cmd: &mut Command) -> Run {
+    match cmd.output() {
+        Ok(o) => o.into(),
+        Err(e) => Run {
+            code: None,
+            stdout: String::new(),
+            stderr: format!("could not start {cmd:?}: {e}"),
+        },
+    }
+}
+
+/// Asserts that a run did not panic: Rust panics exit 101 and print "panicked".
+pub fn assert_no_panic(run: &Run) {
+    assert_ne!(run.code, Some(101), "panicked: {}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "panicked: {}", run.stderr);
+}
