@@ -15,7 +15,7 @@ pub(crate) fn testdata(sub: &str) -> PathBuf {
 }
 
 /// The name of an error variant from its `Debug` form (`Expired { .. }` → `Expired`).
-pub(crate) fn variant_name(debug: &str) -> String {
+fn variant_name(debug: &str) -> String {
     debug
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
@@ -58,4 +58,32 @@ pub(crate) fn sync_vectors(
         );
     }
     committed
+}
+
+/// Syncs the vectors in `testdata/<sub>`, runs each through `run` (which returns `ok` or
+/// the error variant's name), and checks that every `needed` outcome has a vector.
+pub(crate) fn check_vectors(
+    sub: &str,
+    generated: &BTreeMap<String, serde_json::Value>,
+    run: impl Fn(&serde_json::Value) -> String,
+    needed: &[&str],
+) {
+    let vectors = sync_vectors(&testdata(sub), generated);
+    let mut outcomes = std::collections::BTreeSet::new();
+    for (name, vector) in &vectors {
+        let expect = vector["expect"].as_str().unwrap();
+        assert_eq!(run(vector), expect, "{name}: {}", vector["description"]);
+        outcomes.insert(expect.to_owned());
+    }
+    for outcome in needed {
+        assert!(outcomes.contains(*outcome), "no vector for {outcome}");
+    }
+}
+
+/// `ok`, or the name of the error variant.
+pub(crate) fn outcome<T, E: std::fmt::Debug>(result: Result<T, E>) -> String {
+    match result {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => variant_name(&format!("{e:?}")),
+    }
 }

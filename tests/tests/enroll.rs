@@ -1,5 +1,8 @@
 //! `bglass enroll` and `whoami`: the key file, the config, and the printed roster entry.
 
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -12,23 +15,28 @@ fn pin() -> String {
     format!("sha256:{}", "3f".repeat(32))
 }
 
-fn enroll(home: &Path, extra: &[&str]) -> bglass_tests::Run {
-    let pin = pin();
-    let mut args = vec![
+/// `enroll --id alice` for one loopback proxy.
+fn enroll_args() -> Vec<String> {
+    [
         "enroll",
         "--id",
         "alice",
         "--proxy",
         "https://127.0.0.1:8443",
         "--pin",
-        &pin,
-        "--kdf-work-factor",
-        "12",
-    ];
-    args.extend_from_slice(extra);
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain([pin()])
+    .collect()
+}
+
+fn enroll(home: &Path, extra: &[&str]) -> bglass_tests::Run {
     run(command("bglass", home)
         .env("BGLASS_PASSPHRASE", PASS)
-        .args(args))
+        .args(enroll_args())
+        .args(["--kdf-work-factor", "12"])
+        .args(extra))
 }
 
 #[test]
@@ -168,15 +176,7 @@ fn bad_enroll_input_is_refused_before_anything_is_written() {
         .env("BGLASS_PASSPHRASE", "short")
         .arg("--config")
         .arg(&config)
-        .args([
-            "enroll",
-            "--id",
-            "alice",
-            "--proxy",
-            "https://127.0.0.1:8443",
-            "--pin",
-            &pin(),
-        ]));
+        .args(enroll_args()));
     assert_eq!(weak.code, Some(1));
     assert!(
         weak.stderr.contains("passphrase is too short"),
@@ -193,17 +193,8 @@ fn config_is_found_via_flag_then_env_then_xdg() {
     let out = run(command("bglass", home.path())
         .env("BGLASS_PASSPHRASE", PASS)
         .env("BGLASS_CONFIG", &explicit)
-        .args([
-            "enroll",
-            "--id",
-            "alice",
-            "--proxy",
-            "https://127.0.0.1:8443",
-            "--pin",
-            &pin(),
-            "--kdf-work-factor",
-            "12",
-        ]));
+        .args(enroll_args())
+        .args(["--kdf-work-factor", "12"]));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(explicit.exists());
     assert!(home.path().join("explicit/identity.age").exists());

@@ -218,20 +218,42 @@ fn address(
     Ok((addr, tls))
 }
 
-/// Reports a field that does not apply to the service's kind.
-fn reject<T>(
+/// Refuses every kind-specific field present on a service whose kind does not take it.
+fn reject_foreign_fields(
     ctx: &Ctx<'_>,
-    field: &Option<Spanned<T>>,
-    name: &'static str,
+    raw: &RawService,
     kind: &'static str,
 ) -> Result<(), CatalogError> {
-    match field {
-        Some(v) => Err(ctx.err(
-            v.span(),
-            CatalogProblem::FieldNotForKind { field: name, kind },
-        )),
-        None => Ok(()),
+    // (field, the one kind that takes it, its span when present)
+    let fields = [
+        ("health", "http", raw.health.as_ref().map(Spanned::span)),
+        ("inject", "http", raw.inject.as_ref().map(Spanned::span)),
+        (
+            "principals",
+            "ssh",
+            raw.principals.as_ref().map(Spanned::span),
+        ),
+        ("host_key", "ssh", raw.host_key.as_ref().map(Spanned::span)),
+        (
+            "permit_port_forwarding",
+            "ssh",
+            raw.permit_port_forwarding.as_ref().map(Spanned::span),
+        ),
+        (
+            "permit_agent_forwarding",
+            "ssh",
+            raw.permit_agent_forwarding.as_ref().map(Spanned::span),
+        ),
+        ("probe", "tcp", raw.probe.as_ref().map(Spanned::span)),
+    ];
+    for (field, takes, span) in fields {
+        if let Some(span) = span
+            && takes != kind
+        {
+            return Err(ctx.err(span, CatalogProblem::FieldNotForKind { field, kind }));
+        }
     }
+    Ok(())
 }
 
 fn require<'r, T>(
@@ -369,6 +391,7 @@ fn validate_service(ctx: &Ctx<'_>, raw: RawService) -> Result<Service, CatalogEr
         }
     };
 
+    reject_foreign_fields(ctx, &raw, kind)?;
     let kind = match kind {
         "http" => http_kind(ctx, &raw)?,
         "ssh" => ssh_kind(ctx, &raw)?,
@@ -403,21 +426,6 @@ const FORBIDDEN_HEADERS: [&str; 11] = [
 
 fn http_kind(ctx: &Ctx<'_>, raw: &RawService) -> Result<ServiceKind, CatalogError> {
     const KIND: &str = "http";
-    reject(ctx, &raw.principals, "principals", KIND)?;
-    reject(ctx, &raw.host_key, "host_key", KIND)?;
-    reject(
-        ctx,
-        &raw.permit_port_forwarding,
-        "permit_port_forwarding",
-        KIND,
-    )?;
-    reject(
-        ctx,
-        &raw.permit_agent_forwarding,
-        "permit_agent_forwarding",
-        KIND,
-    )?;
-    reject(ctx, &raw.probe, "probe", KIND)?;
 
     let health = require(ctx, &raw.health, "health", KIND, &raw.name)?.get_ref();
     let path = health.path.get_ref();
@@ -498,9 +506,6 @@ fn injection(ctx: &Ctx<'_>, raw: &RawInject) -> Result<Injection, CatalogError> 
 
 fn ssh_kind(ctx: &Ctx<'_>, raw: &RawService) -> Result<ServiceKind, CatalogError> {
     const KIND: &str = "ssh";
-    reject(ctx, &raw.health, "health", KIND)?;
-    reject(ctx, &raw.inject, "inject", KIND)?;
-    reject(ctx, &raw.probe, "probe", KIND)?;
 
     let principals_field = require(ctx, &raw.principals, "principals", KIND, &raw.name)?;
     let list = principals_field.get_ref();
@@ -556,22 +561,6 @@ fn ssh_kind(ctx: &Ctx<'_>, raw: &RawService) -> Result<ServiceKind, CatalogError
 
 fn tcp_kind(ctx: &Ctx<'_>, raw: &RawService) -> Result<ServiceKind, CatalogError> {
     const KIND: &str = "tcp";
-    reject(ctx, &raw.health, "health", KIND)?;
-    reject(ctx, &raw.inject, "inject", KIND)?;
-    reject(ctx, &raw.principals, "principals", KIND)?;
-    reject(ctx, &raw.host_key, "host_key", KIND)?;
-    reject(
-        ctx,
-        &raw.permit_port_forwarding,
-        "permit_port_forwarding",
-        KIND,
-    )?;
-    reject(
-        ctx,
-        &raw.permit_agent_forwarding,
-        "permit_agent_forwarding",
-        KIND,
-    )?;
     let probe_field = require(ctx, &raw.probe, "probe", KIND, &raw.name)?;
     let probe = match probe_field.get_ref().as_str() {
         "connect" => TcpProbe::Connect,
