@@ -11,6 +11,7 @@
 //! - [`failstale`]: keep the last good configuration when a reload is rejected.
 //! - [`source`], [`id`], [`duration`]: strict file reading, names and durations.
 
+pub mod audit;
 pub mod catalog;
 pub mod duration;
 pub mod envelope;
@@ -20,6 +21,7 @@ pub mod id;
 pub mod keys;
 pub mod roster;
 pub mod source;
+pub mod timestamp;
 mod wire;
 
 #[cfg(test)]

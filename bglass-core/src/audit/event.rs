@@ -1,0 +1,363 @@
+//! The events of the audit log (DESIGN §8): one JSON leaf per event, versioned.
+//!
+//! Every event names when it happened, which proxy recorded it, and who acted. Where a
+//! responder asked for something, the event carries their signed envelope exactly as they
+//! sent it, so that a compromised proxy cannot invent a request without the responder's key.
+
+use crate::id::{GrantId, ProxyId, RequestId, ResponderId, ServiceName};
+use crate::keys::PublicKey;
+
+/// The event format version this code writes and reads.
+pub const EVENT_VERSION: u32 = 1;
+
+/// A responder's signed envelope, stored exactly as received (base64url fields).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredEnvelope {
+    /// base64url of the signed payload bytes.
+    pub payload: String,
+    /// base64url of the signature.
+    pub sig: String,
+}
+
+/// One entry of the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Format version, [`EVENT_VERSION`].
+    pub v: u32,
+    /// When, in Unix milliseconds (the proxy's clock).
+    pub time_ms: u64,
+    /// The proxy that recorded it.
+    pub proxy: ProxyId,
+    /// Who acted: a responder, or `None` for the proxy itself.
+    pub actor: Option<ResponderId>,
+    /// The drill this event belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<String>,
+    /// What happened.
+    pub event: EventKind,
+}
+
+/// Why a request or use was refused (stable codes for reports and metrics).
+pub type DenialCode = String;
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The proxy started. The first entry of every log, recording the key that signs its
+    /// checkpoints and grants.
+    ProxyStart {
+        /// The proxy's signing key.
+        key: PublicKey,
+        /// bglass version.
+        version: String,
+        /// Digest of the catalog in force.
+        catalog: String,
+        /// Digest of the roster in force.
+        roster: String,
+    },
+    /// The proxy stopped cleanly.
+    ProxyStop {
+        /// Why.
+        reason: String,
+    },
+    /// A responder asked for access.
+    Request {
+        /// The request's id.
+        request: RequestId,
+        /// The service.
+        service: ServiceName,
+        /// Lifetime asked for, seconds.
+        ttl_secs: u64,
+        /// Emergency bypass asked for.
+        emergency: bool,
+        /// Why (from the envelope).
+        reason: String,
+        /// Incident (from the envelope).
+        incident: String,
+        /// The signed request.
+        envelope: StoredEnvelope,
+    },
+    /// An approver approved a pending request.
+    Approval {
+        /// The request.
+        request: RequestId,
+        /// The approver's signed approval.
+        envelope: StoredEnvelope,
+    },
+    /// Something was refused.
+    Denial {
+        /// Stable reason code (`bad_signature`, `self_approval`, `expired_grant`, …).
+        reason: DenialCode,
+        /// The specific error, as shown to the client.
+        detail: String,
+        /// The request, when one was identified.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<RequestId>,
+        /// The service, when one was named.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<ServiceName>,
+        /// The grant, when one was presented.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grant: Option<GrantId>,
+        /// The signed request that was refused, when it decoded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        envelope: Option<StoredEnvelope>,
+    },
+    /// A grant was issued.
+    Grant {
+        /// The grant's id.
+        grant: GrantId,
+        /// The request it answers.
+        request: RequestId,
+        /// Who holds it.
+        responder: ResponderId,
+        /// The service.
+        service: ServiceName,
+        /// Valid from, Unix seconds.
+        nbf: u64,
+        /// Valid until, Unix seconds.
+        exp: u64,
+        /// Issued under the emergency bypass (review required).
+        emergency: bool,
+        /// The signed grant token (bound to the responder's key, useless to anyone else).
+        token: String,
+    },
+    /// One HTTP request through the data plane.
+    Use {
+        /// The grant used.
+        grant: GrantId,
+        /// The service.
+        service: ServiceName,
+        /// HTTP method.
+        method: String,
+        /// Path (without query string).
+        path: String,
+        /// Upstream status.
+        status: u16,
+        /// Request body bytes.
+        bytes_in: u64,
+        /// Response body bytes.
+        bytes_out: u64,
+        /// Duration in milliseconds.
+        duration_ms: u64,
+    },
+    /// A tunnel (SSH or TCP) opened.
+    TunnelOpen {
+        /// The grant used.
+        grant: GrantId,
+        /// The service.
+        service: ServiceName,
+        /// Tunnel number, unique within the proxy run.
+        tunnel: u64,
+    },
+    /// A tunnel closed.
+    TunnelClose {
+        /// The grant used.
+        grant: GrantId,
+        /// The service.
+        service: ServiceName,
+        /// Tunnel number.
+        tunnel: u64,
+        /// Bytes from the responder to the service.
+        bytes_up: u64,
+        /// Bytes from the service to the responder.
+        bytes_down: u64,
+        /// Why it closed (`eof`, `expired`, `revoked`, `error`).
+        reason: String,
+    },
+    /// A grant was ended early.
+    Revoke {
+        /// The grant.
+        grant: GrantId,
+        /// Why.
+        reason: String,
+        /// The approver's signed revocation (none when the proxy revoked on its own).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        envelope: Option<StoredEnvelope>,
+    },
+    /// A grant reached its end.
+    Expiry {
+        /// The grant.
+        grant: GrantId,
+    },
+    /// An approver closed the review of an emergency bypass.
+    Review {
+        /// The grant issued under the bypass.
+        grant: GrantId,
+        /// The reviewer's conclusion.
+        note: String,
+        /// The reviewer's signed review.
+        envelope: StoredEnvelope,
+    },
+    /// A catalog or roster reload.
+    ConfigReload {
+        /// Which file (`catalog` or `roster`).
+        file: String,
+        /// Whether the new version is now in force.
+        accepted: bool,
+        /// Digest of the accepted version.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
+        /// Why it was rejected (file:line:column: rule).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A live drill started.
+    DrillStart {
+        /// The scenario's name.
+        scenario: String,
+        /// The drill lead's signed request, when started through the API.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        envelope: Option<StoredEnvelope>,
+    },
+    /// A live drill stopped.
+    DrillStop {},
+    /// A drill's result.
+    DrillResult {
+        /// The scorecard, as produced by the drill runner.
+        summary: serde_json::Value,
+    },
+}
+
+impl EventKind {
+    /// The event's type name as written in the log.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::ProxyStart { .. } => "proxy_start",
+            Self::ProxyStop { .. } => "proxy_stop",
+            Self::Request { .. } => "request",
+            Self::Approval { .. } => "approval",
+            Self::Denial { .. } => "denial",
+            Self::Grant { .. } => "grant",
+            Self::Use { .. } => "use",
+            Self::TunnelOpen { .. } => "tunnel_open",
+            Self::TunnelClose { .. } => "tunnel_close",
+            Self::Revoke { .. } => "revoke",
+            Self::Expiry { .. } => "expiry",
+            Self::Review { .. } => "review",
+            Self::ConfigReload { .. } => "config_reload",
+            Self::DrillStart { .. } => "drill_start",
+            Self::DrillStop {} => "drill_stop",
+            Self::DrillResult { .. } => "drill_result",
+        }
+    }
+
+    /// The service the event concerns, when it names one.
+    pub fn service(&self) -> Option<&ServiceName> {
+        match self {
+            Self::Request { service, .. }
+            | Self::Grant { service, .. }
+            | Self::Use { service, .. }
+            | Self::TunnelOpen { service, .. }
+            | Self::TunnelClose { service, .. } => Some(service),
+            Self::Denial { service, .. } => service.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The grant the event concerns, when it names one.
+    pub fn grant(&self) -> Option<&GrantId> {
+        match self {
+            Self::Grant { grant, .. }
+            | Self::Use { grant, .. }
+            | Self::TunnelOpen { grant, .. }
+            | Self::TunnelClose { grant, .. }
+            | Self::Revoke { grant, .. }
+            | Self::Expiry { grant }
+            | Self::Review { grant, .. } => Some(grant),
+            Self::Denial { grant, .. } => grant.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The request the event concerns, when it names one.
+    pub fn request(&self) -> Option<&RequestId> {
+        match self {
+            Self::Request { request, .. }
+            | Self::Approval { request, .. }
+            | Self::Grant { request, .. } => Some(request),
+            Self::Denial { request, .. } => request.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// Why bytes are not an event.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// Not JSON for the event schema.
+    #[error("not a valid bglass event: {0}")]
+    Malformed(String),
+    /// A version this code does not read.
+    #[error("event version {0} is not supported (expected {EVENT_VERSION})")]
+    Version(u32),
+}
+
+impl Event {
+    /// Encodes the event as the exact bytes of a log entry.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, EventError> {
+        serde_json::to_vec(self).map_err(|e| EventError::Malformed(e.to_string()))
+    }
+
+    /// Decodes a log entry.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, EventError> {
+        let event: Event = crate::wire::json_exact(bytes).map_err(|shape| {
+            EventError::Malformed(match shape {
+                crate::wire::Shape::Truncated => "truncated".to_owned(),
+                crate::wire::Shape::Trailing => "trailing bytes".to_owned(),
+                crate::wire::Shape::Malformed(m) => m,
+            })
+        })?;
+        if event.v != EVENT_VERSION {
+            return Err(EventError::Version(event.v));
+        }
+        Ok(event)
+    }
+
+    /// The responder the event is about: the actor, or the grant holder for grant events.
+    pub fn responder(&self) -> Option<&ResponderId> {
+        match &self.event {
+            EventKind::Grant { responder, .. } => Some(responder),
+            _ => self.actor.as_ref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_and_refuse_unknown_fields() {
+        let event = Event {
+            v: EVENT_VERSION,
+            time_ms: 1_767_225_600_000,
+            proxy: ProxyId::new("proxy-a").unwrap(),
+            actor: Some(ResponderId::new("alice").unwrap()),
+            drill: None,
+            event: EventKind::Expiry {
+                grant: GrantId::new("g-0000000000000001").unwrap(),
+            },
+        };
+        let bytes = event.to_bytes().unwrap();
+        assert_eq!(
+            String::from_utf8(bytes.clone()).unwrap(),
+            r#"{"v":1,"time_ms":1767225600000,"proxy":"proxy-a","actor":"alice","event":{"expiry":{"grant":"g-0000000000000001"}}}"#
+        );
+        assert_eq!(Event::from_bytes(&bytes).unwrap(), event);
+        let extra = String::from_utf8(bytes)
+            .unwrap()
+            .replace("\"v\":1,", "\"v\":1,\"x\":2,");
+        assert!(Event::from_bytes(extra.as_bytes()).is_err());
+        let v2 = r#"{"v":2,"time_ms":1,"proxy":"p","actor":null,"event":{"drill_stop":{}}}"#;
+        assert!(matches!(
+            Event::from_bytes(v2.as_bytes()),
+            Err(EventError::Version(2))
+        ));
+    }
+}

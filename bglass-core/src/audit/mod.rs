@@ -1,0 +1,23 @@
+//! The tamper-evident audit log (DESIGN §8): what auditors trust and what the proxy rebuilds
+//! its state from ("the log is the database").
+//!
+//! - [`event`]: the JSON events that are the log's entries.
+//! - [`tree`]: RFC 6962 hashing and C2SP tiles (over `tlog_tiles`).
+//! - [`checkpoint`]: C2SP checkpoints in signed notes (over `signed_note`, signed with ring).
+//! - [`storage`]: the files, C2SP tlog-tiles layout plus a write-ahead file.
+//! - [`log`]: the writable log: recovery, group commit, checkpoints, proofs.
+//! - [`receipt`]: what a responder keeps to prove an entry is in the log.
+//! - [`verify`]: offline verification of a copied log.
+//! - [`report`]: filters and the auditor's summary.
+
+pub mod checkpoint;
+pub mod event;
+pub mod log;
+pub mod receipt;
+pub mod report;
+pub mod storage;
+pub mod tree;
+pub mod verify;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,497 @@
+//! Offline verification of a copied log directory: every entry, bundle, tile, hash,
+//! checkpoint signature, and the agreement of every stored checkpoint with the entries.
+//!
+//! Verification recomputes the whole tree from the entries and compares it with what is
+//! stored. The entries and the signed checkpoints are the evidence; tiles are derived data,
+//! so when a tile disagrees with entries that agree with the signatures, the tile is what
+//! was replaced. The first defect in log order is reported with its index.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::checkpoint::{self, CheckpointError};
+use super::event::{Event, EventKind};
+use super::storage::{self, HISTORY_FILE, WAL_FILE};
+use super::tree::{FullTile, HASH_SIZE, Hash, TILE_WIDTH, TreeEdge, leaf_hash};
+use crate::id::ProxyId;
+use crate::keys::PublicKey;
+
+/// Where the key that checked the signatures came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// Given by the auditor (obtained out of band): the strong check.
+    Given,
+    /// Read from the log's first entry: only shows the log is self-consistent.
+    RecordedAtStart,
+}
+
+/// A log that verified.
+#[derive(Clone, Debug)]
+pub struct VerifyReport {
+    /// Entries checked.
+    pub entries: u64,
+    /// Checkpoints checked.
+    pub checkpoints: usize,
+    /// The largest verified checkpoint: size and root.
+    pub latest: Option<(u64, Hash)>,
+    /// The proxy whose log this is.
+    pub proxy: ProxyId,
+    /// The key that verified the checkpoints.
+    pub key: PublicKey,
+    /// Where that key came from.
+    pub key_source: KeySource,
+    /// Things an auditor should know that are not defects.
+    pub warnings: Vec<String>,
+}
+
+/// What kind of defect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DefectKind {
+    /// A file could not be read.
+    Unreadable,
+    /// An entry bundle is cut short or malformed.
+    BundleDamaged,
+    /// An entry is not a valid event.
+    EntryMalformed,
+    /// An entry's hash differs from the stored tree and the signed checkpoints: it was
+    /// altered, removed, inserted or moved.
+    EntryAltered,
+    /// A stored hash tile differs while the entries agree with the signed checkpoints.
+    TileReplaced,
+    /// A hash tile is missing.
+    TileMissing,
+    /// Entries are missing (a gap, or a tail cut below what a checkpoint covers).
+    EntriesMissing,
+    /// No key to check signatures against.
+    NoKey,
+    /// A checkpoint's signature does not verify: it was altered.
+    CheckpointAltered,
+    /// A checkpoint was signed by another key.
+    CheckpointWrongKey,
+    /// A checkpoint is malformed or for another log.
+    CheckpointMalformed,
+    /// A correctly signed checkpoint commits to a different tree than the entries: the log
+    /// was rewritten, or the proxy signed two inconsistent views (a fork).
+    CheckpointFork,
+}
+
+/// The first defect found.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}{what}", index.map(|i| format!("entry {i}: ")).unwrap_or_default())]
+pub struct Defect {
+    /// The entry (or tree size) where it is.
+    pub index: Option<u64>,
+    /// What kind.
+    pub kind: DefectKind,
+    /// What is wrong, in a sentence.
+    pub what: String,
+}
+
+fn defect(index: Option<u64>, kind: DefectKind, what: impl Into<String>) -> Defect {
+    Defect {
+        index,
+        kind,
+        what: what.into(),
+    }
+}
+
+/// A stored checkpoint to check: where it came from and its bytes.
+struct StoredCheckpoint {
+    label: String,
+    note: Vec<u8>,
+}
+
+/// A tile that disagreed with the entries (kept until the checkpoints say which is wrong).
+struct TileDiff {
+    first_entry: u64,
+    rel: String,
+    position: usize,
+    missing: bool,
+}
+
+/// Verifies the log in `dir`. `key` is the proxy's public key obtained out of band; without
+/// it, the key recorded in the log's first entry is used and a warning says so.
+pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, Defect> {
+    let mut warnings = Vec::new();
+    let checkpoints = read_checkpoints(dir, &mut warnings)?;
+    let mut wanted: BTreeMap<u64, Option<Hash>> = BTreeMap::new();
+    for c in &checkpoints {
+        if let Some((_, size, _)) = checkpoint::peek(&c.note) {
+            wanted.insert(size, None);
+        }
+    }
+
+    let mut edge = TreeEdge::new();
+    let mut completed = Vec::new();
+    let mut tile_diff: Option<TileDiff> = None;
+    let mut proxy: Option<ProxyId> = None;
+    let mut recorded_key: Option<PublicKey> = None;
+    let mut on_entry = |index: u64,
+                        entry: &[u8],
+                        leaf: Hash,
+                        edge: &mut TreeEdge,
+                        completed: &mut Vec<FullTile>|
+     -> Result<(), Defect> {
+        let event = Event::from_bytes(entry)
+            .map_err(|e| defect(Some(index), DefectKind::EntryMalformed, e.to_string()))?;
+        if index == 0 {
+            if let EventKind::ProxyStart { key, .. } = &event.event {
+                recorded_key = Some(*key);
+            }
+            proxy = Some(event.proxy.clone());
+        } else if proxy.as_ref() != Some(&event.proxy) {
+            return Err(defect(
+                Some(index),
+                DefectKind::EntryMalformed,
+                format!(
+                    "recorded by proxy {}, but entry 0 names another proxy",
+                    event.proxy
+                ),
+            ));
+        }
+        edge.push(leaf, completed);
+        if let Some(root) = wanted.get_mut(&edge.size()) {
+            *root = Some(edge.root());
+        }
+        Ok(())
+    };
+
+    // Full bundles, then the entries after them. Reading stops at the first entry that is
+    // not a valid event; a tile disagreement is noted and judged once checkpoints are known.
+    let mut entry_defect: Option<Defect> = None;
+    let bundles = storage::count_bundles(dir);
+    'bundles: for b in 0..bundles {
+        let base = b * TILE_WIDTH as u64;
+        let bytes = match storage::read_bundle(dir, b) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                entry_defect = Some(defect(Some(base), DefectKind::Unreadable, e.to_string()));
+                break;
+            }
+        };
+        let (entries, damage) = split_bundle(&bytes);
+        // The stored leaf hashes of this bundle pinpoint a removed, inserted or moved entry
+        // even when the bundle no longer holds 256 entries.
+        let rel0 = storage::tile_rel(0, b);
+        let stored0 = storage::read_bounded(&dir.join(&rel0), (TILE_WIDTH * HASH_SIZE) as u64).ok();
+        for (position, entry) in entries.iter().enumerate() {
+            let index = edge.size();
+            let leaf = leaf_hash(entry);
+            if tile_diff.is_none()
+                && let Some(stored) = &stored0
+                && stored.get(position * HASH_SIZE..(position + 1) * HASH_SIZE) != Some(&leaf.0[..])
+            {
+                tile_diff = Some(TileDiff {
+                    first_entry: base + position as u64,
+                    rel: rel0.clone(),
+                    position,
+                    missing: false,
+                });
+            }
+            if let Err(d) = on_entry(index, entry, leaf, &mut edge, &mut completed) {
+                entry_defect = Some(d);
+                break 'bundles;
+            }
+        }
+        compare_tiles(dir, &completed, &mut tile_diff);
+        completed.clear();
+        if let Some(damage) = damage {
+            entry_defect = Some(defect(
+                Some(base + entries.len() as u64),
+                DefectKind::BundleDamaged,
+                format!("{}: {damage}", storage::bundle_rel(b)),
+            ));
+            break;
+        }
+    }
+    if entry_defect.is_none() {
+        let wal = storage::read_wal(&dir.join(WAL_FILE));
+        match wal {
+            Err(e) => {
+                entry_defect = Some(defect(
+                    Some(edge.size()),
+                    DefectKind::Unreadable,
+                    e.to_string(),
+                ))
+            }
+            Ok(wal) => {
+                for record in wal.records {
+                    let size = edge.size();
+                    if record.index < size {
+                        continue;
+                    }
+                    if record.index > size {
+                        entry_defect = Some(defect(
+                            Some(size),
+                            DefectKind::EntriesMissing,
+                            format!(
+                                "entries {size}..{} are missing from {WAL_FILE}",
+                                record.index
+                            ),
+                        ));
+                        break;
+                    }
+                    let leaf = leaf_hash(&record.data);
+                    if let Err(d) = on_entry(size, &record.data, leaf, &mut edge, &mut completed) {
+                        entry_defect = Some(d);
+                        break;
+                    }
+                    compare_tiles(dir, &completed, &mut tile_diff);
+                    completed.clear();
+                }
+                if let Some(why) = wal.torn {
+                    warnings.push(format!(
+                        "{WAL_FILE} ends with an incomplete record ({why}): an append cut by a crash, never acknowledged unless a checkpoint covers it"
+                    ));
+                }
+            }
+        }
+    }
+    let entries = edge.size();
+    if let Some(d) = entry_defect.as_ref().filter(|d| d.index == Some(0)) {
+        return Err(d.clone());
+    }
+    if entries == 0 {
+        return Err(defect(
+            None,
+            DefectKind::EntriesMissing,
+            "the log holds no entries",
+        ));
+    }
+    let proxy = proxy.ok_or_else(|| defect(Some(0), DefectKind::EntryMalformed, "no proxy id"))?;
+    let (key, key_source) = match (key, recorded_key) {
+        (Some(k), _) => (k, KeySource::Given),
+        (None, Some(k)) => {
+            warnings.push(format!(
+                "checked against the key recorded in entry 0 ({k}); pass --key with the proxy's key obtained out of band to rule out a wholesale forgery"
+            ));
+            (k, KeySource::RecordedAtStart)
+        }
+        (None, None) => {
+            return Err(defect(
+                Some(0),
+                DefectKind::NoKey,
+                "entry 0 is not a proxy_start event recording the signing key; pass --key",
+            ));
+        }
+    };
+    if key_source == KeySource::Given && recorded_key.is_some_and(|k| k != key) {
+        warnings.push(
+            "the key recorded in entry 0 differs from the key given; the given key was used"
+                .to_owned(),
+        );
+    }
+
+    // Checkpoints: signature, then agreement with the entries.
+    let origin = checkpoint::origin(&proxy);
+    let mut checkpoint_defect: Option<Defect> = None;
+    let mut agreeing: Vec<(u64, String)> = Vec::new();
+    let mut latest: Option<(u64, Hash)> = None;
+    for c in &checkpoints {
+        let verified = match checkpoint::verify(&c.note, &origin, &key) {
+            Ok(v) => v,
+            Err(e) => {
+                let (kind, what) = match e {
+                    CheckpointError::BadSignature => {
+                        (DefectKind::CheckpointAltered, format!("{}: {e}", c.label))
+                    }
+                    CheckpointError::WrongKey { .. } => {
+                        (DefectKind::CheckpointWrongKey, format!("{}: {e}", c.label))
+                    }
+                    _ => (DefectKind::CheckpointMalformed, format!("{}: {e}", c.label)),
+                };
+                let index = checkpoint::peek(&c.note).map(|(_, s, _)| s);
+                checkpoint_defect.get_or_insert(defect(index, kind, what));
+                continue;
+            }
+        };
+        if verified.size > entries {
+            checkpoint_defect.get_or_insert(defect(
+                Some(entries),
+                DefectKind::EntriesMissing,
+                format!(
+                    "{} covers {} entries but the log holds {entries}: entries {entries}..{} are missing (tail truncated)",
+                    c.label, verified.size, verified.size
+                ),
+            ));
+            continue;
+        }
+        let computed = wanted.get(&verified.size).copied().flatten();
+        if computed != Some(verified.root) {
+            let others = agreeing
+                .iter()
+                .map(|(s, l)| format!("{l} (size {s})"))
+                .collect::<Vec<_>>();
+            let context = if others.is_empty() {
+                "the entries were rewritten, or the proxy signed a view that was never its log"
+                    .to_owned()
+            } else {
+                format!("it is inconsistent with {} (a fork)", others.join(", "))
+            };
+            checkpoint_defect.get_or_insert(defect(
+                Some(verified.size),
+                DefectKind::CheckpointFork,
+                format!(
+                    "{} (size {}) does not match the entries: {context}",
+                    c.label, verified.size
+                ),
+            ));
+            continue;
+        }
+        agreeing.push((verified.size, c.label.clone()));
+        if latest.is_none_or(|(s, _)| verified.size >= s) {
+            latest = Some((verified.size, verified.root));
+        }
+    }
+
+    // The first defect in log order: a tile disagreement is an altered entry unless the
+    // signed checkpoints vouch for the entries.
+    let tile_defect = tile_diff.map(|diff| {
+        let vouched = entry_defect.is_none()
+            && checkpoint_defect.is_none()
+            && latest.is_some_and(|(s, _)| s > diff.first_entry);
+        if diff.missing {
+            defect(Some(diff.first_entry), DefectKind::TileMissing, format!("{} is missing", diff.rel))
+        } else if vouched {
+            defect(
+                Some(diff.first_entry),
+                DefectKind::TileReplaced,
+                format!(
+                    "hash {} of {} was replaced (the entries agree with the signed checkpoints)",
+                    diff.position, diff.rel
+                ),
+            )
+        } else {
+            defect(
+                Some(diff.first_entry),
+                DefectKind::EntryAltered,
+                format!(
+                    "its hash differs from hash {} of {} and from the signed checkpoints: the entry was altered, removed, inserted or moved",
+                    diff.position, diff.rel
+                ),
+            )
+        }
+    });
+    let first = [tile_defect, entry_defect]
+        .into_iter()
+        .flatten()
+        .min_by_key(|d| d.index.unwrap_or(u64::MAX));
+    if let Some(d) = first.or(checkpoint_defect) {
+        return Err(d);
+    }
+    if latest.is_none() {
+        warnings
+            .push("no checkpoint covers the entries: nothing signed vouches for them".to_owned());
+    } else if let Some((size, _)) = latest
+        && size < entries
+    {
+        warnings.push(format!(
+            "entries {size}..{entries} are not yet covered by a checkpoint (the proxy signs one within a second while running)"
+        ));
+    }
+    Ok(VerifyReport {
+        entries,
+        checkpoints: checkpoints.len(),
+        latest,
+        proxy,
+        key,
+        key_source,
+        warnings,
+    })
+}
+
+/// Splits a bundle into its complete entries and a description of any damage.
+fn split_bundle(bytes: &[u8]) -> (Vec<&[u8]>, Option<String>) {
+    match storage::parse_bundle(bytes) {
+        Ok(entries) => (entries, None),
+        Err(e) => {
+            let mut out = Vec::new();
+            let mut at = 0usize;
+            while let Some(len) = bytes
+                .get(at..at + 2)
+                .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            {
+                match bytes.get(at + 2..at + 2 + len) {
+                    Some(data) if len > 0 => out.push(data),
+                    _ => break,
+                }
+                at += 2 + len;
+            }
+            (out, Some(e.to_string()))
+        }
+    }
+}
+
+/// Compares recomputed full tiles with the stored ones, keeping the first difference.
+fn compare_tiles(dir: &Path, tiles: &[FullTile], diff: &mut Option<TileDiff>) {
+    if diff.is_some() {
+        return;
+    }
+    for tile in tiles {
+        let rel = storage::tile_rel(tile.level, tile.index);
+        let first_entry = tile.index << (8 * (u32::from(tile.level) + 1));
+        let stored = storage::read_bounded(&dir.join(&rel), (TILE_WIDTH * HASH_SIZE) as u64);
+        match stored {
+            Err(_) => {
+                *diff = Some(TileDiff {
+                    first_entry,
+                    rel,
+                    position: 0,
+                    missing: true,
+                });
+                return;
+            }
+            Ok(stored) if stored != tile.data => {
+                let position = (0..TILE_WIDTH)
+                    .find(|i| {
+                        stored.get(i * HASH_SIZE..(i + 1) * HASH_SIZE)
+                            != tile.data.get(i * HASH_SIZE..(i + 1) * HASH_SIZE)
+                    })
+                    .unwrap_or(0);
+                let span = 1u64 << (8 * u32::from(tile.level));
+                *diff = Some(TileDiff {
+                    first_entry: first_entry + position as u64 * span,
+                    rel,
+                    position,
+                    missing: false,
+                });
+                return;
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+fn read_checkpoints(
+    dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<StoredCheckpoint>, Defect> {
+    let (history, _, torn) = storage::read_history(&dir.join(HISTORY_FILE))
+        .map_err(|e| defect(None, DefectKind::Unreadable, e.to_string()))?;
+    if let Some(why) = torn {
+        warnings.push(format!(
+            "{HISTORY_FILE} ends with an incomplete record ({why})"
+        ));
+    }
+    let mut out: Vec<StoredCheckpoint> = history
+        .into_iter()
+        .enumerate()
+        .map(|(i, note)| StoredCheckpoint {
+            label: format!("checkpoint #{} in {HISTORY_FILE}", i + 1),
+            note,
+        })
+        .collect();
+    let latest_path = dir.join(storage::CHECKPOINT_FILE);
+    if latest_path.exists() {
+        let note = storage::read_bounded(&latest_path, checkpoint::MAX_CHECKPOINT_BYTES as u64)
+            .map_err(|e| defect(None, DefectKind::CheckpointMalformed, e.to_string()))?;
+        if out.last().is_none_or(|c| c.note != note) {
+            out.push(StoredCheckpoint {
+                label: format!("the checkpoint in {}", storage::CHECKPOINT_FILE),
+                note,
+            });
+        }
+    }
+    Ok(out)
+}
