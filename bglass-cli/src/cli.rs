@@ -29,6 +29,9 @@ pub enum Command {
     /// Work with the catalog of critical tools.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Verify, read and summarise a proxy's audit log (offline, from a copied directory).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print shell completions.
     Completions(CompletionsArgs),
 }
@@ -91,4 +94,113 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// `bglass audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every entry, tile, hash and checkpoint signature; exit 0 when clean, 5 with the
+    /// first defect otherwise.
+    Verify(AuditVerifyArgs),
+    /// List events, filtered.
+    Show(AuditShowArgs),
+    /// Export events for a SIEM or spreadsheet.
+    Export(AuditExportArgs),
+    /// The auditor's summary: grants, bypasses and reviews, denials, uses outside grants,
+    /// drills apart from real incidents.
+    Report(AuditReportArgs),
+}
+
+/// Where the log is and how to trust it.
+#[derive(Debug, Args)]
+pub struct AuditSource {
+    /// The log directory (the proxy's `log/` directory, or a copy of it).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The proxy's public key (ed25519:…), obtained out of band. Without it, the key
+    /// recorded in the log's first entry is used, with a warning.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+}
+
+/// `bglass audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    pub source: AuditSource,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Filters shared by show, export and report.
+#[derive(Debug, Args)]
+pub struct AuditFilterArgs {
+    /// Only events at or after this time (2026-11-21T22:00:00Z, 2026-11-21, or Unix seconds).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only events before this time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only events about this responder.
+    #[arg(long, value_name = "ID")]
+    pub responder: Option<String>,
+    /// Only events about this service.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Only events of this drill.
+    #[arg(long, value_name = "DRILL")]
+    pub drill: Option<String>,
+    /// Read the log even if it does not verify (forensics); a warning says so.
+    #[arg(long)]
+    pub unverified: bool,
+}
+
+/// `bglass audit show`.
+#[derive(Debug, Args)]
+pub struct AuditShowArgs {
+    #[command(flatten)]
+    pub source: AuditSource,
+    #[command(flatten)]
+    pub filter: AuditFilterArgs,
+    /// Print JSON (an array of {index, event}).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line: {"index": N, "event": {...}}.
+    Jsonl,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+/// `bglass audit export`.
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    #[command(flatten)]
+    pub source: AuditSource,
+    #[command(flatten)]
+    pub filter: AuditFilterArgs,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+}
+
+/// `bglass audit report`.
+#[derive(Debug, Args)]
+pub struct AuditReportArgs {
+    #[command(flatten)]
+    pub source: AuditSource,
+    /// Period start (2026-11-21T22:00:00Z, 2026-11-21, or Unix seconds).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Period end.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -11,6 +11,10 @@ use std::process::ExitCode;
 pub enum ErrorKind {
     /// Bad input: a file, flag value, passphrase or config the user can fix. Exit 1.
     User,
+    /// Verification found a defect (tampered or damaged data). Exit 5.
+    Defect,
+    /// Standard output was closed by its reader: exit 0 without a message.
+    ClosedPipe,
     /// A bug or an environment failure the user cannot fix by changing input. Exit 70.
     Internal,
 }
@@ -19,7 +23,9 @@ impl ErrorKind {
     /// The process exit code for this kind (2 is clap's, for usage errors).
     pub fn exit_code(self) -> u8 {
         match self {
+            Self::ClosedPipe => 0,
             Self::User => 1,
+            Self::Defect => 5,
             Self::Internal => 70,
         }
     }
@@ -31,6 +37,7 @@ Exit codes:
   0   success
   1   invalid input: a file, flag, passphrase or config to fix (the message says which)
   2   usage error: unknown command or flag
+  5   verification failed: the audit log has a defect (the message names it and its index)
   70  internal error (please report it)";
 
 /// A failure to show the user.
@@ -61,6 +68,11 @@ impl CliError {
         }
     }
 
+    /// The reader of standard output went away: stop quietly, successfully.
+    pub fn closed_pipe() -> Self {
+        Self::new(ErrorKind::ClosedPipe, "")
+    }
+
     /// Adds what to do next.
     pub fn with_hint(mut self, hint: impl fmt::Display) -> Self {
         self.hint = Some(hint.to_string());
@@ -69,6 +81,9 @@ impl CliError {
 
     /// Prints the error to stderr and returns the exit code.
     pub fn report(&self) -> ExitCode {
+        if self.kind == ErrorKind::ClosedPipe {
+            return ExitCode::SUCCESS;
+        }
         eprintln!("error: {}", self.message);
         if let Some(hint) = &self.hint {
             eprintln!("hint: {hint}");

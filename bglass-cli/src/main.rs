@@ -5,6 +5,7 @@ mod cli;
 mod cmd;
 mod config;
 mod error;
+mod output;
 mod passphrase;
 
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
         cli::Command::Enroll(args) => cmd::enroll::run(cli.config.as_deref(), args),
         cli::Command::Whoami => cmd::whoami::run(cli.config.as_deref()),
         cli::Command::Catalog(cli::CatalogCommand::Check(args)) => cmd::catalog::check(args),
+        cli::Command::Audit(command) => cmd::audit::run(command),
         cli::Command::Completions(args) => cmd::completions::run(args),
     };
     match result {

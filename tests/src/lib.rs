@@ -1,5 +1,11 @@
 //! Helpers for end-to-end tests: find the real `bglass` and `bglass-proxy` binaries built
-//! by `cargo build`, run them with a clean environment, and read their results.
+//! by `cargo build`, run them with a clean environment, and read their results; build
+//! audit logs with known content.
+
+// Test support: a failed setup step should stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod audit;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -23,16 +23,16 @@ pub fn check(args: CatalogCheckArgs) -> CliResult {
         });
         let text = serde_json::to_string_pretty(&doc)
             .map_err(|e| CliError::internal(format!("encoding JSON failed: {e}")))?;
-        println!("{text}");
+        crate::outln!("{text}")?;
         return Ok(());
     }
-    print!("{}", table(&catalog));
-    println!(
+    crate::out!("{}", table(&catalog))?;
+    crate::outln!(
         "\n{}: valid, {} services, sha256:{}",
         args.file.display(),
         catalog.services().len(),
         &catalog.digest()[..16]
-    );
+    )?;
     Ok(())
 }
 

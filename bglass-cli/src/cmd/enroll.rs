@@ -162,7 +162,7 @@ pub fn run(config_flag: Option<&Path>, args: EnrollArgs) -> CliResult {
         return Err(e);
     }
 
-    print!("{}", responder.to_toml());
+    crate::out!("{}", responder.to_toml())?;
     eprintln!(
         "Enrolled {}.\n  key:    {} (age-encrypted, mode 0600)\n  config: {}\n\n\
          Send the [[responder]] entry above to your proxy operator; it goes in responders.toml\n\

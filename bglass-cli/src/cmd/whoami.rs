@@ -36,12 +36,12 @@ pub fn run(config_flag: Option<&Path>) -> CliResult {
             identity.id, config.responder
         )));
     }
-    println!("responder: {}", identity.id);
-    println!("key:       {}", identity.key.public_key());
-    println!("key id:    {}", identity.key.public_key().key_id());
-    println!("config:    {}", location.path.display());
+    crate::outln!("responder: {}", identity.id)?;
+    crate::outln!("key:       {}", identity.key.public_key())?;
+    crate::outln!("key id:    {}", identity.key.public_key().key_id())?;
+    crate::outln!("config:    {}", location.path.display())?;
     for (i, proxy) in config.proxies.iter().enumerate() {
-        println!("proxy {}:   {} (pin {})", i + 1, proxy.url, proxy.pin);
+        crate::outln!("proxy {}:   {} (pin {})", i + 1, proxy.url, proxy.pin)?;
     }
     Ok(())
 }

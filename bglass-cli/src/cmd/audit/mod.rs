@@ -1,0 +1,168 @@
+//! `bglass audit …`: offline verification and reading of a proxy's audit log.
+
+mod export;
+mod report;
+mod show;
+mod verify;
+
+use bglass_core::audit::event::Event;
+use bglass_core::audit::report::{Filter, read_events};
+use bglass_core::audit::verify::{VerifyReport, verify_dir};
+use bglass_core::id::{ResponderId, ServiceName};
+use bglass_core::keys::PublicKey;
+use bglass_core::timestamp;
+
+use crate::cli::{AuditCommand, AuditFilterArgs, AuditSource};
+use crate::error::{CliError, CliResult, ErrorKind};
+
+/// Runs an audit command.
+pub fn run(command: AuditCommand) -> CliResult {
+    match command {
+        AuditCommand::Verify(args) => verify::run(args),
+        AuditCommand::Show(args) => show::run(args),
+        AuditCommand::Export(args) => export::run(args),
+        AuditCommand::Report(args) => report::run(args),
+    }
+}
+
+fn parse_key(source: &AuditSource) -> CliResult<Option<PublicKey>> {
+    source
+        .key
+        .as_deref()
+        .map(|k| {
+            k.parse()
+                .map_err(|e| CliError::user(format!("--key {k:?}: {e}")))
+        })
+        .transpose()
+}
+
+/// Verifies the log, as every reading command does first.
+fn verified(source: &AuditSource) -> CliResult<VerifyReport> {
+    if !source.dir.is_dir() {
+        return Err(
+            CliError::user(format!("{} is not a directory", source.dir.display()))
+                .with_hint("give the proxy's log directory, or a copy of it"),
+        );
+    }
+    let key = parse_key(source)?;
+    verify_dir(&source.dir, key).map_err(|d| {
+        CliError::new(ErrorKind::Defect, format!("{}: {d}", source.dir.display()))
+            .with_hint("the log has been altered or damaged; keep the copy as evidence")
+    })
+}
+
+/// Reads the events after verifying (or, with `--unverified`, with a warning).
+fn events(source: &AuditSource, unverified: bool) -> CliResult<Vec<(u64, Event)>> {
+    match verified(source) {
+        Ok(report) => {
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+        }
+        Err(e) if unverified => eprintln!("warning: reading a log that does not verify: {e}"),
+        Err(e) => {
+            return Err(
+                e.with_hint("run `bglass audit verify`; pass --unverified to read it anyway")
+            );
+        }
+    }
+    read_events(&source.dir).map_err(|e| CliError::new(ErrorKind::Defect, e))
+}
+
+fn time_arg(flag: &str, value: Option<&String>) -> CliResult<Option<u64>> {
+    value
+        .map(|v| timestamp::parse_ms(v).map_err(|e| CliError::user(format!("{flag}: {e}"))))
+        .transpose()
+}
+
+fn filter(args: &AuditFilterArgs) -> CliResult<Filter> {
+    Ok(Filter {
+        since_ms: time_arg("--since", args.since.as_ref())?,
+        until_ms: time_arg("--until", args.until.as_ref())?,
+        responder: args
+            .responder
+            .as_deref()
+            .map(|r| ResponderId::new(r).map_err(|e| CliError::user(format!("--responder: {e}"))))
+            .transpose()?,
+        service: args
+            .service
+            .as_deref()
+            .map(|s| ServiceName::new(s).map_err(|e| CliError::user(format!("--service: {e}"))))
+            .transpose()?,
+        drill: args.drill.clone(),
+    })
+}
+
+/// One line of detail about an event, for tables and CSV.
+fn detail(event: &Event) -> String {
+    use bglass_core::audit::event::EventKind as K;
+    match &event.event {
+        K::ProxyStart { key, version, .. } => format!("key {key}, bglass {version}"),
+        K::ProxyStop { reason } => reason.clone(),
+        K::Request {
+            request,
+            ttl_secs,
+            emergency,
+            reason,
+            incident,
+            ..
+        } => format!(
+            "{request} ttl {ttl_secs}s{} incident {incident}: {reason}",
+            if *emergency { " EMERGENCY" } else { "" }
+        ),
+        K::Approval { request, .. } => format!("approved {request}"),
+        K::Denial { reason, detail, .. } => format!("{reason}: {detail}"),
+        K::Grant {
+            request,
+            nbf,
+            exp,
+            emergency,
+            ..
+        } => format!(
+            "for {request}, {} to {}{}",
+            timestamp::format_secs(*nbf),
+            timestamp::format_secs(*exp),
+            if *emergency {
+                " EMERGENCY (review required)"
+            } else {
+                ""
+            }
+        ),
+        K::Use {
+            method,
+            path,
+            status,
+            bytes_in,
+            bytes_out,
+            duration_ms,
+            ..
+        } => format!(
+            "{method} {path} -> {status}, {bytes_in}B in, {bytes_out}B out, {duration_ms}ms"
+        ),
+        K::TunnelOpen { tunnel, .. } => format!("tunnel {tunnel} open"),
+        K::TunnelClose {
+            tunnel,
+            bytes_up,
+            bytes_down,
+            reason,
+            ..
+        } => format!("tunnel {tunnel} closed ({reason}), {bytes_up}B up, {bytes_down}B down"),
+        K::Revoke { reason, .. } => reason.clone(),
+        K::Expiry { .. } => "expired".to_owned(),
+        K::Review { note, .. } => note.clone(),
+        K::ConfigReload {
+            file,
+            accepted,
+            error,
+            ..
+        } => match (accepted, error) {
+            (true, _) => format!("{file} reloaded"),
+            (false, Some(e)) => format!("{file} REJECTED: {e}"),
+            (false, None) => format!("{file} REJECTED"),
+        },
+        K::DrillStart { scenario, .. } => format!("scenario {scenario}"),
+        K::DrillStop {} => String::new(),
+        K::DrillResult { .. } => "result recorded".to_owned(),
+        _ => String::new(),
+    }
+}
