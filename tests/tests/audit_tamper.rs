@@ -52,6 +52,7 @@ fn assert_defect(dir: &Path, expected: &str) {
         out.stderr
     );
     let first = out.stderr.lines().next().unwrap_or_default().to_owned();
+    eprintln!("verify reported: {first}");
     assert!(
         first.contains(expected),
         "expected {expected:?} in: {first}"
@@ -216,7 +217,7 @@ fn checkpoint_size_or_root_altered() {
     std::fs::write(dir.join(storage::CHECKPOINT_FILE), &altered).unwrap();
     assert_defect(
         &dir,
-        "entry 9999: the checkpoint in checkpoint: checkpoint signature does not verify",
+        "tree size 9999: the checkpoint in checkpoint: checkpoint signature does not verify",
     );
 
     // The root altered inside the history.
@@ -266,7 +267,7 @@ fn two_inconsistent_checkpoints_a_fork() {
     let mut notes = history(&dir);
     notes.push(fork);
     write_history(&dir, &notes);
-    assert_defect(&dir, "entry 5000: checkpoint #");
+    assert_defect(&dir, "tree size 5000: checkpoint #");
     let out = verify(&dir);
     assert!(
         out.stderr
@@ -274,5 +275,9 @@ fn two_inconsistent_checkpoints_a_fork() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("(a fork)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("which matches the entries (a fork)"),
+        "{}",
+        out.stderr
+    );
 }

@@ -40,7 +40,7 @@ fn to_hash(digest: ring::digest::Digest) -> Hash {
 }
 
 /// The root of a complete subtree whose bottom row is `hashes` (a power of two of them).
-fn subtree_root(hashes: &[Hash]) -> Hash {
+pub fn subtree_root(hashes: &[Hash]) -> Hash {
     let mut row: Vec<Hash> = hashes.to_vec();
     while row.len() > 1 {
         row = row.chunks(2).map(|p| node_hash(&p[0], &p[1])).collect();
@@ -80,8 +80,33 @@ impl TreeEdge {
     /// Adds a leaf; tiles that become full are appended to `completed`.
     pub fn push(&mut self, leaf: Hash, completed: &mut Vec<FullTile>) {
         self.size += 1;
-        let mut hash = leaf;
-        let mut level = 0usize;
+        self.carry(0, leaf, completed);
+    }
+
+    /// Adds a whole bundle of 256 leaves whose subtree root the caller computed (on
+    /// another thread). Only valid at a bundle boundary; returns false, changing nothing,
+    /// otherwise.
+    pub fn push_bundle(
+        &mut self,
+        leaves: &[Hash],
+        root: Hash,
+        completed: &mut Vec<FullTile>,
+    ) -> bool {
+        if leaves.len() != TILE_WIDTH || !self.size.is_multiple_of(TILE_WIDTH as u64) {
+            return false;
+        }
+        self.size += TILE_WIDTH as u64;
+        completed.push(FullTile {
+            level: 0,
+            index: (self.size >> TILE_HEIGHT) - 1,
+            data: leaves.iter().flat_map(|h| h.0).collect(),
+        });
+        self.carry(1, root, completed);
+        true
+    }
+
+    /// Adds `hash` to the incomplete tile of `level`, carrying full tiles upwards.
+    fn carry(&mut self, mut level: usize, mut hash: Hash, completed: &mut Vec<FullTile>) {
         loop {
             if self.partial.len() <= level {
                 self.partial.push(Vec::with_capacity(TILE_WIDTH));

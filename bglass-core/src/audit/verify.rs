@@ -12,7 +12,7 @@ use std::path::Path;
 use super::checkpoint::{self, CheckpointError};
 use super::event::{Event, EventKind};
 use super::storage::{self, HISTORY_FILE, WAL_FILE};
-use super::tree::{FullTile, HASH_SIZE, Hash, TILE_WIDTH, TreeEdge, leaf_hash};
+use super::tree::{FullTile, HASH_SIZE, Hash, TILE_WIDTH, TreeEdge, leaf_hash, subtree_root};
 use crate::id::ProxyId;
 use crate::keys::PublicKey;
 
@@ -78,7 +78,7 @@ pub enum DefectKind {
 
 /// The first defect found.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{}{what}", index.map(|i| format!("entry {i}: ")).unwrap_or_default())]
+#[error("{}{what}", self.place())]
 pub struct Defect {
     /// The entry (or tree size) where it is.
     pub index: Option<u64>,
@@ -86,6 +86,24 @@ pub struct Defect {
     pub kind: DefectKind,
     /// What is wrong, in a sentence.
     pub what: String,
+}
+
+impl Defect {
+    /// Where the defect is, as a prefix: an entry, or the tree size a checkpoint claims.
+    fn place(&self) -> String {
+        let checkpoint = matches!(
+            self.kind,
+            DefectKind::CheckpointAltered
+                | DefectKind::CheckpointWrongKey
+                | DefectKind::CheckpointMalformed
+                | DefectKind::CheckpointFork
+        );
+        match (self.index, checkpoint) {
+            (Some(i), false) => format!("entry {i}: "),
+            (Some(i), true) => format!("tree size {i}: "),
+            (None, _) => String::new(),
+        }
+    }
 }
 
 fn defect(index: Option<u64>, kind: DefectKind, what: impl Into<String>) -> Defect {
@@ -145,28 +163,50 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
                 .map_err(|what| defect(Some(index), DefectKind::EntryMalformed, what))?;
         }
         edge.push(leaf, completed);
+        Ok(())
+    };
+    let note_root = |edge: &TreeEdge, wanted: &mut BTreeMap<u64, Option<Hash>>| {
         if let Some(root) = wanted.get_mut(&edge.size()) {
             *root = Some(edge.root());
         }
-        Ok(())
     };
 
     // Full bundles, then the entries after them. Reading stops at the first entry that is
     // not a valid event; a tile disagreement is noted and judged once checkpoints are known.
     let mut entry_defect: Option<Defect> = None;
     let bundles = storage::count_bundles(dir);
+    let head_proxy = first_proxy(dir);
+    let head_proxy = &head_proxy;
     std::thread::scope(|scope| {
-        // A reader thread reads bundles and hashes their entries while this thread walks
-        // the previous ones through the tree: on two cores the two halves overlap.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Hashed>(4);
-        scope.spawn(move || {
-            for b in 0..bundles {
-                if tx.send(Hashed::read(dir, b)).is_err() {
-                    break; // the walker stopped at a defect
-                }
-            }
+        // Reader threads read bundles and hash their entries (bundle b on thread b % n)
+        // while this thread walks the previous ones through the tree in order.
+        let readers = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .clamp(1, 4) as u64;
+        let receivers: Vec<_> = (0..readers)
+            .map(|r| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Hashed>(4);
+                scope.spawn(move || {
+                    let mut b = r;
+                    while b < bundles {
+                        if tx
+                            .send(Hashed::read(dir, b, head_proxy.as_deref()))
+                            .is_err()
+                        {
+                            break; // the walker stopped at a defect
+                        }
+                        b += readers;
+                    }
+                });
+                rx
+            })
+            .collect();
+        let in_order = (0..bundles).map_while(|b| {
+            receivers
+                .get(usize::try_from(b % readers).unwrap_or(0))
+                .and_then(|rx| rx.recv().ok())
         });
-        for hashed in rx {
+        for hashed in in_order {
             let b = hashed.bundle;
             let base = b * TILE_WIDTH as u64;
             let bytes = match &hashed.data {
@@ -181,6 +221,30 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
             let rel0 = storage::tile_rel(0, b);
             let stored0 =
                 storage::read_bounded(&dir.join(&rel0), (TILE_WIDTH * HASH_SIZE) as u64).ok();
+            // Fast path: a whole, well-formed bundle at a boundary, no checkpoint inside it.
+            let inside = wanted
+                .range(base + 1..base + TILE_WIDTH as u64)
+                .next()
+                .is_some();
+            if let (Some(root), None, None, false, true) = (
+                hashed.root,
+                &hashed.damage,
+                &hashed.bad_head,
+                inside,
+                b > 0 && edge.size() == base,
+            ) {
+                // The level-0 tile is exactly these leaves; compare_tiles finds any difference.
+                edge.push_bundle(&hashed.leaves, root, &mut completed);
+                note_root(&edge, &mut wanted);
+                compare_tiles(
+                    dir,
+                    &completed,
+                    &mut tile_diff,
+                    stored0.as_deref().map(|d| (b, d)),
+                );
+                completed.clear();
+                continue;
+            }
             let mut stop = false;
             for (position, (range, leaf)) in hashed.ranges.iter().zip(&hashed.leaves).enumerate() {
                 let index = edge.size();
@@ -202,6 +266,7 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
                     stop = true;
                     break;
                 }
+                note_root(&edge, &mut wanted);
             }
             if stop {
                 break;
@@ -255,6 +320,7 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
                         entry_defect = Some(d);
                         break;
                     }
+                    note_root(&edge, &mut wanted);
                     compare_tiles(dir, &completed, &mut tile_diff, None);
                     completed.clear();
                 }
@@ -301,26 +367,24 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
         );
     }
 
-    // Checkpoints: signature, then agreement with the entries.
+    // Checkpoints: signature, then agreement with the entries. Those that agree are found
+    // first, so that a disagreeing one can be named against the nearest one that agrees.
     let origin = checkpoint::origin(&proxy);
     let mut checkpoint_defect: Option<Defect> = None;
-    let mut agreeing: Vec<(u64, String)> = Vec::new();
+    let mut agreeing: Vec<(u64, &str)> = Vec::new();
+    let mut forks: Vec<(u64, &str)> = Vec::new();
     let mut latest: Option<(u64, Hash)> = None;
     for c in &checkpoints {
         let verified = match checkpoint::verify(&c.note, &origin, &key) {
             Ok(v) => v,
             Err(e) => {
-                let (kind, what) = match e {
-                    CheckpointError::BadSignature => {
-                        (DefectKind::CheckpointAltered, format!("{}: {e}", c.label))
-                    }
-                    CheckpointError::WrongKey { .. } => {
-                        (DefectKind::CheckpointWrongKey, format!("{}: {e}", c.label))
-                    }
-                    _ => (DefectKind::CheckpointMalformed, format!("{}: {e}", c.label)),
+                let kind = match e {
+                    CheckpointError::BadSignature => DefectKind::CheckpointAltered,
+                    CheckpointError::WrongKey { .. } => DefectKind::CheckpointWrongKey,
+                    _ => DefectKind::CheckpointMalformed,
                 };
                 let index = checkpoint::peek(&c.note).map(|(_, s, _)| s);
-                checkpoint_defect.get_or_insert(defect(index, kind, what));
+                checkpoint_defect.get_or_insert(defect(index, kind, format!("{}: {e}", c.label)));
                 continue;
             }
         };
@@ -335,32 +399,34 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
             ));
             continue;
         }
-        let computed = wanted.get(&verified.size).copied().flatten();
-        if computed != Some(verified.root) {
-            let others = agreeing
-                .iter()
-                .map(|(s, l)| format!("{l} (size {s})"))
-                .collect::<Vec<_>>();
-            let context = if others.is_empty() {
-                "the entries were rewritten, or the proxy signed a view that was never its log"
-                    .to_owned()
-            } else {
-                format!("it is inconsistent with {} (a fork)", others.join(", "))
-            };
-            checkpoint_defect.get_or_insert(defect(
-                Some(verified.size),
-                DefectKind::CheckpointFork,
-                format!(
-                    "{} (size {}) does not match the entries: {context}",
-                    c.label, verified.size
-                ),
-            ));
-            continue;
+        if wanted.get(&verified.size).copied().flatten() == Some(verified.root) {
+            agreeing.push((verified.size, &c.label));
+            if latest.is_none_or(|(s, _)| verified.size >= s) {
+                latest = Some((verified.size, verified.root));
+            }
+        } else {
+            forks.push((verified.size, &c.label));
         }
-        agreeing.push((verified.size, c.label.clone()));
-        if latest.is_none_or(|(s, _)| verified.size >= s) {
-            latest = Some((verified.size, verified.root));
-        }
+    }
+    if let Some((size, label)) = forks.first() {
+        // The nearest agreeing checkpoint at or after the fork's size, else the largest.
+        let witness = agreeing
+            .iter()
+            .filter(|(s, _)| s >= size)
+            .min_by_key(|(s, _)| *s)
+            .or_else(|| agreeing.iter().max_by_key(|(s, _)| *s));
+        let context = match witness {
+            Some((s, l)) => format!(
+                "it is inconsistent with {l} (size {s}), which matches the entries (a fork)"
+            ),
+            None => "the entries were rewritten, or the proxy signed a view that was never its log"
+                .to_owned(),
+        };
+        checkpoint_defect.get_or_insert(defect(
+            Some(*size),
+            DefectKind::CheckpointFork,
+            format!("{label} (size {size}) does not match the entries: {context}"),
+        ));
     }
 
     // The first defect in log order: a tile disagreement is an altered entry unless the
@@ -446,6 +512,21 @@ fn check_head(entry: &[u8], proxy: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The proxy named by the log's first entry, for the reader threads' head checks (the
+/// walker reports a first entry that does not parse).
+fn first_proxy(dir: &Path) -> Option<String> {
+    let first = match storage::read_bundle(dir, 0) {
+        Ok(bytes) => entry_ranges(&bytes)
+            .0
+            .first()
+            .map(|r| bytes[r.clone()].to_vec()),
+        Err(_) => storage::read_wal(&dir.join(WAL_FILE))
+            .ok()
+            .and_then(|w| w.records.into_iter().next().map(|r| r.data)),
+    }?;
+    Event::from_bytes(&first).ok().map(|e| e.proxy.to_string())
+}
+
 /// One bundle, read and hashed by the reader thread.
 struct Hashed {
     bundle: u64,
@@ -453,10 +534,14 @@ struct Hashed {
     ranges: Vec<std::ops::Range<usize>>,
     leaves: Vec<Hash>,
     damage: Option<String>,
+    /// The first entry whose head is not an event of the log's proxy.
+    bad_head: Option<(usize, String)>,
+    /// The subtree root of a full bundle.
+    root: Option<Hash>,
 }
 
 impl Hashed {
-    fn read(dir: &Path, bundle: u64) -> Self {
+    fn read(dir: &Path, bundle: u64, proxy: Option<&str>) -> Self {
         let data = storage::read_bundle(dir, bundle);
         let (ranges, damage) = match &data {
             Ok(bytes) => entry_ranges(bytes),
@@ -469,12 +554,24 @@ impl Hashed {
                 .collect(),
             Err(_) => Vec::new(),
         };
+        let bad_head = match (&data, proxy) {
+            (Ok(bytes), Some(proxy)) => ranges.iter().enumerate().find_map(|(i, r)| {
+                let first_of_log = bundle == 0 && i == 0;
+                (!first_of_log)
+                    .then(|| check_head(&bytes[r.clone()], proxy).err().map(|e| (i, e)))
+                    .flatten()
+            }),
+            _ => None,
+        };
+        let root = (leaves.len() == TILE_WIDTH).then(|| subtree_root(&leaves));
         Self {
             bundle,
             data,
             ranges,
             leaves,
             damage,
+            bad_head,
+            root,
         }
     }
 }
