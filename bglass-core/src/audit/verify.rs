@@ -226,50 +226,43 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
                 .range(base + 1..base + TILE_WIDTH as u64)
                 .next()
                 .is_some();
-            if let (Some(root), None, None, false, true) = (
-                hashed.root,
-                &hashed.damage,
-                &hashed.bad_head,
-                inside,
-                b > 0 && edge.size() == base,
-            ) {
+            let whole = match (hashed.root, &hashed.damage, &hashed.bad_head) {
+                (Some(root), None, None) if !inside && b > 0 && edge.size() == base => Some(root),
+                _ => None,
+            };
+            if let Some(root) = whole {
                 // The level-0 tile is exactly these leaves; compare_tiles finds any difference.
                 edge.push_bundle(&hashed.leaves, root, &mut completed);
                 note_root(&edge, &mut wanted);
-                compare_tiles(
-                    dir,
-                    &completed,
-                    &mut tile_diff,
-                    stored0.as_deref().map(|d| (b, d)),
-                );
-                completed.clear();
-                continue;
-            }
-            let mut stop = false;
-            for (position, (range, leaf)) in hashed.ranges.iter().zip(&hashed.leaves).enumerate() {
-                let index = edge.size();
-                if tile_diff.is_none()
-                    && let Some(stored) = &stored0
-                    && stored.get(position * HASH_SIZE..(position + 1) * HASH_SIZE)
-                        != Some(&leaf.0[..])
+            } else {
+                let mut stop = false;
+                for (position, (range, leaf)) in
+                    hashed.ranges.iter().zip(&hashed.leaves).enumerate()
                 {
-                    tile_diff = Some(TileDiff {
-                        first_entry: base + position as u64,
-                        rel: rel0.clone(),
-                        position,
-                        missing: false,
-                    });
+                    let index = edge.size();
+                    if tile_diff.is_none()
+                        && let Some(stored) = &stored0
+                        && stored.get(position * HASH_SIZE..(position + 1) * HASH_SIZE)
+                            != Some(&leaf.0[..])
+                    {
+                        tile_diff = Some(TileDiff {
+                            first_entry: base + position as u64,
+                            rel: rel0.clone(),
+                            position,
+                            missing: false,
+                        });
+                    }
+                    let entry = &bytes[range.clone()];
+                    if let Err(d) = on_entry(index, entry, *leaf, &mut edge, &mut completed) {
+                        entry_defect = Some(d);
+                        stop = true;
+                        break;
+                    }
+                    note_root(&edge, &mut wanted);
                 }
-                let entry = &bytes[range.clone()];
-                if let Err(d) = on_entry(index, entry, *leaf, &mut edge, &mut completed) {
-                    entry_defect = Some(d);
-                    stop = true;
+                if stop {
                     break;
                 }
-                note_root(&edge, &mut wanted);
-            }
-            if stop {
-                break;
             }
             compare_tiles(
                 dir,

@@ -19,6 +19,21 @@ fn vectors() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The published leaves and the root of each tree size 0..=8.
+fn leaves_and_roots(v: &serde_json::Value) -> (Vec<Vec<u8>>, Vec<Hash>) {
+    let list = |k: &str| {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    (
+        list("leaves").iter().map(|l| unhex(l)).collect(),
+        list("roots").iter().map(|r| hash(r)).collect(),
+    )
+}
+
 /// A tree built through the same edge and tile code the log uses.
 fn build(leaves: &[Vec<u8>]) -> (TreeEdge, HashMap<(u8, u64), Vec<u8>>) {
     let mut edge = TreeEdge::new();
@@ -35,16 +50,10 @@ fn build(leaves: &[Vec<u8>]) -> (TreeEdge, HashMap<(u8, u64), Vec<u8>>) {
 
 #[test]
 fn roots_match_rfc6962_vectors() {
-    let v = vectors();
-    let leaves: Vec<Vec<u8>> = v["leaves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| unhex(l.as_str().unwrap()))
-        .collect();
-    for (size, root) in v["roots"].as_array().unwrap().iter().enumerate() {
+    let (leaves, roots) = leaves_and_roots(&vectors());
+    for (size, root) in roots.iter().enumerate() {
         let (edge, _) = build(&leaves[..size]);
-        assert_eq!(edge.root(), hash(root.as_str().unwrap()), "size {size}");
+        assert_eq!(edge.root(), *root, "size {size}");
     }
     // ring's leaf hash is the one tlog_tiles defines.
     for leaf in &leaves {
@@ -55,18 +64,7 @@ fn roots_match_rfc6962_vectors() {
 #[test]
 fn proofs_match_rfc6962_vectors() {
     let v = vectors();
-    let leaves: Vec<Vec<u8>> = v["leaves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| unhex(l.as_str().unwrap()))
-        .collect();
-    let roots: Vec<Hash> = v["roots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| hash(r.as_str().unwrap()))
-        .collect();
+    let (leaves, roots) = leaves_and_roots(&v);
     let proof_of = |p: &serde_json::Value| -> Vec<Hash> {
         p.as_array()
             .unwrap()
