@@ -114,16 +114,28 @@ fn concurrent_appenders_are_group_committed_and_all_land() {
     assert!(verify_dir(dir.path(), None).is_ok());
 }
 
+/// Waits (up to 10 s, polling) until the latest checkpoint covers `size` entries.
+fn wait_for_checkpoint(log: &AuditLog, size: u64) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    while log.latest_checkpoint().map(|c| c.size) != Some(size) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no checkpoint of size {size}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    start.elapsed()
+}
+
 #[test]
 fn checkpoints_are_signed_while_entries_arrive() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = open(dir.path());
+    // Nobody asks for a checkpoint: the writer signs one on its own after the interval.
     log.append(event(0)).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(log.latest_checkpoint().map(|c| c.size), Some(1));
+    wait_for_checkpoint(&log, 1);
     log.append(event(1)).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(log.latest_checkpoint().map(|c| c.size), Some(2));
+    wait_for_checkpoint(&log, 2);
     let (history, _, _) = storage::read_history(&dir.path().join(storage::HISTORY_FILE)).unwrap();
     assert_eq!(history.len(), 2);
 }
