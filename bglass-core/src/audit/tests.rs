@@ -115,7 +115,7 @@ fn concurrent_appenders_are_group_committed_and_all_land() {
 }
 
 /// Waits (up to 10 s, polling) until the latest checkpoint covers `size` entries.
-fn wait_for_checkpoint(log: &AuditLog, size: u64) -> std::time::Duration {
+fn wait_for_checkpoint(log: &AuditLog, size: u64) -> Duration {
     let start = std::time::Instant::now();
     while log.latest_checkpoint().map(|c| c.size) != Some(size) {
         assert!(
