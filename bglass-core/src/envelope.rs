@@ -321,6 +321,12 @@ impl DecodedEnvelope {
         &self.payload.responder
     }
 
+    /// The payload, NOT yet verified: only for reading back envelopes the log already
+    /// holds (nonces at replay), never for a decision.
+    pub fn unverified_payload(&self) -> &RequestPayload {
+        &self.payload
+    }
+
     /// Checks the envelope against the roster key, the connection's key, the clock and the
     /// audience. `roster_key` is the roster's key for [`Self::claimed_responder`], or
     /// `None` when the roster has no such responder.

@@ -11,6 +11,7 @@
 //! - [`failstale`]: keep the last good configuration when a reload is rejected.
 //! - [`source`], [`id`], [`duration`]: strict file reading, names and durations.
 
+pub mod api;
 pub mod audit;
 pub mod catalog;
 pub mod duration;
@@ -22,6 +23,7 @@ pub mod keys;
 pub mod roster;
 pub mod source;
 pub mod timestamp;
+pub mod vault;
 mod wire;
 
 #[cfg(test)]

@@ -1,6 +1,16 @@
 //! bglass-proxy: the out-of-band authenticating proxy.
 //!
-//! Today it holds the configuration checks an operator runs before (re)loading a proxy:
-//! the catalog and roster are validated with exactly the rules the running proxy applies.
+//! - `init`: a new proxy cell (keys, certificates, vault, config).
+//! - `config`: `proxy.toml`.
+//! - `tls`: mutual TLS shared with the CLI (pinned CA, roster-gated client keys).
+//! - `state`: the proxy's live state, rebuilt from the audit log.
+//! - `server`: the listener, control API and data plane.
+//! - `check`: catalog and roster validation as the proxy loads them.
 
 pub mod check;
+pub mod config;
+pub mod init;
+pub mod metrics;
+pub mod server;
+pub mod state;
+pub mod tls;

@@ -85,6 +85,17 @@ pub struct Appended {
     pub leaf: Hash,
 }
 
+/// An entry queued for appending.
+#[derive(Debug)]
+pub struct Submitted(mpsc::Receiver<Result<Appended, AuditAppendError>>);
+
+impl Submitted {
+    /// Waits until the entry is on disk (or the append failed).
+    pub fn wait(self) -> Result<Appended, AuditAppendError> {
+        self.0.recv().unwrap_or(Err(AuditAppendError::Closed))
+    }
+}
+
 /// What recovery found and did at open.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -402,9 +413,15 @@ impl AuditLog {
 
     /// Appends one entry; returns once it is on disk.
     pub fn append(&self, entry: Vec<u8>) -> Result<Appended, AuditAppendError> {
+        self.submit(entry)?.wait()
+    }
+
+    /// Queues one entry without waiting. Entries submitted in order are appended in that
+    /// order; [`Submitted::wait`] returns once the entry is on disk.
+    pub fn submit(&self, entry: Vec<u8>) -> Result<Submitted, AuditAppendError> {
         let (reply, rx) = mpsc::sync_channel(1);
         self.send(Command::Append(entry, reply))?;
-        rx.recv().unwrap_or(Err(AuditAppendError::Closed))
+        Ok(Submitted(rx))
     }
 
     /// Signs a checkpoint now (if any entry is not yet covered) and returns the latest one.
@@ -498,6 +515,23 @@ impl AuditLog {
         };
         super::tree::prove_consistency(&reader, new, old)
             .map_err(|e| ProofError::Tree(e.to_string()))
+    }
+
+    /// The leaf hash of entry `index`.
+    pub fn leaf_hash(&self, index: u64) -> Result<Hash, ProofError> {
+        let state = lock_state(&self.state);
+        if index >= state.edge.size() {
+            return Err(ProofError::Range(format!("entry {index}")));
+        }
+        let tiles = DiskTiles { dir: self.dir.clone() };
+        let reader = TreeReader { edge: &state.edge, full: &tiles };
+        use tlog_tiles::HashReader;
+        reader
+            .read_hashes(&[tlog_tiles::stored_hash_index(0, index)])
+            .map_err(|e| ProofError::Tree(e.to_string()))?
+            .first()
+            .copied()
+            .ok_or_else(|| ProofError::Tree("no hash".to_owned()))
     }
 
     /// A receipt for an appended entry, when a checkpoint already covers it.

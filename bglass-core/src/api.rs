@@ -1,0 +1,139 @@
+//! The control API's JSON bodies, shared by the proxy and the CLI (documented in
+//! `docs/api.md`).
+
+use crate::audit::receipt::Receipt;
+use crate::id::{GrantId, ProxyId, RequestId, ResponderId, ServiceName};
+
+/// The header that carries a grant on data-plane requests.
+pub const GRANT_HEADER: &str = "bglass-grant";
+
+/// An error answer: a stable code, one sentence, and what to do next.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ApiError {
+    /// Stable machine-readable code (`bad_signature`, `replayed`, `self_approval`, …).
+    pub error: String,
+    /// One sentence for the user.
+    pub message: String,
+    /// What to do next, when there is something to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// A grant as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GrantView {
+    /// Grant id.
+    pub id: GrantId,
+    /// The signed token (only shown to its holder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Holder.
+    pub responder: ResponderId,
+    /// Service.
+    pub service: ServiceName,
+    /// The request it answers.
+    pub request: RequestId,
+    /// Valid from, Unix seconds.
+    pub nbf: u64,
+    /// Valid until, Unix seconds.
+    pub exp: u64,
+    /// Issued under the emergency bypass.
+    pub emergency: bool,
+    /// `active`, `expired` or `revoked`.
+    pub state: String,
+    /// For emergency grants: whether the review is still open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_open: Option<bool>,
+}
+
+/// An access request as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RequestView {
+    /// Request id.
+    pub id: RequestId,
+    /// Requester.
+    pub responder: ResponderId,
+    /// Service.
+    pub service: ServiceName,
+    /// Lifetime asked for, seconds.
+    pub ttl_secs: u64,
+    /// Why.
+    pub reason: String,
+    /// Incident.
+    pub incident: String,
+    /// Emergency bypass asked for.
+    pub emergency: bool,
+    /// `pending`, `granted` or `denied`.
+    pub status: String,
+    /// Approvers who approved so far.
+    pub approved_by: Vec<ResponderId>,
+    /// Approvals the catalog requires.
+    pub approvals_needed: u8,
+    /// When it was made, Unix ms.
+    pub created_ms: u64,
+    /// Why it was denied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied: Option<String>,
+    /// The grant, once issued (its token only for the requester).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantView>,
+    /// A receipt for the grant's audit entry, once a checkpoint covers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+    /// The audit index of the grant entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_index: Option<u64>,
+}
+
+/// A catalog service's state in `/v1/status`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServiceStatus {
+    /// Name.
+    pub name: ServiceName,
+    /// Kind.
+    pub kind: String,
+    /// Approvals needed.
+    pub approvals: u8,
+    /// Emergency bypass allowed.
+    pub emergency_bypass: bool,
+    /// `up`, `down` or `unknown` (informational only).
+    pub health: String,
+    /// Why, when down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// `/v1/status`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatusView {
+    /// Proxy id.
+    pub proxy: ProxyId,
+    /// bglass version.
+    pub version: String,
+    /// The caller, as the roster knows them.
+    pub you: ResponderId,
+    /// Your roles.
+    pub roles: Vec<String>,
+    /// Digest of the catalog in force.
+    pub catalog: String,
+    /// The last rejected catalog reload, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_rejected: Option<String>,
+    /// The last rejected roster reload, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster_rejected: Option<String>,
+    /// Entries in the audit log.
+    pub log_size: u64,
+    /// The audit log's failure, if it failed (the proxy then refuses access).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_failure: Option<String>,
+    /// Services.
+    pub services: Vec<ServiceStatus>,
+}
+
+/// A proof answer: hashes, base64.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProofView {
+    /// The proof's hashes, base64.
+    pub proof: Vec<String>,
+}

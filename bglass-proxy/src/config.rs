@@ -1,0 +1,267 @@
+//! `proxy.toml`: where the proxy listens, where its files are, its limits and its
+//! notification targets. Parsed as strictly as the catalog, errors located.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use bglass_core::duration::HumanDuration;
+use bglass_core::id::ProxyId;
+use bglass_core::source::{Located, Source, SourceLimits, SourceProblem};
+use toml::Spanned;
+
+/// Size and line limits checked before parsing.
+pub const PROXY_CONFIG_LIMITS: SourceLimits = SourceLimits {
+    max_bytes: 64 * 1024,
+    max_line_bytes: 1024,
+};
+
+/// A notification target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyTarget {
+    /// Where to POST: `http://IP:PORT/path` (loopback relays or internal receivers).
+    pub url: String,
+    /// The address to connect to.
+    pub addr: SocketAddr,
+    /// The request path.
+    pub path: String,
+    /// `json` (generic) or `slack` (Slack-compatible `{"text": …}`).
+    pub format: NotifyFormat,
+}
+
+/// Body format of a notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotifyFormat {
+    /// The event as JSON with a summary line.
+    Json,
+    /// `{"text": "…"}`, accepted by Slack-compatible webhooks.
+    Slack,
+}
+
+/// Limits of the HTTP listener and the data plane.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request head (request line and headers).
+    pub max_header_bytes: usize,
+    /// Largest request body on the control API.
+    pub max_api_body_bytes: usize,
+    /// Largest request body forwarded on the data plane.
+    pub max_body_bytes: u64,
+    /// Time allowed for an upstream to answer (headers).
+    pub upstream_timeout: HumanDuration,
+    /// Time a client may take to send a request head.
+    pub header_timeout: HumanDuration,
+}
+
+/// A validated `proxy.toml`.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// The file itself.
+    pub path: PathBuf,
+    /// Proxy id (names grants and the log).
+    pub id: ProxyId,
+    /// TLS listener.
+    pub listen: SocketAddr,
+    /// Prometheus metrics listener (plain HTTP; loopback).
+    pub metrics_listen: Option<SocketAddr>,
+    /// The catalog.
+    pub services: PathBuf,
+    /// The roster.
+    pub roster: PathBuf,
+    /// State: the audit log and the notifier's cursor.
+    pub data_dir: PathBuf,
+    /// The vault.
+    pub vault: PathBuf,
+    /// The vault identity.
+    pub vault_identity: PathBuf,
+    /// Server certificate chain (server, then CA), PEM.
+    pub tls_chain: PathBuf,
+    /// Limits.
+    pub limits: Limits,
+    /// Notification targets.
+    pub notify: Vec<NotifyTarget>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    id: Spanned<String>,
+    listen: Spanned<String>,
+    metrics_listen: Option<Spanned<String>>,
+    services: Spanned<String>,
+    roster: Spanned<String>,
+    data_dir: Spanned<String>,
+    vault: Spanned<String>,
+    vault_identity: Spanned<String>,
+    tls_chain: Spanned<String>,
+    #[serde(default)]
+    limits: Option<RawLimits>,
+    #[serde(default)]
+    notify: Vec<Spanned<RawNotify>>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_header_bytes: Option<Spanned<i64>>,
+    max_api_body_bytes: Option<Spanned<i64>>,
+    max_body_bytes: Option<Spanned<i64>>,
+    upstream_timeout: Option<Spanned<String>>,
+    header_timeout: Option<Spanned<String>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    url: Spanned<String>,
+    format: Option<Spanned<String>>,
+}
+
+/// The rule `proxy.toml` broke.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyConfigProblem {
+    /// Unreadable, too large, not UTF-8, overlong line, or not TOML for the schema.
+    #[error(transparent)]
+    Source(SourceProblem),
+    /// The id is invalid.
+    #[error("invalid proxy id: {0}")]
+    Id(bglass_core::id::NameError),
+    /// An address is not IP:port.
+    #[error("{field} {value:?} must be an IP literal and port")]
+    Address {
+        /// The field.
+        field: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// A path is empty.
+    #[error("{0} must not be empty")]
+    Path(&'static str),
+    /// A limit is out of range.
+    #[error("limits.{field} must be between {min} and {max}")]
+    Limit {
+        /// The field.
+        field: &'static str,
+        /// Smallest.
+        min: i64,
+        /// Largest.
+        max: i64,
+    },
+    /// A duration does not parse.
+    #[error("limits.{field}: {error}")]
+    Duration {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        error: bglass_core::duration::DurationError,
+    },
+    /// A notification URL is not `http://IP:PORT/path`.
+    #[error("notify url {0:?} must be http://IP:PORT/path (no host names: DNS may be down)")]
+    NotifyUrl(String),
+    /// An unknown notification format.
+    #[error("notify format {0:?} must be \"json\" or \"slack\"")]
+    NotifyFormat(String),
+}
+
+/// A located `proxy.toml` error.
+pub type ProxyConfigError = Located<ProxyConfigProblem>;
+
+/// Parses `http://IP:PORT/path` into the address and path.
+pub fn parse_http_url(url: &str) -> Option<(SocketAddr, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_owned()),
+        None => (rest, "/".to_owned()),
+    };
+    let addr: SocketAddr = host.parse().ok()?;
+    (addr.port() != 0 && !path.contains(char::is_whitespace)).then_some((addr, path))
+}
+
+impl ProxyConfig {
+    /// Reads and validates `proxy.toml`; relative paths are relative to its directory.
+    pub fn load(path: &Path) -> Result<Self, ProxyConfigError> {
+        let source = Source::read(path, PROXY_CONFIG_LIMITS).map_err(|e| e.map(ProxyConfigProblem::Source))?;
+        let raw: Raw = source
+            .parse_toml()
+            .map_err(|e| e.map(ProxyConfigProblem::Source))?;
+        let err = |span: std::ops::Range<usize>, problem| Located::new(path, source.locate(span), problem);
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let id = ProxyId::new(raw.id.get_ref()).map_err(|e| err(raw.id.span(), ProxyConfigProblem::Id(e)))?;
+        let addr = |field: &'static str, v: &Spanned<String>| -> Result<SocketAddr, ProxyConfigError> {
+            v.get_ref().parse::<SocketAddr>().ok().filter(|a| a.port() != 0).ok_or_else(|| {
+                err(
+                    v.span(),
+                    ProxyConfigProblem::Address {
+                        field,
+                        value: v.get_ref().chars().take(64).collect(),
+                    },
+                )
+            })
+        };
+        let listen = addr("listen", &raw.listen)?;
+        let metrics_listen = raw.metrics_listen.as_ref().map(|m| addr("metrics_listen", m)).transpose()?;
+        let file = |field: &'static str, v: &Spanned<String>| -> Result<PathBuf, ProxyConfigError> {
+            if v.get_ref().trim().is_empty() {
+                return Err(err(v.span(), ProxyConfigProblem::Path(field)));
+            }
+            let p = PathBuf::from(v.get_ref());
+            Ok(if p.is_absolute() { p } else { base.join(p) })
+        };
+        let raw_limits = raw.limits.unwrap_or_default();
+        let int = |field: &'static str, v: &Option<Spanned<i64>>, min: i64, max: i64, default: i64| -> Result<i64, ProxyConfigError> {
+            match v {
+                None => Ok(default),
+                Some(s) if (min..=max).contains(s.get_ref()) => Ok(*s.get_ref()),
+                Some(s) => Err(err(s.span(), ProxyConfigProblem::Limit { field, min, max })),
+            }
+        };
+        let dur = |field: &'static str, v: &Option<Spanned<String>>, default: &str| -> Result<HumanDuration, ProxyConfigError> {
+            let (text, span) = match v {
+                Some(s) => (s.get_ref().as_str(), s.span()),
+                None => (default, 0..0),
+            };
+            text.parse()
+                .map_err(|error| err(span, ProxyConfigProblem::Duration { field, error }))
+        };
+        let limits = Limits {
+            max_header_bytes: usize::try_from(int("max_header_bytes", &raw_limits.max_header_bytes, 1024, 1 << 20, 16 * 1024)?).unwrap_or(16 * 1024),
+            max_api_body_bytes: usize::try_from(int("max_api_body_bytes", &raw_limits.max_api_body_bytes, 1024, 1 << 20, 64 * 1024)?).unwrap_or(64 * 1024),
+            max_body_bytes: u64::try_from(int("max_body_bytes", &raw_limits.max_body_bytes, 0, 1 << 40, 64 << 20)?).unwrap_or(64 << 20),
+            upstream_timeout: dur("upstream_timeout", &raw_limits.upstream_timeout, "30s")?,
+            header_timeout: dur("header_timeout", &raw_limits.header_timeout, "10s")?,
+        };
+        let mut notify = Vec::new();
+        for n in raw.notify {
+            let n = n.into_inner();
+            let (addr, path) = parse_http_url(n.url.get_ref())
+                .ok_or_else(|| err(n.url.span(), ProxyConfigProblem::NotifyUrl(n.url.get_ref().chars().take(80).collect())))?;
+            let format = match n.format.as_ref().map(|f| f.get_ref().as_str()) {
+                None | Some("json") => NotifyFormat::Json,
+                Some("slack") => NotifyFormat::Slack,
+                Some(other) => {
+                    let span = n.format.as_ref().map_or(0..0, Spanned::span);
+                    return Err(err(span, ProxyConfigProblem::NotifyFormat(other.chars().take(32).collect())));
+                }
+            };
+            notify.push(NotifyTarget {
+                url: n.url.get_ref().clone(),
+                addr,
+                path,
+                format,
+            });
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            id,
+            listen,
+            metrics_listen,
+            services: file("services", &raw.services)?,
+            roster: file("roster", &raw.roster)?,
+            data_dir: file("data_dir", &raw.data_dir)?,
+            vault: file("vault", &raw.vault)?,
+            vault_identity: file("vault_identity", &raw.vault_identity)?,
+            tls_chain: file("tls_chain", &raw.tls_chain)?,
+            limits,
+            notify,
+        })
+    }
+}

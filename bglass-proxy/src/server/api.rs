@@ -1,0 +1,417 @@
+//! The control API under `/v1/` (documented in `docs/api.md`).
+//!
+//! Every mutation is a signed envelope checked in this order: size and shape, the roster key
+//! of the named responder, the signature, the connection's key, freshness (±5 min), audience,
+//! nonce (never seen in the window), then the policy (roles, catalog, approvals). Every
+//! refusal is answered with a stable code and recorded in the audit log.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bglass_core::api::{ProofView, ServiceStatus, StatusView};
+use bglass_core::audit::event::{Event, EventKind, StoredEnvelope};
+use bglass_core::envelope::{Action, DecodedEnvelope, EnvelopeError, VerifiedEnvelope};
+use bglass_core::id::RequestId;
+use bglass_core::roster::{Responder, Role};
+use bglass_core::timestamp;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use super::{Body, Denied, Peer, Proxy, full, json, lock, refusal_response};
+use crate::state::{Context, Refusal, envelope_code};
+
+fn query(req: &Request<Incoming>, name: &str) -> Option<u64> {
+    req.uri()
+        .query()?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+async fn body(proxy: &Proxy, req: Request<Incoming>) -> Result<bytes::Bytes, Refusal> {
+    let limit = proxy.config.limits.max_api_body_bytes;
+    Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .map_err(|_| Refusal::new("too_large", 413, format!("request body over {limit} bytes")))
+}
+
+fn envelope_refusal(e: &EnvelopeError) -> Refusal {
+    let status = match e {
+        EnvelopeError::TooLarge { .. }
+        | EnvelopeError::Truncated
+        | EnvelopeError::TrailingBytes
+        | EnvelopeError::Malformed { .. }
+        | EnvelopeError::BadText { .. }
+        | EnvelopeError::UnsupportedVersion { .. } => 400,
+        EnvelopeError::WrongAudience { .. } => 421,
+        EnvelopeError::Replayed => 409,
+        EnvelopeError::ReplayGuardFull => 503,
+        _ => 401,
+    };
+    let refusal = Refusal::new(envelope_code(e), status, e.to_string());
+    match e {
+        EnvelopeError::Expired { .. } | EnvelopeError::NotYetValid { .. } => {
+            refusal.hint("set your machine's clock right; requests are valid for 5 minutes either way")
+        }
+        EnvelopeError::WrongAudience { .. } => refusal.hint("the request was signed for another proxy"),
+        _ => refusal,
+    }
+}
+
+/// Answers one `/v1/` request.
+pub async fn handle(proxy: &Arc<Proxy>, peer: &Peer, req: Request<Incoming>) -> Response<Body> {
+    let caller = match proxy.responder_of(peer) {
+        Ok(caller) => caller,
+        Err(refusal) => {
+            // A key the roster no longer holds is worth recording; no key at all is not.
+            if peer.key.is_some() {
+                let _ = proxy.refuse(None, &refusal, Denied::default()).await;
+            }
+            return refusal_response(&refusal);
+        }
+    };
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let result = match (method, path.as_str()) {
+        (Method::POST, "/v1/access" | "/v1/approve" | "/v1/deny" | "/v1/revoke" | "/v1/review") => {
+            mutate(proxy, peer, &caller, req).await
+        }
+        (Method::GET, "/v1/requests") => Ok(requests(proxy, &caller)),
+        (Method::GET, p) if p.starts_with("/v1/requests/") => one_request(proxy, &caller, &p["/v1/requests/".len()..]),
+        (Method::GET, "/v1/grants") => Ok(grants(proxy, &caller)),
+        (Method::GET, "/v1/status") => Ok(status(proxy, &caller)),
+        (Method::GET, "/v1/audit/checkpoint") => checkpoint(proxy),
+        (Method::GET, "/v1/audit/consistency") => consistency(proxy, &req),
+        (Method::GET, "/v1/audit/inclusion") => inclusion(proxy, &req),
+        (Method::GET, "/v1/audit/receipt") => receipt(proxy, &req).await,
+        (Method::GET, p) if p.starts_with("/v1/audit/tile/") => tile(proxy, &caller, &p["/v1/audit/".len()..]),
+        _ => Err(Refusal::new("not_found", 404, format!("no route {path}"))),
+    };
+    result.unwrap_or_else(|r| refusal_response(&r))
+}
+
+fn now_ms() -> u64 {
+    timestamp::now_ms()
+}
+
+/// Verifies the envelope in the body, decides, and records the outcome.
+async fn mutate(proxy: &Arc<Proxy>, peer: &Peer, caller: &Responder, req: Request<Incoming>) -> Result<Response<Body>, Refusal> {
+    let path = req.uri().path().to_owned();
+    let bytes = match body(proxy, req).await {
+        Ok(b) => b,
+        Err(r) => return Err(proxy.refuse(Some(caller.id.clone()), &r, Denied::default()).await),
+    };
+    let now = now_ms();
+    let decoded = match DecodedEnvelope::decode(&bytes) {
+        Ok(d) => d,
+        Err(e) => return Err(proxy.refuse(Some(caller.id.clone()), &envelope_refusal(&e), Denied::default()).await),
+    };
+    let roster = proxy.roster.current();
+    let claimed_key = roster.get(decoded.claimed_responder()).map(|r| r.key);
+    let verified: VerifiedEnvelope = match decoded.verify(claimed_key.as_ref(), peer.key.as_ref(), &proxy.config.id, now / 1000) {
+        Ok(v) => v,
+        Err(e) => return Err(proxy.refuse(Some(caller.id.clone()), &envelope_refusal(&e), Denied::default()).await),
+    };
+    let stored: StoredEnvelope = serde_json::from_value(verified.to_json())
+        .map_err(|e| Refusal::new("internal", 500, e.to_string()))?;
+    let action = verified.payload().action.clone();
+    let expected = match &action {
+        Action::Access(_) => "/v1/access",
+        Action::Approve { .. } => "/v1/approve",
+        Action::Deny { .. } => "/v1/deny",
+        Action::Revoke { .. } => "/v1/revoke",
+        Action::Review { .. } => "/v1/review",
+        _ => "",
+    };
+    let mut context = Denied {
+        envelope: Some(stored.clone()),
+        ..Denied::default()
+    };
+    if expected != path {
+        let r = Refusal::new("wrong_route", 400, format!("this envelope belongs on {expected}, not {path}"));
+        return Err(proxy.refuse(Some(caller.id.clone()), &r, context).await);
+    }
+    match &action {
+        Action::Access(a) => context.service = Some(a.service.clone()),
+        Action::Approve { request } | Action::Deny { request, .. } => context.request = Some(request.clone()),
+        Action::Revoke { grant, .. } | Action::Review { grant, .. } => context.grant = Some(grant.clone()),
+        _ => {}
+    }
+
+    let catalog = proxy.catalog.current();
+    let decided = {
+        let mut state = lock(&proxy.state);
+        let ctx = Context {
+            proxy: &proxy.config.id,
+            key: &proxy.key,
+            catalog: &catalog,
+            roster: &roster,
+            caller,
+            now_ms: now,
+        };
+        let decision = match &action {
+            _ if let Err(e) = state.replay.check(&verified, now / 1000) => Err(envelope_refusal(&e)),
+            Action::Access(a) => state.decide_access(&ctx, a, stored),
+            Action::Approve { request } => state.decide_approve(&ctx, request, stored),
+            Action::Deny { request, reason } => state.decide_deny(&ctx, request, reason, stored),
+            Action::Revoke { grant, reason } => state.decide_revoke(&ctx, grant, reason, stored),
+            Action::Review { grant, note } => state.decide_review(&ctx, grant, note, stored),
+            _ => Err(Refusal::new("unsupported", 400, "this action is not supported")),
+        };
+        match decision {
+            Ok(events) => {
+                let events: Vec<Event> = events
+                    .into_iter()
+                    .map(|(actor, kind)| proxy.event(actor, kind, state.drill.clone()))
+                    .collect();
+                // Applied now, under the lock, so that the next decision sees them; queued
+                // in the same order so that the log tells the same story.
+                let pending = proxy.submit(&events)?;
+                for e in &events {
+                    state.apply(u64::MAX, e);
+                }
+                Ok((events, pending))
+            }
+            Err(r) => Err(r),
+        }
+    };
+    let (events, pending) = match decided {
+        Ok(x) => x,
+        Err(r) => return Err(proxy.refuse(Some(caller.id.clone()), &r, context).await),
+    };
+    let appended = proxy.wait(pending, &events).await?;
+    // The grant's audit index, now known.
+    let mut request_id: Option<RequestId> = None;
+    {
+        let mut state = lock(&proxy.state);
+        for (event, a) in events.iter().zip(&appended) {
+            match &event.event {
+                EventKind::Grant { grant, .. } => {
+                    proxy.metrics.grant();
+                    if let Some(g) = state.grants.get_mut(grant) {
+                        g.index = a.index;
+                    }
+                }
+                EventKind::Request { request, .. } => request_id = Some(request.clone()),
+                _ => {}
+            }
+        }
+    }
+    let state = lock(&proxy.state);
+    let view = match &action {
+        Action::Access(_) | Action::Approve { .. } | Action::Deny { .. } => {
+            let id = request_id.or(match &action {
+                Action::Approve { request } | Action::Deny { request, .. } => Some(request.clone()),
+                _ => None,
+            });
+            let r = id
+                .and_then(|id| state.requests.get(&id))
+                .ok_or_else(|| Refusal::new("internal", 500, "the request vanished"))?;
+            serde_json::to_value(state.request_view(r, &catalog, &caller.id, now_ms()))
+        }
+        Action::Revoke { grant, .. } | Action::Review { grant, .. } => {
+            let g = state
+                .grants
+                .get(grant)
+                .ok_or_else(|| Refusal::new("internal", 500, "the grant vanished"))?;
+            serde_json::to_value(g.view(now_ms(), g.claims.sub == caller.id))
+        }
+        _ => Ok(serde_json::Value::Null),
+    }
+    .map_err(|e| Refusal::new("internal", 500, e.to_string()))?;
+    Ok(json(StatusCode::OK, &view))
+}
+
+fn requests(proxy: &Proxy, caller: &Responder) -> Response<Body> {
+    let catalog = proxy.catalog.current();
+    let state = lock(&proxy.state);
+    let now = now_ms();
+    let mut list: Vec<_> = state
+        .requests
+        .values()
+        .filter(|r| matches!(r.status, crate::state::RequestStatus::Pending))
+        .filter(|r| caller.has(Role::Approver) || r.responder == caller.id)
+        .map(|r| state.request_view(r, &catalog, &caller.id, now))
+        .collect();
+    list.sort_by_key(|r| r.created_ms);
+    json(StatusCode::OK, &list)
+}
+
+fn one_request(proxy: &Proxy, caller: &Responder, id: &str) -> Result<Response<Body>, Refusal> {
+    let id = RequestId::new(id).map_err(|e| Refusal::new("malformed", 400, e.to_string()))?;
+    let catalog = proxy.catalog.current();
+    let state = lock(&proxy.state);
+    let r = state
+        .requests
+        .get(&id)
+        .filter(|r| r.responder == caller.id || caller.has(Role::Approver))
+        .ok_or_else(|| Refusal::new("unknown_request", 404, format!("no request {id}")))?;
+    Ok(json(StatusCode::OK, &state.request_view(r, &catalog, &caller.id, now_ms())))
+}
+
+fn grants(proxy: &Proxy, caller: &Responder) -> Response<Body> {
+    let state = lock(&proxy.state);
+    let now = now_ms();
+    // Your grants (active or ended in the last day); approvers also see every active grant
+    // and every emergency grant whose review is open.
+    let mut list: Vec<_> = state
+        .grants
+        .values()
+        .filter(|g| {
+            let mine = g.claims.sub == caller.id && now < (g.claims.exp + 86_400) * 1000;
+            let oversight = caller.has(Role::Approver)
+                && (g.active(now) || (g.claims.emergency && g.reviewed_by.is_none()));
+            mine || oversight
+        })
+        .map(|g| g.view(now, g.claims.sub == caller.id))
+        .collect();
+    list.sort_by_key(|g| g.nbf);
+    json(StatusCode::OK, &list)
+}
+
+fn status(proxy: &Proxy, caller: &Responder) -> Response<Body> {
+    let catalog = proxy.catalog.current();
+    let health = lock(&proxy.health).clone();
+    let services = catalog
+        .services()
+        .iter()
+        .map(|s| {
+            let (up, detail) = health.get(s.name.as_str()).cloned().unwrap_or((None, None));
+            ServiceStatus {
+                name: s.name.clone(),
+                kind: s.kind_name().to_owned(),
+                approvals: s.approvals,
+                emergency_bypass: s.emergency.is_some(),
+                health: match up {
+                    Some(true) => "up",
+                    Some(false) => "down",
+                    None => "unknown",
+                }
+                .to_owned(),
+                detail,
+            }
+        })
+        .collect();
+    json(
+        StatusCode::OK,
+        &StatusView {
+            proxy: proxy.config.id.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            you: caller.id.clone(),
+            roles: caller.roles.iter().map(|r| r.name().to_owned()).collect(),
+            catalog: catalog.digest().to_owned(),
+            catalog_rejected: proxy.catalog.last_rejection().map(|r| r.reason),
+            roster_rejected: proxy.roster.last_rejection().map(|r| r.reason),
+            log_size: proxy.log.size(),
+            audit_failure: proxy.log.failure(),
+            services,
+        },
+    )
+}
+
+fn text(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r
+}
+
+fn checkpoint(proxy: &Proxy) -> Result<Response<Body>, Refusal> {
+    let c = proxy
+        .log
+        .latest_checkpoint()
+        .ok_or_else(|| Refusal::new("no_checkpoint", 404, "no checkpoint signed yet"))?;
+    Ok(text(StatusCode::OK, c.note))
+}
+
+fn proof(hashes: &[bglass_core::audit::tree::Hash]) -> Response<Body> {
+    json(
+        StatusCode::OK,
+        &ProofView {
+            proof: hashes.iter().map(|h| STANDARD.encode(h.0)).collect(),
+        },
+    )
+}
+
+fn consistency(proxy: &Proxy, req: &Request<Incoming>) -> Result<Response<Body>, Refusal> {
+    let (Some(old), Some(new)) = (query(req, "old"), query(req, "new")) else {
+        return Err(Refusal::new("malformed", 400, "give ?old=N&new=M"));
+    };
+    let hashes = proxy
+        .log
+        .consistency_proof(old, new)
+        .map_err(|e| Refusal::new("no_proof", 404, e.to_string()))?;
+    Ok(proof(&hashes))
+}
+
+fn inclusion(proxy: &Proxy, req: &Request<Incoming>) -> Result<Response<Body>, Refusal> {
+    let (Some(index), Some(size)) = (query(req, "index"), query(req, "size")) else {
+        return Err(Refusal::new("malformed", 400, "give ?index=N&size=M"));
+    };
+    let hashes = proxy
+        .log
+        .inclusion_proof(index, size)
+        .map_err(|e| Refusal::new("no_proof", 404, e.to_string()))?;
+    Ok(proof(&hashes))
+}
+
+async fn receipt(proxy: &Arc<Proxy>, req: &Request<Incoming>) -> Result<Response<Body>, Refusal> {
+    let index = query(req, "index").ok_or_else(|| Refusal::new("malformed", 400, "give ?index=N"))?;
+    if index >= proxy.log.size() {
+        return Err(Refusal::new("no_entry", 404, format!("no audit entry {index}")));
+    }
+    if proxy.log.latest_checkpoint().is_none_or(|c| c.size <= index) {
+        // Sign one now rather than make the client wait for the next second.
+        let log = Arc::clone(&proxy.log);
+        tokio::task::spawn_blocking(move || log.checkpoint_now())
+            .await
+            .map_err(|e| Refusal::new("internal", 500, e.to_string()))?
+            .map_err(|e| Refusal::new("audit_failed", 503, e.to_string()))?;
+    }
+    let checkpoint = proxy
+        .log
+        .latest_checkpoint()
+        .ok_or_else(|| Refusal::new("no_checkpoint", 503, "no checkpoint"))?;
+    let hashes = proxy
+        .log
+        .inclusion_proof(index, checkpoint.size)
+        .map_err(|e| Refusal::new("no_proof", 404, e.to_string()))?;
+    let leaf = proxy
+        .log
+        .leaf_hash(index)
+        .map_err(|e| Refusal::new("no_proof", 404, e.to_string()))?;
+    Ok(json(
+        StatusCode::OK,
+        &bglass_core::audit::receipt::Receipt::new(index, leaf, &checkpoint, &hashes),
+    ))
+}
+
+fn tile(proxy: &Proxy, caller: &Responder, path: &str) -> Result<Response<Body>, Refusal> {
+    if !(caller.has(Role::Auditor) || caller.has(Role::Approver)) {
+        return Err(Refusal::new("missing_role", 403, "mirroring the log needs the auditor role"));
+    }
+    // tile/<L>/<N…>: full hash tiles from disk or the partial one from memory.
+    let rest = path.strip_prefix("tile/").unwrap_or_default();
+    let (level, index_path) = rest
+        .split_once('/')
+        .ok_or_else(|| Refusal::new("malformed", 400, "tile path is tile/<L>/<N>"))?;
+    let level: u8 = level.parse().map_err(|_| Refusal::new("malformed", 400, "tile level is a number"))?;
+    let index_path = index_path.split(".p/").next().unwrap_or_default();
+    let mut index = 0u64;
+    for part in index_path.split('/') {
+        let digits = part.strip_prefix('x').unwrap_or(part);
+        if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Refusal::new("malformed", 400, "tile index is x###/…/###"));
+        }
+        index = index.saturating_mul(1000).saturating_add(digits.parse::<u64>().unwrap_or(0));
+    }
+    let data = proxy
+        .log
+        .hash_tile(level, index)
+        .ok_or_else(|| Refusal::new("no_tile", 404, format!("no tile {path}")))?;
+    Ok(text(StatusCode::OK, data))
+}

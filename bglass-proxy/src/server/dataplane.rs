@@ -1,0 +1,397 @@
+//! The HTTP data plane at `/s/<service>/…`: verify the grant, strip the client's
+//! credentials, inject the upstream credential from the vault, stream both bodies, and audit
+//! every request.
+//!
+//! The grant must verify (signature, issuer, window, service, bound key — the connection's
+//! key) and must not be revoked; a verified grant is cached per connection, but revocation
+//! and expiry are checked on every request.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bglass_core::api::GRANT_HEADER;
+use bglass_core::audit::event::EventKind;
+use bglass_core::catalog::ServiceKind;
+use bglass_core::grant::{GrantVerifyError, VerifiedGrant};
+use bglass_core::id::{ResponderId, ServiceName};
+use bglass_core::{ExposeSecret, timestamp};
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+
+use super::{Body, BoxError, Denied, Peer, Proxy, lock, refusal_response};
+use crate::state::Refusal;
+
+/// Most grants cached per connection.
+const CACHE_LIMIT: usize = 64;
+
+/// Verified grants of one connection, by token.
+#[derive(Debug, Default)]
+pub struct ConnCache {
+    grants: Mutex<HashMap<String, VerifiedGrant>>,
+}
+
+fn grant_code(e: &GrantVerifyError) -> &'static str {
+    match e {
+        GrantVerifyError::WrongSigner { .. } => "wrong_signer",
+        GrantVerifyError::BadSignature => "bad_grant_signature",
+        GrantVerifyError::WrongIssuer { .. } => "wrong_issuer",
+        GrantVerifyError::NotYetValid { .. } => "grant_not_yet_valid",
+        GrantVerifyError::Expired { .. } => "expired_grant",
+        GrantVerifyError::WrongService { .. } => "wrong_service",
+        GrantVerifyError::WrongBoundKey => "wrong_bound_key",
+        _ => "malformed_grant",
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded either way.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Answers one data-plane request.
+pub async fn handle(proxy: &Arc<Proxy>, peer: &Peer, conn: &ConnCache, req: Request<Incoming>, rest: &str) -> Response<Body> {
+    match forward(proxy, peer, conn, req, rest).await {
+        Ok(response) => response,
+        Err(refusal) => refusal_response(&refusal),
+    }
+}
+
+async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &ConnCache, req: Request<Incoming>, rest: &str) -> Result<Response<Body>, Refusal> {
+    let started = Instant::now();
+    if let Some(why) = proxy.log.failure() {
+        proxy.metrics.denial("audit_failed");
+        return Err(Refusal::new("audit_failed", 503, format!("the proxy cannot write its audit log ({why}), so it refuses access"))
+            .hint("try another proxy"));
+    }
+    let (service_part, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let caller = match proxy.responder_of(peer) {
+        Ok(c) => c,
+        Err(r) => {
+            if peer.key.is_some() {
+                return Err(proxy.refuse(None, &r, Denied::default()).await);
+            }
+            return Err(r);
+        }
+    };
+    let actor = Some(caller.id.clone());
+    let service_name = match ServiceName::new(service_part) {
+        Ok(s) => s,
+        Err(e) => {
+            let r = Refusal::new("unknown_service", 404, e.to_string());
+            return Err(proxy.refuse(actor, &r, Denied::default()).await);
+        }
+    };
+    let catalog = proxy.catalog.current();
+    let Some(service) = catalog.get(&service_name).cloned() else {
+        let r = Refusal::new("unknown_service", 404, format!("no service {service_name} in this proxy's catalog"));
+        return Err(proxy.refuse(actor, &r, Denied { service: Some(service_name), ..Denied::default() }).await);
+    };
+    let denied = |grant| Denied {
+        service: Some(service_name.clone()),
+        grant,
+        ..Denied::default()
+    };
+    let inject = match &service.kind {
+        ServiceKind::Http { inject, .. } => inject.clone(),
+        _ => {
+            let r = Refusal::new("wrong_kind", 400, format!("{service_name} is a {} service", service.kind_name()))
+                .hint(format!("use `bglass ssh` or `bglass forward` for {service_name}"));
+            return Err(proxy.refuse(actor, &r, denied(None)).await);
+        }
+    };
+    if service.upstream.tls_pin.is_some() {
+        let r = Refusal::new("upstream_tls_unsupported", 502, format!("{service_name} has an https upstream, which this proxy version cannot reach"))
+            .hint("give the service a plain-HTTP loopback or private upstream");
+        return Err(proxy.refuse(actor, &r, denied(None)).await);
+    }
+
+    // The grant: verified once per connection, revocation and expiry checked every time.
+    let Some(token) = req.headers().get(GRANT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned) else {
+        let r = Refusal::new("no_grant", 401, format!("no grant presented for {service_name}"))
+            .hint(format!("run `bglass access {service_name}` first"));
+        return Err(proxy.refuse(actor, &r, denied(None)).await);
+    };
+    let now_ms = timestamp::now_ms();
+    let key = peer.key.unwrap_or(caller.key);
+    let cached = lock(&conn.grants).get(&token).cloned();
+    let verified = match cached {
+        Some(v) if v.is_live(now_ms / 1000) && v.claims().svc == service_name => v,
+        _ => match proxy.verifier.verify(&token, now_ms / 1000, &service_name, &key) {
+            Ok(v) => {
+                let mut cache = lock(&conn.grants);
+                if cache.len() >= CACHE_LIMIT {
+                    cache.clear();
+                }
+                cache.insert(token.clone(), v.clone());
+                v
+            }
+            Err(e) => {
+                let r = Refusal::new(grant_code(&e), 403, e.to_string());
+                let r = match e {
+                    GrantVerifyError::Expired { .. } => r.hint(format!("run `bglass access {service_name}` for a new grant")),
+                    GrantVerifyError::WrongBoundKey => r.hint("a grant only works for the responder it was issued to"),
+                    _ => r,
+                };
+                return Err(proxy.refuse(actor, &r, denied(None)).await);
+            }
+        },
+    };
+    let grant_id = verified.claims().id.clone();
+    {
+        let live = lock(&proxy.state)
+            .grants
+            .get(&grant_id)
+            .map(|g| (g.revoked_ms.is_some(), g.active(now_ms)));
+        let refusal = match live {
+            None => Some(Refusal::new("unknown_grant", 403, format!("{grant_id} is not a grant of this proxy's log"))),
+            Some((true, _)) => Some(Refusal::new("revoked_grant", 403, format!("{grant_id} was revoked"))),
+            Some((false, false)) => Some(Refusal::new("expired_grant", 403, format!("{grant_id} has expired"))),
+            Some((false, true)) => None,
+        };
+        if let Some(r) = refusal {
+            lock(&conn.grants).remove(&token);
+            return Err(proxy.refuse(actor, &r, denied(Some(grant_id))).await);
+        }
+    }
+
+    // The upstream request: client credentials out, the injected one in.
+    let (parts, body) = req.into_parts();
+    let path_and_query = match parts.uri.query() {
+        Some(q) => format!("/{tail}?{q}"),
+        None => format!("/{tail}"),
+    };
+    let uri = format!("http://{}{}", service.upstream.addr, path_and_query);
+    let mut headers = parts.headers.clone();
+    strip_hop_by_hop(&mut headers);
+    for name in [GRANT_HEADER, "authorization", "cookie", "proxy-authorization"] {
+        headers.remove(name);
+    }
+    if let Some(inject) = &inject {
+        headers.remove(inject.header.as_str());
+        let vault = proxy
+            .vault
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some(secret) = vault.get(&inject.secret) else {
+            let r = Refusal::new("missing_secret", 502, format!("the proxy has no credential for {service_name}"))
+                .hint("the operator must run `bglass-proxy secrets set` for it");
+            return Err(proxy.refuse(actor, &r, denied(Some(grant_id))).await);
+        };
+        let value = HeaderValue::from_str(&inject.render(secret.expose_secret()))
+            .map_err(|_| Refusal::new("bad_secret", 502, "the stored credential is not a valid header value"))?;
+        let name = HeaderName::from_bytes(inject.header.as_bytes())
+            .map_err(|_| Refusal::new("bad_secret", 502, "the injection header name is invalid"))?;
+        headers.insert(name, value);
+    }
+    if let Ok(host) = HeaderValue::from_str(&service.upstream.addr.to_string()) {
+        headers.insert(http::header::HOST, host);
+    }
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let limit = proxy.config.limits.max_body_bytes;
+    let counted = Counted {
+        inner: body,
+        bytes: Arc::clone(&bytes_in),
+        limit,
+    };
+    let mut upstream_req = Request::builder()
+        .method(parts.method.clone())
+        .uri(&uri)
+        .body(counted.boxed())
+        .map_err(|e| Refusal::new("bad_request", 400, e.to_string()))?;
+    *upstream_req.headers_mut() = headers;
+
+    let record = UseRecord {
+        proxy: Arc::clone(proxy),
+        actor: caller.id.clone(),
+        grant: grant_id.clone(),
+        service: service_name.clone(),
+        method: parts.method.to_string(),
+        path: format!("/{tail}"),
+        bytes_in,
+        started,
+    };
+    let timeout = proxy.config.limits.upstream_timeout.to_std();
+    let response = match tokio::time::timeout(timeout, proxy.upstream.request(upstream_req)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            let r = Refusal::new("upstream_unreachable", 502, format!("{service_name} at {} did not answer: {e}", service.upstream.addr))
+                .hint("the tool itself may be down; `bglass status` shows the proxy's health checks");
+            record.finish(502, 0);
+            return Err(r);
+        }
+        Err(_) => {
+            let r = Refusal::new("upstream_timeout", 504, format!("{service_name} did not answer within {}", proxy.config.limits.upstream_timeout));
+            record.finish(504, 0);
+            return Err(r);
+        }
+    };
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    let status = parts.status.as_u16();
+    let audited = Audited {
+        inner: body,
+        bytes: 0,
+        status,
+        record: Some(record),
+    };
+    Ok(Response::from_parts(parts, audited.boxed()))
+}
+
+/// What a finished use records.
+struct UseRecord {
+    proxy: Arc<Proxy>,
+    actor: ResponderId,
+    grant: bglass_core::id::GrantId,
+    service: ServiceName,
+    method: String,
+    path: String,
+    bytes_in: Arc<AtomicU64>,
+    started: Instant,
+}
+
+impl UseRecord {
+    fn finish(self, status: u16, bytes_out: u64) {
+        let bytes_in = self.bytes_in.load(Ordering::Relaxed);
+        self.proxy.metrics.bytes(bytes_in, bytes_out);
+        let kind = EventKind::Use {
+            grant: self.grant,
+            service: self.service,
+            method: self.method,
+            path: self.path,
+            status,
+            bytes_in,
+            bytes_out,
+            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        };
+        let proxy = self.proxy;
+        let actor = self.actor;
+        // Runs after the response: a failed append fails the log, and every later request
+        // is refused (audit failure denies).
+        tokio::spawn(async move {
+            let _ = proxy.record(Some(actor), kind).await;
+        });
+    }
+}
+
+/// The client's request body, counted and limited.
+struct Counted {
+    inner: Incoming,
+    bytes: Arc<AtomicU64>,
+    limit: u64,
+}
+
+/// A request body over the limit.
+#[derive(Debug, thiserror::Error)]
+#[error("request body over the limit of {0} bytes")]
+struct TooLarge(u64);
+
+impl HttpBody for Counted {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let total = self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
+                    if total > self.limit {
+                        return Poll::Ready(Some(Err(Box::new(TooLarge(self.limit)))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The upstream's response body, counted; the use is recorded when it ends or is dropped.
+struct Audited {
+    inner: Incoming,
+    bytes: u64,
+    status: u16,
+    record: Option<UseRecord>,
+}
+
+impl HttpBody for Audited {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => {
+                let (status, bytes) = (self.status, self.bytes);
+                if let Some(record) = self.record.take() {
+                    record.finish(status, bytes);
+                }
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Audited {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            record.finish(self.status, self.bytes);
+        }
+    }
+}

@@ -1,0 +1,491 @@
+//! The running proxy: start-up (keys from the vault, state replayed from the log), the
+//! mutual-TLS listener, routing to the control API and the data plane, and the background
+//! tasks (expiry, health, metrics, reload, notifications).
+
+mod api;
+mod dataplane;
+mod ops;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bglass_core::api::ApiError;
+use bglass_core::audit::event::{EVENT_VERSION, Event, EventKind};
+use bglass_core::audit::log::{Appended, AuditLog, LogConfig, Submitted};
+use bglass_core::catalog::Catalog;
+use bglass_core::failstale::FailStale;
+use bglass_core::grant::GrantVerifier;
+use bglass_core::id::{ResponderId, SecretName};
+use bglass_core::keys::{PublicKey, SigningKey};
+use bglass_core::roster::{Responder, Roster};
+use bglass_core::vault::{Vault, VaultIdentity};
+use bglass_core::{ExposeSecret, timestamp};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+
+use crate::config::ProxyConfig;
+use crate::init::{SIGNING_KEY_SECRET, TLS_KEY_SECRET};
+use crate::metrics::Metrics;
+use crate::state::{Refusal, State};
+use crate::tls::KeyGate;
+
+/// The error type of bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of every response (and of upstream requests).
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A file is invalid or unreadable.
+    #[error("{0}")]
+    Config(String),
+    /// The audit log could not be opened: the proxy refuses to run without it.
+    #[error("audit log: {0}")]
+    Audit(String),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn config_err(e: impl std::fmt::Display) -> StartError {
+    StartError::Config(e.to_string())
+}
+
+/// A service's last probe: up or down (unknown before the first), and why when down.
+pub type Health = (Option<bool>, Option<String>);
+
+/// The running proxy, shared by every connection and task.
+pub struct Proxy {
+    /// `proxy.toml`.
+    pub config: ProxyConfig,
+    /// The signing key (grants, checkpoints).
+    pub key: Arc<SigningKey>,
+    /// Verifies grants this proxy issued.
+    pub verifier: GrantVerifier,
+    /// The catalog in force (fail stale).
+    pub catalog: FailStale<Catalog>,
+    /// The roster in force (fail stale); also consulted at every handshake.
+    pub roster: Arc<FailStale<Roster>>,
+    /// Upstream credentials.
+    pub vault: RwLock<Arc<Vault>>,
+    /// The audit log.
+    pub log: Arc<AuditLog>,
+    /// The live state (rebuilt from the log).
+    pub state: Mutex<State>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Last health of each service: (up, detail).
+    pub health: Mutex<HashMap<String, Health>>,
+    /// Sends appended events to the notifier.
+    notify: tokio::sync::mpsc::UnboundedSender<(u64, Event)>,
+    /// Sends handshake refusals to the auditor task.
+    refusals: tokio::sync::mpsc::UnboundedSender<(Option<PublicKey>, String)>,
+    /// The upstream HTTP client.
+    upstream: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy").field("id", &self.config.id).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The roster check made at every TLS handshake.
+#[derive(Debug)]
+struct RosterGate {
+    roster: Arc<FailStale<Roster>>,
+    refusals: tokio::sync::mpsc::UnboundedSender<(Option<PublicKey>, String)>,
+}
+
+impl KeyGate for RosterGate {
+    fn admits(&self, key: &PublicKey) -> bool {
+        self.roster.current().by_key(key).is_some()
+    }
+    fn refused(&self, key: Option<PublicKey>, why: &str) {
+        let _ = self.refusals.send((key, why.to_owned()));
+    }
+}
+
+fn secret_bytes(vault: &Vault, name: &str) -> Result<Vec<u8>, StartError> {
+    let name = SecretName::new(name).map_err(config_err)?;
+    let value = vault
+        .get(&name)
+        .ok_or_else(|| StartError::Config(format!("the vault has no {name}; was this proxy made by `bglass-proxy init`?")))?;
+    STANDARD
+        .decode(value.expose_secret())
+        .map_err(|_| StartError::Config(format!("vault entry {name} is not base64")))
+}
+
+/// Loads everything and opens the log (replaying it into the state).
+pub fn start(config_path: &Path) -> Result<(Arc<Proxy>, Startup), StartError> {
+    let config = ProxyConfig::load(config_path).map_err(config_err)?;
+    let identity = VaultIdentity::open_file(&config.vault_identity).map_err(config_err)?;
+    let vault = Vault::open(&config.vault, &identity).map_err(config_err)?;
+    let key = Arc::new(SigningKey::from_pkcs8(&secret_bytes(&vault, SIGNING_KEY_SECRET)?).map_err(config_err)?);
+    let tls_key = PrivatePkcs8KeyDer::from(secret_bytes(&vault, TLS_KEY_SECRET)?);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.tls_chain)
+        .map_err(|e| StartError::Config(format!("{}: {e}", config.tls_chain.display())))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| StartError::Config(format!("{}: {e}", config.tls_chain.display())))?;
+    let catalog = Catalog::load(&config.services).map_err(config_err)?;
+    let roster = Roster::load(&config.roster).map_err(config_err)?;
+
+    let mut state = State::new();
+    let mut backlog = Vec::new();
+    let log_config = LogConfig {
+        dir: config.data_dir.join("log"),
+        proxy: config.id.clone(),
+        key: Arc::clone(&key),
+        checkpoint_interval: std::time::Duration::from_secs(1),
+    };
+    let (log, recovery) = AuditLog::open(log_config, |index, bytes| {
+        let event = Event::from_bytes(bytes).map_err(|e| e.to_string())?;
+        state.apply(index, &event);
+        backlog.push((index, event));
+        Ok(())
+    })
+    .map_err(|e| StartError::Audit(e.to_string()))?;
+
+    let (notify, notify_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (refusals, refusals_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+    let upstream = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .build(connector);
+    let verifier = GrantVerifier::new(config.id.clone(), key.public_key());
+    let proxy = Arc::new(Proxy {
+        catalog: FailStale::new(catalog),
+        roster: Arc::new(FailStale::new(roster)),
+        vault: RwLock::new(Arc::new(vault)),
+        log: Arc::new(log),
+        state: Mutex::new(state),
+        metrics: Metrics::default(),
+        health: Mutex::new(HashMap::new()),
+        notify,
+        refusals,
+        upstream,
+        verifier,
+        key,
+        config,
+    });
+    Ok((
+        proxy,
+        Startup {
+            chain,
+            tls_key,
+            backlog,
+            notify_rx,
+            refusals_rx,
+            recovered: recovery.entries,
+        },
+    ))
+}
+
+/// What `start` hands to `serve`.
+#[derive(Debug)]
+pub struct Startup {
+    chain: Vec<CertificateDer<'static>>,
+    tls_key: PrivatePkcs8KeyDer<'static>,
+    backlog: Vec<(u64, Event)>,
+    notify_rx: tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
+    refusals_rx: tokio::sync::mpsc::UnboundedReceiver<(Option<PublicKey>, String)>,
+    /// Entries replayed from the log.
+    pub recovered: u64,
+}
+
+impl Proxy {
+    /// The event for `kind` by `actor`, now, in the live drill if any.
+    fn event(&self, actor: Option<ResponderId>, kind: EventKind, drill: Option<String>) -> Event {
+        Event {
+            v: EVENT_VERSION,
+            time_ms: timestamp::now_ms(),
+            proxy: self.config.id.clone(),
+            actor,
+            drill,
+            event: kind,
+        }
+    }
+
+    /// Queues events for the log, in order (call with the state lock held when the order
+    /// must match the order of decisions).
+    pub fn submit(&self, events: &[Event]) -> Result<Vec<Submitted>, Refusal> {
+        if let Some(why) = self.log.failure() {
+            return Err(self.audit_failed(&why));
+        }
+        events
+            .iter()
+            .map(|event| {
+                let bytes = event
+                    .to_bytes()
+                    .map_err(|e| Refusal::new("internal", 500, format!("encoding an audit event: {e}")))?;
+                self.log.submit(bytes).map_err(|e| self.audit_failed(&e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Waits until submitted events are durable; hands them to the notifier.
+    pub async fn wait(&self, pending: Vec<Submitted>, events: &[Event]) -> Result<Vec<Appended>, Refusal> {
+        let start = Instant::now();
+        let results = tokio::task::spawn_blocking(move || pending.into_iter().map(Submitted::wait).collect::<Vec<_>>())
+            .await
+            .map_err(|e| Refusal::new("internal", 500, format!("audit wait: {e}")))?;
+        let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let mut out = Vec::with_capacity(results.len());
+        for (result, event) in results.into_iter().zip(events) {
+            match result {
+                Ok(appended) => {
+                    self.metrics.audit_append(micros, true);
+                    let _ = self.notify.send((appended.index, event.clone()));
+                    out.push(appended);
+                }
+                Err(e) => {
+                    self.metrics.audit_append(micros, false);
+                    return Err(self.audit_failed(&e.to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records one event by `actor` (refusals, uses, expiries, proxy events); the state is
+    /// updated with it once it is durable.
+    pub async fn record(&self, actor: Option<ResponderId>, kind: EventKind) -> Result<Appended, Refusal> {
+        let (event, pending) = {
+            let state = lock(&self.state);
+            let event = self.event(actor, kind, state.drill.clone());
+            let pending = self.submit(std::slice::from_ref(&event))?;
+            (event, pending)
+        };
+        let appended = self.wait(pending, std::slice::from_ref(&event)).await?;
+        let first = appended
+            .into_iter()
+            .next()
+            .ok_or_else(|| Refusal::new("internal", 500, "no append result"))?;
+        lock(&self.state).apply(first.index, &event);
+        Ok(first)
+    }
+
+    fn audit_failed(&self, why: &str) -> Refusal {
+        self.metrics.denial("audit_failed");
+        eprintln!("bglass-proxy: AUDIT LOG FAILURE: {why}; refusing access until the log is repaired");
+        Refusal::new("audit_failed", 503, "the proxy cannot write its audit log, so it refuses access")
+            .hint("try another proxy; the operator must repair this one")
+    }
+
+    /// Records a refusal (best effort: a refusal is already a "no").
+    pub async fn refuse(&self, actor: Option<ResponderId>, refusal: &Refusal, context: Denied) -> Refusal {
+        self.metrics.denial(refusal.code);
+        let kind = EventKind::Denial {
+            reason: refusal.code.to_owned(),
+            detail: refusal.message.clone(),
+            request: context.request,
+            service: context.service,
+            grant: context.grant,
+            envelope: context.envelope,
+        };
+        let _ = self.record(actor, kind).await;
+        refusal.clone()
+    }
+}
+
+/// What a refusal concerned, for its audit event.
+#[derive(Debug, Default)]
+pub struct Denied {
+    /// The request.
+    pub request: Option<bglass_core::id::RequestId>,
+    /// The service.
+    pub service: Option<bglass_core::id::ServiceName>,
+    /// The grant.
+    pub grant: Option<bglass_core::id::GrantId>,
+    /// The envelope, when it decoded.
+    pub envelope: Option<bglass_core::audit::event::StoredEnvelope>,
+}
+
+/// A JSON response.
+pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A response body from bytes.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// The JSON error response for a refusal.
+pub fn refusal_response(r: &Refusal) -> Response<Body> {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
+    json(
+        status,
+        &ApiError {
+            error: r.code.to_owned(),
+            message: r.message.clone(),
+            hint: r.hint.clone(),
+        },
+    )
+}
+
+/// Who is on the other end of a connection.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// The client's key, when it presented one (verified at the handshake).
+    pub key: Option<PublicKey>,
+    /// The remote address.
+    pub addr: SocketAddr,
+}
+
+impl Proxy {
+    /// The roster entry of the connection's key, or a refusal.
+    pub fn responder_of(&self, peer: &Peer) -> Result<Responder, Refusal> {
+        let key = peer.key.ok_or_else(|| {
+            Refusal::new("no_client_key", 401, "this route needs a client certificate over a roster key")
+                .hint("use the bglass CLI with an enrolled key")
+        })?;
+        self.roster.current().by_key(&key).cloned().ok_or_else(|| {
+            Refusal::new("unknown_key", 401, "your key is no longer in this proxy's roster")
+                .hint("ask the operator to check responders.toml")
+        })
+    }
+}
+
+async fn route(proxy: Arc<Proxy>, peer: Peer, conn: Arc<dataplane::ConnCache>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let (route, response) = if path == "/healthz" {
+        ("healthz", json(StatusCode::OK, &serde_json::json!({ "ok": true, "proxy": proxy.config.id })))
+    } else if let Some(rest) = path.strip_prefix("/s/") {
+        let rest = rest.to_owned();
+        ("data", dataplane::handle(&proxy, &peer, &conn, req, &rest).await)
+    } else if path.starts_with("/v1/") {
+        ("api", api::handle(&proxy, &peer, req).await)
+    } else {
+        (
+            "other",
+            refusal_response(&Refusal::new("not_found", 404, format!("no route {path}"))),
+        )
+    };
+    proxy.metrics.request(route, response.status().as_u16());
+    response
+}
+
+/// Serves until SIGTERM or SIGINT.
+pub async fn serve(proxy: Arc<Proxy>, startup: Startup) -> Result<(), StartError> {
+    let gate = Arc::new(RosterGate {
+        roster: Arc::clone(&proxy.roster),
+        refusals: proxy.refusals.clone(),
+    });
+    let tls = crate::tls::server_config(startup.chain, startup.tls_key, gate).map_err(config_err)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind(proxy.config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: proxy.config.listen,
+            source,
+        })?;
+
+    let start = EventKind::ProxyStart {
+        key: proxy.key.public_key(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        catalog: proxy.catalog.current().digest().to_owned(),
+        roster: roster_digest(&proxy.config.roster),
+    };
+    proxy
+        .record(None, start)
+        .await
+        .map_err(|r| StartError::Audit(r.message))?;
+    ops::spawn_all(&proxy, startup.backlog, startup.notify_rx, startup.refusals_rx);
+    eprintln!(
+        "bglass-proxy {}: listening on {} ({} audit entries replayed)",
+        proxy.config.id, proxy.config.listen, startup.recovered
+    );
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| StartError::Config(format!("signal handler: {e}")))?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((tcp, addr)) = accepted else { continue };
+                let _ = tcp.set_nodelay(true);
+                let proxy = Arc::clone(&proxy);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move { connection(proxy, acceptor, tcp, addr).await });
+            }
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    let _ = proxy
+        .record(None, EventKind::ProxyStop { reason: "signal".to_owned() })
+        .await;
+    let _ = proxy.log.checkpoint_now();
+    Ok(())
+}
+
+fn roster_digest(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|b| {
+            let d = ring::digest::digest(&ring::digest::SHA256, &b);
+            d.as_ref().iter().map(|x| format!("{x:02x}")).collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn connection(proxy: Arc<Proxy>, acceptor: tokio_rustls::TlsAcceptor, tcp: tokio::net::TcpStream, addr: SocketAddr) {
+    let timeout = proxy.config.limits.header_timeout.to_std();
+    let Ok(Ok(tls)) = tokio::time::timeout(timeout, acceptor.accept(tcp)).await else {
+        return;
+    };
+    let key = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(crate::tls::ed25519_key_of);
+    let peer = Peer { key, addr };
+    let proxy_limits_buf = proxy.config.limits.max_header_bytes.max(8192);
+    let conn = Arc::new(dataplane::ConnCache::default());
+    let service = hyper::service::service_fn(move |req| {
+        let proxy = Arc::clone(&proxy);
+        let peer = peer.clone();
+        let conn = Arc::clone(&conn);
+        async move { Ok::<_, std::convert::Infallible>(route(proxy, peer, conn, req).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .max_buf_size(proxy_limits_buf)
+        .keep_alive(true);
+    let _ = builder
+        .serve_connection(TokioIo::new(tls), service)
+        .with_upgrades()
+        .await;
+}

@@ -1,0 +1,424 @@
+//! The proxy's background tasks: handshake refusals to the log, grant expiry, health probes,
+//! the metrics listener, catalog/roster reload (fail stale), and webhook notifications.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bglass_core::audit::event::{Event, EventKind};
+use bglass_core::catalog::{Catalog, ServiceKind, TcpProbe};
+use bglass_core::failstale::Offer;
+use bglass_core::keys::PublicKey;
+use bglass_core::roster::Roster;
+use bglass_core::timestamp;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{Body, Denied, Proxy, full, lock};
+use crate::config::{NotifyFormat, NotifyTarget};
+use crate::state::Refusal;
+
+/// Starts every background task.
+pub fn spawn_all(
+    proxy: &Arc<Proxy>,
+    backlog: Vec<(u64, Event)>,
+    notify_rx: tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
+    refusals_rx: tokio::sync::mpsc::UnboundedReceiver<(Option<PublicKey>, String)>,
+) {
+    tokio::spawn(handshake_refusals(Arc::clone(proxy), refusals_rx));
+    tokio::spawn(expiries(Arc::clone(proxy)));
+    tokio::spawn(health(Arc::clone(proxy)));
+    if let Some(addr) = proxy.config.metrics_listen {
+        tokio::spawn(metrics(Arc::clone(proxy), addr));
+    }
+    tokio::spawn(reload(Arc::clone(proxy)));
+    tokio::spawn(notifier(Arc::clone(proxy), backlog, notify_rx));
+}
+
+/// Records refused handshakes (an unknown key), at most 20 per second; the rest are counted.
+async fn handshake_refusals(proxy: Arc<Proxy>, mut rx: tokio::sync::mpsc::UnboundedReceiver<(Option<PublicKey>, String)>) {
+    let mut window = tokio::time::Instant::now();
+    let mut in_window = 0u32;
+    while let Some((key, why)) = rx.recv().await {
+        if window.elapsed() >= Duration::from_secs(1) {
+            window = tokio::time::Instant::now();
+            in_window = 0;
+        }
+        in_window += 1;
+        if in_window > 20 {
+            proxy.metrics.handshake_refusal_unlogged();
+            proxy.metrics.denial("unknown_key");
+            continue;
+        }
+        let detail = match key {
+            Some(k) => format!("TLS handshake refused: {why} (key {k}, id {})", k.key_id()),
+            None => format!("TLS handshake refused: {why}"),
+        };
+        let refusal = Refusal::new("unknown_key", 401, detail);
+        let _ = proxy.refuse(None, &refusal, Denied::default()).await;
+    }
+}
+
+/// Records the expiry of grants as their windows end.
+async fn expiries(proxy: Arc<Proxy>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let due = lock(&proxy.state).due_expiries(timestamp::now_ms());
+        for grant in due {
+            let holder = lock(&proxy.state).grants.get(&grant).map(|g| g.claims.sub.clone());
+            let _ = proxy.record(holder, EventKind::Expiry { grant }).await;
+        }
+    }
+}
+
+/// Probes every service every 10 seconds. Informational only: never gates access.
+async fn health(proxy: Arc<Proxy>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        let catalog = proxy.catalog.current();
+        let mut results = Vec::new();
+        for service in catalog.services() {
+            let result = tokio::time::timeout(Duration::from_secs(3), probe(&proxy, service)).await;
+            let (up, detail) = match result {
+                Ok(Ok(())) => (Some(true), None),
+                Ok(Err(why)) => (Some(false), Some(why)),
+                Err(_) => (Some(false), Some("no answer within 3s".to_owned())),
+            };
+            results.push((service.name.to_string(), (up, detail)));
+        }
+        let mut health = lock(&proxy.health);
+        health.clear();
+        health.extend(results);
+    }
+}
+
+async fn probe(proxy: &Proxy, service: &bglass_core::catalog::Service) -> Result<(), String> {
+    let addr = service.upstream.addr;
+    match &service.kind {
+        ServiceKind::Http { health, inject } => {
+            let mut request = Request::get(format!("http://{addr}{}", health.path));
+            if let Some(inject) = inject {
+                let vault = proxy.vault.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+                if let Some(secret) = vault.get(&inject.secret) {
+                    use bglass_core::ExposeSecret;
+                    request = request.header(inject.header.as_str(), inject.render(secret.expose_secret()));
+                }
+            }
+            let request = request.body(full(Bytes::new())).map_err(|e| e.to_string())?;
+            let response = proxy.upstream.request(request).await.map_err(|e| format!("no answer: {e}"))?;
+            if response.status().as_u16() == health.expect_status {
+                Ok(())
+            } else {
+                Err(format!("status {} (expected {})", response.status().as_u16(), health.expect_status))
+            }
+        }
+        ServiceKind::Ssh { .. } => banner(addr, Some(b"SSH-")).await,
+        ServiceKind::Tcp { probe } => match probe {
+            TcpProbe::Connect => tokio::net::TcpStream::connect(addr).await.map(|_| ()).map_err(|e| e.to_string()),
+            TcpProbe::Banner => banner(addr, None).await,
+            TcpProbe::Postgres => {
+                // SSLRequest: length 8, code 80877103; a server answers 'S' or 'N'.
+                let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+                s.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await.map_err(|e| e.to_string())?;
+                let mut b = [0u8; 1];
+                s.read_exact(&mut b).await.map_err(|e| e.to_string())?;
+                if b[0] == b'S' || b[0] == b'N' { Ok(()) } else { Err("not a PostgreSQL server".to_owned()) }
+            }
+            TcpProbe::Redis => {
+                let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+                s.write_all(b"PING\r\n").await.map_err(|e| e.to_string())?;
+                let mut b = [0u8; 64];
+                let n = s.read(&mut b).await.map_err(|e| e.to_string())?;
+                let answer = &b[..n];
+                if answer.starts_with(b"+PONG") || answer.starts_with(b"-NOAUTH") {
+                    Ok(())
+                } else {
+                    Err("not a Redis server".to_owned())
+                }
+            }
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+async fn banner(addr: std::net::SocketAddr, expect: Option<&[u8]>) -> Result<(), String> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let mut b = [0u8; 64];
+    let n = s.read(&mut b).await.map_err(|e| e.to_string())?;
+    match expect {
+        _ if n == 0 => Err("closed without a banner".to_owned()),
+        Some(prefix) if !b[..n].starts_with(prefix) => Err("unexpected banner".to_owned()),
+        _ => Ok(()),
+    }
+}
+
+/// Serves `GET /metrics` (Prometheus text format) on the metrics listener.
+async fn metrics(proxy: Arc<Proxy>, addr: std::net::SocketAddr) {
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("bglass-proxy: metrics listener {addr}: {e}");
+            return;
+        }
+    };
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let proxy = Arc::clone(&proxy);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let proxy = Arc::clone(&proxy);
+                async move {
+                    let response: Response<Body> = if req.uri().path() == "/metrics" {
+                        let health: Vec<(String, Option<bool>)> = lock(&proxy.health)
+                            .iter()
+                            .map(|(k, (up, _))| (k.clone(), *up))
+                            .collect();
+                        let text = proxy.metrics.render(&health, proxy.log.size(), proxy.log.failure().is_some());
+                        let mut r = Response::new(full(text));
+                        if let Ok(v) = http::HeaderValue::from_str("text/plain; version=0.0.4") {
+                            r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+                        }
+                        r
+                    } else {
+                        let mut r = Response::new(full("not found\n"));
+                        *r.status_mut() = StatusCode::NOT_FOUND;
+                        r
+                    };
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+    }
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Reloads the catalog and roster on SIGHUP or when their files change; a rejected version
+/// leaves the last good one in force (fail stale). Every attempt is audited.
+async fn reload(proxy: Arc<Proxy>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    let files: [(&str, PathBuf); 2] = [
+        ("catalog", proxy.config.services.clone()),
+        ("roster", proxy.config.roster.clone()),
+    ];
+    let mut seen: Vec<Option<SystemTime>> = files.iter().map(|(_, p)| mtime(p)).collect();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let forced = tokio::select! {
+            _ = hup.recv() => true,
+            _ = tick.tick() => false,
+        };
+        if forced {
+            // The vault (upstream credentials) is read again on SIGHUP only.
+            let reloaded = bglass_core::vault::VaultIdentity::open_file(&proxy.config.vault_identity)
+                .and_then(|id| bglass_core::vault::Vault::open(&proxy.config.vault, &id));
+            match reloaded {
+                Ok(v) => *proxy.vault.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(v),
+                Err(e) => eprintln!("bglass-proxy: vault reload REJECTED, keeping the last good one: {e}"),
+            }
+        }
+        for (i, (name, path)) in files.iter().enumerate() {
+            let now = mtime(path);
+            if !forced && now == seen[i] {
+                continue;
+            }
+            seen[i] = now;
+            let (accepted, digest, error) = match *name {
+                "catalog" => match proxy.catalog.offer(Catalog::load(path), timestamp::now_ms() / 1000) {
+                    Offer::Accepted(c) => (true, Some(c.digest().to_owned()), None),
+                    Offer::Rejected { error, .. } => (false, None, Some(error.to_string())),
+                },
+                _ => match proxy.roster.offer(Roster::load(path), timestamp::now_ms() / 1000) {
+                    Offer::Accepted(_) => (true, Some(super::roster_digest(path)), None),
+                    Offer::Rejected { error, .. } => (false, None, Some(error.to_string())),
+                },
+            };
+            if let Some(e) = &error {
+                proxy.metrics.config_rejected(name);
+                eprintln!("bglass-proxy: {name} reload REJECTED, keeping the last good version: {e}");
+            }
+            let _ = proxy
+                .record(
+                    None,
+                    EventKind::ConfigReload {
+                        file: (*name).to_owned(),
+                        accepted,
+                        digest,
+                        error,
+                    },
+                )
+                .await;
+        }
+    }
+}
+
+/// Whether and how an event is notified.
+fn summary(event: &Event, catalog: &Catalog) -> Option<String> {
+    let who = event.actor.as_ref().map_or_else(|| "the proxy".to_owned(), ToString::to_string);
+    match &event.event {
+        EventKind::Grant {
+            responder,
+            service,
+            emergency: true,
+            grant,
+            ..
+        } => Some(format!(
+            "EMERGENCY BYPASS: {responder} broke glass on {service} without approval ({grant}); an approver must review it"
+        )),
+        EventKind::Grant {
+            responder, service, grant, ..
+        } => Some(format!("Glass broken: {responder} was granted {service} ({grant})")),
+        EventKind::Request {
+            request,
+            service,
+            emergency: false,
+            reason,
+            incident,
+            ..
+        } if catalog.get(service).is_some_and(|s| s.approvals > 0) => Some(format!(
+            "Approval needed: {who} asks for {service} for {incident} ({reason}); run `bglass approve {request}`"
+        )),
+        _ => None,
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Cursor {
+    /// Next index to deliver, per target URL.
+    next: BTreeMap<String, u64>,
+}
+
+fn cursor_path(proxy: &Proxy) -> PathBuf {
+    proxy.config.data_dir.join("notify-cursor.json")
+}
+
+fn save_cursor(path: &Path, cursor: &Cursor) {
+    let tmp = path.with_extension("tmp");
+    if let Ok(text) = serde_json::to_vec(cursor)
+        && std::fs::write(&tmp, text).is_ok()
+    {
+        let _ = std::fs::rename(&tmp, path);
+    }
+}
+
+/// Delivers notifications from the log, in order, to every target. Fail open: delivery
+/// never blocks access; a target that is down is retried with backoff (up to a minute), and
+/// the cursor file makes delivery survive restarts (at least once).
+async fn notifier(
+    proxy: Arc<Proxy>,
+    backlog: Vec<(u64, Event)>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
+) {
+    let targets = proxy.config.notify.clone();
+    if targets.is_empty() {
+        while rx.recv().await.is_some() {}
+        return;
+    }
+    let path = cursor_path(&proxy);
+    let mut cursor: Cursor = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    // Events already in the log when the proxy started, then live ones.
+    let mut queue: std::collections::VecDeque<(u64, Event)> = backlog.into_iter().collect();
+    loop {
+        while let Ok(item) = rx.try_recv() {
+            queue.push_back(item);
+        }
+        let Some((index, event)) = queue.pop_front() else {
+            match rx.recv().await {
+                Some(item) => queue.push_back(item),
+                None => return,
+            }
+            continue;
+        };
+        let catalog = proxy.catalog.current();
+        let Some(text) = summary(&event, &catalog) else {
+            advance(&mut cursor, &targets, index);
+            continue;
+        };
+        for target in &targets {
+            if cursor.next.get(&target.url).copied().unwrap_or(0) > index {
+                continue;
+            }
+            let mut backoff = Duration::from_millis(500);
+            loop {
+                match deliver(target, index, &event, &text).await {
+                    Ok(()) => {
+                        proxy.metrics.notify(true);
+                        break;
+                    }
+                    Err(_) => {
+                        proxy.metrics.notify(false);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(60));
+                    }
+                }
+            }
+            cursor.next.insert(target.url.clone(), index + 1);
+            save_cursor(&path, &cursor);
+        }
+        advance(&mut cursor, &targets, index);
+    }
+}
+
+fn advance(cursor: &mut Cursor, targets: &[NotifyTarget], index: u64) {
+    for t in targets {
+        let next = cursor.next.entry(t.url.clone()).or_insert(0);
+        if *next <= index {
+            *next = index + 1;
+        }
+    }
+}
+
+async fn deliver(target: &NotifyTarget, index: u64, event: &Event, text: &str) -> Result<(), String> {
+    let body = match target.format {
+        NotifyFormat::Slack => serde_json::json!({ "text": text }),
+        NotifyFormat::Json => serde_json::json!({
+            "summary": text,
+            "index": index,
+            "time": timestamp::format_ms(event.time_ms),
+            "proxy": event.proxy,
+            "event": event,
+        }),
+    };
+    let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+    let tcp = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(target.addr))
+        .await
+        .map_err(|_| "connect timeout".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let request = Request::post(target.path.as_str())
+        .header(http::header::HOST, target.addr.to_string())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(bytes)))
+        .map_err(|e| e.to_string())?;
+    let response = tokio::time::timeout(Duration::from_secs(10), sender.send_request(request))
+        .await
+        .map_err(|_| "timeout".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let _ = response.into_body().collect().await;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("status {status}"))
+    }
+}
