@@ -29,6 +29,26 @@ pub enum Command {
     /// Work with the catalog of critical tools.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Ask for access to a critical tool (signed, audited, time-limited).
+    Access(AccessArgs),
+    /// List pending access requests (approvers see everyone's).
+    Requests(JsonArgs),
+    /// Approve a colleague's pending request (two-person rule).
+    Approve(ApproveArgs),
+    /// Refuse a pending request.
+    Deny(DenyArgs),
+    /// End a grant now (yours, or anyone's as an approver).
+    Revoke(RevokeArgs),
+    /// Close the review of an emergency bypass.
+    Review(ReviewArgs),
+    /// List your grants (approvers also see active grants and open reviews).
+    Grants(JsonArgs),
+    /// Show the proxies, who you are to them, and the services' health.
+    Status(JsonArgs),
+    /// Make one HTTP request to a tool through the proxy; the body goes to stdout.
+    Curl(CurlArgs),
+    /// Open a tool in the browser through a local forwarder on 127.0.0.1.
+    Open(OpenArgs),
     /// Verify, read and summarise a proxy's audit log (offline, from a copied directory).
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -70,6 +90,129 @@ pub struct EnrollArgs {
     pub kdf_work_factor: u8,
 }
 
+/// Just `--json`.
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bglass access`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  bglass access grafana --reason \"dashboards for the eu outage\" --incident INC-123
+
+Services that need approval wait for an approver (`bglass approve ID`); the TTL starts when
+the last approval lands. --emergency skips approvals where the catalog allows it: short TTL,
+approvers are notified, and an approver must review it afterwards.")]
+pub struct AccessArgs {
+    /// The service (see `bglass status`).
+    pub service: String,
+    /// Why you need access (recorded in the audit log).
+    #[arg(long)]
+    pub reason: String,
+    /// The incident this is for.
+    #[arg(long)]
+    pub incident: String,
+    /// How long (30m, 1h, …); at most the service's maximum [default: the service's default].
+    #[arg(long)]
+    pub ttl: Option<String>,
+    /// Skip approvals under the emergency bypass (reviewed afterwards).
+    #[arg(long)]
+    pub emergency: bool,
+    /// How long to wait for approvals.
+    #[arg(long, default_value = "15m")]
+    pub wait: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bglass approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The request id (r-…).
+    pub request: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bglass deny`.
+#[derive(Debug, Args)]
+pub struct DenyArgs {
+    /// The request id (r-…).
+    pub request: String,
+    /// Why (recorded in the audit log).
+    #[arg(long)]
+    pub reason: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bglass revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The grant id (g-…).
+    pub grant: String,
+    /// Why (recorded in the audit log).
+    #[arg(long, default_value = "revoked by bglass revoke")]
+    pub reason: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bglass review`.
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// The emergency grant id (g-…).
+    pub grant: String,
+    /// Your conclusion (recorded in the audit log).
+    #[arg(long)]
+    pub note: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bglass curl`.
+#[derive(Debug, Args)]
+pub struct CurlArgs {
+    /// The service.
+    pub service: String,
+    /// The path on the tool, e.g. /api/health.
+    pub path: String,
+    /// HTTP method.
+    #[arg(short = 'X', long = "request", default_value = "GET")]
+    pub method: String,
+    /// Request body (`@FILE` reads a file).
+    #[arg(short = 'd', long = "data")]
+    pub data: Option<String>,
+    /// Extra request header, `Name: value` (repeat).
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    /// Print the status line and response headers to stderr.
+    #[arg(short = 'i', long = "include")]
+    pub include: bool,
+}
+
+/// `bglass open`.
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// The service.
+    pub service: String,
+    /// Local address to listen on (loopback only).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub local: std::net::SocketAddr,
+    /// Do not start a browser; just print the URL.
+    #[arg(long)]
+    pub no_browser: bool,
+}
+
 /// `bglass catalog …`.
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
@@ -109,6 +252,19 @@ pub enum AuditCommand {
     /// The auditor's summary: grants, bypasses and reviews, denials, uses outside grants,
     /// drills apart from real incidents.
     Report(AuditReportArgs),
+    /// Check the receipts of your own grants (and, given a copied log, that it holds them).
+    Prove(AuditProveArgs),
+}
+
+/// `bglass audit prove`.
+#[derive(Debug, Args)]
+pub struct AuditProveArgs {
+    /// A copied log directory to check the receipts against (optional).
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the log is and how to trust it.

@@ -11,6 +11,14 @@ use std::process::ExitCode;
 pub enum ErrorKind {
     /// Bad input: a file, flag value, passphrase or config the user can fix. Exit 1.
     User,
+    /// A proxy refused (authentication, authorization, policy). Exit 3.
+    Denied,
+    /// No proxy could be reached, or the proxy could not serve. Exit 4.
+    Unavailable,
+    /// `bglass curl`: the tool answered 4xx. Exit 8.
+    Upstream4xx,
+    /// `bglass curl`: the tool answered 5xx. Exit 9.
+    Upstream5xx,
     /// Verification found a defect (tampered or damaged data). Exit 5.
     Defect,
     /// Standard output was closed by its reader: exit 0 without a message.
@@ -25,7 +33,11 @@ impl ErrorKind {
         match self {
             Self::ClosedPipe => 0,
             Self::User => 1,
+            Self::Denied => 3,
+            Self::Unavailable => 4,
             Self::Defect => 5,
+            Self::Upstream4xx => 8,
+            Self::Upstream5xx => 9,
             Self::Internal => 70,
         }
     }
@@ -37,7 +49,11 @@ Exit codes:
   0   success
   1   invalid input: a file, flag, passphrase or config to fix (the message says which)
   2   usage error: unknown command or flag
+  3   denied by the proxy (the message gives the reason code)
+  4   unavailable: no proxy reachable, or none able to serve
   5   verification failed: the audit log has a defect (the message names it and its index)
+  8   bglass curl: the tool answered with a 4xx status
+  9   bglass curl: the tool answered with a 5xx status
   70  internal error (please report it)";
 
 /// A failure to show the user.

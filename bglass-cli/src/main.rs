@@ -2,11 +2,13 @@
 //! lives in its own file under `cmd/`.
 
 mod cli;
+mod client;
 mod cmd;
 mod config;
 mod error;
 mod output;
 mod passphrase;
+mod store;
 
 use std::process::ExitCode;
 
@@ -17,8 +19,18 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Enroll(args) => cmd::enroll::run(cli.config.as_deref(), args),
         cli::Command::Whoami => cmd::whoami::run(cli.config.as_deref()),
+        cli::Command::Access(args) => cmd::access::run(cli.config.as_deref(), args),
+        cli::Command::Requests(args) => cmd::approvals::requests(cli.config.as_deref(), args),
+        cli::Command::Approve(args) => cmd::approvals::approve(cli.config.as_deref(), args),
+        cli::Command::Deny(args) => cmd::approvals::deny(cli.config.as_deref(), args),
+        cli::Command::Revoke(args) => cmd::grants::revoke(cli.config.as_deref(), args),
+        cli::Command::Review(args) => cmd::grants::review(cli.config.as_deref(), args),
+        cli::Command::Grants(args) => cmd::grants::list(cli.config.as_deref(), args),
+        cli::Command::Status(args) => cmd::status::run(cli.config.as_deref(), args),
+        cli::Command::Curl(args) => cmd::curl::run(cli.config.as_deref(), args),
+        cli::Command::Open(args) => cmd::open::run(cli.config.as_deref(), args),
         cli::Command::Catalog(cli::CatalogCommand::Check(args)) => cmd::catalog::check(args),
-        cli::Command::Audit(command) => cmd::audit::run(command),
+        cli::Command::Audit(command) => cmd::audit::run(cli.config.as_deref(), command),
         cli::Command::Completions(args) => cmd::completions::run(args),
     };
     match result {

@@ -341,17 +341,24 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
+/// Refusals carry this header so that clients tell them from an upstream's own answers.
+pub const REFUSAL_HEADER: &str = "bglass-refusal";
+
 /// The JSON error response for a refusal.
 pub fn refusal_response(r: &Refusal) -> Response<Body> {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
-    json(
+    let mut response = json(
         status,
         &ApiError {
             error: r.code.to_owned(),
             message: r.message.clone(),
             hint: r.hint.clone(),
         },
-    )
+    );
+    if let Ok(v) = http::HeaderValue::from_str(r.code) {
+        response.headers_mut().insert(REFUSAL_HEADER, v);
+    }
+    response
 }
 
 /// Who is on the other end of a connection.
@@ -380,7 +387,13 @@ impl Proxy {
 async fn route(proxy: Arc<Proxy>, peer: Peer, conn: Arc<dataplane::ConnCache>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let (route, response) = if path == "/healthz" {
-        ("healthz", json(StatusCode::OK, &serde_json::json!({ "ok": true, "proxy": proxy.config.id })))
+        (
+            "healthz",
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "ok": true, "proxy": proxy.config.id, "key": proxy.key.public_key() }),
+            ),
+        )
     } else if let Some(rest) = path.strip_prefix("/s/") {
         let rest = rest.to_owned();
         ("data", dataplane::handle(&proxy, &peer, &conn, req, &rest).await)

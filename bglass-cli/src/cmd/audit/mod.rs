@@ -1,6 +1,7 @@
 //! `bglass audit …`: offline verification and reading of a proxy's audit log.
 
 mod export;
+mod prove;
 mod report;
 mod show;
 mod verify;
@@ -16,8 +17,9 @@ use crate::cli::{AuditCommand, AuditFilterArgs, AuditSource};
 use crate::error::{CliError, CliResult, ErrorKind};
 
 /// Runs an audit command.
-pub fn run(command: AuditCommand) -> CliResult {
+pub fn run(config: Option<&std::path::Path>, command: AuditCommand) -> CliResult {
     match command {
+        AuditCommand::Prove(args) => prove::run(config, args),
         AuditCommand::Verify(args) => verify::run(args),
         AuditCommand::Show(args) => show::run(args),
         AuditCommand::Export(args) => export::run(args),

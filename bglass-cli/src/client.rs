@@ -1,0 +1,385 @@
+//! Talking to proxies: mutual TLS with the pinned CA, failover across the configured proxies
+//! with bounded, jittered exponential backoff, signed envelopes addressed to the proxy that
+//! receives them, and split-view detection on every contact.
+//!
+//! Split view: the CLI keeps the last checkpoint each proxy showed it. On every contact it
+//! fetches the proxy's current checkpoint and a consistency proof from the old one; a proxy
+//! whose log does not extend what this machine saw before is refused, loudly.
+
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bglass_core::api::ApiError;
+use bglass_core::audit::checkpoint;
+use bglass_core::audit::tree::{Hash, check_consistency};
+use bglass_core::envelope::{Action, Nonce, RequestPayload, ENVELOPE_VERSION};
+use bglass_core::id::ProxyId;
+use bglass_core::keys::{PublicKey, ResponderIdentity};
+use bglass_core::timestamp;
+
+use crate::config::{self, Config, ProxyEntry};
+use crate::error::{CliError, CliResult, ErrorKind};
+use crate::passphrase;
+use crate::store::{ProxyRecord, Store};
+
+/// Rounds over all proxies before giving up.
+pub const MAX_ROUNDS: u32 = 4;
+/// First backoff between rounds.
+pub const BASE_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest backoff between rounds.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(4);
+
+/// The delay before round `round` (1-based): exponential, capped, with "equal jitter" (half
+/// fixed, half random) so that hundreds of responders retrying at once spread out.
+pub fn backoff(round: u32, random: f64) -> Duration {
+    let exp = BASE_BACKOFF.saturating_mul(1u32 << round.saturating_sub(1).min(16));
+    let capped = exp.min(MAX_BACKOFF);
+    let half = capped / 2;
+    half + half.mul_f64(random.clamp(0.0, 1.0))
+}
+
+fn random_unit() -> f64 {
+    let mut b = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX)
+}
+
+/// One proxy as the session uses it.
+#[derive(Debug)]
+pub struct Conn {
+    /// Its config entry.
+    pub entry: ProxyEntry,
+    /// The HTTPS client (pinned CA, the responder's client certificate).
+    pub http: reqwest::Client,
+    /// What is known about it (after contact).
+    pub record: Option<ProxyRecord>,
+    contacted: bool,
+}
+
+/// Why a call to one proxy failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// Not reachable, busy, or refused by its own failure: try the next proxy.
+    Unavailable(String),
+    /// The proxy answered with a refusal: do not try others.
+    Refused(u16, ApiError),
+    /// A local problem.
+    Local(CliError),
+}
+
+impl From<CliError> for CallError {
+    fn from(e: CliError) -> Self {
+        Self::Local(e)
+    }
+}
+
+/// A request to make, signed per proxy when it carries an action.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// HTTP method.
+    pub method: reqwest::Method,
+    /// Path and query.
+    pub path: String,
+    /// The action to sign, for mutations.
+    pub action: Option<Action>,
+}
+
+impl Call {
+    /// A GET.
+    pub fn get(path: impl Into<String>) -> Self {
+        Self {
+            method: reqwest::Method::GET,
+            path: path.into(),
+            action: None,
+        }
+    }
+
+    /// A signed POST.
+    pub fn post(path: impl Into<String>, action: Action) -> Self {
+        Self {
+            method: reqwest::Method::POST,
+            path: path.into(),
+            action: Some(action),
+        }
+    }
+}
+
+/// A responder's session: config, unlocked key, and a client per proxy.
+#[derive(Debug)]
+pub struct Session {
+    /// The responder's identity.
+    pub identity: ResponderIdentity,
+    /// Local state.
+    pub store: Store,
+    /// The proxies, in priority order.
+    pub conns: Vec<Conn>,
+    /// Print progress of failover on stderr.
+    pub verbose: bool,
+}
+
+fn http_client(entry: &ProxyEntry, identity: &ResponderIdentity) -> CliResult<reqwest::Client> {
+    let tls = bglass_proxy::tls::client_config(entry.pin, &identity.key, identity.id.as_str())
+        .map_err(|e| CliError::internal(format!("TLS setup: {e}")))?;
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .https_only(true)
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(30))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| CliError::internal(format!("HTTP client: {e}")))
+}
+
+impl Session {
+    /// Loads the config and unlocks the key.
+    pub fn open(config_flag: Option<&Path>) -> CliResult<Self> {
+        let location = config::locate(config_flag)?;
+        let config = Config::load(&location.path).map_err(config::config_error)?;
+        let passphrase = passphrase::existing_passphrase(&config.identity)?;
+        let identity = ResponderIdentity::open_file(&config.identity, &passphrase).map_err(|e| {
+            let hint = if matches!(e, bglass_core::keys::KeyFileError::WrongPassphrase { .. }) {
+                "type it again, or check BGLASS_PASSPHRASE"
+            } else {
+                "re-enroll if the key file is lost or damaged"
+            };
+            CliError::user(&e).with_hint(hint)
+        })?;
+        if identity.id != config.responder {
+            return Err(CliError::user(format!(
+                "the key file belongs to {}, but the config says responder = {}",
+                identity.id, config.responder
+            )));
+        }
+        let store = Store::beside(&location.path);
+        let mut conns = Vec::new();
+        for entry in &config.proxies {
+            conns.push(Conn {
+                http: http_client(entry, &identity)?,
+                record: store.proxy(&entry.url, &entry.pin),
+                entry: entry.clone(),
+                contacted: false,
+            });
+        }
+        Ok(Self {
+            identity,
+            store,
+            conns,
+            verbose: true,
+        })
+    }
+
+    /// Makes a call, trying proxies in priority order with backoff between rounds. Returns
+    /// the JSON answer and the index of the proxy that gave it.
+    pub async fn call(&mut self, call: &Call) -> CliResult<(serde_json::Value, usize)> {
+        self.call_with(call, None).await
+    }
+
+    /// Like [`Self::call`], but only on proxy `only` when given (grants are per proxy).
+    pub async fn call_with(&mut self, call: &Call, only: Option<usize>) -> CliResult<(serde_json::Value, usize)> {
+        let mut failures: Vec<String> = Vec::new();
+        for round in 1..=MAX_ROUNDS {
+            for i in 0..self.conns.len() {
+                if only.is_some_and(|o| o != i) {
+                    continue;
+                }
+                match self.try_one(i, call).await {
+                    Ok(value) => return Ok((value, i)),
+                    Err(CallError::Unavailable(why)) => {
+                        let url = self.conns[i].entry.url.clone();
+                        if self.verbose {
+                            eprintln!("bglass: {url} unavailable ({why}); trying the next proxy");
+                        }
+                        failures.push(format!("{url}: {why}"));
+                    }
+                    Err(CallError::Refused(status, e)) => {
+                        let kind = if status >= 500 { ErrorKind::Unavailable } else { ErrorKind::Denied };
+                        let mut err = CliError::new(kind, format!("{} ({})", e.message, e.error));
+                        if let Some(h) = e.hint {
+                            err = err.with_hint(h);
+                        }
+                        return Err(err);
+                    }
+                    Err(CallError::Local(e)) => return Err(e),
+                }
+            }
+            if round < MAX_ROUNDS {
+                tokio::time::sleep(backoff(round, random_unit())).await;
+            }
+        }
+        failures.dedup();
+        Err(CliError::new(
+            ErrorKind::Unavailable,
+            format!("no proxy answered: {}", failures.last().cloned().unwrap_or_default()),
+        )
+        .with_hint("check the network path to the proxies; `bglass status` lists them"))
+    }
+
+    async fn try_one(&mut self, i: usize, call: &Call) -> Result<serde_json::Value, CallError> {
+        self.contact(i).await?;
+        let conn = &self.conns[i];
+        let url = format!("{}{}", conn.entry.url.trim_end_matches('/'), call.path);
+        let mut request = conn.http.request(call.method.clone(), &url);
+        if let Some(action) = &call.action {
+            let audience = conn
+                .record
+                .as_ref()
+                .map(|r| r.id.clone())
+                .ok_or_else(|| CallError::Unavailable("proxy id unknown".to_owned()))?;
+            let body = self.seal(action, &audience)?;
+            request = request.body(body).header(reqwest::header::CONTENT_TYPE, "application/json");
+        }
+        let response = request.send().await.map_err(|e| CallError::Unavailable(describe(&e)))?;
+        answer(response).await
+    }
+
+    /// Signs an action for `audience`.
+    pub fn seal(&self, action: &Action, audience: &ProxyId) -> Result<Vec<u8>, CallError> {
+        let nonce = Nonce::random().map_err(|_| CallError::Local(CliError::internal("random generator failed")))?;
+        let payload = RequestPayload {
+            v: ENVELOPE_VERSION,
+            responder: self.identity.id.clone(),
+            key: self.identity.key.public_key(),
+            aud: audience.clone(),
+            iat: timestamp::now_ms() / 1000,
+            nonce,
+            action: action.clone(),
+        };
+        bglass_core::envelope::seal(&payload, &self.identity.key)
+            .map_err(|e| CallError::Local(CliError::user(format!("cannot sign the request: {e}"))))
+    }
+
+    /// First contact with a proxy in this run: learn or check its id and key, and check
+    /// that its log extends the checkpoint this machine saw before (split view).
+    async fn contact(&mut self, i: usize) -> Result<(), CallError> {
+        if self.conns[i].contacted {
+            return Ok(());
+        }
+        let conn = &self.conns[i];
+        let base = conn.entry.url.trim_end_matches('/').to_owned();
+        let health = conn
+            .http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .map_err(|e| CallError::Unavailable(describe(&e)))?;
+        let health: serde_json::Value = health.json().await.map_err(|e| CallError::Unavailable(e.to_string()))?;
+        let id: ProxyId = serde_json::from_value(health["proxy"].clone())
+            .map_err(|_| CallError::Unavailable("the proxy did not name itself".to_owned()))?;
+        let key: PublicKey = serde_json::from_value(health["key"].clone())
+            .map_err(|_| CallError::Unavailable("the proxy did not give its signing key".to_owned()))?;
+        if let Some(known) = &conn.record
+            && (known.id != id || known.key != key)
+        {
+            return Err(split_view(&conn.entry.url, &format!(
+                "it now presents itself as {id} with key {}, but this machine knew it as {} with key {}",
+                key.key_id(),
+                known.id,
+                known.key.key_id()
+            )));
+        }
+        let checkpoint = conn
+            .http
+            .get(format!("{base}/v1/audit/checkpoint"))
+            .send()
+            .await
+            .map_err(|e| CallError::Unavailable(describe(&e)))?;
+        if !checkpoint.status().is_success() {
+            // A brand-new proxy signs its first checkpoint within a second of starting.
+            self.conns[i].contacted = true;
+            return Ok(());
+        }
+        let note = checkpoint.bytes().await.map_err(|e| CallError::Unavailable(e.to_string()))?;
+        let origin = checkpoint::origin(&id);
+        let verified = checkpoint::verify(&note, &origin, &key)
+            .map_err(|e| split_view(&conn.entry.url, &format!("its checkpoint does not verify: {e}")))?;
+        if let Some(known) = &conn.record {
+            let old_root = decode_hash(&known.root)
+                .ok_or_else(|| CallError::Local(CliError::internal("stored checkpoint is damaged")))?;
+            if verified.size < known.size {
+                return Err(split_view(&conn.entry.url, &format!(
+                    "its log shrank from {} to {} entries",
+                    known.size, verified.size
+                )));
+            }
+            let proof: Vec<Hash> = if verified.size == known.size {
+                Vec::new()
+            } else {
+                let answer = conn
+                    .http
+                    .get(format!("{base}/v1/audit/consistency?old={}&new={}", known.size, verified.size))
+                    .send()
+                    .await
+                    .map_err(|e| CallError::Unavailable(describe(&e)))?;
+                let value: serde_json::Value = answer.json().await.map_err(|e| CallError::Unavailable(e.to_string()))?;
+                value["proof"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|h| h.as_str().and_then(decode_hash)).collect())
+                    .unwrap_or_default()
+            };
+            if !check_consistency(&proof, verified.size, verified.root, known.size, old_root) {
+                return Err(split_view(&conn.entry.url, &format!(
+                    "its log of {} entries does not extend the {} entries this machine saw before",
+                    verified.size, known.size
+                )));
+            }
+        }
+        let record = ProxyRecord {
+            url: conn.entry.url.clone(),
+            id,
+            key,
+            size: verified.size,
+            root: STANDARD.encode(verified.root.0),
+            note: String::from_utf8_lossy(&verified.note).into_owned(),
+        };
+        self.store.save_proxy(&conn.entry.pin, &record)?;
+        let conn = &mut self.conns[i];
+        conn.record = Some(record);
+        conn.contacted = true;
+        Ok(())
+    }
+}
+
+fn decode_hash(text: &str) -> Option<Hash> {
+    let bytes = STANDARD.decode(text).ok()?;
+    Some(Hash(bytes.try_into().ok()?))
+}
+
+fn split_view(url: &str, what: &str) -> CallError {
+    eprintln!(
+        "\n!!! SPLIT VIEW: the proxy at {url} is not showing this machine the same audit log as before: {what}.\n!!! Do not trust it. Report this to your security team with the files in state/proxies/ beside your bglass config.\n"
+    );
+    CallError::Unavailable(format!("refused: split view ({what})"))
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+/// Reads an answer: JSON on success, a refusal (or unavailability) otherwise.
+pub async fn answer(response: reqwest::Response) -> Result<serde_json::Value, CallError> {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.map_err(|e| CallError::Unavailable(e.to_string()))?;
+    if (200..300).contains(&status) {
+        return serde_json::from_slice(&bytes).map_err(|e| CallError::Unavailable(format!("bad answer: {e}")));
+    }
+    let error: ApiError = serde_json::from_slice(&bytes).unwrap_or(ApiError {
+        error: format!("http_{status}"),
+        message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+        hint: None,
+    });
+    // A proxy that cannot audit, or is saturated, is unavailable: the next one may serve.
+    if matches!(error.error.as_str(), "audit_failed" | "busy") || status == 502 || status == 503 {
+        return Err(CallError::Unavailable(error.message));
+    }
+    Err(CallError::Refused(status, error))
+}
