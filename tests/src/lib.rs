@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod audit;
+pub mod raw;
+pub mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

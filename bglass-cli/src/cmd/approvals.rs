@@ -71,13 +71,18 @@ fn print_request(r: &RequestView, json: bool) -> CliResult {
 }
 
 /// Finds the proxy holding a request (requests live on the proxy that received them).
-async fn on_its_proxy(session: &mut Session, id: &RequestId) -> CliResult<usize> {
+/// `None` when no proxy shows it to this caller: the first proxy that answers then gives
+/// the authoritative refusal (unknown request, or a missing role).
+async fn on_its_proxy(session: &mut Session, id: &RequestId) -> Option<usize> {
+    session.verbose = false;
     for i in 0..session.conns.len() {
         if session.call_with(&Call::get(format!("/v1/requests/{id}")), Some(i)).await.is_ok() {
-            return Ok(i);
+            session.verbose = true;
+            return Some(i);
         }
     }
-    Err(CliError::user(format!("no reachable proxy knows request {id}")).with_hint("check the id with `bglass requests`"))
+    session.verbose = true;
+    None
 }
 
 /// Approves a request.
@@ -85,9 +90,9 @@ pub fn approve(config: Option<&Path>, args: ApproveArgs) -> CliResult {
     let id = request_id(&args.request)?;
     let mut session = Session::open(config)?;
     block_on(async move {
-        let proxy = on_its_proxy(&mut session, &id).await?;
+        let proxy = on_its_proxy(&mut session, &id).await;
         let (value, _) = session
-            .call_with(&Call::post("/v1/approve", Action::Approve { request: id }), Some(proxy))
+            .call_with(&Call::post("/v1/approve", Action::Approve { request: id }), proxy)
             .await?;
         print_request(&serde_json::from_value(value).map_err(CliError::internal)?, args.json)
     })
@@ -98,9 +103,9 @@ pub fn deny(config: Option<&Path>, args: DenyArgs) -> CliResult {
     let id = request_id(&args.request)?;
     let mut session = Session::open(config)?;
     block_on(async move {
-        let proxy = on_its_proxy(&mut session, &id).await?;
+        let proxy = on_its_proxy(&mut session, &id).await;
         let (value, _) = session
-            .call_with(&Call::post("/v1/deny", Action::Deny { request: id, reason: args.reason }), Some(proxy))
+            .call_with(&Call::post("/v1/deny", Action::Deny { request: id, reason: args.reason }), proxy)
             .await?;
         print_request(&serde_json::from_value(value).map_err(CliError::internal)?, args.json)
     })

@@ -56,12 +56,12 @@ pub fn list(config: Option<&Path>, args: JsonArgs) -> CliResult {
     })
 }
 
-async fn on_its_proxy(session: &mut Session, id: &GrantId) -> CliResult<usize> {
+async fn on_its_proxy(session: &mut Session, id: &GrantId) -> Option<usize> {
     for i in 0..session.conns.len() {
         if let Ok((value, _)) = session.call_with(&Call::get("/v1/grants"), Some(i)).await {
-            let list: Vec<GrantView> = serde_json::from_value(value).map_err(CliError::internal)?;
+            let list: Vec<GrantView> = serde_json::from_value(value).unwrap_or_default();
             if list.iter().any(|g| &g.id == id) {
-                return Ok(i);
+                return Some(i);
             }
         }
     }
@@ -69,9 +69,9 @@ async fn on_its_proxy(session: &mut Session, id: &GrantId) -> CliResult<usize> {
     if let Some(held) = session.store.grants().into_iter().find(|g| &g.id == id)
         && let Some(i) = session.conns.iter().position(|c| c.entry.url == held.proxy_url)
     {
-        return Ok(i);
+        return Some(i);
     }
-    Err(CliError::user(format!("no reachable proxy knows grant {id}")))
+    None
 }
 
 fn print_grant(g: &GrantView, json: bool, what: &str) -> CliResult {
@@ -86,9 +86,9 @@ pub fn revoke(config: Option<&Path>, args: RevokeArgs) -> CliResult {
     let id = grant_id(&args.grant)?;
     let mut session = Session::open(config)?;
     block_on(async move {
-        let proxy = on_its_proxy(&mut session, &id).await?;
+        let proxy = on_its_proxy(&mut session, &id).await;
         let (value, _) = session
-            .call_with(&Call::post("/v1/revoke", Action::Revoke { grant: id.clone(), reason: args.reason }), Some(proxy))
+            .call_with(&Call::post("/v1/revoke", Action::Revoke { grant: id.clone(), reason: args.reason }), proxy)
             .await?;
         session.store.remove_grant(&id);
         print_grant(&serde_json::from_value(value).map_err(CliError::internal)?, args.json, "revoked")
@@ -100,9 +100,9 @@ pub fn review(config: Option<&Path>, args: ReviewArgs) -> CliResult {
     let id = grant_id(&args.grant)?;
     let mut session = Session::open(config)?;
     block_on(async move {
-        let proxy = on_its_proxy(&mut session, &id).await?;
+        let proxy = on_its_proxy(&mut session, &id).await;
         let (value, _) = session
-            .call_with(&Call::post("/v1/review", Action::Review { grant: id, note: args.note }), Some(proxy))
+            .call_with(&Call::post("/v1/review", Action::Review { grant: id, note: args.note }), proxy)
             .await?;
         print_grant(&serde_json::from_value(value).map_err(CliError::internal)?, args.json, "reviewed")
     })

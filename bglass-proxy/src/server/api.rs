@@ -185,6 +185,9 @@ async fn mutate(proxy: &Arc<Proxy>, peer: &Peer, caller: &Responder, req: Reques
         Err(r) => return Err(proxy.refuse(Some(caller.id.clone()), &r, context).await),
     };
     let appended = proxy.wait(pending, &events).await?;
+    for e in &events {
+        proxy.applied(e);
+    }
     // The grant's audit index, now known.
     let mut request_id: Option<RequestId> = None;
     {

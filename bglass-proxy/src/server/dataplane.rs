@@ -265,9 +265,41 @@ async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &ConnCache, req: Request
         bytes: 0,
         status,
         record: Some(record),
+        cut: Box::pin(grant_ends(Arc::clone(proxy), grant_id, verified.claims().exp)),
     };
     Ok(Response::from_parts(parts, audited.boxed()))
 }
+
+/// Resolves when the grant is revoked or expires, so that a long response is cut (within a
+/// second of the revocation being recorded).
+async fn grant_ends(proxy: Arc<Proxy>, grant: bglass_core::id::GrantId, exp: u64) {
+    let mut changes = proxy.grant_changes.subscribe();
+    let left = exp.saturating_mul(1000).saturating_sub(timestamp::now_ms());
+    let deadline = tokio::time::sleep(std::time::Duration::from_millis(left));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut deadline => return,
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                let live = lock(&proxy.state)
+                    .grants
+                    .get(&grant)
+                    .is_some_and(|g| g.active(timestamp::now_ms()));
+                if !live {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A response cut because its grant ended.
+#[derive(Debug, thiserror::Error)]
+#[error("the grant ended (revoked or expired); the response was cut")]
+struct GrantEnded;
 
 /// What a finished use records.
 struct UseRecord {
@@ -353,6 +385,7 @@ struct Audited {
     bytes: u64,
     status: u16,
     record: Option<UseRecord>,
+    cut: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
 }
 
 impl HttpBody for Audited {
@@ -360,6 +393,13 @@ impl HttpBody for Audited {
     type Error = BoxError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.cut.as_mut().poll(cx).is_ready() {
+            let (status, bytes) = (self.status, self.bytes);
+            if let Some(record) = self.record.take() {
+                record.finish(status, bytes);
+            }
+            return Poll::Ready(Some(Err(Box::new(GrantEnded))));
+        }
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {

@@ -94,6 +94,8 @@ pub struct Proxy {
     pub metrics: Metrics,
     /// Last health of each service: (up, detail).
     pub health: Mutex<HashMap<String, Health>>,
+    /// Bumped whenever a grant ends (revocation, expiry), so that open streams re-check.
+    pub grant_changes: tokio::sync::watch::Sender<u64>,
     /// Sends appended events to the notifier.
     notify: tokio::sync::mpsc::UnboundedSender<(u64, Event)>,
     /// Sends handshake refusals to the auditor task.
@@ -187,6 +189,7 @@ pub fn start(config_path: &Path) -> Result<(Arc<Proxy>, Startup), StartError> {
         health: Mutex::new(HashMap::new()),
         notify,
         refusals,
+        grant_changes: tokio::sync::watch::channel(0).0,
         upstream,
         verifier,
         key,
@@ -286,7 +289,15 @@ impl Proxy {
             .next()
             .ok_or_else(|| Refusal::new("internal", 500, "no append result"))?;
         lock(&self.state).apply(first.index, &event);
+        self.applied(&event);
         Ok(first)
+    }
+
+    /// Tells open streams when a grant ends.
+    pub fn applied(&self, event: &Event) {
+        if matches!(event.event, EventKind::Revoke { .. } | EventKind::Expiry { .. }) {
+            self.grant_changes.send_modify(|g| *g += 1);
+        }
     }
 
     fn audit_failed(&self, why: &str) -> Refusal {

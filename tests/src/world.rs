@@ -1,0 +1,398 @@
+//! A small world on loopback for end-to-end tests: proxies made by the real
+//! `bglass-proxy init` and run as processes, responders enrolled by the real `bglass enroll`,
+//! and a real nginx that accepts only the credential the proxy injects.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{Run, bin, command, run};
+
+/// The passphrase of every test responder.
+pub const PASSPHRASE: &str = "correct horse battery";
+/// The upstream user nginx accepts.
+pub const UPSTREAM_USER: &str = "grafana-sa";
+/// The upstream password nginx accepts (must never reach a responder).
+pub const UPSTREAM_PASSWORD: &str = "upstream-s3cret-7f1c";
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// The Basic credential nginx accepts, as injected.
+pub fn upstream_credential() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{UPSTREAM_USER}:{UPSTREAM_PASSWORD}"))
+}
+
+/// One proxy.
+#[derive(Debug)]
+pub struct Proxy {
+    /// Its id.
+    pub id: String,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its proxy.toml.
+    pub config: PathBuf,
+    /// TLS port.
+    pub port: u16,
+    /// Metrics port.
+    pub metrics_port: u16,
+    /// The CA pin.
+    pub pin: String,
+    /// The signing key.
+    pub key: String,
+    child: Option<Child>,
+}
+
+impl Proxy {
+    /// The proxy URL.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+    /// Its audit log directory.
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.join("data/log")
+    }
+    /// Its stderr.
+    pub fn stderr_path(&self) -> PathBuf {
+        self.dir.join("proxy.stderr")
+    }
+}
+
+/// One responder.
+#[derive(Debug)]
+pub struct Responder {
+    /// Id.
+    pub id: String,
+    /// Config file.
+    pub config: PathBuf,
+    /// Roster entry printed by enroll.
+    pub entry: String,
+}
+
+/// The world.
+#[derive(Debug)]
+pub struct World {
+    /// Everything lives under here.
+    pub dir: tempfile::TempDir,
+    /// Proxies.
+    pub proxies: Vec<Proxy>,
+    /// Responders.
+    pub responders: Vec<Responder>,
+    /// nginx's port (0 when not started).
+    pub nginx_port: u16,
+    nginx: Option<Child>,
+    /// A port nothing listens on (for a "down" upstream).
+    pub dead_port: u16,
+}
+
+fn output(cmd: &mut Command) -> Run {
+    run(cmd)
+}
+
+impl World {
+    /// Proxies named `proxies`, responders `(id, roles)` enrolled with all proxies in order.
+    pub fn new(proxies: &[&str], responders: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut world = World {
+            proxies: Vec::new(),
+            responders: Vec::new(),
+            nginx_port: 0,
+            nginx: None,
+            dead_port: free_port(),
+            dir,
+        };
+        for id in proxies {
+            let port = free_port();
+            let metrics_port = free_port();
+            let pdir = world.dir.path().join(id);
+            let out = output(
+                command("bglass-proxy", world.dir.path())
+                    .args(["init", "--dir"])
+                    .arg(&pdir)
+                    .args(["--id", id, "--listen", &format!("127.0.0.1:{port}"), "--metrics", &format!("127.0.0.1:{metrics_port}")]),
+            );
+            assert_eq!(out.code, Some(0), "init {id}: {}", out.stderr);
+            let field = |name: &str| {
+                out.stdout
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                    .map(|v| v.trim().to_owned())
+                    .unwrap_or_else(|| panic!("init printed no {name}: {}", out.stdout))
+            };
+            world.proxies.push(Proxy {
+                id: (*id).to_owned(),
+                config: pdir.join("proxy.toml"),
+                dir: pdir,
+                port,
+                metrics_port,
+                pin: field("pin"),
+                key: field("signing key"),
+                child: None,
+            });
+        }
+        for (id, roles) in responders {
+            let config = world.dir.path().join("home").join(id).join("config.toml");
+            let mut cmd = command("bglass", world.dir.path());
+            cmd.env("BGLASS_PASSPHRASE", PASSPHRASE)
+                .arg("--config")
+                .arg(&config)
+                .args(["enroll", "--id", id, "--roles", roles, "--kdf-work-factor", "10"]);
+            for p in &world.proxies {
+                cmd.args(["--proxy", &p.url(), "--pin", &p.pin]);
+            }
+            let out = output(&mut cmd);
+            assert_eq!(out.code, Some(0), "enroll {id}: {}", out.stderr);
+            world.responders.push(Responder {
+                id: (*id).to_owned(),
+                config,
+                entry: out.stdout,
+            });
+        }
+        let roster: String = world.responders.iter().map(|r| format!("{}\n", r.entry)).collect();
+        for p in &world.proxies {
+            std::fs::write(p.dir.join("responders.toml"), &roster).unwrap();
+        }
+        world
+    }
+
+    /// Writes `catalog` (with `{nginx}` and `{dead}` replaced by ports) as every proxy's
+    /// services.toml, and stores the upstream credential in every vault.
+    pub fn catalog(&self, catalog: &str) {
+        let text = catalog
+            .replace("{nginx}", &self.nginx_port.to_string())
+            .replace("{dead}", &self.dead_port.to_string());
+        for p in &self.proxies {
+            std::fs::write(p.dir.join("services.toml"), &text).unwrap();
+            let mut child = command("bglass-proxy", self.dir.path())
+                .args(["secrets", "set", "nginx_basic", "--config"])
+                .arg(&p.config)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(upstream_credential().as_bytes()).unwrap();
+            assert!(child.wait().unwrap().success());
+        }
+    }
+
+    /// Starts nginx on loopback, accepting only `UPSTREAM_USER:UPSTREAM_PASSWORD`.
+    pub fn start_nginx(&mut self) {
+        let port = free_port();
+        let prefix = self.dir.path().join("nginx");
+        std::fs::create_dir_all(prefix.join("www/api")).unwrap();
+        std::fs::create_dir_all(prefix.join("tmp")).unwrap();
+        std::fs::write(prefix.join("www/api/health"), "nginx says ok\n").unwrap();
+        std::fs::write(prefix.join("www/big"), vec![b'x'; 1 << 20]).unwrap();
+        std::fs::write(prefix.join("htpasswd"), format!("{UPSTREAM_USER}:{{PLAIN}}{UPSTREAM_PASSWORD}\n")).unwrap();
+        let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+        let p = prefix.display();
+        let conf = format!(
+            "{user}worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n  access_log {p}/access.log;\n  client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n  fastcgi_temp_path {p}/tmp/fastcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n  server {{\n    listen 127.0.0.1:{port};\n    root {p}/www;\n    location / {{\n      auth_basic \"tool\";\n      auth_basic_user_file {p}/htpasswd;\n    }}\n    location = /slow {{\n      auth_basic \"tool\";\n      auth_basic_user_file {p}/htpasswd;\n      limit_rate 100k;\n      alias {p}/www/big;\n    }}\n  }}\n}}\n",
+            user = if root { "user root;\n" } else { "" },
+        );
+        std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
+        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or_else(|| panic!("nginx is not installed; scripts/test installs it (apt-get install nginx-light)"));
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(prefix.join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.nginx = Some(child);
+        self.nginx_port = port;
+        wait_port(port);
+    }
+
+    /// Starts proxy `i` and waits until it answers.
+    pub fn start(&mut self, i: usize) {
+        let p = &mut self.proxies[i];
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p.stderr_path())
+            .unwrap();
+        let child = Command::new(bin("bglass-proxy"))
+            .arg("run")
+            .arg("--config")
+            .arg(&p.config)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        p.child = Some(child);
+        let port = p.port;
+        let started = Instant::now();
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            if let Some(c) = self.proxies[i].child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!(
+                    "proxy {} exited ({status}): {}",
+                    self.proxies[i].id,
+                    std::fs::read_to_string(self.proxies[i].stderr_path()).unwrap_or_default()
+                );
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "proxy did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Its first checkpoint follows its start event within a second.
+        std::thread::sleep(Duration::from_millis(1200));
+    }
+
+    /// Starts every proxy.
+    pub fn start_all(&mut self) {
+        for i in 0..self.proxies.len() {
+            self.start(i);
+        }
+    }
+
+    /// SIGKILLs proxy `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.proxies[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGHUP to proxy `i`.
+    pub fn hup(&self, i: usize) {
+        if let Some(c) = &self.proxies[i].child {
+            let _ = Command::new("kill").args(["-HUP", &c.id().to_string()]).status();
+        }
+    }
+
+    /// The responder named `id`.
+    pub fn responder(&self, id: &str) -> &Responder {
+        self.responders.iter().find(|r| r.id == id).unwrap()
+    }
+
+    /// Runs `bglass` as responder `id`.
+    pub fn bglass(&self, id: &str, args: &[&str]) -> Run {
+        let r = self.responder(id);
+        run(command("bglass", self.dir.path())
+            .env("BGLASS_PASSPHRASE", PASSPHRASE)
+            .arg("--config")
+            .arg(&r.config)
+            .args(args))
+    }
+
+    /// Fetches proxy `i`'s metrics.
+    pub fn metrics(&self, i: usize) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.proxies[i].metrics_port)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+    }
+}
+
+/// Waits until something listens on `port`.
+pub fn wait_port(port: u16) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for p in &mut self.proxies {
+            if let Some(mut c) = p.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if let Some(mut c) = self.nginx.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Every file under `dir`, recursively, as bytes.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else if let Ok(bytes) = std::fs::read(&p) {
+            out.push((p, bytes));
+        }
+    }
+    out
+}
+
+/// A catalog for tests: `grafana` (no approval) and `argocd` (one approval, emergency
+/// bypass) on nginx, `down` on a dead port, `prom` on nginx with a 30 s max TTL.
+pub const TEST_CATALOG: &str = r#"version = 1
+
+[[service]]
+name = "grafana"
+kind = "http"
+description = "Dashboards"
+upstream = "127.0.0.1:{nginx}"
+max_ttl = "4h"
+default_ttl = "1h"
+approvals = 0
+health = { path = "/api/health", expect_status = 200 }
+inject = { header = "Authorization", secret = "nginx_basic", format = "Basic {}" }
+
+[[service]]
+name = "argocd"
+kind = "http"
+description = "Deploys"
+upstream = "127.0.0.1:{nginx}"
+max_ttl = "2h"
+default_ttl = "30m"
+approvals = 1
+emergency_bypass = true
+emergency_ttl = "10m"
+health = { path = "/api/health", expect_status = 200 }
+inject = { header = "Authorization", secret = "nginx_basic", format = "Basic {}" }
+
+[[service]]
+name = "prom"
+kind = "http"
+description = "Metrics, short grants"
+upstream = "127.0.0.1:{nginx}"
+max_ttl = "1h"
+default_ttl = "3s"
+approvals = 0
+health = { path = "/api/health", expect_status = 200 }
+inject = { header = "Authorization", secret = "nginx_basic", format = "Basic {}" }
+
+[[service]]
+name = "down"
+kind = "http"
+description = "A tool that is down"
+upstream = "127.0.0.1:{dead}"
+max_ttl = "1h"
+default_ttl = "30m"
+approvals = 0
+health = { path = "/", expect_status = 200 }
+"#;
