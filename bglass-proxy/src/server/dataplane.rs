@@ -35,6 +35,32 @@ const CACHE_LIMIT: usize = 64;
 #[derive(Debug, Default)]
 pub struct ConnCache {
     grants: Mutex<HashMap<String, VerifiedGrant>>,
+    /// Grants with a response streaming on this connection, and how many.
+    streaming: Mutex<HashMap<bglass_core::id::GrantId, usize>>,
+}
+
+impl ConnCache {
+    /// Resolves when a grant with a response streaming on this connection ends: the
+    /// connection is then closed, even if the client has stopped reading.
+    pub async fn grant_ended(&self, proxy: &Proxy) {
+        let mut changes = proxy.grant_changes.subscribe();
+        loop {
+            if changes.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            let streaming: Vec<bglass_core::id::GrantId> = lock(&self.streaming).keys().cloned().collect();
+            let now = timestamp::now_ms();
+            let ended = {
+                let state = lock(&proxy.state);
+                streaming
+                    .iter()
+                    .any(|g| !state.grants.get(g).is_some_and(|r| r.active(now)))
+            };
+            if ended {
+                return;
+            }
+        }
+    }
 }
 
 fn grant_code(e: &GrantVerifyError) -> &'static str {
@@ -80,14 +106,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Answers one data-plane request.
-pub async fn handle(proxy: &Arc<Proxy>, peer: &Peer, conn: &ConnCache, req: Request<Incoming>, rest: &str) -> Response<Body> {
+pub async fn handle(proxy: &Arc<Proxy>, peer: &Peer, conn: &Arc<ConnCache>, req: Request<Incoming>, rest: &str) -> Response<Body> {
     match forward(proxy, peer, conn, req, rest).await {
         Ok(response) => response,
         Err(refusal) => refusal_response(&refusal),
     }
 }
 
-async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &ConnCache, req: Request<Incoming>, rest: &str) -> Result<Response<Body>, Refusal> {
+async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &Arc<ConnCache>, req: Request<Incoming>, rest: &str) -> Result<Response<Body>, Refusal> {
     let started = Instant::now();
     if let Some(why) = proxy.log.failure() {
         proxy.metrics.denial("audit_failed");
@@ -233,6 +259,7 @@ async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &ConnCache, req: Request
     *upstream_req.headers_mut() = headers;
 
     let record = UseRecord {
+        conn: Arc::clone(conn),
         proxy: Arc::clone(proxy),
         actor: caller.id.clone(),
         grant: grant_id.clone(),
@@ -257,6 +284,7 @@ async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &ConnCache, req: Request
             return Err(r);
         }
     };
+    *lock(&conn.streaming).entry(grant_id.clone()).or_insert(0) += 1;
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     let status = parts.status.as_u16();
@@ -303,6 +331,7 @@ struct GrantEnded;
 
 /// What a finished use records.
 struct UseRecord {
+    conn: Arc<ConnCache>,
     proxy: Arc<Proxy>,
     actor: ResponderId,
     grant: bglass_core::id::GrantId,
@@ -315,6 +344,15 @@ struct UseRecord {
 
 impl UseRecord {
     fn finish(self, status: u16, bytes_out: u64) {
+        {
+            let mut streaming = lock(&self.conn.streaming);
+            if let Some(n) = streaming.get_mut(&self.grant) {
+                *n -= 1;
+                if *n == 0 {
+                    streaming.remove(&self.grant);
+                }
+            }
+        }
         let bytes_in = self.bytes_in.load(Ordering::Relaxed);
         self.proxy.metrics.bytes(bytes_in, bytes_out);
         let kind = EventKind::Use {

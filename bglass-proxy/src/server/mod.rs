@@ -496,6 +496,8 @@ async fn connection(proxy: Arc<Proxy>, acceptor: tokio_rustls::TlsAcceptor, tcp:
     let peer = Peer { key, addr };
     let proxy_limits_buf = proxy.config.limits.max_header_bytes.max(8192);
     let conn = Arc::new(dataplane::ConnCache::default());
+    let watch = Arc::clone(&conn);
+    let watcher = Arc::clone(&proxy);
     let service = hyper::service::service_fn(move |req| {
         let proxy = Arc::clone(&proxy);
         let peer = peer.clone();
@@ -508,8 +510,11 @@ async fn connection(proxy: Arc<Proxy>, acceptor: tokio_rustls::TlsAcceptor, tcp:
         .header_read_timeout(timeout)
         .max_buf_size(proxy_limits_buf)
         .keep_alive(true);
-    let _ = builder
-        .serve_connection(TokioIo::new(tls), service)
-        .with_upgrades()
-        .await;
+    let serving = builder.serve_connection(TokioIo::new(tls), service).with_upgrades();
+    // A revoked or expired grant closes the connections streaming under it, even when the
+    // client has stopped reading.
+    tokio::select! {
+        _ = serving => {}
+        () = watch.grant_ended(&watcher) => {}
+    }
 }
