@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use bglass_core::api::ApiError;
 use bglass_core::audit::checkpoint;
 use bglass_core::audit::tree::{Hash, check_consistency};
-use bglass_core::envelope::{Action, Nonce, RequestPayload, ENVELOPE_VERSION};
+use bglass_core::envelope::{Action, ENVELOPE_VERSION, Nonce, RequestPayload};
 use bglass_core::id::ProxyId;
 use bglass_core::keys::{PublicKey, ResponderIdentity};
 use bglass_core::timestamp;
@@ -139,14 +139,15 @@ impl Session {
         let location = config::locate(config_flag)?;
         let config = Config::load(&location.path).map_err(config::config_error)?;
         let passphrase = passphrase::existing_passphrase(&config.identity)?;
-        let identity = ResponderIdentity::open_file(&config.identity, &passphrase).map_err(|e| {
-            let hint = if matches!(e, bglass_core::keys::KeyFileError::WrongPassphrase { .. }) {
-                "type it again, or check BGLASS_PASSPHRASE"
-            } else {
-                "re-enroll if the key file is lost or damaged"
-            };
-            CliError::user(&e).with_hint(hint)
-        })?;
+        let identity =
+            ResponderIdentity::open_file(&config.identity, &passphrase).map_err(|e| {
+                let hint = if matches!(e, bglass_core::keys::KeyFileError::WrongPassphrase { .. }) {
+                    "type it again, or check BGLASS_PASSPHRASE"
+                } else {
+                    "re-enroll if the key file is lost or damaged"
+                };
+                CliError::user(&e).with_hint(hint)
+            })?;
         if identity.id != config.responder {
             return Err(CliError::user(format!(
                 "the key file belongs to {}, but the config says responder = {}",
@@ -178,7 +179,11 @@ impl Session {
     }
 
     /// Like [`Self::call`], but only on proxy `only` when given (grants are per proxy).
-    pub async fn call_with(&mut self, call: &Call, only: Option<usize>) -> CliResult<(serde_json::Value, usize)> {
+    pub async fn call_with(
+        &mut self,
+        call: &Call,
+        only: Option<usize>,
+    ) -> CliResult<(serde_json::Value, usize)> {
         let mut failures: Vec<String> = Vec::new();
         for round in 1..=MAX_ROUNDS {
             for i in 0..self.conns.len() {
@@ -195,7 +200,11 @@ impl Session {
                         failures.push(format!("{url}: {why}"));
                     }
                     Err(CallError::Refused(status, e)) => {
-                        let kind = if status >= 500 { ErrorKind::Unavailable } else { ErrorKind::Denied };
+                        let kind = if status >= 500 {
+                            ErrorKind::Unavailable
+                        } else {
+                            ErrorKind::Denied
+                        };
                         let mut err = CliError::new(kind, format!("{} ({})", e.message, e.error));
                         if let Some(h) = e.hint {
                             err = err.with_hint(h);
@@ -212,7 +221,10 @@ impl Session {
         failures.dedup();
         Err(CliError::new(
             ErrorKind::Unavailable,
-            format!("no proxy answered: {}", failures.last().cloned().unwrap_or_default()),
+            format!(
+                "no proxy answered: {}",
+                failures.last().cloned().unwrap_or_default()
+            ),
         )
         .with_hint("check the network path to the proxies; `bglass status` lists them"))
     }
@@ -229,15 +241,21 @@ impl Session {
                 .map(|r| r.id.clone())
                 .ok_or_else(|| CallError::Unavailable("proxy id unknown".to_owned()))?;
             let body = self.seal(action, &audience)?;
-            request = request.body(body).header(reqwest::header::CONTENT_TYPE, "application/json");
+            request = request
+                .body(body)
+                .header(reqwest::header::CONTENT_TYPE, "application/json");
         }
-        let response = request.send().await.map_err(|e| CallError::Unavailable(describe(&e)))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| CallError::Unavailable(describe(&e)))?;
         answer(response).await
     }
 
     /// Signs an action for `audience`.
     pub fn seal(&self, action: &Action, audience: &ProxyId) -> Result<Vec<u8>, CallError> {
-        let nonce = Nonce::random().map_err(|_| CallError::Local(CliError::internal("random generator failed")))?;
+        let nonce = Nonce::random()
+            .map_err(|_| CallError::Local(CliError::internal("random generator failed")))?;
         let payload = RequestPayload {
             v: ENVELOPE_VERSION,
             responder: self.identity.id.clone(),
@@ -265,20 +283,27 @@ impl Session {
             .send()
             .await
             .map_err(|e| CallError::Unavailable(describe(&e)))?;
-        let health: serde_json::Value = health.json().await.map_err(|e| CallError::Unavailable(e.to_string()))?;
+        let health: serde_json::Value = health
+            .json()
+            .await
+            .map_err(|e| CallError::Unavailable(e.to_string()))?;
         let id: ProxyId = serde_json::from_value(health["proxy"].clone())
             .map_err(|_| CallError::Unavailable("the proxy did not name itself".to_owned()))?;
-        let key: PublicKey = serde_json::from_value(health["key"].clone())
-            .map_err(|_| CallError::Unavailable("the proxy did not give its signing key".to_owned()))?;
+        let key: PublicKey = serde_json::from_value(health["key"].clone()).map_err(|_| {
+            CallError::Unavailable("the proxy did not give its signing key".to_owned())
+        })?;
         if let Some(known) = &conn.record
             && (known.id != id || known.key != key)
         {
-            return Err(split_view(&conn.entry.url, &format!(
-                "it now presents itself as {id} with key {}, but this machine knew it as {} with key {}",
-                key.key_id(),
-                known.id,
-                known.key.key_id()
-            )));
+            return Err(split_view(
+                &conn.entry.url,
+                &format!(
+                    "it now presents itself as {id} with key {}, but this machine knew it as {} with key {}",
+                    key.key_id(),
+                    known.id,
+                    known.key.key_id()
+                ),
+            ));
         }
         let checkpoint = conn
             .http
@@ -291,39 +316,63 @@ impl Session {
             self.conns[i].contacted = true;
             return Ok(());
         }
-        let note = checkpoint.bytes().await.map_err(|e| CallError::Unavailable(e.to_string()))?;
+        let note = checkpoint
+            .bytes()
+            .await
+            .map_err(|e| CallError::Unavailable(e.to_string()))?;
         let origin = checkpoint::origin(&id);
-        let verified = checkpoint::verify(&note, &origin, &key)
-            .map_err(|e| split_view(&conn.entry.url, &format!("its checkpoint does not verify: {e}")))?;
+        let verified = checkpoint::verify(&note, &origin, &key).map_err(|e| {
+            split_view(
+                &conn.entry.url,
+                &format!("its checkpoint does not verify: {e}"),
+            )
+        })?;
         if let Some(known) = &conn.record {
-            let old_root = decode_hash(&known.root)
-                .ok_or_else(|| CallError::Local(CliError::internal("stored checkpoint is damaged")))?;
+            let old_root = decode_hash(&known.root).ok_or_else(|| {
+                CallError::Local(CliError::internal("stored checkpoint is damaged"))
+            })?;
             if verified.size < known.size {
-                return Err(split_view(&conn.entry.url, &format!(
-                    "its log shrank from {} to {} entries",
-                    known.size, verified.size
-                )));
+                return Err(split_view(
+                    &conn.entry.url,
+                    &format!(
+                        "its log shrank from {} to {} entries",
+                        known.size, verified.size
+                    ),
+                ));
             }
             let proof: Vec<Hash> = if verified.size == known.size {
                 Vec::new()
             } else {
                 let answer = conn
                     .http
-                    .get(format!("{base}/v1/audit/consistency?old={}&new={}", known.size, verified.size))
+                    .get(format!(
+                        "{base}/v1/audit/consistency?old={}&new={}",
+                        known.size, verified.size
+                    ))
                     .send()
                     .await
                     .map_err(|e| CallError::Unavailable(describe(&e)))?;
-                let value: serde_json::Value = answer.json().await.map_err(|e| CallError::Unavailable(e.to_string()))?;
+                let value: serde_json::Value = answer
+                    .json()
+                    .await
+                    .map_err(|e| CallError::Unavailable(e.to_string()))?;
                 value["proof"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|h| h.as_str().and_then(decode_hash)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|h| h.as_str().and_then(decode_hash))
+                            .collect()
+                    })
                     .unwrap_or_default()
             };
             if !check_consistency(&proof, verified.size, verified.root, known.size, old_root) {
-                return Err(split_view(&conn.entry.url, &format!(
-                    "its log of {} entries does not extend the {} entries this machine saw before",
-                    verified.size, known.size
-                )));
+                return Err(split_view(
+                    &conn.entry.url,
+                    &format!(
+                        "its log of {} entries does not extend the {} entries this machine saw before",
+                        verified.size, known.size
+                    ),
+                ));
             }
         }
         let record = ProxyRecord {
@@ -368,9 +417,13 @@ fn describe(e: &reqwest::Error) -> String {
 /// Reads an answer: JSON on success, a refusal (or unavailability) otherwise.
 pub async fn answer(response: reqwest::Response) -> Result<serde_json::Value, CallError> {
     let status = response.status().as_u16();
-    let bytes = response.bytes().await.map_err(|e| CallError::Unavailable(e.to_string()))?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| CallError::Unavailable(e.to_string()))?;
     if (200..300).contains(&status) {
-        return serde_json::from_slice(&bytes).map_err(|e| CallError::Unavailable(format!("bad answer: {e}")));
+        return serde_json::from_slice(&bytes)
+            .map_err(|e| CallError::Unavailable(format!("bad answer: {e}")));
     }
     let error: ApiError = serde_json::from_slice(&bytes).unwrap_or(ApiError {
         error: format!("http_{status}"),
@@ -382,4 +435,36 @@ pub async fn answer(response: reqwest::Response) -> Result<serde_json::Value, Ca
         return Err(CallError::Unavailable(error.message));
     }
     Err(CallError::Refused(status, error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_exponential_bounded_and_jittered() {
+        // Without jitter the lower bound doubles each round, then stays under the cap.
+        let lows: Vec<Duration> = (1..=8).map(|r| backoff(r, 0.0)).collect();
+        assert_eq!(lows[0], BASE_BACKOFF / 2);
+        assert_eq!(lows[1], BASE_BACKOFF);
+        assert_eq!(lows[2], BASE_BACKOFF * 2);
+        for r in 1..=30 {
+            for j in [0.0, 0.25, 0.5, 0.99, 1.0] {
+                let d = backoff(r, j);
+                assert!(d <= MAX_BACKOFF, "round {r}: {d:?}");
+                let full = BASE_BACKOFF
+                    .saturating_mul(1 << (r - 1).min(16))
+                    .min(MAX_BACKOFF);
+                assert!(d >= full / 2 && d <= full, "round {r} jitter {j}: {d:?}");
+            }
+        }
+        // Jitter spreads clients apart: different draws, different delays.
+        assert_ne!(backoff(3, 0.1), backoff(3, 0.9));
+        // The whole schedule is bounded: MAX_ROUNDS rounds never wait more than this.
+        let worst: Duration = (1..MAX_ROUNDS).map(|r| backoff(r, 1.0)).sum();
+        assert!(worst <= Duration::from_secs(2), "{worst:?}");
+        let draws: std::collections::BTreeSet<u64> =
+            (0..50).map(|_| (random_unit() * 1e9) as u64).collect();
+        assert!(draws.len() > 45, "the jitter source is random");
+    }
 }

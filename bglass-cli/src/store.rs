@@ -71,7 +71,13 @@ pub struct StoredReceipt {
 
 fn sanitize(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -85,7 +91,8 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> CliResult {
     let parent = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| CliError::user(format!("cannot create {}: {e}", parent.display())))?;
+    std::fs::create_dir_all(parent)
+        .map_err(|e| CliError::user(format!("cannot create {}: {e}", parent.display())))?;
     let text = serde_json::to_vec_pretty(value).map_err(CliError::internal)?;
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
@@ -118,7 +125,9 @@ impl Store {
 
     fn proxy_path(&self, url: &str, pin: &CertPin) -> PathBuf {
         let pin = pin.to_string();
-        self.dir.join("proxies").join(format!("{}-{}.json", sanitize(url), &pin[7..23]))
+        self.dir
+            .join("proxies")
+            .join(format!("{}-{}.json", sanitize(url), &pin[7..23]))
     }
 
     /// Saves what is known about a proxy.
@@ -128,7 +137,10 @@ impl Store {
 
     /// Saves a grant the responder now holds.
     pub fn save_grant(&self, grant: &HeldGrant) -> CliResult {
-        write_json(&self.dir.join("grants").join(format!("{}.json", grant.id)), grant)
+        write_json(
+            &self.dir.join("grants").join(format!("{}.json", grant.id)),
+            grant,
+        )
     }
 
     /// Forgets a grant.
@@ -157,21 +169,28 @@ impl Store {
 
     /// Saves a receipt.
     pub fn save_receipt(&self, receipt: &StoredReceipt) -> CliResult {
-        write_json(&self.dir.join("receipts").join(format!("{}.json", receipt.grant)), receipt)
+        write_json(
+            &self
+                .dir
+                .join("receipts")
+                .join(format!("{}.json", receipt.grant)),
+            receipt,
+        )
     }
 
     /// Every stored receipt.
     pub fn receipts(&self) -> Vec<(PathBuf, Option<StoredReceipt>)> {
-        let mut out: Vec<(PathBuf, Option<StoredReceipt>)> = std::fs::read_dir(self.dir.join("receipts"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| {
-                let p = e.path();
-                let r = read_json(&p);
-                (p, r)
-            })
-            .collect();
+        let mut out: Vec<(PathBuf, Option<StoredReceipt>)> =
+            std::fs::read_dir(self.dir.join("receipts"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| {
+                    let p = e.path();
+                    let r = read_json(&p);
+                    (p, r)
+                })
+                .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }

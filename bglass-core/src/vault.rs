@@ -215,17 +215,17 @@ impl Vault {
                 .map(|(k, v)| (k.to_string(), v.expose_secret().to_owned()))
                 .collect(),
         };
-        let plain = Zeroizing::new(
-            toml::to_string(&file).map_err(|e| VaultError::Encrypt(e.to_string()))?,
-        );
-        let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| VaultError::Encrypt(e.to_string()))?;
+        let plain =
+            Zeroizing::new(toml::to_string(&file).map_err(|e| VaultError::Encrypt(e.to_string()))?);
+        let encryptor =
+            age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+                .map_err(|e| VaultError::Encrypt(e.to_string()))?;
         let mut sealed = Vec::new();
         let mut writer = encryptor
-            .wrap_output(age::armor::ArmoredWriter::wrap_output(
-                &mut sealed,
-                age::armor::Format::AsciiArmor,
-            ).map_err(|e| VaultError::Encrypt(e.to_string()))?)
+            .wrap_output(
+                age::armor::ArmoredWriter::wrap_output(&mut sealed, age::armor::Format::AsciiArmor)
+                    .map_err(|e| VaultError::Encrypt(e.to_string()))?,
+            )
             .map_err(|e| VaultError::Encrypt(e.to_string()))?;
         writer
             .write_all(plain.as_bytes())
@@ -292,7 +292,10 @@ mod tests {
         let id = VaultIdentity::open_file(&dir.path().join("vault.key")).unwrap();
         let mut vault = Vault::new();
         vault
-            .set(SecretName::new("grafana_token").unwrap(), SecretString::from("t0k3n".to_owned()))
+            .set(
+                SecretName::new("grafana_token").unwrap(),
+                SecretString::from("t0k3n".to_owned()),
+            )
             .unwrap();
         let recovery = VaultIdentity::generate();
         vault.add_recipient(&recovery.recipient()).unwrap();
@@ -303,11 +306,17 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let opened = Vault::open(&path, &id).unwrap();
         assert_eq!(
-            opened.get(&SecretName::new("grafana_token").unwrap()).unwrap().expose_secret(),
+            opened
+                .get(&SecretName::new("grafana_token").unwrap())
+                .unwrap()
+                .expose_secret(),
             "t0k3n"
         );
         // The offline recovery identity opens it too; a stranger does not.
@@ -317,7 +326,10 @@ mod tests {
             Err(VaultError::Decrypt(_))
         ));
         assert!(matches!(
-            vault.set(SecretName::new("x").unwrap(), SecretString::from("a\nb".to_owned())),
+            vault.set(
+                SecretName::new("x").unwrap(),
+                SecretString::from("a\nb".to_owned())
+            ),
             Err(VaultError::Value(_))
         ));
     }

@@ -179,42 +179,64 @@ pub fn parse_http_url(url: &str) -> Option<(SocketAddr, String)> {
 impl ProxyConfig {
     /// Reads and validates `proxy.toml`; relative paths are relative to its directory.
     pub fn load(path: &Path) -> Result<Self, ProxyConfigError> {
-        let source = Source::read(path, PROXY_CONFIG_LIMITS).map_err(|e| e.map(ProxyConfigProblem::Source))?;
+        let source = Source::read(path, PROXY_CONFIG_LIMITS)
+            .map_err(|e| e.map(ProxyConfigProblem::Source))?;
         let raw: Raw = source
             .parse_toml()
             .map_err(|e| e.map(ProxyConfigProblem::Source))?;
-        let err = |span: std::ops::Range<usize>, problem| Located::new(path, source.locate(span), problem);
+        let err = |span: std::ops::Range<usize>, problem| {
+            Located::new(path, source.locate(span), problem)
+        };
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let id = ProxyId::new(raw.id.get_ref()).map_err(|e| err(raw.id.span(), ProxyConfigProblem::Id(e)))?;
-        let addr = |field: &'static str, v: &Spanned<String>| -> Result<SocketAddr, ProxyConfigError> {
-            v.get_ref().parse::<SocketAddr>().ok().filter(|a| a.port() != 0).ok_or_else(|| {
-                err(
-                    v.span(),
-                    ProxyConfigProblem::Address {
-                        field,
-                        value: v.get_ref().chars().take(64).collect(),
-                    },
-                )
-            })
-        };
+        let id = ProxyId::new(raw.id.get_ref())
+            .map_err(|e| err(raw.id.span(), ProxyConfigProblem::Id(e)))?;
+        let addr =
+            |field: &'static str, v: &Spanned<String>| -> Result<SocketAddr, ProxyConfigError> {
+                v.get_ref()
+                    .parse::<SocketAddr>()
+                    .ok()
+                    .filter(|a| a.port() != 0)
+                    .ok_or_else(|| {
+                        err(
+                            v.span(),
+                            ProxyConfigProblem::Address {
+                                field,
+                                value: v.get_ref().chars().take(64).collect(),
+                            },
+                        )
+                    })
+            };
         let listen = addr("listen", &raw.listen)?;
-        let metrics_listen = raw.metrics_listen.as_ref().map(|m| addr("metrics_listen", m)).transpose()?;
-        let file = |field: &'static str, v: &Spanned<String>| -> Result<PathBuf, ProxyConfigError> {
-            if v.get_ref().trim().is_empty() {
-                return Err(err(v.span(), ProxyConfigProblem::Path(field)));
-            }
-            let p = PathBuf::from(v.get_ref());
-            Ok(if p.is_absolute() { p } else { base.join(p) })
-        };
+        let metrics_listen = raw
+            .metrics_listen
+            .as_ref()
+            .map(|m| addr("metrics_listen", m))
+            .transpose()?;
+        let file =
+            |field: &'static str, v: &Spanned<String>| -> Result<PathBuf, ProxyConfigError> {
+                if v.get_ref().trim().is_empty() {
+                    return Err(err(v.span(), ProxyConfigProblem::Path(field)));
+                }
+                let p = PathBuf::from(v.get_ref());
+                Ok(if p.is_absolute() { p } else { base.join(p) })
+            };
         let raw_limits = raw.limits.unwrap_or_default();
-        let int = |field: &'static str, v: &Option<Spanned<i64>>, min: i64, max: i64, default: i64| -> Result<i64, ProxyConfigError> {
+        let int = |field: &'static str,
+                   v: &Option<Spanned<i64>>,
+                   min: i64,
+                   max: i64,
+                   default: i64|
+         -> Result<i64, ProxyConfigError> {
             match v {
                 None => Ok(default),
                 Some(s) if (min..=max).contains(s.get_ref()) => Ok(*s.get_ref()),
                 Some(s) => Err(err(s.span(), ProxyConfigProblem::Limit { field, min, max })),
             }
         };
-        let dur = |field: &'static str, v: &Option<Spanned<String>>, default: &str| -> Result<HumanDuration, ProxyConfigError> {
+        let dur = |field: &'static str,
+                   v: &Option<Spanned<String>>,
+                   default: &str|
+         -> Result<HumanDuration, ProxyConfigError> {
             let (text, span) = match v {
                 Some(s) => (s.get_ref().as_str(), s.span()),
                 None => (default, 0..0),
@@ -223,23 +245,51 @@ impl ProxyConfig {
                 .map_err(|error| err(span, ProxyConfigProblem::Duration { field, error }))
         };
         let limits = Limits {
-            max_header_bytes: usize::try_from(int("max_header_bytes", &raw_limits.max_header_bytes, 1024, 1 << 20, 16 * 1024)?).unwrap_or(16 * 1024),
-            max_api_body_bytes: usize::try_from(int("max_api_body_bytes", &raw_limits.max_api_body_bytes, 1024, 1 << 20, 64 * 1024)?).unwrap_or(64 * 1024),
-            max_body_bytes: u64::try_from(int("max_body_bytes", &raw_limits.max_body_bytes, 0, 1 << 40, 64 << 20)?).unwrap_or(64 << 20),
+            max_header_bytes: usize::try_from(int(
+                "max_header_bytes",
+                &raw_limits.max_header_bytes,
+                1024,
+                1 << 20,
+                16 * 1024,
+            )?)
+            .unwrap_or(16 * 1024),
+            max_api_body_bytes: usize::try_from(int(
+                "max_api_body_bytes",
+                &raw_limits.max_api_body_bytes,
+                1024,
+                1 << 20,
+                64 * 1024,
+            )?)
+            .unwrap_or(64 * 1024),
+            max_body_bytes: u64::try_from(int(
+                "max_body_bytes",
+                &raw_limits.max_body_bytes,
+                0,
+                1 << 40,
+                64 << 20,
+            )?)
+            .unwrap_or(64 << 20),
             upstream_timeout: dur("upstream_timeout", &raw_limits.upstream_timeout, "30s")?,
             header_timeout: dur("header_timeout", &raw_limits.header_timeout, "10s")?,
         };
         let mut notify = Vec::new();
         for n in raw.notify {
             let n = n.into_inner();
-            let (addr, path) = parse_http_url(n.url.get_ref())
-                .ok_or_else(|| err(n.url.span(), ProxyConfigProblem::NotifyUrl(n.url.get_ref().chars().take(80).collect())))?;
+            let (addr, path) = parse_http_url(n.url.get_ref()).ok_or_else(|| {
+                err(
+                    n.url.span(),
+                    ProxyConfigProblem::NotifyUrl(n.url.get_ref().chars().take(80).collect()),
+                )
+            })?;
             let format = match n.format.as_ref().map(|f| f.get_ref().as_str()) {
                 None | Some("json") => NotifyFormat::Json,
                 Some("slack") => NotifyFormat::Slack,
                 Some(other) => {
                     let span = n.format.as_ref().map_or(0..0, Spanned::span);
-                    return Err(err(span, ProxyConfigProblem::NotifyFormat(other.chars().take(32).collect())));
+                    return Err(err(
+                        span,
+                        ProxyConfigProblem::NotifyFormat(other.chars().take(32).collect()),
+                    ));
                 }
             };
             notify.push(NotifyTarget {

@@ -79,7 +79,12 @@ fn secret(name: &str) -> Result<SecretName, InitError> {
 
 /// Creates a proxy in `dir`: `id` names it, `listen` is its TLS address, `address` the IP
 /// responders connect to (the certificate's subject alternative name).
-pub fn init(dir: &Path, id: &ProxyId, listen: SocketAddr, metrics: Option<SocketAddr>) -> Result<Initialized, InitError> {
+pub fn init(
+    dir: &Path,
+    id: &ProxyId,
+    listen: SocketAddr,
+    metrics: Option<SocketAddr>,
+) -> Result<Initialized, InitError> {
     let config_path = dir.join("proxy.toml");
     if config_path.exists() {
         return Err(InitError::Exists(dir.display().to_string()));
@@ -94,7 +99,10 @@ pub fn init(dir: &Path, id: &ProxyId, listen: SocketAddr, metrics: Option<Socket
     ca_params
         .distinguished_name
         .push(rcgen::DnType::CommonName, format!("bglass proxy CA {id}"));
-    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
     ca_params.not_before = rcgen::date_time_ymd(2025, 1, 1);
     ca_params.not_after = rcgen::date_time_ymd(2045, 1, 1);
     let ca_cert = ca_params.self_signed(&ca_key).map_err(keys)?;
@@ -111,7 +119,9 @@ pub fn init(dir: &Path, id: &ProxyId, listen: SocketAddr, metrics: Option<Socket
     server_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     server_params.not_before = rcgen::date_time_ymd(2025, 1, 1);
     server_params.not_after = rcgen::date_time_ymd(2045, 1, 1);
-    let server_cert = server_params.signed_by(&server_key, &issuer).map_err(keys)?;
+    let server_cert = server_params
+        .signed_by(&server_key, &issuer)
+        .map_err(keys)?;
 
     let chain = format!("{}{}", server_cert.pem(), ca_cert.pem());
     let chain_path = dir.join("tls/chain.pem");
@@ -125,10 +135,13 @@ pub fn init(dir: &Path, id: &ProxyId, listen: SocketAddr, metrics: Option<Socket
 
     // SSH CA for short-lived OpenSSH user certificates.
     let mut seed = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed).map_err(|_| InitError::Keys("random".to_owned()))?;
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+        .map_err(|_| InitError::Keys("random".to_owned()))?;
     let ssh_pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
     let ssh_private = ssh_key::PrivateKey::from(ssh_pair);
-    let ssh_private_text = ssh_private.to_openssh(ssh_key::LineEnding::LF).map_err(keys)?;
+    let ssh_private_text = ssh_private
+        .to_openssh(ssh_key::LineEnding::LF)
+        .map_err(keys)?;
     let mut ssh_public = ssh_private.public_key().to_openssh().map_err(keys)?;
     ssh_public.push_str(&format!(" bglass-ssh-ca-{id}"));
     let ssh_pub_path = dir.join("ssh_ca.pub");

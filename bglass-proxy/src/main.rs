@@ -101,18 +101,27 @@ fn main() -> ExitCode {
             metrics,
         } => init(&dir, &id, listen, metrics),
         Command::Run { config } => run(&config),
-        Command::Check { services, roster } => match bglass_proxy::check::check(&services, &roster) {
+        Command::Check { services, roster } => match bglass_proxy::check::check(&services, &roster)
+        {
             Ok(report) => {
                 print!("{report}");
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(e, "fix the file at the position shown; a running proxy keeps its last good version"),
+            Err(e) => fail(
+                e,
+                "fix the file at the position shown; a running proxy keeps its last good version",
+            ),
         },
         Command::Secrets(command) => secrets(command),
     }
 }
 
-fn init(dir: &std::path::Path, id: &str, listen: SocketAddr, metrics: Option<SocketAddr>) -> ExitCode {
+fn init(
+    dir: &std::path::Path,
+    id: &str,
+    listen: SocketAddr,
+    metrics: Option<SocketAddr>,
+) -> ExitCode {
     let id = match ProxyId::new(id) {
         Ok(id) => id,
         Err(e) => return fail(format!("--id: {e}"), ""),
@@ -139,7 +148,10 @@ fn init(dir: &std::path::Path, id: &str, listen: SocketAddr, metrics: Option<Soc
 }
 
 fn run(config: &std::path::Path) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the runtime: {e}"), ""),
     };
@@ -157,7 +169,9 @@ fn run(config: &std::path::Path) -> ExitCode {
 
 fn secrets(command: SecretsCommand) -> ExitCode {
     let config_path = match &command {
-        SecretsCommand::Set { config, .. } | SecretsCommand::List { config } | SecretsCommand::Remove { config, .. } => config.clone(),
+        SecretsCommand::Set { config, .. }
+        | SecretsCommand::List { config }
+        | SecretsCommand::Remove { config, .. } => config.clone(),
     };
     let config = match ProxyConfig::load(&config_path) {
         Ok(c) => c,
@@ -192,7 +206,10 @@ fn secrets(command: SecretsCommand) -> ExitCode {
             }
             let value = value.trim_end_matches(['\n', '\r']).to_owned();
             if let Err(e) = vault.set(name, SecretString::from(value)) {
-                return fail(e, "give the value on standard input, e.g. printf %s VALUE | bglass-proxy secrets set …");
+                return fail(
+                    e,
+                    "give the value on standard input, e.g. printf %s VALUE | bglass-proxy secrets set …",
+                );
             }
         }
         SecretsCommand::Remove { name, .. } => {

@@ -23,12 +23,17 @@ pub struct Metrics {
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
-    let mut m = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut m = map
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     *m.entry(key).or_default() += 1;
 }
 
 fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -51,20 +56,24 @@ impl Metrics {
     /// Bytes relayed.
     pub fn bytes(&self, inbound: u64, outbound: u64) {
         self.upstream_bytes_in.fetch_add(inbound, Ordering::Relaxed);
-        self.upstream_bytes_out.fetch_add(outbound, Ordering::Relaxed);
+        self.upstream_bytes_out
+            .fetch_add(outbound, Ordering::Relaxed);
     }
     /// An audit append took `micros`.
     pub fn audit_append(&self, micros: u64, ok: bool) {
         self.audit_appends.fetch_add(1, Ordering::Relaxed);
-        self.audit_append_micros.fetch_add(micros, Ordering::Relaxed);
-        self.audit_append_max_micros.fetch_max(micros, Ordering::Relaxed);
+        self.audit_append_micros
+            .fetch_add(micros, Ordering::Relaxed);
+        self.audit_append_max_micros
+            .fetch_max(micros, Ordering::Relaxed);
         if !ok {
             self.audit_failures.fetch_add(1, Ordering::Relaxed);
         }
     }
     /// A handshake refusal not written to the log (rate limit).
     pub fn handshake_refusal_unlogged(&self) {
-        self.handshake_refusals_unlogged.fetch_add(1, Ordering::Relaxed);
+        self.handshake_refusals_unlogged
+            .fetch_add(1, Ordering::Relaxed);
     }
     /// A notification delivered, or a delivery attempt that failed.
     pub fn notify(&self, ok: bool) {
@@ -76,7 +85,12 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition. `health` is (service, up) and `log_size` the entries.
-    pub fn render(&self, health: &[(String, Option<bool>)], log_size: u64, audit_failed: bool) -> String {
+    pub fn render(
+        &self,
+        health: &[(String, Option<bool>)],
+        log_size: u64,
+        audit_failed: bool,
+    ) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, rows: Vec<(String, u64)>| {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
@@ -96,9 +110,18 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .map(|((route, status), v)| (format!("{{route=\"{}\",status=\"{status}\"}}", escape(route)), *v))
+            .map(|((route, status), v)| {
+                (
+                    format!("{{route=\"{}\",status=\"{status}\"}}", escape(route)),
+                    *v,
+                )
+            })
             .collect();
-        counter("bglass_requests_total", "HTTP requests answered, by route and status.", requests);
+        counter(
+            "bglass_requests_total",
+            "HTTP requests answered, by route and status.",
+            requests,
+        );
         counter(
             "bglass_grants_total",
             "Grants issued.",
@@ -124,8 +147,14 @@ impl Metrics {
             "bglass_upstream_bytes_total",
             "Body bytes relayed on the data plane.",
             vec![
-                ("{direction=\"to_upstream\"}".to_owned(), self.upstream_bytes_in.load(Ordering::Relaxed)),
-                ("{direction=\"to_client\"}".to_owned(), self.upstream_bytes_out.load(Ordering::Relaxed)),
+                (
+                    "{direction=\"to_upstream\"}".to_owned(),
+                    self.upstream_bytes_in.load(Ordering::Relaxed),
+                ),
+                (
+                    "{direction=\"to_client\"}".to_owned(),
+                    self.upstream_bytes_out.load(Ordering::Relaxed),
+                ),
             ],
         );
         counter(
@@ -156,7 +185,11 @@ impl Metrics {
         out.push_str("# HELP bglass_service_up Health of each catalog service (1 up, 0 down; informational).\n# TYPE bglass_service_up gauge\n");
         for (service, up) in health {
             if let Some(up) = up {
-                out.push_str(&format!("bglass_service_up{{service=\"{}\"}} {}\n", escape(service), u8::from(*up)));
+                out.push_str(&format!(
+                    "bglass_service_up{{service=\"{}\"}} {}\n",
+                    escape(service),
+                    u8::from(*up)
+                ));
             }
         }
         out.push_str(&format!(

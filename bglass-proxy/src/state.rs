@@ -173,7 +173,9 @@ impl Default for State {
     }
 }
 
-fn envelope_nonce(envelope: &StoredEnvelope) -> Option<(ResponderId, bglass_core::envelope::Nonce, u64)> {
+fn envelope_nonce(
+    envelope: &StoredEnvelope,
+) -> Option<(ResponderId, bglass_core::envelope::Nonce, u64)> {
     let bytes = serde_json::to_vec(envelope).ok()?;
     let decoded = DecodedEnvelope::decode(&bytes).ok()?;
     let payload = decoded.unverified_payload();
@@ -243,7 +245,10 @@ impl State {
                 }
             }
             EventKind::Denial {
-                request, envelope, reason, ..
+                request,
+                envelope,
+                reason,
+                ..
             } => {
                 if let Some(envelope) = envelope {
                     remember(envelope);
@@ -252,7 +257,10 @@ impl State {
                     && let Some(r) = request.as_ref().and_then(|id| self.requests.get_mut(id))
                 {
                     r.status = RequestStatus::Denied(
-                        event.actor.as_ref().map_or_else(|| "an approver".to_owned(), ToString::to_string),
+                        event
+                            .actor
+                            .as_ref()
+                            .map_or_else(|| "an approver".to_owned(), ToString::to_string),
                     );
                 }
             }
@@ -269,7 +277,9 @@ impl State {
                     .nth(1)
                     .and_then(|p| {
                         use base64::Engine;
-                        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok()
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .decode(p)
+                            .ok()
                     })
                     .and_then(|bytes| serde_json::from_slice::<GrantClaims>(&bytes).ok());
                 if let Some(claims) = claims {
@@ -289,7 +299,9 @@ impl State {
                     r.status = RequestStatus::Granted(grant.clone());
                 }
             }
-            EventKind::Revoke { grant, envelope, .. } => {
+            EventKind::Revoke {
+                grant, envelope, ..
+            } => {
                 if let Some(envelope) = envelope {
                     remember(envelope);
                 }
@@ -302,7 +314,9 @@ impl State {
                     g.expired = true;
                 }
             }
-            EventKind::Review { grant, envelope, .. } => {
+            EventKind::Review {
+                grant, envelope, ..
+            } => {
                 remember(envelope);
                 if let Some(g) = self.grants.get_mut(grant) {
                     g.reviewed_by = event.actor.clone();
@@ -315,7 +329,13 @@ impl State {
     }
 
     /// A request as the API shows it to `viewer`.
-    pub fn request_view(&self, r: &RequestRec, catalog: &Catalog, viewer: &ResponderId, now_ms: u64) -> RequestView {
+    pub fn request_view(
+        &self,
+        r: &RequestRec,
+        catalog: &Catalog,
+        viewer: &ResponderId,
+        now_ms: u64,
+    ) -> RequestView {
         let needed = catalog.get(&r.access.service).map_or(0, |s| s.approvals);
         let (status, denied, grant) = match &r.status {
             RequestStatus::Pending => ("pending", None, None),
@@ -323,7 +343,9 @@ impl State {
             RequestStatus::Granted(g) => (
                 "granted",
                 None,
-                self.grants.get(g).map(|g| g.view(now_ms, &r.responder == viewer)),
+                self.grants
+                    .get(g)
+                    .map(|g| g.view(now_ms, &r.responder == viewer)),
             ),
         };
         RequestView {
@@ -374,7 +396,12 @@ fn random_id<T>(f: fn() -> Result<T, bglass_core::id::RandomError>) -> Result<T,
 }
 
 /// Makes the grant event for a request, valid from now for `secs`.
-fn grant_event(ctx: &Context<'_>, r: &RequestRec, secs: u64, emergency: bool) -> Result<EventKind, Refusal> {
+fn grant_event(
+    ctx: &Context<'_>,
+    r: &RequestRec,
+    secs: u64,
+    emergency: bool,
+) -> Result<EventKind, Refusal> {
     // The grant is bound to the requester's roster key, whoever's action issues it.
     let holder = ctx.roster.get(&r.responder).ok_or_else(|| {
         Refusal::new(
@@ -429,18 +456,30 @@ fn need_role(ctx: &Context<'_>, role: Role) -> Result<(), Refusal> {
 impl State {
     /// An access request: the request event, and the grant at once when no approval is
     /// needed or the emergency bypass applies.
-    pub fn decide_access(&self, ctx: &Context<'_>, access: &AccessRequest, envelope: StoredEnvelope) -> Decision {
+    pub fn decide_access(
+        &self,
+        ctx: &Context<'_>,
+        access: &AccessRequest,
+        envelope: StoredEnvelope,
+    ) -> Decision {
         need_role(ctx, Role::Responder)?;
         let service = ctx.catalog.get(&access.service).ok_or_else(|| {
-            Refusal::new("unknown_service", 404, format!("no service {} in this proxy's catalog", access.service))
-                .hint("run `bglass status` to list the services")
+            Refusal::new(
+                "unknown_service",
+                404,
+                format!("no service {} in this proxy's catalog", access.service),
+            )
+            .hint("run `bglass status` to list the services")
         })?;
         let ttl = access.ttl.unwrap_or(service.default_ttl);
         if ttl > service.max_ttl {
             return Err(Refusal::new(
                 "ttl_above_max",
                 400,
-                format!("ttl {ttl} is above {}'s maximum of {}", service.name, service.max_ttl),
+                format!(
+                    "ttl {ttl} is above {}'s maximum of {}",
+                    service.name, service.max_ttl
+                ),
             )
             .hint(format!("ask for --ttl {} or less", service.max_ttl)));
         }
@@ -481,9 +520,15 @@ impl State {
         )];
         if let Some(bypass) = bypass {
             let secs = ttl.as_secs().min(bypass.ttl.as_secs());
-            events.push((Some(ctx.caller.id.clone()), grant_event(ctx, &record, secs, true)?));
+            events.push((
+                Some(ctx.caller.id.clone()),
+                grant_event(ctx, &record, secs, true)?,
+            ));
         } else if service.approvals == 0 {
-            events.push((Some(ctx.caller.id.clone()), grant_event(ctx, &record, ttl.as_secs(), false)?));
+            events.push((
+                Some(ctx.caller.id.clone()),
+                grant_event(ctx, &record, ttl.as_secs(), false)?,
+            ));
         }
         Ok(events)
     }
@@ -495,23 +540,45 @@ impl State {
         })?;
         match &r.status {
             RequestStatus::Pending => Ok(r),
-            RequestStatus::Granted(_) => Err(Refusal::new("already_granted", 409, format!("{request} was already granted"))),
-            RequestStatus::Denied(by) => Err(Refusal::new("already_denied", 409, format!("{request} was denied by {by}"))),
+            RequestStatus::Granted(_) => Err(Refusal::new(
+                "already_granted",
+                409,
+                format!("{request} was already granted"),
+            )),
+            RequestStatus::Denied(by) => Err(Refusal::new(
+                "already_denied",
+                409,
+                format!("{request} was denied by {by}"),
+            )),
         }
     }
 
     /// An approval; the grant when it is the last one needed. The TTL counts from now.
-    pub fn decide_approve(&self, ctx: &Context<'_>, request: &RequestId, envelope: StoredEnvelope) -> Decision {
+    pub fn decide_approve(
+        &self,
+        ctx: &Context<'_>,
+        request: &RequestId,
+        envelope: StoredEnvelope,
+    ) -> Decision {
         need_role(ctx, Role::Approver)?;
         let r = self.pending(request)?;
         if r.responder == ctx.caller.id {
-            return Err(Refusal::new("self_approval", 403, "you cannot approve your own request")
-                .hint("another approver must approve it (two-person rule)"));
+            return Err(
+                Refusal::new("self_approval", 403, "you cannot approve your own request")
+                    .hint("another approver must approve it (two-person rule)"),
+            );
         }
         if r.approved_by.contains(&ctx.caller.id) {
-            return Err(Refusal::new("already_approved", 409, format!("you already approved {request}")));
+            return Err(Refusal::new(
+                "already_approved",
+                409,
+                format!("you already approved {request}"),
+            ));
         }
-        let needed = ctx.catalog.get(&r.access.service).map_or(1, |s| s.approvals);
+        let needed = ctx
+            .catalog
+            .get(&r.access.service)
+            .map_or(1, |s| s.approvals);
         let mut events = vec![(
             Some(ctx.caller.id.clone()),
             EventKind::Approval {
@@ -520,17 +587,30 @@ impl State {
             },
         )];
         if r.approved_by.len() + 1 >= usize::from(needed) {
-            events.push((Some(ctx.caller.id.clone()), grant_event(ctx, r, r.ttl_secs, false)?));
+            events.push((
+                Some(ctx.caller.id.clone()),
+                grant_event(ctx, r, r.ttl_secs, false)?,
+            ));
         }
         Ok(events)
     }
 
     /// A refusal of a pending request by an approver.
-    pub fn decide_deny(&self, ctx: &Context<'_>, request: &RequestId, reason: &str, envelope: StoredEnvelope) -> Decision {
+    pub fn decide_deny(
+        &self,
+        ctx: &Context<'_>,
+        request: &RequestId,
+        reason: &str,
+        envelope: StoredEnvelope,
+    ) -> Decision {
         need_role(ctx, Role::Approver)?;
         let r = self.pending(request)?;
         if r.responder == ctx.caller.id {
-            return Err(Refusal::new("self_denial", 403, "withdraw your own request by letting it lapse, not by denying it"));
+            return Err(Refusal::new(
+                "self_denial",
+                403,
+                "withdraw your own request by letting it lapse, not by denying it",
+            ));
         }
         Ok(vec![(
             Some(ctx.caller.id.clone()),
@@ -552,9 +632,17 @@ impl State {
             .ok_or_else(|| Refusal::new("unknown_grant", 404, format!("no grant {grant}")))?;
         Ok(g).and_then(|g| {
             if g.revoked_ms.is_some() {
-                Err(Refusal::new("already_revoked", 409, format!("{grant} is already revoked")))
+                Err(Refusal::new(
+                    "already_revoked",
+                    409,
+                    format!("{grant} is already revoked"),
+                ))
             } else if !g.active(now_ms) {
-                Err(Refusal::new("already_expired", 409, format!("{grant} has already expired")))
+                Err(Refusal::new(
+                    "already_expired",
+                    409,
+                    format!("{grant} has already expired"),
+                ))
             } else {
                 Ok(g)
             }
@@ -562,7 +650,13 @@ impl State {
     }
 
     /// A revocation by an approver or by the grant's holder.
-    pub fn decide_revoke(&self, ctx: &Context<'_>, grant: &GrantId, reason: &str, envelope: StoredEnvelope) -> Decision {
+    pub fn decide_revoke(
+        &self,
+        ctx: &Context<'_>,
+        grant: &GrantId,
+        reason: &str,
+        envelope: StoredEnvelope,
+    ) -> Decision {
         let g = self.active_grant(grant, ctx.now_ms)?;
         if g.claims.sub != ctx.caller.id {
             need_role(ctx, Role::Approver)?;
@@ -578,21 +672,39 @@ impl State {
     }
 
     /// Closing the review of an emergency bypass, by an approver other than its holder.
-    pub fn decide_review(&self, ctx: &Context<'_>, grant: &GrantId, note: &str, envelope: StoredEnvelope) -> Decision {
+    pub fn decide_review(
+        &self,
+        ctx: &Context<'_>,
+        grant: &GrantId,
+        note: &str,
+        envelope: StoredEnvelope,
+    ) -> Decision {
         need_role(ctx, Role::Approver)?;
         let g = self
             .grants
             .get(grant)
             .ok_or_else(|| Refusal::new("unknown_grant", 404, format!("no grant {grant}")))?;
         if !g.claims.emergency {
-            return Err(Refusal::new("not_emergency", 409, format!("{grant} was not issued under the emergency bypass")));
+            return Err(Refusal::new(
+                "not_emergency",
+                409,
+                format!("{grant} was not issued under the emergency bypass"),
+            ));
         }
         if let Some(by) = &g.reviewed_by {
-            return Err(Refusal::new("already_reviewed", 409, format!("{grant} was already reviewed by {by}")));
+            return Err(Refusal::new(
+                "already_reviewed",
+                409,
+                format!("{grant} was already reviewed by {by}"),
+            ));
         }
         if g.claims.sub == ctx.caller.id {
-            return Err(Refusal::new("self_review", 403, "you cannot review your own emergency access")
-                .hint("another approver must review it"));
+            return Err(Refusal::new(
+                "self_review",
+                403,
+                "you cannot review your own emergency access",
+            )
+            .hint("another approver must review it"));
         }
         Ok(vec![(
             Some(ctx.caller.id.clone()),
@@ -608,7 +720,9 @@ impl State {
     pub fn due_expiries(&self, now_ms: u64) -> Vec<GrantId> {
         self.grants
             .values()
-            .filter(|g| !g.expired && g.revoked_ms.is_none() && now_ms >= g.claims.exp.saturating_mul(1000))
+            .filter(|g| {
+                !g.expired && g.revoked_ms.is_none() && now_ms >= g.claims.exp.saturating_mul(1000)
+            })
             .map(|g| g.claims.id.clone())
             .collect()
     }

@@ -31,7 +31,9 @@ pub fn pin_of(cert: &[u8]) -> CertPin {
 }
 
 /// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the 32 key bytes.
-const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
 
 /// The Ed25519 public key of a certificate, or `None` when it has another key type or does
 /// not parse.
@@ -90,7 +92,8 @@ impl ClientCertVerifier for RosterClientVerifier {
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         let Some(key) = ed25519_key_of(end_entity) else {
-            self.gate.refused(None, "the client certificate is not over an Ed25519 key");
+            self.gate
+                .refused(None, "the client certificate is not over an Ed25519 key");
             return Err(rustls::Error::General(
                 "client certificate must carry an Ed25519 key".to_owned(),
             ));
@@ -232,17 +235,25 @@ pub enum TlsSetupError {
 }
 
 /// A self-signed client certificate over the responder's key, made fresh for each process.
-pub fn client_certificate(key: &SigningKey, responder: &str) -> Result<CertificateDer<'static>, TlsSetupError> {
+pub fn client_certificate(
+    key: &SigningKey,
+    responder: &str,
+) -> Result<CertificateDer<'static>, TlsSetupError> {
     let pair = rcgen::KeyPair::try_from(key.pkcs8_der())?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("bglass responder {responder}"));
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("bglass responder {responder}"),
+    );
     Ok(params.self_signed(&pair)?.der().clone())
 }
 
 /// The CLI's client TLS configuration for one proxy.
-pub fn client_config(pin: CertPin, key: &SigningKey, responder: &str) -> Result<rustls::ClientConfig, TlsSetupError> {
+pub fn client_config(
+    pin: CertPin,
+    key: &SigningKey,
+    responder: &str,
+) -> Result<rustls::ClientConfig, TlsSetupError> {
     let cert = client_certificate(key, responder)?;
     let private = PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec());
     let mut config = rustls::ClientConfig::builder_with_provider(provider())

@@ -36,14 +36,17 @@ impl Raw {
     /// A client for `url` with the responder key stored beside `config`.
     pub fn new(config: &Path, url: &str, pin: &str) -> Self {
         let key_path = config.parent().unwrap().join("identity.age");
-        let identity = ResponderIdentity::open_file(&key_path, &SecretString::from(PASSPHRASE.to_owned())).unwrap();
+        let identity =
+            ResponderIdentity::open_file(&key_path, &SecretString::from(PASSPHRASE.to_owned()))
+                .unwrap();
         Self::with_key(identity, url, pin)
     }
 
     /// A client with a key of its own (e.g. one not in any roster).
     pub fn with_key(identity: ResponderIdentity, url: &str, pin: &str) -> Self {
         let pin: CertPin = pin.parse().unwrap();
-        let tls = bglass_proxy::tls::client_config(pin, &identity.key, identity.id.as_str()).unwrap();
+        let tls =
+            bglass_proxy::tls::client_config(pin, &identity.key, identity.id.as_str()).unwrap();
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .timeout(Duration::from_secs(20))
@@ -81,12 +84,22 @@ impl Raw {
     }
 
     /// Sends a request.
-    pub fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> Answer {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async {
-            let mut req = self
-                .client
-                .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", self.base));
+            let mut req = self.client.request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", self.base),
+            );
             for (k, v) in headers {
                 req = req.header(*k, *v);
             }

@@ -116,7 +116,14 @@ impl World {
                 command("bglass-proxy", world.dir.path())
                     .args(["init", "--dir"])
                     .arg(&pdir)
-                    .args(["--id", id, "--listen", &format!("127.0.0.1:{port}"), "--metrics", &format!("127.0.0.1:{metrics_port}")]),
+                    .args([
+                        "--id",
+                        id,
+                        "--listen",
+                        &format!("127.0.0.1:{port}"),
+                        "--metrics",
+                        &format!("127.0.0.1:{metrics_port}"),
+                    ]),
             );
             assert_eq!(out.code, Some(0), "init {id}: {}", out.stderr);
             let field = |name: &str| {
@@ -143,7 +150,15 @@ impl World {
             cmd.env("BGLASS_PASSPHRASE", PASSPHRASE)
                 .arg("--config")
                 .arg(&config)
-                .args(["enroll", "--id", id, "--roles", roles, "--kdf-work-factor", "10"]);
+                .args([
+                    "enroll",
+                    "--id",
+                    id,
+                    "--roles",
+                    roles,
+                    "--kdf-work-factor",
+                    "10",
+                ]);
             for p in &world.proxies {
                 cmd.args(["--proxy", &p.url(), "--pin", &p.pin]);
             }
@@ -155,7 +170,11 @@ impl World {
                 entry: out.stdout,
             });
         }
-        let roster: String = world.responders.iter().map(|r| format!("{}\n", r.entry)).collect();
+        let roster: String = world
+            .responders
+            .iter()
+            .map(|r| format!("{}\n", r.entry))
+            .collect();
         for p in &world.proxies {
             std::fs::write(p.dir.join("responders.toml"), &roster).unwrap();
         }
@@ -179,7 +198,12 @@ impl World {
                 .spawn()
                 .unwrap();
             use std::io::Write;
-            child.stdin.take().unwrap().write_all(upstream_credential().as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(upstream_credential().as_bytes())
+                .unwrap();
             assert!(child.wait().unwrap().success());
         }
     }
@@ -192,8 +216,16 @@ impl World {
         std::fs::create_dir_all(prefix.join("tmp")).unwrap();
         std::fs::write(prefix.join("www/api/health"), "nginx says ok\n").unwrap();
         std::fs::write(prefix.join("www/big"), vec![b'x'; 1 << 20]).unwrap();
-        std::fs::write(prefix.join("htpasswd"), format!("{UPSTREAM_USER}:{{PLAIN}}{UPSTREAM_PASSWORD}\n")).unwrap();
-        let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+        std::fs::write(
+            prefix.join("htpasswd"),
+            format!("{UPSTREAM_USER}:{{PLAIN}}{UPSTREAM_PASSWORD}\n"),
+        )
+        .unwrap();
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout == b"0\n")
+            .unwrap_or(false);
         let p = prefix.display();
         let conf = format!(
             "{user}worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n  access_log {p}/access.log;\n  client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n  fastcgi_temp_path {p}/tmp/fastcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n  server {{\n    listen 127.0.0.1:{port};\n    root {p}/www;\n    location / {{\n      auth_basic \"tool\";\n      auth_basic_user_file {p}/htpasswd;\n    }}\n    location = /slow {{\n      auth_basic \"tool\";\n      auth_basic_user_file {p}/htpasswd;\n      limit_rate 100k;\n      alias {p}/www/big;\n    }}\n  }}\n}}\n",
@@ -203,7 +235,11 @@ impl World {
         let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
             .into_iter()
             .find(|p| Path::new(p).exists())
-            .unwrap_or_else(|| panic!("nginx is not installed; scripts/test installs it (apt-get install nginx-light)"));
+            .unwrap_or_else(|| {
+                panic!(
+                    "nginx is not installed; scripts/test installs it (apt-get install nginx-light)"
+                )
+            });
         let child = Command::new(nginx)
             .arg("-p")
             .arg(&prefix)
@@ -251,7 +287,10 @@ impl World {
                     std::fs::read_to_string(self.proxies[i].stderr_path()).unwrap_or_default()
                 );
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "proxy did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "proxy did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         // Its first checkpoint follows its start event within a second.
@@ -276,7 +315,9 @@ impl World {
     /// Sends SIGHUP to proxy `i`.
     pub fn hup(&self, i: usize) {
         if let Some(c) = &self.proxies[i].child {
-            let _ = Command::new("kill").args(["-HUP", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-HUP", &c.id().to_string()])
+                .status();
         }
     }
 
@@ -298,11 +339,15 @@ impl World {
     /// Fetches proxy `i`'s metrics.
     pub fn metrics(&self, i: usize) -> String {
         use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.proxies[i].metrics_port)).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut s =
+            std::net::TcpStream::connect(("127.0.0.1", self.proxies[i].metrics_port)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
-        out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -310,7 +355,10 @@ impl World {
 pub fn wait_port(port: u16) {
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "nothing listens on {port}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nothing listens on {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

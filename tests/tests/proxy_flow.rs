@@ -7,7 +7,9 @@
 use std::time::{Duration, Instant};
 
 use bglass_tests::raw::Raw;
-use bglass_tests::world::{TEST_CATALOG, UPSTREAM_PASSWORD, World, files_under, upstream_credential};
+use bglass_tests::world::{
+    TEST_CATALOG, UPSTREAM_PASSWORD, World, files_under, upstream_credential,
+};
 use bglass_tests::{assert_no_panic, run};
 use serde_json::Value;
 
@@ -29,8 +31,11 @@ fn world() -> World {
 fn nginx_direct(port: u16, auth: Option<&str>) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let auth = auth.map(|a| format!("Authorization: Basic {a}\r\n")).unwrap_or_default();
-    s.write_all(format!("GET /api/health HTTP/1.0\r\nHost: x\r\n{auth}\r\n").as_bytes()).unwrap();
+    let auth = auth
+        .map(|a| format!("Authorization: Basic {a}\r\n"))
+        .unwrap_or_default();
+    s.write_all(format!("GET /api/health HTTP/1.0\r\nHost: x\r\n{auth}\r\n").as_bytes())
+        .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out.lines().next().unwrap_or_default().to_owned()
@@ -46,11 +51,29 @@ fn access_then_curl_reaches_nginx_with_the_injected_credential_only() {
     let mut outputs = Vec::new();
     let before = w.bglass("carol", &["curl", "grafana", "/api/health"]);
     assert_eq!(before.code, Some(3), "{}", before.stderr);
-    assert!(before.stderr.contains("no active grant for grafana"), "{}", before.stderr);
+    assert!(
+        before.stderr.contains("no active grant for grafana"),
+        "{}",
+        before.stderr
+    );
 
-    let access = w.bglass("carol", &["access", "grafana", "--reason", "dashboards down", "--incident", "INC-1"]);
+    let access = w.bglass(
+        "carol",
+        &[
+            "access",
+            "grafana",
+            "--reason",
+            "dashboards down",
+            "--incident",
+            "INC-1",
+        ],
+    );
     assert_eq!(access.code, Some(0), "{}", access.stderr);
-    assert!(access.stdout.contains("Granted grafana") && access.stdout.contains("by proxy-a"), "{}", access.stdout);
+    assert!(
+        access.stdout.contains("Granted grafana") && access.stdout.contains("by proxy-a"),
+        "{}",
+        access.stdout
+    );
     let curl = w.bglass("carol", &["curl", "grafana", "/api/health"]);
     assert_eq!(curl.code, Some(0), "{}", curl.stderr);
     assert_eq!(curl.stdout, "nginx says ok\n");
@@ -59,13 +82,26 @@ fn access_then_curl_reaches_nginx_with_the_injected_credential_only() {
     // Without a grant the proxy refuses, whatever the client sends as credentials.
     let carol = w.responder("carol").config.clone();
     let raw = Raw::new(&carol, &w.proxies[0].url(), &w.proxies[0].pin);
-    let refused = raw.send("GET", "/s/grafana/api/health", None, &[("authorization", "Basic Zm9vOmJhcg==")]);
-    assert_eq!((refused.status, refused.code.as_str()), (401, "no_grant"), "{}", refused.body);
+    let refused = raw.send(
+        "GET",
+        "/s/grafana/api/health",
+        None,
+        &[("authorization", "Basic Zm9vOmJhcg==")],
+    );
+    assert_eq!(
+        (refused.status, refused.code.as_str()),
+        (401, "no_grant"),
+        "{}",
+        refused.body
+    );
 
     // The tool's 4xx becomes exit 8; a down tool is a clear 502 (exit 4).
     let missing = w.bglass("carol", &["curl", "grafana", "/no/such/page"]);
     assert_eq!(missing.code, Some(8), "{}", missing.stderr);
-    let down = w.bglass("carol", &["access", "down", "--reason", "r", "--incident", "I"]);
+    let down = w.bglass(
+        "carol",
+        &["access", "down", "--reason", "r", "--incident", "I"],
+    );
     assert_eq!(down.code, Some(0), "{}", down.stderr);
     let down = w.bglass("carol", &["curl", "down", "/"]);
     assert_eq!(down.code, Some(4), "{}", down.stderr);
@@ -75,14 +111,37 @@ fn access_then_curl_reaches_nginx_with_the_injected_credential_only() {
     // Receipts are kept and prove the grants are in the log.
     let prove = w.bglass("carol", &["audit", "prove"]);
     assert_eq!(prove.code, Some(0), "{}{}", prove.stdout, prove.stderr);
-    assert!(prove.stdout.contains("proven in proxy-a"), "{}", prove.stdout);
+    assert!(
+        prove.stdout.contains("proven in proxy-a"),
+        "{}",
+        prove.stdout
+    );
 
     // Primary down: the CLI fails over to the secondary.
     w.kill(0);
-    let failover = w.bglass("carol", &["access", "grafana", "--reason", "primary down", "--incident", "INC-1"]);
+    let failover = w.bglass(
+        "carol",
+        &[
+            "access",
+            "grafana",
+            "--reason",
+            "primary down",
+            "--incident",
+            "INC-1",
+        ],
+    );
     assert_eq!(failover.code, Some(0), "{}", failover.stderr);
-    assert!(failover.stdout.contains("by proxy-b"), "{}", failover.stdout);
-    assert!(failover.stderr.contains("unavailable") && failover.stderr.contains("trying the next proxy"), "{}", failover.stderr);
+    assert!(
+        failover.stdout.contains("by proxy-b"),
+        "{}",
+        failover.stdout
+    );
+    assert!(
+        failover.stderr.contains("unavailable")
+            && failover.stderr.contains("trying the next proxy"),
+        "{}",
+        failover.stderr
+    );
     let curl = w.bglass("carol", &["curl", "grafana", "/api/health"]);
     assert_eq!(curl.code, Some(0), "{}", curl.stderr);
     outputs.extend([failover, curl]);
@@ -92,7 +151,10 @@ fn access_then_curl_reaches_nginx_with_the_injected_credential_only() {
     let secret_b64 = upstream_credential();
     for out in &outputs {
         for text in [&out.stdout, &out.stderr] {
-            assert!(!text.contains(UPSTREAM_PASSWORD) && !text.contains(&secret_b64), "credential in output: {text}");
+            assert!(
+                !text.contains(UPSTREAM_PASSWORD) && !text.contains(&secret_b64),
+                "credential in output: {text}"
+            );
         }
     }
     for (path, bytes) in files_under(w.dir.path()) {
@@ -119,7 +181,17 @@ fn approvals_self_approval_ttl_from_approval_and_emergency_review() {
         .env("HOME", w.dir.path())
         .arg("--config")
         .arg(&alice_cfg)
-        .args(["access", "argocd", "--reason", "roll back", "--incident", "INC-2", "--wait", "60s", "--json"])
+        .args([
+            "access",
+            "argocd",
+            "--reason",
+            "roll back",
+            "--incident",
+            "INC-2",
+            "--wait",
+            "60s",
+            "--json",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = waiting.spawn().unwrap();
@@ -131,21 +203,40 @@ fn approvals_self_approval_ttl_from_approval_and_emergency_review() {
         if let Some(id) = v.get(0).and_then(|r| r["request"]["id"].as_str()) {
             break id.to_owned();
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "no pending request: {}", list.stderr);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no pending request: {}",
+            list.stderr
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let self_approval = w.bglass("alice", &["approve", &id]);
     assert_eq!(self_approval.code, Some(3), "{}", self_approval.stderr);
-    assert!(self_approval.stderr.contains("you cannot approve your own request (self_approval)"), "{}", self_approval.stderr);
+    assert!(
+        self_approval
+            .stderr
+            .contains("you cannot approve your own request (self_approval)"),
+        "{}",
+        self_approval.stderr
+    );
     let carol_approval = w.bglass("carol", &["approve", &id]);
     assert_eq!(carol_approval.code, Some(3));
-    assert!(carol_approval.stderr.contains("missing_role"), "{}", carol_approval.stderr);
+    assert!(
+        carol_approval.stderr.contains("missing_role"),
+        "{}",
+        carol_approval.stderr
+    );
 
     std::thread::sleep(Duration::from_secs(2));
     let approved = w.bglass("bob", &["approve", &id]);
     assert_eq!(approved.code, Some(0), "{}", approved.stderr);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let view: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(view["status"], "granted");
     assert_eq!(view["approved_by"], serde_json::json!(["bob"]));
@@ -153,28 +244,59 @@ fn approvals_self_approval_ttl_from_approval_and_emergency_review() {
     let created_s = view["created_ms"].as_u64().unwrap() / 1000;
     let nbf = view["grant"]["nbf"].as_u64().unwrap();
     let exp = view["grant"]["exp"].as_u64().unwrap();
-    assert!(nbf >= created_s + 2, "granted at {nbf}, asked at {created_s}");
+    assert!(
+        nbf >= created_s + 2,
+        "granted at {nbf}, asked at {created_s}"
+    );
     assert_eq!(exp - nbf, 1800);
     let curl = w.bglass("alice", &["curl", "argocd", "/api/health"]);
     assert_eq!(curl.code, Some(0), "{}", curl.stderr);
 
     // Emergency: issued at once, short TTL, review open until an approver closes it.
-    let emergency = w.bglass("carol", &["access", "argocd", "--reason", "prod down", "--incident", "INC-3", "--emergency", "--json"]);
+    let emergency = w.bglass(
+        "carol",
+        &[
+            "access",
+            "argocd",
+            "--reason",
+            "prod down",
+            "--incident",
+            "INC-3",
+            "--emergency",
+            "--json",
+        ],
+    );
     assert_eq!(emergency.code, Some(0), "{}", emergency.stderr);
     let view: Value = serde_json::from_str(&emergency.stdout).unwrap();
     let grant = view["grant"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(view["grant"]["exp"].as_u64().unwrap() - view["grant"]["nbf"].as_u64().unwrap(), 600);
+    assert_eq!(
+        view["grant"]["exp"].as_u64().unwrap() - view["grant"]["nbf"].as_u64().unwrap(),
+        600
+    );
     assert_eq!(view["grant"]["review_open"], true);
     let open = w.bglass("bob", &["grants", "--json"]);
     let listed: Value = serde_json::from_str(&open.stdout).unwrap();
-    assert!(listed.as_array().unwrap().iter().any(|g| g["grant"]["id"] == grant.as_str() && g["grant"]["review_open"] == true));
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["grant"]["id"] == grant.as_str() && g["grant"]["review_open"] == true)
+    );
     let self_review = w.bglass("carol", &["review", &grant, "--note", "fine"]);
     assert_eq!(self_review.code, Some(3));
-    let review = w.bglass("bob", &["review", &grant, "--note", "justified: prod was down"]);
+    let review = w.bglass(
+        "bob",
+        &["review", &grant, "--note", "justified: prod was down"],
+    );
     assert_eq!(review.code, Some(0), "{}", review.stderr);
     let again = w.bglass("alice", &["review", &grant, "--note", "again"]);
     assert_eq!(again.code, Some(3));
-    assert!(again.stderr.contains("already_reviewed"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("already_reviewed"),
+        "{}",
+        again.stderr
+    );
 
     // The auditor sees it: one bypass, reviewed by bob.
     let home = tempfile::tempdir().unwrap();

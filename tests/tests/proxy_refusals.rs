@@ -15,7 +15,10 @@ use bglass_tests::{command, run};
 use serde_json::Value;
 
 fn world() -> World {
-    let mut w = World::new(&["proxy-a"], &[("alice", "responder,approver"), ("carol", "responder")]);
+    let mut w = World::new(
+        &["proxy-a"],
+        &[("alice", "responder,approver"), ("carol", "responder")],
+    );
     w.start_nginx();
     w.catalog(TEST_CATALOG);
     w.start_all();
@@ -42,12 +45,27 @@ fn denials(w: &World) -> Vec<String> {
     let events: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
     events
         .iter()
-        .filter_map(|e| e["event"]["event"]["denial"]["reason"].as_str().map(str::to_owned))
+        .filter_map(|e| {
+            e["event"]["event"]["denial"]["reason"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect()
 }
 
 fn token_of(w: &World, who: &str, service: &str) -> String {
-    let out = w.bglass(who, &["access", service, "--reason", "r", "--incident", "INC-9", "--json"]);
+    let out = w.bglass(
+        who,
+        &[
+            "access",
+            service,
+            "--reason",
+            "r",
+            "--incident",
+            "INC-9",
+            "--json",
+        ],
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     v["grant"]["token"].as_str().unwrap().to_owned()
@@ -63,61 +81,169 @@ fn each_refusal_is_specific_and_audited() {
     // Unknown key at the handshake: the TLS connection itself fails.
     let stranger = Raw::stranger(&p.url(), &p.pin);
     let answer = stranger.send("GET", "/v1/status", None, &[]);
-    assert_eq!(answer.status, 0, "a stranger must not get an HTTP answer: {answer:?}");
+    assert_eq!(
+        answer.status, 0,
+        "a stranger must not get an HTTP answer: {answer:?}"
+    );
 
     // Tampered envelope: one byte of the signed payload changed.
-    let mut env: Value = serde_json::from_slice(&alice.envelope(access("grafana"), "proxy-a", 0)).unwrap();
+    let mut env: Value =
+        serde_json::from_slice(&alice.envelope(access("grafana"), "proxy-a", 0)).unwrap();
     let mut payload = env["payload"].as_str().unwrap().to_owned();
     let flipped = if payload.ends_with('A') { 'B' } else { 'A' };
     payload.pop();
     payload.push(flipped);
     env["payload"] = Value::String(payload);
-    let tampered = alice.send("POST", "/v1/access", Some(serde_json::to_vec(&env).unwrap()), &[]);
-    assert!(tampered.status == 401 || tampered.status == 400, "{tampered:?}");
-    assert!(["bad_signature", "malformed"].contains(&tampered.code.as_str()), "{tampered:?}");
+    let tampered = alice.send(
+        "POST",
+        "/v1/access",
+        Some(serde_json::to_vec(&env).unwrap()),
+        &[],
+    );
+    assert!(
+        tampered.status == 401 || tampered.status == 400,
+        "{tampered:?}"
+    );
+    assert!(
+        ["bad_signature", "malformed"].contains(&tampered.code.as_str()),
+        "{tampered:?}"
+    );
 
     // Replayed nonce: the same envelope twice.
     let once = alice.envelope(access("grafana"), "proxy-a", 0);
-    assert_eq!(alice.send("POST", "/v1/access", Some(once.clone()), &[]).status, 200);
+    assert_eq!(
+        alice
+            .send("POST", "/v1/access", Some(once.clone()), &[])
+            .status,
+        200
+    );
     let replay = alice.send("POST", "/v1/access", Some(once), &[]);
-    assert_eq!((replay.status, replay.code.as_str()), (409, "replayed"), "{replay:?}");
+    assert_eq!(
+        (replay.status, replay.code.as_str()),
+        (409, "replayed"),
+        "{replay:?}"
+    );
 
     // A clock six minutes off.
-    let stale = alice.send("POST", "/v1/access", Some(alice.envelope(access("grafana"), "proxy-a", 360)), &[]);
-    assert_eq!((stale.status, stale.code.as_str()), (401, "stale_request"), "{stale:?}");
-    let future = alice.send("POST", "/v1/access", Some(alice.envelope(access("grafana"), "proxy-a", -360)), &[]);
-    assert_eq!((future.status, future.code.as_str()), (401, "future_request"), "{future:?}");
+    let stale = alice.send(
+        "POST",
+        "/v1/access",
+        Some(alice.envelope(access("grafana"), "proxy-a", 360)),
+        &[],
+    );
+    assert_eq!(
+        (stale.status, stale.code.as_str()),
+        (401, "stale_request"),
+        "{stale:?}"
+    );
+    let future = alice.send(
+        "POST",
+        "/v1/access",
+        Some(alice.envelope(access("grafana"), "proxy-a", -360)),
+        &[],
+    );
+    assert_eq!(
+        (future.status, future.code.as_str()),
+        (401, "future_request"),
+        "{future:?}"
+    );
 
     // Addressed to another proxy.
-    let misdirected = alice.send("POST", "/v1/access", Some(alice.envelope(access("grafana"), "proxy-z", 0)), &[]);
+    let misdirected = alice.send(
+        "POST",
+        "/v1/access",
+        Some(alice.envelope(access("grafana"), "proxy-z", 0)),
+        &[],
+    );
     assert_eq!(misdirected.code, "wrong_audience", "{misdirected:?}");
 
     // Signed by alice but sent over carol's connection.
-    let borrowed = carol.send("POST", "/v1/access", Some(alice.envelope(access("grafana"), "proxy-a", 0)), &[]);
+    let borrowed = carol.send(
+        "POST",
+        "/v1/access",
+        Some(alice.envelope(access("grafana"), "proxy-a", 0)),
+        &[],
+    );
     assert_eq!(borrowed.code, "connection_key_mismatch", "{borrowed:?}");
 
     // ttl above max, unknown service: through the CLI, exit 3 with the code.
-    let ttl = w.bglass("alice", &["access", "grafana", "--ttl", "5h", "--reason", "r", "--incident", "I"]);
+    let ttl = w.bglass(
+        "alice",
+        &[
+            "access",
+            "grafana",
+            "--ttl",
+            "5h",
+            "--reason",
+            "r",
+            "--incident",
+            "I",
+        ],
+    );
     assert_eq!(ttl.code, Some(3), "{}", ttl.stderr);
-    assert!(ttl.stderr.contains("(ttl_above_max)") && ttl.stderr.contains("hint: ask for --ttl 4h or less"), "{}", ttl.stderr);
-    let unknown = w.bglass("alice", &["access", "nosuch", "--reason", "r", "--incident", "I"]);
+    assert!(
+        ttl.stderr.contains("(ttl_above_max)")
+            && ttl.stderr.contains("hint: ask for --ttl 4h or less"),
+        "{}",
+        ttl.stderr
+    );
+    let unknown = w.bglass(
+        "alice",
+        &["access", "nosuch", "--reason", "r", "--incident", "I"],
+    );
     assert_eq!(unknown.code, Some(3), "{}", unknown.stderr);
-    assert!(unknown.stderr.contains("(unknown_service)"), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("(unknown_service)"),
+        "{}",
+        unknown.stderr
+    );
 
     // A grant for one service used on another, and over another responder's connection.
     let grafana = token_of(&w, "alice", "grafana");
-    let other_service = alice.send("GET", "/s/argocd/api/health", None, &[("bglass-grant", &grafana)]);
-    assert_eq!((other_service.status, other_service.code.as_str()), (403, "wrong_service"), "{other_service:?}");
-    let other_key = carol.send("GET", "/s/grafana/api/health", None, &[("bglass-grant", &grafana)]);
-    assert_eq!((other_key.status, other_key.code.as_str()), (403, "wrong_bound_key"), "{other_key:?}");
-    let good = alice.send("GET", "/s/grafana/api/health", None, &[("bglass-grant", &grafana)]);
+    let other_service = alice.send(
+        "GET",
+        "/s/argocd/api/health",
+        None,
+        &[("bglass-grant", &grafana)],
+    );
+    assert_eq!(
+        (other_service.status, other_service.code.as_str()),
+        (403, "wrong_service"),
+        "{other_service:?}"
+    );
+    let other_key = carol.send(
+        "GET",
+        "/s/grafana/api/health",
+        None,
+        &[("bglass-grant", &grafana)],
+    );
+    assert_eq!(
+        (other_key.status, other_key.code.as_str()),
+        (403, "wrong_bound_key"),
+        "{other_key:?}"
+    );
+    let good = alice.send(
+        "GET",
+        "/s/grafana/api/health",
+        None,
+        &[("bglass-grant", &grafana)],
+    );
     assert_eq!(good.status, 200, "{good:?}");
 
     // An expired grant: prom's default TTL is 3 s.
     let prom = token_of(&w, "carol", "prom");
     std::thread::sleep(Duration::from_secs(4));
-    let expired = carol.send("GET", "/s/prom/api/health", None, &[("bglass-grant", &prom)]);
-    assert_eq!((expired.status, expired.code.as_str()), (403, "expired_grant"), "{expired:?}");
+    let expired = carol.send(
+        "GET",
+        "/s/prom/api/health",
+        None,
+        &[("bglass-grant", &prom)],
+    );
+    assert_eq!(
+        (expired.status, expired.code.as_str()),
+        (403, "expired_grant"),
+        "{expired:?}"
+    );
     let cli_expired = w.bglass("carol", &["curl", "prom", "/api/health"]);
     assert_eq!(cli_expired.code, Some(3), "{}", cli_expired.stderr);
 
@@ -138,10 +264,15 @@ fn each_refusal_is_specific_and_audited() {
         "wrong_bound_key",
         "expired_grant",
     ] {
-        assert!(recorded.iter().any(|c| c == code), "no {code} denial in the log: {recorded:?}");
+        assert!(
+            recorded.iter().any(|c| c == code),
+            "no {code} denial in the log: {recorded:?}"
+        );
     }
     assert!(
-        recorded.iter().any(|c| c == "bad_signature" || c == "malformed"),
+        recorded
+            .iter()
+            .any(|c| c == "bad_signature" || c == "malformed"),
         "no tampered-envelope denial: {recorded:?}"
     );
 }
@@ -149,7 +280,18 @@ fn each_refusal_is_specific_and_audited() {
 #[test]
 fn revocation_is_effective_at_once_and_cuts_open_streams() {
     let w = world();
-    let access = w.bglass("carol", &["access", "grafana", "--reason", "r", "--incident", "INC-9", "--json"]);
+    let access = w.bglass(
+        "carol",
+        &[
+            "access",
+            "grafana",
+            "--reason",
+            "r",
+            "--incident",
+            "INC-9",
+            "--json",
+        ],
+    );
     assert_eq!(access.code, Some(0), "{}", access.stderr);
     let grant = serde_json::from_str::<Value>(&access.stdout).unwrap()["grant"]["id"]
         .as_str()
@@ -187,13 +329,20 @@ fn revocation_is_effective_at_once_and_cuts_open_streams() {
         if let Some(status) = download.try_wait().unwrap() {
             break status;
         }
-        assert!(revoked_at.elapsed() < Duration::from_secs(8), "the download was not cut");
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(8),
+            "the download was not cut"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let cut_after = revoked_at.elapsed();
     let stdout = reader.join().unwrap();
     assert!(!out.success(), "a cut download must not succeed");
-    assert!(stdout.len() < 1 << 20, "the whole file arrived ({} bytes)", stdout.len());
+    assert!(
+        stdout.len() < 1 << 20,
+        "the whole file arrived ({} bytes)",
+        stdout.len()
+    );
     // Cut within a second of the revocation being recorded (the revoke command's own run,
     // key unlock included, is counted separately).
     assert!(

@@ -20,13 +20,20 @@ use crate::store::{HeldGrant, StoredReceipt};
 /// Runs `bglass access`.
 pub fn run(config: Option<&Path>, args: AccessArgs) -> CliResult {
     // Parse everything first: no side effects before the input is known good.
-    let service = ServiceName::new(&args.service).map_err(|e| CliError::user(format!("service: {e}")))?;
+    let service =
+        ServiceName::new(&args.service).map_err(|e| CliError::user(format!("service: {e}")))?;
     let ttl = args
         .ttl
         .as_deref()
-        .map(|t| t.parse::<HumanDuration>().map_err(|e| CliError::user(format!("--ttl: {e}"))))
+        .map(|t| {
+            t.parse::<HumanDuration>()
+                .map_err(|e| CliError::user(format!("--ttl: {e}")))
+        })
         .transpose()?;
-    let wait: HumanDuration = args.wait.parse().map_err(|e| CliError::user(format!("--wait: {e}")))?;
+    let wait: HumanDuration = args
+        .wait
+        .parse()
+        .map_err(|e| CliError::user(format!("--wait: {e}")))?;
     let action = Action::Access(AccessRequest {
         service: service.clone(),
         ttl,
@@ -45,9 +52,15 @@ pub fn run(config: Option<&Path>, args: AccessArgs) -> CliResult {
             "granted" => granted(&mut session, proxy, &view, args.json).await,
             "denied" => Err(CliError::new(
                 ErrorKind::Denied,
-                format!("{} was {}", view.id, view.denied.clone().unwrap_or_else(|| "denied".to_owned())),
+                format!(
+                    "{} was {}",
+                    view.id,
+                    view.denied.clone().unwrap_or_else(|| "denied".to_owned())
+                ),
             )),
-            other => Err(CliError::internal(format!("unexpected request status {other}"))),
+            other => Err(CliError::internal(format!(
+                "unexpected request status {other}"
+            ))),
         }
     })
 }
@@ -83,9 +96,16 @@ async fn wait_for_approval(
             }
             return Err(CliError::new(
                 ErrorKind::Denied,
-                format!("{} was not approved within {}", view.id, HumanDuration::from_secs(wait.as_secs()).map_or_else(String::new, |d| d.to_string())),
+                format!(
+                    "{} was not approved within {}",
+                    view.id,
+                    HumanDuration::from_secs(wait.as_secs())
+                        .map_or_else(String::new, |d| d.to_string())
+                ),
             )
-            .with_hint("it is still pending; approvers can still approve it, then run `bglass grants`"));
+            .with_hint(
+                "it is still pending; approvers can still approve it, then run `bglass grants`",
+            ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (value, _) = session
@@ -126,7 +146,10 @@ async fn granted(session: &mut Session, proxy: usize, view: &RequestView, json: 
     // The receipt: proof that the grant is in the proxy's log (kept for `bglass audit prove`).
     if let Some(index) = view.grant_index {
         let receipt = session
-            .call_with(&Call::get(format!("/v1/audit/receipt?index={index}")), Some(proxy))
+            .call_with(
+                &Call::get(format!("/v1/audit/receipt?index={index}")),
+                Some(proxy),
+            )
             .await
             .ok()
             .and_then(|(v, _)| serde_json::from_value(v).ok());
@@ -151,7 +174,15 @@ async fn granted(session: &mut Session, proxy: usize, view: &RequestView, json: 
         minutes,
         record.id,
         grant.id,
-        if grant.emergency { " [EMERGENCY: approvers notified; a review is now open]" } else { "" }
+        if grant.emergency {
+            " [EMERGENCY: approvers notified; a review is now open]"
+        } else {
+            ""
+        }
     )?;
-    crate::outln!("  bglass curl {} /   |   bglass open {}", grant.service, grant.service)
+    crate::outln!(
+        "  bglass curl {} /   |   bglass open {}",
+        grant.service,
+        grant.service
+    )
 }

@@ -14,7 +14,8 @@ use crate::client::{Call, Session};
 use crate::error::{CliError, CliResult};
 
 fn request_id(text: &str) -> CliResult<RequestId> {
-    RequestId::new(text).map_err(|e| CliError::user(e).with_hint("copy the id from `bglass requests`"))
+    RequestId::new(text)
+        .map_err(|e| CliError::user(e).with_hint("copy the id from `bglass requests`"))
 }
 
 /// Lists pending requests on every proxy that answers.
@@ -24,8 +25,13 @@ pub fn requests(config: Option<&Path>, args: JsonArgs) -> CliResult {
         let mut all: Vec<(String, RequestView)> = Vec::new();
         for i in 0..session.conns.len() {
             if let Ok((value, _)) = session.call_with(&Call::get("/v1/requests"), Some(i)).await {
-                let list: Vec<RequestView> = serde_json::from_value(value).map_err(CliError::internal)?;
-                let proxy = session.conns[i].record.as_ref().map(|r| r.id.to_string()).unwrap_or_default();
+                let list: Vec<RequestView> =
+                    serde_json::from_value(value).map_err(CliError::internal)?;
+                let proxy = session.conns[i]
+                    .record
+                    .as_ref()
+                    .map(|r| r.id.to_string())
+                    .unwrap_or_default();
                 all.extend(list.into_iter().map(|r| (proxy.clone(), r)));
             }
         }
@@ -64,9 +70,20 @@ fn print_request(r: &RequestView, json: bool) -> CliResult {
         return print_json(r);
     }
     match r.status.as_str() {
-        "granted" => crate::outln!("{} approved: {} now has {} (grant {})", r.id, r.responder, r.service, r.grant.as_ref().map_or("?", |g| g.id.as_str())),
+        "granted" => crate::outln!(
+            "{} approved: {} now has {} (grant {})",
+            r.id,
+            r.responder,
+            r.service,
+            r.grant.as_ref().map_or("?", |g| g.id.as_str())
+        ),
         "denied" => crate::outln!("{} denied", r.id),
-        _ => crate::outln!("{} approved ({} of {}); more approvals needed", r.id, r.approved_by.len(), r.approvals_needed),
+        _ => crate::outln!(
+            "{} approved ({} of {}); more approvals needed",
+            r.id,
+            r.approved_by.len(),
+            r.approvals_needed
+        ),
     }
 }
 
@@ -76,7 +93,11 @@ fn print_request(r: &RequestView, json: bool) -> CliResult {
 async fn on_its_proxy(session: &mut Session, id: &RequestId) -> Option<usize> {
     session.verbose = false;
     for i in 0..session.conns.len() {
-        if session.call_with(&Call::get(format!("/v1/requests/{id}")), Some(i)).await.is_ok() {
+        if session
+            .call_with(&Call::get(format!("/v1/requests/{id}")), Some(i))
+            .await
+            .is_ok()
+        {
             session.verbose = true;
             return Some(i);
         }
@@ -92,9 +113,15 @@ pub fn approve(config: Option<&Path>, args: ApproveArgs) -> CliResult {
     block_on(async move {
         let proxy = on_its_proxy(&mut session, &id).await;
         let (value, _) = session
-            .call_with(&Call::post("/v1/approve", Action::Approve { request: id }), proxy)
+            .call_with(
+                &Call::post("/v1/approve", Action::Approve { request: id }),
+                proxy,
+            )
             .await?;
-        print_request(&serde_json::from_value(value).map_err(CliError::internal)?, args.json)
+        print_request(
+            &serde_json::from_value(value).map_err(CliError::internal)?,
+            args.json,
+        )
     })
 }
 
@@ -105,8 +132,20 @@ pub fn deny(config: Option<&Path>, args: DenyArgs) -> CliResult {
     block_on(async move {
         let proxy = on_its_proxy(&mut session, &id).await;
         let (value, _) = session
-            .call_with(&Call::post("/v1/deny", Action::Deny { request: id, reason: args.reason }), proxy)
+            .call_with(
+                &Call::post(
+                    "/v1/deny",
+                    Action::Deny {
+                        request: id,
+                        reason: args.reason,
+                    },
+                ),
+                proxy,
+            )
             .await?;
-        print_request(&serde_json::from_value(value).map_err(CliError::internal)?, args.json)
+        print_request(
+            &serde_json::from_value(value).map_err(CliError::internal)?,
+            args.json,
+        )
     })
 }

@@ -17,16 +17,22 @@ use crate::error::{CliError, CliResult, ErrorKind};
 
 /// Runs `bglass curl`.
 pub fn run(config: Option<&Path>, args: CurlArgs) -> CliResult {
-    let service = ServiceName::new(&args.service).map_err(|e| CliError::user(format!("service: {e}")))?;
+    let service =
+        ServiceName::new(&args.service).map_err(|e| CliError::user(format!("service: {e}")))?;
     if !args.path.starts_with('/') {
-        return Err(CliError::user(format!("path {:?} must start with /", args.path)));
+        return Err(CliError::user(format!(
+            "path {:?} must start with /",
+            args.path
+        )));
     }
     let method = reqwest::Method::from_bytes(args.method.as_bytes())
         .map_err(|_| CliError::user(format!("-X {:?} is not an HTTP method", args.method)))?;
     let body = match &args.data {
         None => None,
         Some(d) => Some(match d.strip_prefix('@') {
-            Some(file) => std::fs::read(file).map_err(|e| CliError::user(format!("-d @{file}: {e}")))?,
+            Some(file) => {
+                std::fs::read(file).map_err(|e| CliError::user(format!("-d @{file}: {e}")))?
+            }
             None => d.clone().into_bytes(),
         }),
     };
@@ -40,18 +46,34 @@ pub fn run(config: Option<&Path>, args: CurlArgs) -> CliResult {
     let session = Session::open(config)?;
     let now = timestamp::now_ms() / 1000;
     let grant = session.store.grant_for(&service, now).ok_or_else(|| {
-        CliError::new(ErrorKind::Denied, format!("you hold no active grant for {service}"))
-            .with_hint(format!("run `bglass access {service} --reason … --incident …` first"))
+        CliError::new(
+            ErrorKind::Denied,
+            format!("you hold no active grant for {service}"),
+        )
+        .with_hint(format!(
+            "run `bglass access {service} --reason … --incident …` first"
+        ))
     })?;
     let conn = session
         .conns
         .iter()
         .find(|c| c.entry.url == grant.proxy_url)
-        .ok_or_else(|| CliError::user(format!("the grant was issued by {}, which is no longer in your config", grant.proxy_url)))?;
-    let url = format!("{}/s/{service}{}", conn.entry.url.trim_end_matches('/'), args.path);
+        .ok_or_else(|| {
+            CliError::user(format!(
+                "the grant was issued by {}, which is no longer in your config",
+                grant.proxy_url
+            ))
+        })?;
+    let url = format!(
+        "{}/s/{service}{}",
+        conn.entry.url.trim_end_matches('/'),
+        args.path
+    );
     let http = conn.http.clone();
     block_on(async move {
-        let mut request = http.request(method, &url).header(GRANT_HEADER, &grant.token);
+        let mut request = http
+            .request(method, &url)
+            .header(GRANT_HEADER, &grant.token);
         for (name, value) in &headers {
             request = request.header(name.as_str(), value.as_str());
         }
@@ -70,7 +92,11 @@ pub fn run(config: Option<&Path>, args: CurlArgs) -> CliResult {
                 message: text,
                 hint: None,
             });
-            let kind = if status.is_server_error() { ErrorKind::Unavailable } else { ErrorKind::Denied };
+            let kind = if status.is_server_error() {
+                ErrorKind::Unavailable
+            } else {
+                ErrorKind::Denied
+            };
             let mut err = CliError::new(kind, format!("{} ({})", e.message, e.error));
             if let Some(h) = e.hint {
                 err = err.with_hint(h);
@@ -85,24 +111,30 @@ pub fn run(config: Option<&Path>, args: CurlArgs) -> CliResult {
         }
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| CliError::new(ErrorKind::Unavailable, format!("the response was cut: {e}")))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            CliError::new(ErrorKind::Unavailable, format!("the response was cut: {e}"))
+        })? {
             if let Err(e) = out.write_all(&chunk) {
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
                     return Err(CliError::closed_pipe());
                 }
-                return Err(CliError::user(format!("cannot write to standard output: {e}")));
+                return Err(CliError::user(format!(
+                    "cannot write to standard output: {e}"
+                )));
             }
         }
         let _ = out.flush();
         if status.is_client_error() {
-            return Err(CliError::new(ErrorKind::Upstream4xx, format!("{service} answered {status}")));
+            return Err(CliError::new(
+                ErrorKind::Upstream4xx,
+                format!("{service} answered {status}"),
+            ));
         }
         if status.is_server_error() {
-            return Err(CliError::new(ErrorKind::Upstream5xx, format!("{service} answered {status}")));
+            return Err(CliError::new(
+                ErrorKind::Upstream5xx,
+                format!("{service} answered {status}"),
+            ));
         }
         Ok(())
     })

@@ -23,13 +23,21 @@ pub fn list(config: Option<&Path>, args: JsonArgs) -> CliResult {
         let mut all: Vec<(String, GrantView)> = Vec::new();
         for i in 0..session.conns.len() {
             if let Ok((value, _)) = session.call_with(&Call::get("/v1/grants"), Some(i)).await {
-                let list: Vec<GrantView> = serde_json::from_value(value).map_err(CliError::internal)?;
-                let proxy = session.conns[i].record.as_ref().map(|r| r.id.to_string()).unwrap_or_default();
+                let list: Vec<GrantView> =
+                    serde_json::from_value(value).map_err(CliError::internal)?;
+                let proxy = session.conns[i]
+                    .record
+                    .as_ref()
+                    .map(|r| r.id.to_string())
+                    .unwrap_or_default();
                 all.extend(list.into_iter().map(|g| (proxy.clone(), g)));
             }
         }
         if args.json {
-            let doc: Vec<_> = all.iter().map(|(p, g)| serde_json::json!({ "proxy": p, "grant": g })).collect();
+            let doc: Vec<_> = all
+                .iter()
+                .map(|(p, g)| serde_json::json!({ "proxy": p, "grant": g }))
+                .collect();
             return print_json(&doc);
         }
         if all.is_empty() {
@@ -67,7 +75,10 @@ async fn on_its_proxy(session: &mut Session, id: &GrantId) -> Option<usize> {
     }
     // Held locally? Then it is on that proxy even if the listing hid it.
     if let Some(held) = session.store.grants().into_iter().find(|g| &g.id == id)
-        && let Some(i) = session.conns.iter().position(|c| c.entry.url == held.proxy_url)
+        && let Some(i) = session
+            .conns
+            .iter()
+            .position(|c| c.entry.url == held.proxy_url)
     {
         return Some(i);
     }
@@ -78,7 +89,13 @@ fn print_grant(g: &GrantView, json: bool, what: &str) -> CliResult {
     if json {
         return print_json(g);
     }
-    crate::outln!("{} {what}: {} on {} is now {}", g.id, g.responder, g.service, g.state)
+    crate::outln!(
+        "{} {what}: {} on {} is now {}",
+        g.id,
+        g.responder,
+        g.service,
+        g.state
+    )
 }
 
 /// Revokes a grant.
@@ -88,10 +105,23 @@ pub fn revoke(config: Option<&Path>, args: RevokeArgs) -> CliResult {
     block_on(async move {
         let proxy = on_its_proxy(&mut session, &id).await;
         let (value, _) = session
-            .call_with(&Call::post("/v1/revoke", Action::Revoke { grant: id.clone(), reason: args.reason }), proxy)
+            .call_with(
+                &Call::post(
+                    "/v1/revoke",
+                    Action::Revoke {
+                        grant: id.clone(),
+                        reason: args.reason,
+                    },
+                ),
+                proxy,
+            )
             .await?;
         session.store.remove_grant(&id);
-        print_grant(&serde_json::from_value(value).map_err(CliError::internal)?, args.json, "revoked")
+        print_grant(
+            &serde_json::from_value(value).map_err(CliError::internal)?,
+            args.json,
+            "revoked",
+        )
     })
 }
 
@@ -102,8 +132,21 @@ pub fn review(config: Option<&Path>, args: ReviewArgs) -> CliResult {
     block_on(async move {
         let proxy = on_its_proxy(&mut session, &id).await;
         let (value, _) = session
-            .call_with(&Call::post("/v1/review", Action::Review { grant: id, note: args.note }), proxy)
+            .call_with(
+                &Call::post(
+                    "/v1/review",
+                    Action::Review {
+                        grant: id,
+                        note: args.note,
+                    },
+                ),
+                proxy,
+            )
             .await?;
-        print_grant(&serde_json::from_value(value).map_err(CliError::internal)?, args.json, "reviewed")
+        print_grant(
+            &serde_json::from_value(value).map_err(CliError::internal)?,
+            args.json,
+            "reviewed",
+        )
     })
 }

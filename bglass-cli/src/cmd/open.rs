@@ -31,9 +31,16 @@ struct Forward {
 }
 
 async fn relay(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
     let url = format!("{}{path}", f.base);
-    let mut request = f.http.request(req.method().clone(), &url).header(GRANT_HEADER, &f.token);
+    let mut request = f
+        .http
+        .request(req.method().clone(), &url)
+        .header(GRANT_HEADER, &f.token);
     for (name, value) in req.headers() {
         if name != hyper::header::HOST && name != hyper::header::CONNECTION {
             request = request.header(name, value);
@@ -62,9 +69,11 @@ async fn relay(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Respons
         }
         Err(e) => {
             let mut r = hyper::Response::new(
-                http_body_util::Full::new(Bytes::from(format!("bglass: the proxy did not answer: {e}\n")))
-                    .map_err(|never| match never {})
-                    .boxed(),
+                http_body_util::Full::new(Bytes::from(format!(
+                    "bglass: the proxy did not answer: {e}\n"
+                )))
+                .map_err(|never| match never {})
+                .boxed(),
             );
             *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
             r
@@ -73,27 +82,42 @@ async fn relay(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Respons
 }
 
 fn empty() -> Body {
-    http_body_util::Empty::new().map_err(|never| match never {}).boxed()
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// Runs `bglass open`.
 pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
-    let service = ServiceName::new(&args.service).map_err(|e| CliError::user(format!("service: {e}")))?;
+    let service =
+        ServiceName::new(&args.service).map_err(|e| CliError::user(format!("service: {e}")))?;
     if !args.local.ip().is_loopback() {
-        return Err(CliError::user("--local must be a loopback address (127.0.0.1:PORT)")
-            .with_hint("the forwarder adds your grant to every request: never expose it"));
+        return Err(
+            CliError::user("--local must be a loopback address (127.0.0.1:PORT)")
+                .with_hint("the forwarder adds your grant to every request: never expose it"),
+        );
     }
     let session = Session::open(config)?;
     let now = timestamp::now_ms() / 1000;
     let grant = session.store.grant_for(&service, now).ok_or_else(|| {
-        CliError::new(ErrorKind::Denied, format!("you hold no active grant for {service}"))
-            .with_hint(format!("run `bglass access {service} --reason … --incident …` first"))
+        CliError::new(
+            ErrorKind::Denied,
+            format!("you hold no active grant for {service}"),
+        )
+        .with_hint(format!(
+            "run `bglass access {service} --reason … --incident …` first"
+        ))
     })?;
     let conn = session
         .conns
         .iter()
         .find(|c| c.entry.url == grant.proxy_url)
-        .ok_or_else(|| CliError::user(format!("the grant was issued by {}, which is no longer in your config", grant.proxy_url)))?;
+        .ok_or_else(|| {
+            CliError::user(format!(
+                "the grant was issued by {}, which is no longer in your config",
+                grant.proxy_url
+            ))
+        })?;
     let forward = Arc::new(Forward {
         http: conn.http.clone(),
         base: format!("{}/s/{service}", conn.entry.url.trim_end_matches('/')),
@@ -106,7 +130,11 @@ pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
             .map_err(|e| CliError::user(format!("cannot listen on {}: {e}", args.local)))?;
         let local: SocketAddr = listener.local_addr().map_err(CliError::internal)?;
         let url = format!("http://{local}/");
-        crate::outln!("{service} is at {url} until {} (grant {})", timestamp::format_secs(grant.exp), grant.id)?;
+        crate::outln!(
+            "{service} is at {url} until {} (grant {})",
+            timestamp::format_secs(grant.exp),
+            grant.id
+        )?;
         eprintln!("Press Ctrl-C to stop.");
         if !no_browser {
             let _ = std::process::Command::new("xdg-open")
@@ -118,7 +146,9 @@ pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
         let until = std::time::Duration::from_secs(grant.exp.saturating_sub(now));
         let serve = async {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
                 let forward = Arc::clone(&forward);
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {

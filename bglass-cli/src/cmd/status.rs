@@ -21,7 +21,8 @@ pub fn run(config: Option<&Path>, args: JsonArgs) -> CliResult {
             match session.call_with(&Call::get("/v1/status"), Some(i)).await {
                 Ok((value, _)) => {
                     reachable += 1;
-                    let status: StatusView = serde_json::from_value(value.clone()).map_err(CliError::internal)?;
+                    let status: StatusView =
+                        serde_json::from_value(value.clone()).map_err(CliError::internal)?;
                     docs.push(serde_json::json!({ "url": url, "status": value }));
                     if !args.json {
                         crate::outln!(
@@ -31,10 +32,19 @@ pub fn run(config: Option<&Path>, args: JsonArgs) -> CliResult {
                             status.roles.join(", "),
                             &status.catalog[..12.min(status.catalog.len())],
                             status.log_size,
-                            status.audit_failure.as_ref().map(|f| format!("; AUDIT FAILURE: {f}")).unwrap_or_default()
+                            status
+                                .audit_failure
+                                .as_ref()
+                                .map(|f| format!("; AUDIT FAILURE: {f}"))
+                                .unwrap_or_default()
                         )?;
-                        for rejected in [&status.catalog_rejected, &status.roster_rejected].into_iter().flatten() {
-                            crate::outln!("  last reload REJECTED (still serving the previous version): {rejected}")?;
+                        for rejected in [&status.catalog_rejected, &status.roster_rejected]
+                            .into_iter()
+                            .flatten()
+                        {
+                            crate::outln!(
+                                "  last reload REJECTED (still serving the previous version): {rejected}"
+                            )?;
                         }
                         for s in &status.services {
                             crate::outln!(
@@ -43,8 +53,15 @@ pub fn run(config: Option<&Path>, args: JsonArgs) -> CliResult {
                                 s.kind,
                                 s.health,
                                 s.approvals,
-                                if s.emergency_bypass { ", emergency bypass" } else { "" },
-                                s.detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
+                                if s.emergency_bypass {
+                                    ", emergency bypass"
+                                } else {
+                                    ""
+                                },
+                                s.detail
+                                    .as_ref()
+                                    .map(|d| format!(" ({d})"))
+                                    .unwrap_or_default()
                             )?;
                         }
                     }

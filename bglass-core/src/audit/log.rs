@@ -523,8 +523,13 @@ impl AuditLog {
         if index >= state.edge.size() {
             return Err(ProofError::Range(format!("entry {index}")));
         }
-        let tiles = DiskTiles { dir: self.dir.clone() };
-        let reader = TreeReader { edge: &state.edge, full: &tiles };
+        let tiles = DiskTiles {
+            dir: self.dir.clone(),
+        };
+        let reader = TreeReader {
+            edge: &state.edge,
+            full: &tiles,
+        };
         use tlog_tiles::HashReader;
         reader
             .read_hashes(&[tlog_tiles::stored_hash_index(0, index)])

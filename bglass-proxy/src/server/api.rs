@@ -55,10 +55,11 @@ fn envelope_refusal(e: &EnvelopeError) -> Refusal {
     };
     let refusal = Refusal::new(envelope_code(e), status, e.to_string());
     match e {
-        EnvelopeError::Expired { .. } | EnvelopeError::NotYetValid { .. } => {
-            refusal.hint("set your machine's clock right; requests are valid for 5 minutes either way")
+        EnvelopeError::Expired { .. } | EnvelopeError::NotYetValid { .. } => refusal
+            .hint("set your machine's clock right; requests are valid for 5 minutes either way"),
+        EnvelopeError::WrongAudience { .. } => {
+            refusal.hint("the request was signed for another proxy")
         }
-        EnvelopeError::WrongAudience { .. } => refusal.hint("the request was signed for another proxy"),
         _ => refusal,
     }
 }
@@ -82,14 +83,18 @@ pub async fn handle(proxy: &Arc<Proxy>, peer: &Peer, req: Request<Incoming>) -> 
             mutate(proxy, peer, &caller, req).await
         }
         (Method::GET, "/v1/requests") => Ok(requests(proxy, &caller)),
-        (Method::GET, p) if p.starts_with("/v1/requests/") => one_request(proxy, &caller, &p["/v1/requests/".len()..]),
+        (Method::GET, p) if p.starts_with("/v1/requests/") => {
+            one_request(proxy, &caller, &p["/v1/requests/".len()..])
+        }
         (Method::GET, "/v1/grants") => Ok(grants(proxy, &caller)),
         (Method::GET, "/v1/status") => Ok(status(proxy, &caller)),
         (Method::GET, "/v1/audit/checkpoint") => checkpoint(proxy),
         (Method::GET, "/v1/audit/consistency") => consistency(proxy, &req),
         (Method::GET, "/v1/audit/inclusion") => inclusion(proxy, &req),
         (Method::GET, "/v1/audit/receipt") => receipt(proxy, &req).await,
-        (Method::GET, p) if p.starts_with("/v1/audit/tile/") => tile(proxy, &caller, &p["/v1/audit/".len()..]),
+        (Method::GET, p) if p.starts_with("/v1/audit/tile/") => {
+            tile(proxy, &caller, &p["/v1/audit/".len()..])
+        }
         _ => Err(Refusal::new("not_found", 404, format!("no route {path}"))),
     };
     result.unwrap_or_else(|r| refusal_response(&r))
@@ -100,22 +105,52 @@ fn now_ms() -> u64 {
 }
 
 /// Verifies the envelope in the body, decides, and records the outcome.
-async fn mutate(proxy: &Arc<Proxy>, peer: &Peer, caller: &Responder, req: Request<Incoming>) -> Result<Response<Body>, Refusal> {
+async fn mutate(
+    proxy: &Arc<Proxy>,
+    peer: &Peer,
+    caller: &Responder,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Refusal> {
     let path = req.uri().path().to_owned();
     let bytes = match body(proxy, req).await {
         Ok(b) => b,
-        Err(r) => return Err(proxy.refuse(Some(caller.id.clone()), &r, Denied::default()).await),
+        Err(r) => {
+            return Err(proxy
+                .refuse(Some(caller.id.clone()), &r, Denied::default())
+                .await);
+        }
     };
     let now = now_ms();
     let decoded = match DecodedEnvelope::decode(&bytes) {
         Ok(d) => d,
-        Err(e) => return Err(proxy.refuse(Some(caller.id.clone()), &envelope_refusal(&e), Denied::default()).await),
+        Err(e) => {
+            return Err(proxy
+                .refuse(
+                    Some(caller.id.clone()),
+                    &envelope_refusal(&e),
+                    Denied::default(),
+                )
+                .await);
+        }
     };
     let roster = proxy.roster.current();
     let claimed_key = roster.get(decoded.claimed_responder()).map(|r| r.key);
-    let verified: VerifiedEnvelope = match decoded.verify(claimed_key.as_ref(), peer.key.as_ref(), &proxy.config.id, now / 1000) {
+    let verified: VerifiedEnvelope = match decoded.verify(
+        claimed_key.as_ref(),
+        peer.key.as_ref(),
+        &proxy.config.id,
+        now / 1000,
+    ) {
         Ok(v) => v,
-        Err(e) => return Err(proxy.refuse(Some(caller.id.clone()), &envelope_refusal(&e), Denied::default()).await),
+        Err(e) => {
+            return Err(proxy
+                .refuse(
+                    Some(caller.id.clone()),
+                    &envelope_refusal(&e),
+                    Denied::default(),
+                )
+                .await);
+        }
     };
     let stored: StoredEnvelope = serde_json::from_value(verified.to_json())
         .map_err(|e| Refusal::new("internal", 500, e.to_string()))?;
@@ -133,13 +168,21 @@ async fn mutate(proxy: &Arc<Proxy>, peer: &Peer, caller: &Responder, req: Reques
         ..Denied::default()
     };
     if expected != path {
-        let r = Refusal::new("wrong_route", 400, format!("this envelope belongs on {expected}, not {path}"));
+        let r = Refusal::new(
+            "wrong_route",
+            400,
+            format!("this envelope belongs on {expected}, not {path}"),
+        );
         return Err(proxy.refuse(Some(caller.id.clone()), &r, context).await);
     }
     match &action {
         Action::Access(a) => context.service = Some(a.service.clone()),
-        Action::Approve { request } | Action::Deny { request, .. } => context.request = Some(request.clone()),
-        Action::Revoke { grant, .. } | Action::Review { grant, .. } => context.grant = Some(grant.clone()),
+        Action::Approve { request } | Action::Deny { request, .. } => {
+            context.request = Some(request.clone())
+        }
+        Action::Revoke { grant, .. } | Action::Review { grant, .. } => {
+            context.grant = Some(grant.clone())
+        }
         _ => {}
     }
 
@@ -155,13 +198,19 @@ async fn mutate(proxy: &Arc<Proxy>, peer: &Peer, caller: &Responder, req: Reques
             now_ms: now,
         };
         let decision = match &action {
-            _ if let Err(e) = state.replay.check(&verified, now / 1000) => Err(envelope_refusal(&e)),
+            _ if let Err(e) = state.replay.check(&verified, now / 1000) => {
+                Err(envelope_refusal(&e))
+            }
             Action::Access(a) => state.decide_access(&ctx, a, stored),
             Action::Approve { request } => state.decide_approve(&ctx, request, stored),
             Action::Deny { request, reason } => state.decide_deny(&ctx, request, reason, stored),
             Action::Revoke { grant, reason } => state.decide_revoke(&ctx, grant, reason, stored),
             Action::Review { grant, note } => state.decide_review(&ctx, grant, note, stored),
-            _ => Err(Refusal::new("unsupported", 400, "this action is not supported")),
+            _ => Err(Refusal::new(
+                "unsupported",
+                400,
+                "this action is not supported",
+            )),
         };
         match decision {
             Ok(events) => {
@@ -254,7 +303,10 @@ fn one_request(proxy: &Proxy, caller: &Responder, id: &str) -> Result<Response<B
         .get(&id)
         .filter(|r| r.responder == caller.id || caller.has(Role::Approver))
         .ok_or_else(|| Refusal::new("unknown_request", 404, format!("no request {id}")))?;
-    Ok(json(StatusCode::OK, &state.request_view(r, &catalog, &caller.id, now_ms())))
+    Ok(json(
+        StatusCode::OK,
+        &state.request_view(r, &catalog, &caller.id, now_ms()),
+    ))
 }
 
 fn grants(proxy: &Proxy, caller: &Responder) -> Response<Body> {
@@ -363,11 +415,20 @@ fn inclusion(proxy: &Proxy, req: &Request<Incoming>) -> Result<Response<Body>, R
 }
 
 async fn receipt(proxy: &Arc<Proxy>, req: &Request<Incoming>) -> Result<Response<Body>, Refusal> {
-    let index = query(req, "index").ok_or_else(|| Refusal::new("malformed", 400, "give ?index=N"))?;
+    let index =
+        query(req, "index").ok_or_else(|| Refusal::new("malformed", 400, "give ?index=N"))?;
     if index >= proxy.log.size() {
-        return Err(Refusal::new("no_entry", 404, format!("no audit entry {index}")));
+        return Err(Refusal::new(
+            "no_entry",
+            404,
+            format!("no audit entry {index}"),
+        ));
     }
-    if proxy.log.latest_checkpoint().is_none_or(|c| c.size <= index) {
+    if proxy
+        .log
+        .latest_checkpoint()
+        .is_none_or(|c| c.size <= index)
+    {
         // Sign one now rather than make the client wait for the next second.
         let log = Arc::clone(&proxy.log);
         tokio::task::spawn_blocking(move || log.checkpoint_now())
@@ -395,14 +456,20 @@ async fn receipt(proxy: &Arc<Proxy>, req: &Request<Incoming>) -> Result<Response
 
 fn tile(proxy: &Proxy, caller: &Responder, path: &str) -> Result<Response<Body>, Refusal> {
     if !(caller.has(Role::Auditor) || caller.has(Role::Approver)) {
-        return Err(Refusal::new("missing_role", 403, "mirroring the log needs the auditor role"));
+        return Err(Refusal::new(
+            "missing_role",
+            403,
+            "mirroring the log needs the auditor role",
+        ));
     }
     // tile/<L>/<N…>: full hash tiles from disk or the partial one from memory.
     let rest = path.strip_prefix("tile/").unwrap_or_default();
     let (level, index_path) = rest
         .split_once('/')
         .ok_or_else(|| Refusal::new("malformed", 400, "tile path is tile/<L>/<N>"))?;
-    let level: u8 = level.parse().map_err(|_| Refusal::new("malformed", 400, "tile level is a number"))?;
+    let level: u8 = level
+        .parse()
+        .map_err(|_| Refusal::new("malformed", 400, "tile level is a number"))?;
     let index_path = index_path.split(".p/").next().unwrap_or_default();
     let mut index = 0u64;
     for part in index_path.split('/') {
@@ -410,7 +477,9 @@ fn tile(proxy: &Proxy, caller: &Responder, path: &str) -> Result<Response<Body>,
         if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(Refusal::new("malformed", 400, "tile index is x###/…/###"));
         }
-        index = index.saturating_mul(1000).saturating_add(digits.parse::<u64>().unwrap_or(0));
+        index = index
+            .saturating_mul(1000)
+            .saturating_add(digits.parse::<u64>().unwrap_or(0));
     }
     let data = proxy
         .log

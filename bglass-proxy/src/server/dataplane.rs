@@ -48,7 +48,8 @@ impl ConnCache {
             if changes.changed().await.is_err() {
                 return std::future::pending().await;
             }
-            let streaming: Vec<bglass_core::id::GrantId> = lock(&self.streaming).keys().cloned().collect();
+            let streaming: Vec<bglass_core::id::GrantId> =
+                lock(&self.streaming).keys().cloned().collect();
             let now = timestamp::now_ms();
             let ended = {
                 let state = lock(&proxy.state);
@@ -106,19 +107,35 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Answers one data-plane request.
-pub async fn handle(proxy: &Arc<Proxy>, peer: &Peer, conn: &Arc<ConnCache>, req: Request<Incoming>, rest: &str) -> Response<Body> {
+pub async fn handle(
+    proxy: &Arc<Proxy>,
+    peer: &Peer,
+    conn: &Arc<ConnCache>,
+    req: Request<Incoming>,
+    rest: &str,
+) -> Response<Body> {
     match forward(proxy, peer, conn, req, rest).await {
         Ok(response) => response,
         Err(refusal) => refusal_response(&refusal),
     }
 }
 
-async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &Arc<ConnCache>, req: Request<Incoming>, rest: &str) -> Result<Response<Body>, Refusal> {
+async fn forward(
+    proxy: &Arc<Proxy>,
+    peer: &Peer,
+    conn: &Arc<ConnCache>,
+    req: Request<Incoming>,
+    rest: &str,
+) -> Result<Response<Body>, Refusal> {
     let started = Instant::now();
     if let Some(why) = proxy.log.failure() {
         proxy.metrics.denial("audit_failed");
-        return Err(Refusal::new("audit_failed", 503, format!("the proxy cannot write its audit log ({why}), so it refuses access"))
-            .hint("try another proxy"));
+        return Err(Refusal::new(
+            "audit_failed",
+            503,
+            format!("the proxy cannot write its audit log ({why}), so it refuses access"),
+        )
+        .hint("try another proxy"));
     }
     let (service_part, tail) = rest.split_once('/').unwrap_or((rest, ""));
     let caller = match proxy.responder_of(peer) {
@@ -140,8 +157,21 @@ async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &Arc<ConnCache>, req: Re
     };
     let catalog = proxy.catalog.current();
     let Some(service) = catalog.get(&service_name).cloned() else {
-        let r = Refusal::new("unknown_service", 404, format!("no service {service_name} in this proxy's catalog"));
-        return Err(proxy.refuse(actor, &r, Denied { service: Some(service_name), ..Denied::default() }).await);
+        let r = Refusal::new(
+            "unknown_service",
+            404,
+            format!("no service {service_name} in this proxy's catalog"),
+        );
+        return Err(proxy
+            .refuse(
+                actor,
+                &r,
+                Denied {
+                    service: Some(service_name),
+                    ..Denied::default()
+                },
+            )
+            .await);
     };
     let denied = |grant| Denied {
         service: Some(service_name.clone()),
@@ -151,21 +181,40 @@ async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &Arc<ConnCache>, req: Re
     let inject = match &service.kind {
         ServiceKind::Http { inject, .. } => inject.clone(),
         _ => {
-            let r = Refusal::new("wrong_kind", 400, format!("{service_name} is a {} service", service.kind_name()))
-                .hint(format!("use `bglass ssh` or `bglass forward` for {service_name}"));
+            let r = Refusal::new(
+                "wrong_kind",
+                400,
+                format!("{service_name} is a {} service", service.kind_name()),
+            )
+            .hint(format!(
+                "use `bglass ssh` or `bglass forward` for {service_name}"
+            ));
             return Err(proxy.refuse(actor, &r, denied(None)).await);
         }
     };
     if service.upstream.tls_pin.is_some() {
-        let r = Refusal::new("upstream_tls_unsupported", 502, format!("{service_name} has an https upstream, which this proxy version cannot reach"))
-            .hint("give the service a plain-HTTP loopback or private upstream");
+        let r = Refusal::new(
+            "upstream_tls_unsupported",
+            502,
+            format!("{service_name} has an https upstream, which this proxy version cannot reach"),
+        )
+        .hint("give the service a plain-HTTP loopback or private upstream");
         return Err(proxy.refuse(actor, &r, denied(None)).await);
     }
 
     // The grant: verified once per connection, revocation and expiry checked every time.
-    let Some(token) = req.headers().get(GRANT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned) else {
-        let r = Refusal::new("no_grant", 401, format!("no grant presented for {service_name}"))
-            .hint(format!("run `bglass access {service_name}` first"));
+    let Some(token) = req
+        .headers()
+        .get(GRANT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        let r = Refusal::new(
+            "no_grant",
+            401,
+            format!("no grant presented for {service_name}"),
+        )
+        .hint(format!("run `bglass access {service_name}` first"));
         return Err(proxy.refuse(actor, &r, denied(None)).await);
     };
     let now_ms = timestamp::now_ms();
@@ -173,7 +222,10 @@ async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &Arc<ConnCache>, req: Re
     let cached = lock(&conn.grants).get(&token).cloned();
     let verified = match cached {
         Some(v) if v.is_live(now_ms / 1000) && v.claims().svc == service_name => v,
-        _ => match proxy.verifier.verify(&token, now_ms / 1000, &service_name, &key) {
+        _ => match proxy
+            .verifier
+            .verify(&token, now_ms / 1000, &service_name, &key)
+        {
             Ok(v) => {
                 let mut cache = lock(&conn.grants);
                 if cache.len() >= CACHE_LIMIT {
@@ -185,8 +237,12 @@ async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &Arc<ConnCache>, req: Re
             Err(e) => {
                 let r = Refusal::new(grant_code(&e), 403, e.to_string());
                 let r = match e {
-                    GrantVerifyError::Expired { .. } => r.hint(format!("run `bglass access {service_name}` for a new grant")),
-                    GrantVerifyError::WrongBoundKey => r.hint("a grant only works for the responder it was issued to"),
+                    GrantVerifyError::Expired { .. } => r.hint(format!(
+                        "run `bglass access {service_name}` for a new grant"
+                    )),
+                    GrantVerifyError::WrongBoundKey => {
+                        r.hint("a grant only works for the responder it was issued to")
+                    }
                     _ => r,
                 };
                 return Err(proxy.refuse(actor, &r, denied(None)).await);
@@ -200,9 +256,21 @@ async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &Arc<ConnCache>, req: Re
             .get(&grant_id)
             .map(|g| (g.revoked_ms.is_some(), g.active(now_ms)));
         let refusal = match live {
-            None => Some(Refusal::new("unknown_grant", 403, format!("{grant_id} is not a grant of this proxy's log"))),
-            Some((true, _)) => Some(Refusal::new("revoked_grant", 403, format!("{grant_id} was revoked"))),
-            Some((false, false)) => Some(Refusal::new("expired_grant", 403, format!("{grant_id} has expired"))),
+            None => Some(Refusal::new(
+                "unknown_grant",
+                403,
+                format!("{grant_id} is not a grant of this proxy's log"),
+            )),
+            Some((true, _)) => Some(Refusal::new(
+                "revoked_grant",
+                403,
+                format!("{grant_id} was revoked"),
+            )),
+            Some((false, false)) => Some(Refusal::new(
+                "expired_grant",
+                403,
+                format!("{grant_id} has expired"),
+            )),
             Some((false, true)) => None,
         };
         if let Some(r) = refusal {
@@ -220,7 +288,12 @@ async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &Arc<ConnCache>, req: Re
     let uri = format!("http://{}{}", service.upstream.addr, path_and_query);
     let mut headers = parts.headers.clone();
     strip_hop_by_hop(&mut headers);
-    for name in [GRANT_HEADER, "authorization", "cookie", "proxy-authorization"] {
+    for name in [
+        GRANT_HEADER,
+        "authorization",
+        "cookie",
+        "proxy-authorization",
+    ] {
         headers.remove(name);
     }
     if let Some(inject) = &inject {
@@ -231,12 +304,22 @@ async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &Arc<ConnCache>, req: Re
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let Some(secret) = vault.get(&inject.secret) else {
-            let r = Refusal::new("missing_secret", 502, format!("the proxy has no credential for {service_name}"))
-                .hint("the operator must run `bglass-proxy secrets set` for it");
+            let r = Refusal::new(
+                "missing_secret",
+                502,
+                format!("the proxy has no credential for {service_name}"),
+            )
+            .hint("the operator must run `bglass-proxy secrets set` for it");
             return Err(proxy.refuse(actor, &r, denied(Some(grant_id))).await);
         };
-        let value = HeaderValue::from_str(&inject.render(secret.expose_secret()))
-            .map_err(|_| Refusal::new("bad_secret", 502, "the stored credential is not a valid header value"))?;
+        let value =
+            HeaderValue::from_str(&inject.render(secret.expose_secret())).map_err(|_| {
+                Refusal::new(
+                    "bad_secret",
+                    502,
+                    "the stored credential is not a valid header value",
+                )
+            })?;
         let name = HeaderName::from_bytes(inject.header.as_bytes())
             .map_err(|_| Refusal::new("bad_secret", 502, "the injection header name is invalid"))?;
         headers.insert(name, value);
@@ -273,13 +356,27 @@ async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &Arc<ConnCache>, req: Re
     let response = match tokio::time::timeout(timeout, proxy.upstream.request(upstream_req)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            let r = Refusal::new("upstream_unreachable", 502, format!("{service_name} at {} did not answer: {e}", service.upstream.addr))
-                .hint("the tool itself may be down; `bglass status` shows the proxy's health checks");
+            let r = Refusal::new(
+                "upstream_unreachable",
+                502,
+                format!(
+                    "{service_name} at {} did not answer: {e}",
+                    service.upstream.addr
+                ),
+            )
+            .hint("the tool itself may be down; `bglass status` shows the proxy's health checks");
             record.finish(502, 0);
             return Err(r);
         }
         Err(_) => {
-            let r = Refusal::new("upstream_timeout", 504, format!("{service_name} did not answer within {}", proxy.config.limits.upstream_timeout));
+            let r = Refusal::new(
+                "upstream_timeout",
+                504,
+                format!(
+                    "{service_name} did not answer within {}",
+                    proxy.config.limits.upstream_timeout
+                ),
+            );
             record.finish(504, 0);
             return Err(r);
         }
@@ -293,7 +390,11 @@ async fn forward(proxy: &Arc<Proxy>, peer: &Peer, conn: &Arc<ConnCache>, req: Re
         bytes: 0,
         status,
         record: Some(record),
-        cut: Box::pin(grant_ends(Arc::clone(proxy), grant_id, verified.claims().exp)),
+        cut: Box::pin(grant_ends(
+            Arc::clone(proxy),
+            grant_id,
+            verified.claims().exp,
+        )),
     };
     Ok(Response::from_parts(parts, audited.boxed()))
 }
@@ -391,11 +492,15 @@ impl HttpBody for Counted {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    let total = self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
+                    let total = self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed)
+                        + data.len() as u64;
                     if total > self.limit {
                         return Poll::Ready(Some(Err(Box::new(TooLarge(self.limit)))));
                     }
@@ -430,7 +535,10 @@ impl HttpBody for Audited {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if self.cut.as_mut().poll(cx).is_ready() {
             let (status, bytes) = (self.status, self.bytes);
             if let Some(record) = self.record.take() {

@@ -101,12 +101,17 @@ pub struct Proxy {
     /// Sends handshake refusals to the auditor task.
     refusals: tokio::sync::mpsc::UnboundedSender<(Option<PublicKey>, String)>,
     /// The upstream HTTP client.
-    upstream: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>,
+    upstream: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Body,
+    >,
 }
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Proxy").field("id", &self.config.id).finish_non_exhaustive()
+        f.debug_struct("Proxy")
+            .field("id", &self.config.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,9 +137,11 @@ impl KeyGate for RosterGate {
 
 fn secret_bytes(vault: &Vault, name: &str) -> Result<Vec<u8>, StartError> {
     let name = SecretName::new(name).map_err(config_err)?;
-    let value = vault
-        .get(&name)
-        .ok_or_else(|| StartError::Config(format!("the vault has no {name}; was this proxy made by `bglass-proxy init`?")))?;
+    let value = vault.get(&name).ok_or_else(|| {
+        StartError::Config(format!(
+            "the vault has no {name}; was this proxy made by `bglass-proxy init`?"
+        ))
+    })?;
     STANDARD
         .decode(value.expose_secret())
         .map_err(|_| StartError::Config(format!("vault entry {name} is not base64")))
@@ -145,7 +152,9 @@ pub fn start(config_path: &Path) -> Result<(Arc<Proxy>, Startup), StartError> {
     let config = ProxyConfig::load(config_path).map_err(config_err)?;
     let identity = VaultIdentity::open_file(&config.vault_identity).map_err(config_err)?;
     let vault = Vault::open(&config.vault, &identity).map_err(config_err)?;
-    let key = Arc::new(SigningKey::from_pkcs8(&secret_bytes(&vault, SIGNING_KEY_SECRET)?).map_err(config_err)?);
+    let key = Arc::new(
+        SigningKey::from_pkcs8(&secret_bytes(&vault, SIGNING_KEY_SECRET)?).map_err(config_err)?,
+    );
     let tls_key = PrivatePkcs8KeyDer::from(secret_bytes(&vault, TLS_KEY_SECRET)?);
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.tls_chain)
         .map_err(|e| StartError::Config(format!("{}: {e}", config.tls_chain.display())))?
@@ -242,20 +251,28 @@ impl Proxy {
         events
             .iter()
             .map(|event| {
-                let bytes = event
-                    .to_bytes()
-                    .map_err(|e| Refusal::new("internal", 500, format!("encoding an audit event: {e}")))?;
-                self.log.submit(bytes).map_err(|e| self.audit_failed(&e.to_string()))
+                let bytes = event.to_bytes().map_err(|e| {
+                    Refusal::new("internal", 500, format!("encoding an audit event: {e}"))
+                })?;
+                self.log
+                    .submit(bytes)
+                    .map_err(|e| self.audit_failed(&e.to_string()))
             })
             .collect()
     }
 
     /// Waits until submitted events are durable; hands them to the notifier.
-    pub async fn wait(&self, pending: Vec<Submitted>, events: &[Event]) -> Result<Vec<Appended>, Refusal> {
+    pub async fn wait(
+        &self,
+        pending: Vec<Submitted>,
+        events: &[Event],
+    ) -> Result<Vec<Appended>, Refusal> {
         let start = Instant::now();
-        let results = tokio::task::spawn_blocking(move || pending.into_iter().map(Submitted::wait).collect::<Vec<_>>())
-            .await
-            .map_err(|e| Refusal::new("internal", 500, format!("audit wait: {e}")))?;
+        let results = tokio::task::spawn_blocking(move || {
+            pending.into_iter().map(Submitted::wait).collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| Refusal::new("internal", 500, format!("audit wait: {e}")))?;
         let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
         let mut out = Vec::with_capacity(results.len());
         for (result, event) in results.into_iter().zip(events) {
@@ -276,7 +293,11 @@ impl Proxy {
 
     /// Records one event by `actor` (refusals, uses, expiries, proxy events); the state is
     /// updated with it once it is durable.
-    pub async fn record(&self, actor: Option<ResponderId>, kind: EventKind) -> Result<Appended, Refusal> {
+    pub async fn record(
+        &self,
+        actor: Option<ResponderId>,
+        kind: EventKind,
+    ) -> Result<Appended, Refusal> {
         let (event, pending) = {
             let state = lock(&self.state);
             let event = self.event(actor, kind, state.drill.clone());
@@ -295,20 +316,34 @@ impl Proxy {
 
     /// Tells open streams when a grant ends.
     pub fn applied(&self, event: &Event) {
-        if matches!(event.event, EventKind::Revoke { .. } | EventKind::Expiry { .. }) {
+        if matches!(
+            event.event,
+            EventKind::Revoke { .. } | EventKind::Expiry { .. }
+        ) {
             self.grant_changes.send_modify(|g| *g += 1);
         }
     }
 
     fn audit_failed(&self, why: &str) -> Refusal {
         self.metrics.denial("audit_failed");
-        eprintln!("bglass-proxy: AUDIT LOG FAILURE: {why}; refusing access until the log is repaired");
-        Refusal::new("audit_failed", 503, "the proxy cannot write its audit log, so it refuses access")
-            .hint("try another proxy; the operator must repair this one")
+        eprintln!(
+            "bglass-proxy: AUDIT LOG FAILURE: {why}; refusing access until the log is repaired"
+        );
+        Refusal::new(
+            "audit_failed",
+            503,
+            "the proxy cannot write its audit log, so it refuses access",
+        )
+        .hint("try another proxy; the operator must repair this one")
     }
 
     /// Records a refusal (best effort: a refusal is already a "no").
-    pub async fn refuse(&self, actor: Option<ResponderId>, refusal: &Refusal, context: Denied) -> Refusal {
+    pub async fn refuse(
+        &self,
+        actor: Option<ResponderId>,
+        refusal: &Refusal,
+        context: Denied,
+    ) -> Refusal {
         self.metrics.denial(refusal.code);
         let kind = EventKind::Denial {
             reason: refusal.code.to_owned(),
@@ -341,15 +376,18 @@ pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(full(body));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     response
 }
 
 /// A response body from bytes.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// Refusals carry this header so that clients tell them from an upstream's own answers.
@@ -385,17 +423,30 @@ impl Proxy {
     /// The roster entry of the connection's key, or a refusal.
     pub fn responder_of(&self, peer: &Peer) -> Result<Responder, Refusal> {
         let key = peer.key.ok_or_else(|| {
-            Refusal::new("no_client_key", 401, "this route needs a client certificate over a roster key")
-                .hint("use the bglass CLI with an enrolled key")
+            Refusal::new(
+                "no_client_key",
+                401,
+                "this route needs a client certificate over a roster key",
+            )
+            .hint("use the bglass CLI with an enrolled key")
         })?;
         self.roster.current().by_key(&key).cloned().ok_or_else(|| {
-            Refusal::new("unknown_key", 401, "your key is no longer in this proxy's roster")
-                .hint("ask the operator to check responders.toml")
+            Refusal::new(
+                "unknown_key",
+                401,
+                "your key is no longer in this proxy's roster",
+            )
+            .hint("ask the operator to check responders.toml")
         })
     }
 }
 
-async fn route(proxy: Arc<Proxy>, peer: Peer, conn: Arc<dataplane::ConnCache>, req: Request<Incoming>) -> Response<Body> {
+async fn route(
+    proxy: Arc<Proxy>,
+    peer: Peer,
+    conn: Arc<dataplane::ConnCache>,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let (route, response) = if path == "/healthz" {
         (
@@ -407,7 +458,10 @@ async fn route(proxy: Arc<Proxy>, peer: Peer, conn: Arc<dataplane::ConnCache>, r
         )
     } else if let Some(rest) = path.strip_prefix("/s/") {
         let rest = rest.to_owned();
-        ("data", dataplane::handle(&proxy, &peer, &conn, req, &rest).await)
+        (
+            "data",
+            dataplane::handle(&proxy, &peer, &conn, req, &rest).await,
+        )
     } else if path.starts_with("/v1/") {
         ("api", api::handle(&proxy, &peer, req).await)
     } else {
@@ -426,7 +480,8 @@ pub async fn serve(proxy: Arc<Proxy>, startup: Startup) -> Result<(), StartError
         roster: Arc::clone(&proxy.roster),
         refusals: proxy.refusals.clone(),
     });
-    let tls = crate::tls::server_config(startup.chain, startup.tls_key, gate).map_err(config_err)?;
+    let tls =
+        crate::tls::server_config(startup.chain, startup.tls_key, gate).map_err(config_err)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind(proxy.config.listen)
         .await
@@ -445,7 +500,12 @@ pub async fn serve(proxy: Arc<Proxy>, startup: Startup) -> Result<(), StartError
         .record(None, start)
         .await
         .map_err(|r| StartError::Audit(r.message))?;
-    ops::spawn_all(&proxy, startup.backlog, startup.notify_rx, startup.refusals_rx);
+    ops::spawn_all(
+        &proxy,
+        startup.backlog,
+        startup.notify_rx,
+        startup.refusals_rx,
+    );
     eprintln!(
         "bglass-proxy {}: listening on {} ({} audit entries replayed)",
         proxy.config.id, proxy.config.listen, startup.recovered
@@ -467,7 +527,12 @@ pub async fn serve(proxy: Arc<Proxy>, startup: Startup) -> Result<(), StartError
         }
     }
     let _ = proxy
-        .record(None, EventKind::ProxyStop { reason: "signal".to_owned() })
+        .record(
+            None,
+            EventKind::ProxyStop {
+                reason: "signal".to_owned(),
+            },
+        )
         .await;
     let _ = proxy.log.checkpoint_now();
     Ok(())
@@ -482,7 +547,12 @@ fn roster_digest(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-async fn connection(proxy: Arc<Proxy>, acceptor: tokio_rustls::TlsAcceptor, tcp: tokio::net::TcpStream, addr: SocketAddr) {
+async fn connection(
+    proxy: Arc<Proxy>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    addr: SocketAddr,
+) {
     let timeout = proxy.config.limits.header_timeout.to_std();
     let Ok(Ok(tls)) = tokio::time::timeout(timeout, acceptor.accept(tcp)).await else {
         return;
@@ -510,7 +580,9 @@ async fn connection(proxy: Arc<Proxy>, acceptor: tokio_rustls::TlsAcceptor, tcp:
         .header_read_timeout(timeout)
         .max_buf_size(proxy_limits_buf)
         .keep_alive(true);
-    let serving = builder.serve_connection(TokioIo::new(tls), service).with_upgrades();
+    let serving = builder
+        .serve_connection(TokioIo::new(tls), service)
+        .with_upgrades();
     // A revoked or expired grant closes the connections streaming under it, even when the
     // client has stopped reading.
     tokio::select! {

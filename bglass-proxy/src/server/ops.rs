@@ -40,7 +40,10 @@ pub fn spawn_all(
 }
 
 /// Records refused handshakes (an unknown key), at most 20 per second; the rest are counted.
-async fn handshake_refusals(proxy: Arc<Proxy>, mut rx: tokio::sync::mpsc::UnboundedReceiver<(Option<PublicKey>, String)>) {
+async fn handshake_refusals(
+    proxy: Arc<Proxy>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<(Option<PublicKey>, String)>,
+) {
     let mut window = tokio::time::Instant::now();
     let mut in_window = 0u32;
     while let Some((key, why)) = rx.recv().await {
@@ -70,7 +73,10 @@ async fn expiries(proxy: Arc<Proxy>) {
         tick.tick().await;
         let due = lock(&proxy.state).due_expiries(timestamp::now_ms());
         for grant in due {
-            let holder = lock(&proxy.state).grants.get(&grant).map(|g| g.claims.sub.clone());
+            let holder = lock(&proxy.state)
+                .grants
+                .get(&grant)
+                .map(|g| g.claims.sub.clone());
             let _ = proxy.record(holder, EventKind::Expiry { grant }).await;
         }
     }
@@ -104,34 +110,64 @@ async fn probe(proxy: &Proxy, service: &bglass_core::catalog::Service) -> Result
         ServiceKind::Http { health, inject } => {
             let mut request = Request::get(format!("http://{addr}{}", health.path));
             if let Some(inject) = inject {
-                let vault = proxy.vault.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+                let vault = proxy
+                    .vault
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
                 if let Some(secret) = vault.get(&inject.secret) {
                     use bglass_core::ExposeSecret;
-                    request = request.header(inject.header.as_str(), inject.render(secret.expose_secret()));
+                    request = request.header(
+                        inject.header.as_str(),
+                        inject.render(secret.expose_secret()),
+                    );
                 }
             }
-            let request = request.body(full(Bytes::new())).map_err(|e| e.to_string())?;
-            let response = proxy.upstream.request(request).await.map_err(|e| format!("no answer: {e}"))?;
+            let request = request
+                .body(full(Bytes::new()))
+                .map_err(|e| e.to_string())?;
+            let response = proxy
+                .upstream
+                .request(request)
+                .await
+                .map_err(|e| format!("no answer: {e}"))?;
             if response.status().as_u16() == health.expect_status {
                 Ok(())
             } else {
-                Err(format!("status {} (expected {})", response.status().as_u16(), health.expect_status))
+                Err(format!(
+                    "status {} (expected {})",
+                    response.status().as_u16(),
+                    health.expect_status
+                ))
             }
         }
         ServiceKind::Ssh { .. } => banner(addr, Some(b"SSH-")).await,
         ServiceKind::Tcp { probe } => match probe {
-            TcpProbe::Connect => tokio::net::TcpStream::connect(addr).await.map(|_| ()).map_err(|e| e.to_string()),
+            TcpProbe::Connect => tokio::net::TcpStream::connect(addr)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
             TcpProbe::Banner => banner(addr, None).await,
             TcpProbe::Postgres => {
                 // SSLRequest: length 8, code 80877103; a server answers 'S' or 'N'.
-                let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-                s.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await.map_err(|e| e.to_string())?;
+                let mut s = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                s.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let mut b = [0u8; 1];
                 s.read_exact(&mut b).await.map_err(|e| e.to_string())?;
-                if b[0] == b'S' || b[0] == b'N' { Ok(()) } else { Err("not a PostgreSQL server".to_owned()) }
+                if b[0] == b'S' || b[0] == b'N' {
+                    Ok(())
+                } else {
+                    Err("not a PostgreSQL server".to_owned())
+                }
             }
             TcpProbe::Redis => {
-                let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+                let mut s = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 s.write_all(b"PING\r\n").await.map_err(|e| e.to_string())?;
                 let mut b = [0u8; 64];
                 let n = s.read(&mut b).await.map_err(|e| e.to_string())?;
@@ -149,7 +185,9 @@ async fn probe(proxy: &Proxy, service: &bglass_core::catalog::Service) -> Result
 }
 
 async fn banner(addr: std::net::SocketAddr, expect: Option<&[u8]>) -> Result<(), String> {
-    let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut b = [0u8; 64];
     let n = s.read(&mut b).await.map_err(|e| e.to_string())?;
     match expect {
@@ -169,7 +207,9 @@ async fn metrics(proxy: Arc<Proxy>, addr: std::net::SocketAddr) {
         }
     };
     loop {
-        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
         let proxy = Arc::clone(&proxy);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -180,7 +220,11 @@ async fn metrics(proxy: Arc<Proxy>, addr: std::net::SocketAddr) {
                             .iter()
                             .map(|(k, (up, _))| (k.clone(), *up))
                             .collect();
-                        let text = proxy.metrics.render(&health, proxy.log.size(), proxy.log.failure().is_some());
+                        let text = proxy.metrics.render(
+                            &health,
+                            proxy.log.size(),
+                            proxy.log.failure().is_some(),
+                        );
                         let mut r = Response::new(full(text));
                         if let Ok(v) = http::HeaderValue::from_str("text/plain; version=0.0.4") {
                             r.headers_mut().insert(http::header::CONTENT_TYPE, v);
@@ -224,11 +268,19 @@ async fn reload(proxy: Arc<Proxy>) {
         };
         if forced {
             // The vault (upstream credentials) is read again on SIGHUP only.
-            let reloaded = bglass_core::vault::VaultIdentity::open_file(&proxy.config.vault_identity)
-                .and_then(|id| bglass_core::vault::Vault::open(&proxy.config.vault, &id));
+            let reloaded =
+                bglass_core::vault::VaultIdentity::open_file(&proxy.config.vault_identity)
+                    .and_then(|id| bglass_core::vault::Vault::open(&proxy.config.vault, &id));
             match reloaded {
-                Ok(v) => *proxy.vault.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(v),
-                Err(e) => eprintln!("bglass-proxy: vault reload REJECTED, keeping the last good one: {e}"),
+                Ok(v) => {
+                    *proxy
+                        .vault
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(v)
+                }
+                Err(e) => {
+                    eprintln!("bglass-proxy: vault reload REJECTED, keeping the last good one: {e}")
+                }
             }
         }
         for (i, (name, path)) in files.iter().enumerate() {
@@ -238,18 +290,26 @@ async fn reload(proxy: Arc<Proxy>) {
             }
             seen[i] = now;
             let (accepted, digest, error) = match *name {
-                "catalog" => match proxy.catalog.offer(Catalog::load(path), timestamp::now_ms() / 1000) {
+                "catalog" => match proxy
+                    .catalog
+                    .offer(Catalog::load(path), timestamp::now_ms() / 1000)
+                {
                     Offer::Accepted(c) => (true, Some(c.digest().to_owned()), None),
                     Offer::Rejected { error, .. } => (false, None, Some(error.to_string())),
                 },
-                _ => match proxy.roster.offer(Roster::load(path), timestamp::now_ms() / 1000) {
+                _ => match proxy
+                    .roster
+                    .offer(Roster::load(path), timestamp::now_ms() / 1000)
+                {
                     Offer::Accepted(_) => (true, Some(super::roster_digest(path)), None),
                     Offer::Rejected { error, .. } => (false, None, Some(error.to_string())),
                 },
             };
             if let Some(e) = &error {
                 proxy.metrics.config_rejected(name);
-                eprintln!("bglass-proxy: {name} reload REJECTED, keeping the last good version: {e}");
+                eprintln!(
+                    "bglass-proxy: {name} reload REJECTED, keeping the last good version: {e}"
+                );
             }
             let _ = proxy
                 .record(
@@ -268,7 +328,10 @@ async fn reload(proxy: Arc<Proxy>) {
 
 /// Whether and how an event is notified.
 fn summary(event: &Event, catalog: &Catalog) -> Option<String> {
-    let who = event.actor.as_ref().map_or_else(|| "the proxy".to_owned(), ToString::to_string);
+    let who = event
+        .actor
+        .as_ref()
+        .map_or_else(|| "the proxy".to_owned(), ToString::to_string);
     match &event.event {
         EventKind::Grant {
             responder,
@@ -280,8 +343,13 @@ fn summary(event: &Event, catalog: &Catalog) -> Option<String> {
             "EMERGENCY BYPASS: {responder} broke glass on {service} without approval ({grant}); an approver must review it"
         )),
         EventKind::Grant {
-            responder, service, grant, ..
-        } => Some(format!("Glass broken: {responder} was granted {service} ({grant})")),
+            responder,
+            service,
+            grant,
+            ..
+        } => Some(format!(
+            "Glass broken: {responder} was granted {service} ({grant})"
+        )),
         EventKind::Request {
             request,
             service,
@@ -385,7 +453,12 @@ fn advance(cursor: &mut Cursor, targets: &[NotifyTarget], index: u64) {
     }
 }
 
-async fn deliver(target: &NotifyTarget, index: u64, event: &Event, text: &str) -> Result<(), String> {
+async fn deliver(
+    target: &NotifyTarget,
+    index: u64,
+    event: &Event,
+    text: &str,
+) -> Result<(), String> {
     let body = match target.format {
         NotifyFormat::Slack => serde_json::json!({ "text": text }),
         NotifyFormat::Json => serde_json::json!({
@@ -397,10 +470,13 @@ async fn deliver(target: &NotifyTarget, index: u64, event: &Event, text: &str) -
         }),
     };
     let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
-    let tcp = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(target.addr))
-        .await
-        .map_err(|_| "connect timeout".to_owned())?
-        .map_err(|e| e.to_string())?;
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(target.addr),
+    )
+    .await
+    .map_err(|_| "connect timeout".to_owned())?
+    .map_err(|e| e.to_string())?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .map_err(|e| e.to_string())?;

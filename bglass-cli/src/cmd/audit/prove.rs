@@ -18,10 +18,14 @@ pub fn run(config_flag: Option<&Path>, args: AuditProveArgs) -> CliResult {
     let store = Store::beside(&location.path);
     let receipts = store.receipts();
     if receipts.is_empty() {
-        return Err(CliError::user("no receipts stored").with_hint("receipts are kept for grants you get with `bglass access`"));
+        return Err(CliError::user("no receipts stored")
+            .with_hint("receipts are kept for grants you get with `bglass access`"));
     }
     let log = match &args.dir {
-        Some(dir) => Some(super::verified(&crate::cli::AuditSource { dir: dir.clone(), key: None })?),
+        Some(dir) => Some(super::verified(&crate::cli::AuditSource {
+            dir: dir.clone(),
+            key: None,
+        })?),
         None => None,
     };
     let mut failures = 0;
@@ -36,16 +40,31 @@ pub fn run(config_flag: Option<&Path>, args: AuditProveArgs) -> CliResult {
         let mut result = stored
             .receipt
             .verify(&origin, &stored.key, None)
-            .map(|c| format!("in {} at index {} (checkpoint of size {})", stored.proxy, stored.receipt.index, c.size))
+            .map(|c| {
+                format!(
+                    "in {} at index {} (checkpoint of size {})",
+                    stored.proxy, stored.receipt.index, c.size
+                )
+            })
             .map_err(|e| e.to_string());
         if let (Ok(_), Some(report), Some(dir)) = (&result, &log, &args.dir) {
             // The copied log must be this proxy's, hold the entry, and agree with the checkpoint.
             if report.proxy != stored.proxy {
-                result = Err(format!("the log in {} is {}'s, not {}'s", dir.display(), report.proxy, stored.proxy));
-            } else if let Ok(anchor) = checkpoint::verify(stored.receipt.checkpoint.as_bytes(), &origin, &stored.key) {
+                result = Err(format!(
+                    "the log in {} is {}'s, not {}'s",
+                    dir.display(),
+                    report.proxy,
+                    stored.proxy
+                ));
+            } else if let Ok(anchor) =
+                checkpoint::verify(stored.receipt.checkpoint.as_bytes(), &origin, &stored.key)
+            {
                 match verify_dir(dir, Some(stored.key)) {
                     Ok(r) if r.entries < anchor.size => {
-                        result = Err(format!("the log holds {} entries, the receipt's checkpoint {}", r.entries, anchor.size));
+                        result = Err(format!(
+                            "the log holds {} entries, the receipt's checkpoint {}",
+                            r.entries, anchor.size
+                        ));
                     }
                     Ok(_) => {}
                     Err(d) => result = Err(d.to_string()),
@@ -64,15 +83,23 @@ pub fn run(config_flag: Option<&Path>, args: AuditProveArgs) -> CliResult {
         super::super::print_json(&rows)?;
     } else {
         for row in &rows {
-            let grant = row["grant"].as_str().or(row["file"].as_str()).unwrap_or("?");
+            let grant = row["grant"]
+                .as_str()
+                .or(row["file"].as_str())
+                .unwrap_or("?");
             match row["ok"].as_bool() {
-                Some(true) => crate::outln!("{grant}: proven {}", row["proof"].as_str().unwrap_or(""))?,
+                Some(true) => {
+                    crate::outln!("{grant}: proven {}", row["proof"].as_str().unwrap_or(""))?
+                }
                 _ => crate::outln!("{grant}: NOT PROVEN: {}", row["why"].as_str().unwrap_or(""))?,
             }
         }
     }
     if failures > 0 {
-        return Err(CliError::new(ErrorKind::Defect, format!("{failures} receipt(s) not proven")));
+        return Err(CliError::new(
+            ErrorKind::Defect,
+            format!("{failures} receipt(s) not proven"),
+        ));
     }
     Ok(())
 }
