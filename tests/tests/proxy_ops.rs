@@ -198,7 +198,6 @@ fn a_rewritten_log_is_detected_by_the_cli_and_refused() {
 
 /// A webhook receiver on loopback that records request bodies.
 struct Receiver {
-    bodies: Arc<Mutex<Vec<Value>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
@@ -253,7 +252,6 @@ impl Receiver {
             }
         });
         Self {
-            bodies,
             stop,
             handle: Some(handle),
         }
