@@ -108,6 +108,58 @@ fn access_then_curl_reaches_nginx_with_the_injected_credential_only() {
     assert!(down.stderr.contains("did not answer"), "{}", down.stderr);
     outputs.push(missing);
 
+    // `bglass open`: a loopback forwarder that adds the grant; a browser (here a plain
+    // HTTP client) needs no credential at all.
+    let local = bglass_tests::world::free_port();
+    let carol_cfg = w.responder("carol").config.clone();
+    let mut forwarder = std::process::Command::new(bglass_tests::bin("bglass"))
+        .env("BGLASS_PASSPHRASE", bglass_tests::world::PASSPHRASE)
+        .env("HOME", w.dir.path())
+        .arg("--config")
+        .arg(&carol_cfg)
+        .args([
+            "open",
+            "grafana",
+            "--no-browser",
+            "--local",
+            &format!("127.0.0.1:{local}"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    bglass_tests::world::wait_port(local);
+    let page = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
+        s.write_all(b"GET /api/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    forwarder.kill().unwrap();
+    let printed = {
+        use std::io::Read;
+        let mut out = String::new();
+        forwarder
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        out
+    };
+    let _ = forwarder.wait();
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.ends_with("nginx says ok\n"),
+        "{page}"
+    );
+    assert!(
+        printed.contains(&format!("grafana is at http://127.0.0.1:{local}/")),
+        "{printed}"
+    );
+
     // Receipts are kept and prove the grants are in the log.
     let prove = w.bglass("carol", &["audit", "prove"]);
     assert_eq!(prove.code, Some(0), "{}{}", prove.stdout, prove.stderr);
