@@ -199,18 +199,7 @@ impl Session {
                         }
                         failures.push(format!("{url}: {why}"));
                     }
-                    Err(CallError::Refused(status, e)) => {
-                        let kind = if status >= 500 {
-                            ErrorKind::Unavailable
-                        } else {
-                            ErrorKind::Denied
-                        };
-                        let mut err = CliError::new(kind, format!("{} ({})", e.message, e.error));
-                        if let Some(h) = e.hint {
-                            err = err.with_hint(h);
-                        }
-                        return Err(err);
-                    }
+                    Err(CallError::Refused(status, e)) => return Err(refusal_error(status, e)),
                     Err(CallError::Local(e)) => return Err(e),
                 }
             }
@@ -412,6 +401,50 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// The CLI error for a proxy's refusal: denied, or unavailable for server-side failures.
+pub fn refusal_error(status: u16, e: ApiError) -> CliError {
+    let kind = if status >= 500 {
+        ErrorKind::Unavailable
+    } else {
+        ErrorKind::Denied
+    };
+    let err = CliError::new(kind, format!("{} ({})", e.message, e.error));
+    match e.hint {
+        Some(h) => err.with_hint(h),
+        None => err,
+    }
+}
+
+impl Session {
+    /// The grant held for `service` and the proxy that issued it.
+    pub fn held_grant(
+        &self,
+        service: &bglass_core::id::ServiceName,
+    ) -> CliResult<(crate::store::HeldGrant, &Conn)> {
+        let now = timestamp::now_ms() / 1000;
+        let grant = self.store.grant_for(service, now).ok_or_else(|| {
+            CliError::new(
+                ErrorKind::Denied,
+                format!("you hold no active grant for {service}"),
+            )
+            .with_hint(format!(
+                "run `bglass access {service} --reason … --incident …` first"
+            ))
+        })?;
+        let conn = self
+            .conns
+            .iter()
+            .find(|c| c.entry.url == grant.proxy_url)
+            .ok_or_else(|| {
+                CliError::user(format!(
+                    "the grant was issued by {}, which is no longer in your config",
+                    grant.proxy_url
+                ))
+            })?;
+        Ok((grant, conn))
+    }
 }
 
 /// Reads an answer: JSON on success, a refusal (or unavailability) otherwise.

@@ -22,19 +22,8 @@ fn request_id(text: &str) -> CliResult<RequestId> {
 pub fn requests(config: Option<&Path>, args: JsonArgs) -> CliResult {
     let mut session = Session::open(config)?;
     block_on(async move {
-        let mut all: Vec<(String, RequestView)> = Vec::new();
-        for i in 0..session.conns.len() {
-            if let Ok((value, _)) = session.call_with(&Call::get("/v1/requests"), Some(i)).await {
-                let list: Vec<RequestView> =
-                    serde_json::from_value(value).map_err(CliError::internal)?;
-                let proxy = session.conns[i]
-                    .record
-                    .as_ref()
-                    .map(|r| r.id.to_string())
-                    .unwrap_or_default();
-                all.extend(list.into_iter().map(|r| (proxy.clone(), r)));
-            }
-        }
+        let all: Vec<(String, RequestView)> =
+            super::from_every_proxy(&mut session, "/v1/requests").await?;
         if args.json {
             let doc: Vec<_> = all
                 .iter()

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use bglass_core::api::{ApiError, GRANT_HEADER};
 use bglass_core::id::ServiceName;
-use bglass_core::timestamp;
 
 use super::block_on;
 use crate::cli::CurlArgs;
@@ -44,26 +43,7 @@ pub fn run(config: Option<&Path>, args: CurlArgs) -> CliResult {
         headers.push((name.trim().to_owned(), value.trim().to_owned()));
     }
     let session = Session::open(config)?;
-    let now = timestamp::now_ms() / 1000;
-    let grant = session.store.grant_for(&service, now).ok_or_else(|| {
-        CliError::new(
-            ErrorKind::Denied,
-            format!("you hold no active grant for {service}"),
-        )
-        .with_hint(format!(
-            "run `bglass access {service} --reason … --incident …` first"
-        ))
-    })?;
-    let conn = session
-        .conns
-        .iter()
-        .find(|c| c.entry.url == grant.proxy_url)
-        .ok_or_else(|| {
-            CliError::user(format!(
-                "the grant was issued by {}, which is no longer in your config",
-                grant.proxy_url
-            ))
-        })?;
+    let (grant, conn) = session.held_grant(&service)?;
     let url = format!(
         "{}/s/{service}{}",
         conn.entry.url.trim_end_matches('/'),
@@ -92,16 +72,7 @@ pub fn run(config: Option<&Path>, args: CurlArgs) -> CliResult {
                 message: text,
                 hint: None,
             });
-            let kind = if status.is_server_error() {
-                ErrorKind::Unavailable
-            } else {
-                ErrorKind::Denied
-            };
-            let mut err = CliError::new(kind, format!("{} ({})", e.message, e.error));
-            if let Some(h) = e.hint {
-                err = err.with_hint(h);
-            }
-            return Err(err);
+            return Err(crate::client::refusal_error(status.as_u16(), e));
         }
         if args.include {
             eprintln!("HTTP {status}");

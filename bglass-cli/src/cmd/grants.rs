@@ -20,19 +20,8 @@ fn grant_id(text: &str) -> CliResult<GrantId> {
 pub fn list(config: Option<&Path>, args: JsonArgs) -> CliResult {
     let mut session = Session::open(config)?;
     block_on(async move {
-        let mut all: Vec<(String, GrantView)> = Vec::new();
-        for i in 0..session.conns.len() {
-            if let Ok((value, _)) = session.call_with(&Call::get("/v1/grants"), Some(i)).await {
-                let list: Vec<GrantView> =
-                    serde_json::from_value(value).map_err(CliError::internal)?;
-                let proxy = session.conns[i]
-                    .record
-                    .as_ref()
-                    .map(|r| r.id.to_string())
-                    .unwrap_or_default();
-                all.extend(list.into_iter().map(|g| (proxy.clone(), g)));
-            }
-        }
+        let all: Vec<(String, GrantView)> =
+            super::from_every_proxy(&mut session, "/v1/grants").await?;
         if args.json {
             let doc: Vec<_> = all
                 .iter()

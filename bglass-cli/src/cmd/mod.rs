@@ -28,3 +28,26 @@ pub fn print_json(value: &impl serde::Serialize) -> CliResult {
     let text = serde_json::to_string_pretty(value).map_err(CliError::internal)?;
     crate::outln!("{text}")
 }
+
+/// Asks every proxy that answers for a list at `path`; each item with its proxy's id.
+pub async fn from_every_proxy<T: serde::de::DeserializeOwned>(
+    session: &mut crate::client::Session,
+    path: &str,
+) -> CliResult<Vec<(String, T)>> {
+    let mut all = Vec::new();
+    for i in 0..session.conns.len() {
+        if let Ok((value, _)) = session
+            .call_with(&crate::client::Call::get(path), Some(i))
+            .await
+        {
+            let list: Vec<T> = serde_json::from_value(value).map_err(CliError::internal)?;
+            let proxy = session.conns[i]
+                .record
+                .as_ref()
+                .map(|r| r.id.to_string())
+                .unwrap_or_default();
+            all.extend(list.into_iter().map(|item| (proxy.clone(), item)));
+        }
+    }
+    Ok(all)
+}

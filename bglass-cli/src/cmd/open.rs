@@ -19,7 +19,7 @@ use hyper_util::rt::TokioIo;
 use super::block_on;
 use crate::cli::OpenArgs;
 use crate::client::Session;
-use crate::error::{CliError, CliResult, ErrorKind};
+use crate::error::{CliError, CliResult};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
@@ -99,25 +99,7 @@ pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
     }
     let session = Session::open(config)?;
     let now = timestamp::now_ms() / 1000;
-    let grant = session.store.grant_for(&service, now).ok_or_else(|| {
-        CliError::new(
-            ErrorKind::Denied,
-            format!("you hold no active grant for {service}"),
-        )
-        .with_hint(format!(
-            "run `bglass access {service} --reason … --incident …` first"
-        ))
-    })?;
-    let conn = session
-        .conns
-        .iter()
-        .find(|c| c.entry.url == grant.proxy_url)
-        .ok_or_else(|| {
-            CliError::user(format!(
-                "the grant was issued by {}, which is no longer in your config",
-                grant.proxy_url
-            ))
-        })?;
+    let (grant, conn) = session.held_grant(&service)?;
     let forward = Arc::new(Forward {
         http: conn.http.clone(),
         base: format!("{}/s/{service}", conn.entry.url.trim_end_matches('/')),
