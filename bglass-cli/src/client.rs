@@ -418,32 +418,32 @@ pub fn refusal_error(status: u16, e: ApiError) -> CliError {
 }
 
 impl Session {
-    /// The grant held for `service` and the proxy that issued it.
-    pub fn held_grant(
+    /// The grants held for `service` with the proxies that issued them, newest first
+    /// (grants are per proxy: when one proxy is down, another's grant may still serve).
+    pub fn held_grants(
         &self,
         service: &bglass_core::id::ServiceName,
-    ) -> CliResult<(crate::store::HeldGrant, &Conn)> {
+    ) -> CliResult<Vec<(crate::store::HeldGrant, &Conn)>> {
         let now = timestamp::now_ms() / 1000;
-        let grant = self.store.grant_for(service, now).ok_or_else(|| {
-            CliError::new(
+        let held: Vec<_> = self
+            .store
+            .grants_for(service, now)
+            .into_iter()
+            .filter_map(|g| {
+                let conn = self.conns.iter().find(|c| c.entry.url == g.proxy_url)?;
+                Some((g, conn))
+            })
+            .collect();
+        if held.is_empty() {
+            return Err(CliError::new(
                 ErrorKind::Denied,
                 format!("you hold no active grant for {service}"),
             )
             .with_hint(format!(
                 "run `bglass access {service} --reason … --incident …` first"
-            ))
-        })?;
-        let conn = self
-            .conns
-            .iter()
-            .find(|c| c.entry.url == grant.proxy_url)
-            .ok_or_else(|| {
-                CliError::user(format!(
-                    "the grant was issued by {}, which is no longer in your config",
-                    grant.proxy_url
-                ))
-            })?;
-        Ok((grant, conn))
+            )));
+        }
+        Ok(held)
     }
 }
 

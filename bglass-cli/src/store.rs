@@ -54,6 +54,9 @@ pub struct HeldGrant {
     pub exp: u64,
     /// Issued under the emergency bypass.
     pub emergency: bool,
+    /// When this machine received it, Unix ms (the newest grant is tried first).
+    #[serde(default)]
+    pub received_ms: u64,
 }
 
 /// A stored receipt and what is needed to check it offline.
@@ -160,11 +163,15 @@ impl Store {
         out
     }
 
-    /// The held grant for `service` that is valid longest at `now_s`.
-    pub fn grant_for(&self, service: &ServiceName, now_s: u64) -> Option<HeldGrant> {
-        self.grants()
+    /// The held grants for `service` still valid at `now_s`, newest first.
+    pub fn grants_for(&self, service: &ServiceName, now_s: u64) -> Vec<HeldGrant> {
+        let mut out: Vec<HeldGrant> = self
+            .grants()
             .into_iter()
-            .find(|g| &g.service == service && g.exp > now_s)
+            .filter(|g| &g.service == service && g.exp > now_s)
+            .collect();
+        out.sort_by_key(|g| std::cmp::Reverse((g.received_ms, g.exp)));
+        out
     }
 
     /// Saves a receipt.

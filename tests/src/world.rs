@@ -16,12 +16,23 @@ pub const UPSTREAM_USER: &str = "grafana-sa";
 /// The upstream password nginx accepts (must never reach a responder).
 pub const UPSTREAM_PASSWORD: &str = "upstream-s3cret-7f1c";
 
-/// A free loopback port (bound, then released).
+/// A free loopback port (bound, then released), never the same twice in this process:
+/// tests run in parallel threads, and the kernel may hand a just-released port out again.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// The Basic credential nginx accepts, as injected.
@@ -295,6 +306,17 @@ impl World {
         }
         // Its first checkpoint follows its start event within a second.
         std::thread::sleep(Duration::from_millis(1200));
+        // Something else answering on the port would pass the connect test: the proxy
+        // itself must still be running.
+        if let Some(c) = self.proxies[i].child.as_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            panic!(
+                "proxy {} exited ({status}): {}",
+                self.proxies[i].id,
+                std::fs::read_to_string(self.proxies[i].stderr_path()).unwrap_or_default()
+            );
+        }
     }
 
     /// Starts every proxy.
@@ -334,6 +356,21 @@ impl World {
             .arg("--config")
             .arg(&r.config)
             .args(args))
+    }
+
+    /// Every proxy's stderr, for failure messages.
+    pub fn logs(&self) -> String {
+        self.proxies
+            .iter()
+            .map(|p| {
+                format!(
+                    "--- {} ({}):\n{}",
+                    p.id,
+                    p.url(),
+                    std::fs::read_to_string(p.stderr_path()).unwrap_or_default()
+                )
+            })
+            .collect()
     }
 
     /// Fetches proxy `i`'s metrics.

@@ -195,7 +195,23 @@ fn access_then_curl_reaches_nginx_with_the_injected_credential_only() {
         failover.stderr
     );
     let curl = w.bglass("carol", &["curl", "grafana", "/api/health"]);
-    assert_eq!(curl.code, Some(0), "{}", curl.stderr);
+    assert_eq!(
+        curl.code,
+        Some(0),
+        "{}\n{}\nheld: {:?}",
+        curl.stderr,
+        w.logs(),
+        files_under(
+            &w.responder("carol")
+                .config
+                .parent()
+                .unwrap()
+                .join("state/grants")
+        )
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .collect::<Vec<_>>()
+    );
     outputs.extend([failover, curl]);
 
     // The upstream credential is in no CLI output, no CLI file, no proxy file but the

@@ -142,6 +142,7 @@ async fn granted(session: &mut Session, proxy: usize, view: &RequestView, json: 
         token,
         exp: grant.exp,
         emergency: grant.emergency,
+        received_ms: timestamp::now_ms(),
     })?;
     // The receipt: proof that the grant is in the proxy's log (kept for `bglass audit prove`).
     if let Some(index) = view.grant_index {

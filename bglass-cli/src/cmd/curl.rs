@@ -43,27 +43,45 @@ pub fn run(config: Option<&Path>, args: CurlArgs) -> CliResult {
         headers.push((name.trim().to_owned(), value.trim().to_owned()));
     }
     let session = Session::open(config)?;
-    let (grant, conn) = session.held_grant(&service)?;
-    let url = format!(
-        "{}/s/{service}{}",
-        conn.entry.url.trim_end_matches('/'),
-        args.path
-    );
-    let http = conn.http.clone();
+    // The newest grant first; when its proxy does not answer, an older grant from another
+    // proxy may still serve.
+    let candidates: Vec<(String, String, reqwest::Client)> = session
+        .held_grants(&service)?
+        .into_iter()
+        .map(|(g, conn)| {
+            let url = format!(
+                "{}/s/{service}{}",
+                conn.entry.url.trim_end_matches('/'),
+                args.path
+            );
+            (url, g.token, conn.http.clone())
+        })
+        .collect();
     block_on(async move {
-        let mut request = http
-            .request(method, &url)
-            .header(GRANT_HEADER, &grant.token);
-        for (name, value) in &headers {
-            request = request.header(name.as_str(), value.as_str());
+        let mut last_error = None;
+        let mut answered = None;
+        for (url, token, http) in &candidates {
+            let mut request = http
+                .request(method.clone(), url)
+                .header(GRANT_HEADER, token);
+            for (name, value) in &headers {
+                request = request.header(name.as_str(), value.as_str());
+            }
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
+            match request.send().await {
+                Ok(r) => {
+                    answered = Some(r);
+                    break;
+                }
+                Err(e) => last_error = Some(format!("{url} did not answer: {e}")),
+            }
         }
-        if let Some(body) = body {
-            request = request.body(body);
-        }
-        let mut response = request.send().await.map_err(|e| {
-            CliError::new(ErrorKind::Unavailable, format!("{} did not answer: {e}", grant.proxy_url))
-                .with_hint("grants are per proxy: if it is down, run `bglass access` again to get one from another")
-        })?;
+        let Some(mut response) = answered else {
+            return Err(CliError::new(ErrorKind::Unavailable, last_error.unwrap_or_default())
+                .with_hint("grants are per proxy: if it is down, run `bglass access` again to get one from another"));
+        };
         let status = response.status();
         if response.headers().contains_key("bglass-refusal") {
             let text = response.text().await.unwrap_or_default();

@@ -99,7 +99,11 @@ pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
     }
     let session = Session::open(config)?;
     let now = timestamp::now_ms() / 1000;
-    let (grant, conn) = session.held_grant(&service)?;
+    let (grant, conn) = session
+        .held_grants(&service)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| CliError::internal("no grant"))?;
     let forward = Arc::new(Forward {
         http: conn.http.clone(),
         base: format!("{}/s/{service}", conn.entry.url.trim_end_matches('/')),
