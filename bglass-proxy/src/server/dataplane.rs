@@ -120,14 +120,27 @@ pub async fn handle(
     }
 }
 
-async fn forward(
+/// A request that may use a service: who, which service, and the checked grant.
+pub struct Authorized {
+    /// The caller.
+    pub caller: bglass_core::roster::Responder,
+    /// The service.
+    pub service: bglass_core::catalog::Service,
+    /// The grant, verified for this service and this connection's key, not revoked.
+    pub verified: VerifiedGrant,
+}
+
+/// Checks everything but the request itself: the log works, the caller is in the roster,
+/// the service exists and is of a kind in `want`, and the presented grant verifies (cached
+/// per connection) and is neither revoked nor expired. Every refusal is recorded.
+pub async fn authorize(
     proxy: &Arc<Proxy>,
     peer: &Peer,
     conn: &Arc<ConnCache>,
-    req: Request<Incoming>,
-    rest: &str,
-) -> Result<Response<Body>, Refusal> {
-    let started = Instant::now();
+    headers: &HeaderMap,
+    service_part: &str,
+    want: &[&str],
+) -> Result<Authorized, Refusal> {
     if let Some(why) = proxy.log.failure() {
         proxy.metrics.denial("audit_failed");
         return Err(Refusal::new(
@@ -137,7 +150,6 @@ async fn forward(
         )
         .hint("try another proxy"));
     }
-    let (service_part, tail) = rest.split_once('/').unwrap_or((rest, ""));
     let caller = match proxy.responder_of(peer) {
         Ok(c) => c,
         Err(r) => {
@@ -178,33 +190,23 @@ async fn forward(
         grant,
         ..Denied::default()
     };
-    let inject = match &service.kind {
-        ServiceKind::Http { inject, .. } => inject.clone(),
-        _ => {
-            let r = Refusal::new(
-                "wrong_kind",
-                400,
-                format!("{service_name} is a {} service", service.kind_name()),
-            )
-            .hint(format!(
-                "use `bglass ssh` or `bglass forward` for {service_name}"
-            ));
-            return Err(proxy.refuse(actor, &r, denied(None)).await);
-        }
-    };
-    if service.upstream.tls_pin.is_some() {
+    if !want.contains(&service.kind_name()) {
+        let hint = if service.kind_name() == "http" {
+            format!("use `bglass curl` or `bglass open` for {service_name}")
+        } else {
+            format!("use `bglass ssh`, `bglass tunnel` or `bglass forward` for {service_name}")
+        };
         let r = Refusal::new(
-            "upstream_tls_unsupported",
-            502,
-            format!("{service_name} has an https upstream, which this proxy version cannot reach"),
+            "wrong_kind",
+            400,
+            format!("{service_name} is a {} service", service.kind_name()),
         )
-        .hint("give the service a plain-HTTP loopback or private upstream");
+        .hint(hint);
         return Err(proxy.refuse(actor, &r, denied(None)).await);
     }
 
     // The grant: verified once per connection, revocation and expiry checked every time.
-    let Some(token) = req
-        .headers()
+    let Some(token) = headers
         .get(GRANT_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
@@ -278,6 +280,49 @@ async fn forward(
             return Err(proxy.refuse(actor, &r, denied(Some(grant_id))).await);
         }
     }
+
+    Ok(Authorized {
+        caller,
+        service,
+        verified,
+    })
+}
+
+async fn forward(
+    proxy: &Arc<Proxy>,
+    peer: &Peer,
+    conn: &Arc<ConnCache>,
+    req: Request<Incoming>,
+    rest: &str,
+) -> Result<Response<Body>, Refusal> {
+    let started = Instant::now();
+    let (service_part, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let Authorized {
+        caller,
+        service,
+        verified,
+    } = authorize(proxy, peer, conn, req.headers(), service_part, &["http"]).await?;
+    let actor = Some(caller.id.clone());
+    let service_name = service.name.clone();
+    let denied = |grant| Denied {
+        service: Some(service_name.clone()),
+        grant,
+        ..Denied::default()
+    };
+    let inject = match &service.kind {
+        ServiceKind::Http { inject, .. } => inject.clone(),
+        _ => None,
+    };
+    if service.upstream.tls_pin.is_some() {
+        let r = Refusal::new(
+            "upstream_tls_unsupported",
+            502,
+            format!("{service_name} has an https upstream, which this proxy version cannot reach"),
+        )
+        .hint("give the service a plain-HTTP loopback or private upstream");
+        return Err(proxy.refuse(actor, &r, denied(None)).await);
+    }
+    let grant_id = verified.claims().id.clone();
 
     // The upstream request: client credentials out, the injected one in.
     let (parts, body) = req.into_parts();
