@@ -49,6 +49,12 @@ pub enum Command {
     Curl(CurlArgs),
     /// Open a tool in the browser through a local forwarder on 127.0.0.1.
     Open(OpenArgs),
+    /// SSH to a host with a short-lived certificate (a shell, or `-- COMMAND…`).
+    Ssh(SshArgs),
+    /// A stdin/stdout tunnel to an SSH or TCP service (for OpenSSH's ProxyCommand).
+    Tunnel(TunnelArgs),
+    /// Forward a loopback port to an SSH or TCP service (e.g. a database with its own client).
+    Forward(ForwardArgs),
     /// Verify, read and summarise a proxy's audit log (offline, from a copied directory).
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -211,6 +217,53 @@ pub struct OpenArgs {
     /// Do not start a browser; just print the URL.
     #[arg(long)]
     pub no_browser: bool,
+}
+
+/// `bglass ssh`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  bglass ssh bastion                       an interactive shell
+  bglass ssh bastion -- journalctl -u api  one command; its exit status becomes bglass's
+  bglass ssh bastion --save-cert           write a key and certificate for the system ssh
+                                           (with ProxyCommand bglass tunnel bastion)")]
+pub struct SshArgs {
+    /// The service.
+    pub service: String,
+    /// Remote user [default: the first principal of the service].
+    #[arg(long, short = 'l')]
+    pub user: Option<String>,
+    /// Write the key and certificate beside your config (ssh/<service>, ssh/<service>-cert.pub)
+    /// and print an ~/.ssh/config snippet, instead of connecting.
+    #[arg(long)]
+    pub save_cert: bool,
+    /// The command to run (after `--`).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+/// `bglass tunnel`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+In ~/.ssh/config:
+  Host bastion.breakglass
+      ProxyCommand bglass tunnel bastion
+      CertificateFile ~/.config/bglass/ssh/bastion-cert.pub
+      IdentityFile ~/.config/bglass/ssh/bastion
+(the certificate files are written by `bglass ssh bastion --save-cert`).")]
+pub struct TunnelArgs {
+    /// The service.
+    pub service: String,
+}
+
+/// `bglass forward`.
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// The service.
+    pub service: String,
+    /// Local address to listen on (loopback only).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub local: std::net::SocketAddr,
 }
 
 /// `bglass catalog …`.

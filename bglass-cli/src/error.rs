@@ -19,6 +19,8 @@ pub enum ErrorKind {
     Upstream4xx,
     /// `bglass curl`: the tool answered 5xx. Exit 9.
     Upstream5xx,
+    /// `bglass ssh`: the remote command's exit status, passed through as is.
+    Exit(u8),
     /// Verification found a defect (tampered or damaged data). Exit 5.
     Defect,
     /// Standard output was closed by its reader: exit 0 without a message.
@@ -32,6 +34,7 @@ impl ErrorKind {
     pub fn exit_code(self) -> u8 {
         match self {
             Self::ClosedPipe => 0,
+            Self::Exit(code) => code,
             Self::User => 1,
             Self::Denied => 3,
             Self::Unavailable => 4,
@@ -54,6 +57,7 @@ Exit codes:
   5   verification failed: the audit log has a defect (the message names it and its index)
   8   bglass curl: the tool answered with a 4xx status
   9   bglass curl: the tool answered with a 5xx status
+  bglass ssh -- COMMAND exits with the remote command's status
   70  internal error (please report it)";
 
 /// A failure to show the user.
@@ -97,8 +101,10 @@ impl CliError {
 
     /// Prints the error to stderr and returns the exit code.
     pub fn report(&self) -> ExitCode {
-        if self.kind == ErrorKind::ClosedPipe {
-            return ExitCode::SUCCESS;
+        match self.kind {
+            ErrorKind::ClosedPipe => return ExitCode::SUCCESS,
+            ErrorKind::Exit(code) => return ExitCode::from(code),
+            _ => {}
         }
         eprintln!("error: {}", self.message);
         if let Some(hint) = &self.hint {

@@ -9,6 +9,7 @@ mod error;
 mod output;
 mod passphrase;
 mod store;
+mod tunnel;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,9 @@ fn main() -> ExitCode {
         cli::Command::Status(args) => cmd::status::run(cli.config.as_deref(), args),
         cli::Command::Curl(args) => cmd::curl::run(cli.config.as_deref(), args),
         cli::Command::Open(args) => cmd::open::run(cli.config.as_deref(), args),
+        cli::Command::Ssh(args) => cmd::ssh::run(cli.config.as_deref(), args),
+        cli::Command::Tunnel(args) => cmd::tunnel::run(cli.config.as_deref(), args),
+        cli::Command::Forward(args) => cmd::forward::run(cli.config.as_deref(), args),
         cli::Command::Catalog(cli::CatalogCommand::Check(args)) => cmd::catalog::check(args),
         cli::Command::Audit(command) => cmd::audit::run(cli.config.as_deref(), command),
         cli::Command::Completions(args) => cmd::completions::run(args),

@@ -121,6 +121,11 @@ impl Store {
         }
     }
 
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The record of the proxy at `url` pinned by `pin`.
     pub fn proxy(&self, url: &str, pin: &CertPin) -> Option<ProxyRecord> {
         read_json(&self.proxy_path(url, pin))

@@ -7,9 +7,12 @@ pub mod catalog;
 pub mod completions;
 pub mod curl;
 pub mod enroll;
+pub mod forward;
 pub mod grants;
 pub mod open;
+pub mod ssh;
 pub mod status;
+pub mod tunnel;
 pub mod whoami;
 
 use crate::error::{CliError, CliResult};

@@ -145,6 +145,21 @@ pub enum EventKind {
         /// Duration in milliseconds.
         duration_ms: u64,
     },
+    /// An OpenSSH user certificate was issued for a grant on an SSH service.
+    SshCertificate {
+        /// The grant.
+        grant: GrantId,
+        /// The service.
+        service: ServiceName,
+        /// SHA-256 fingerprint of the certified public key.
+        key: String,
+        /// The certificate's serial.
+        serial: u64,
+        /// Principals written into it.
+        principals: Vec<String>,
+        /// Valid until, Unix seconds (the grant's end).
+        valid_before: u64,
+    },
     /// A tunnel (SSH or TCP) opened.
     TunnelOpen {
         /// The grant used.
@@ -234,6 +249,7 @@ impl EventKind {
             Self::Denial { .. } => "denial",
             Self::Grant { .. } => "grant",
             Self::Use { .. } => "use",
+            Self::SshCertificate { .. } => "ssh_certificate",
             Self::TunnelOpen { .. } => "tunnel_open",
             Self::TunnelClose { .. } => "tunnel_close",
             Self::Revoke { .. } => "revoke",
@@ -252,6 +268,7 @@ impl EventKind {
             Self::Request { service, .. }
             | Self::Grant { service, .. }
             | Self::Use { service, .. }
+            | Self::SshCertificate { service, .. }
             | Self::TunnelOpen { service, .. }
             | Self::TunnelClose { service, .. } => Some(service),
             Self::Denial { service, .. } => service.as_ref(),
@@ -264,6 +281,7 @@ impl EventKind {
         match self {
             Self::Grant { grant, .. }
             | Self::Use { grant, .. }
+            | Self::SshCertificate { grant, .. }
             | Self::TunnelOpen { grant, .. }
             | Self::TunnelClose { grant, .. }
             | Self::Revoke { grant, .. }

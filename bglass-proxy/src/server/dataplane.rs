@@ -446,7 +446,7 @@ async fn forward(
 
 /// Resolves when the grant is revoked or expires, so that a long response is cut (within a
 /// second of the revocation being recorded).
-async fn grant_ends(proxy: Arc<Proxy>, grant: bglass_core::id::GrantId, exp: u64) {
+pub async fn grant_ends(proxy: Arc<Proxy>, grant: bglass_core::id::GrantId, exp: u64) {
     let mut changes = proxy.grant_changes.subscribe();
     let left = exp.saturating_mul(1000).saturating_sub(timestamp::now_ms());
     let deadline = tokio::time::sleep(std::time::Duration::from_millis(left));

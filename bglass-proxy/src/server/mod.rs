@@ -5,6 +5,7 @@
 mod api;
 mod dataplane;
 mod ops;
+mod tunnel;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -461,6 +462,22 @@ async fn route(
         (
             "data",
             dataplane::handle(&proxy, &peer, &conn, req, &rest).await,
+        )
+    } else if let Some(service) = path.strip_prefix("/v1/tunnel/") {
+        let service = service.to_owned();
+        (
+            "tunnel",
+            tunnel::open(&proxy, &peer, &conn, req, &service).await,
+        )
+    } else if let Some(service) = path
+        .strip_prefix("/v1/ssh/")
+        .and_then(|rest| rest.strip_suffix("/certificate"))
+        .filter(|_| req.method() == http::Method::POST)
+    {
+        let service = service.to_owned();
+        (
+            "ssh_certificate",
+            tunnel::certificate(&proxy, &peer, &conn, req, &service).await,
         )
     } else if path.starts_with("/v1/") {
         ("api", api::handle(&proxy, &peer, req).await)

@@ -1,0 +1,341 @@
+//! `bglass ssh SERVICE [-- COMMAND…]`: a fresh in-memory key per session, an OpenSSH
+//! certificate for it from the proxy (valid until the grant ends), and an `ssh2` session
+//! through a tunnel. The host key must be the catalog's pinned key (never trusted on first
+//! use). With a command, its exit status becomes bglass's; without, an interactive shell on
+//! a PTY with the terminal in raw mode.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bglass_core::api::GRANT_HEADER;
+use bglass_core::id::ServiceName;
+
+use super::block_on;
+use crate::cli::SshArgs;
+use crate::client::{Session, answer, refusal_error};
+use crate::error::{CliError, CliResult, ErrorKind};
+use crate::tunnel::Dialer;
+
+/// What the proxy answers for a certificate request.
+#[derive(Debug, serde::Deserialize)]
+struct Issued {
+    certificate: String,
+    principals: Vec<String>,
+    host_key: String,
+    valid_before: u64,
+}
+
+/// Quotes one argument for a POSIX shell.
+fn quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+    {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+fn ssh_error(what: &str, e: &ssh2::Error) -> CliError {
+    CliError::new(ErrorKind::Unavailable, format!("{what}: {e}"))
+}
+
+/// Runs `bglass ssh`.
+pub fn run(config: Option<&Path>, args: SshArgs) -> CliResult {
+    let service =
+        ServiceName::new(&args.service).map_err(|e| CliError::user(format!("service: {e}")))?;
+    let session = Session::open(config)?;
+    let (grant, conn) = session
+        .held_grants(&service)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| CliError::internal("no grant"))?;
+    let dialer = Dialer::new(&session, &service)?;
+
+    // A key that exists only for this session (ECDSA P-256: libssh2 authenticates with
+    // certificates of this type).
+    let key = ssh_key::PrivateKey::random(
+        &mut rand_core::OsRng,
+        ssh_key::Algorithm::Ecdsa {
+            curve: ssh_key::EcdsaCurve::NistP256,
+        },
+    )
+    .map_err(|e| CliError::internal(format!("generating the session key: {e}")))?;
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| CliError::internal(format!("encoding the session key: {e}")))?;
+    let url = format!(
+        "{}/v1/ssh/{service}/certificate",
+        conn.entry.url.trim_end_matches('/')
+    );
+    let http = conn.http.clone();
+    let token = grant.token.clone();
+    let issued: Issued = block_on(async move {
+        let response = http
+            .post(&url)
+            .header(GRANT_HEADER, token)
+            .json(&serde_json::json!({ "public_key": public }))
+            .send()
+            .await
+            .map_err(|e| {
+                CliError::new(ErrorKind::Unavailable, format!("{url} did not answer: {e}"))
+            })?;
+        let value = answer(response).await.map_err(|e| match e {
+            crate::client::CallError::Refused(status, e) => refusal_error(status, e),
+            crate::client::CallError::Unavailable(why) => {
+                CliError::new(ErrorKind::Unavailable, why)
+            }
+            crate::client::CallError::Local(e) => e,
+        })?;
+        serde_json::from_value(value).map_err(CliError::internal)
+    })?;
+    let private = key
+        .to_openssh(ssh_key::LineEnding::LF)
+        .map_err(|e| CliError::internal(format!("encoding the session key: {e}")))?;
+    let user = args
+        .user
+        .clone()
+        .or_else(|| issued.principals.first().cloned())
+        .ok_or_else(|| CliError::internal("the certificate has no principal"))?;
+
+    if args.save_cert {
+        return save(&session, &service, &private, &issued, &user);
+    }
+
+    // The tunnel, bridged to a socket pair that libssh2 can drive.
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(CliError::internal)?;
+    let (ready_tx, ready_rx) = mpsc::channel::<CliResult>();
+    let bridge = std::thread::spawn(move || {
+        let _ = block_on(async move {
+            let tunnel = match dialer.dial().await {
+                Ok(t) => {
+                    let _ = ready_tx.send(Ok(()));
+                    t
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return Ok(());
+                }
+            };
+            theirs.set_nonblocking(true).map_err(CliError::internal)?;
+            let mut theirs =
+                tokio::net::UnixStream::from_std(theirs).map_err(CliError::internal)?;
+            let mut tunnel = tunnel;
+            let _ = tokio::io::copy_bidirectional(&mut theirs, &mut tunnel).await;
+            Ok(())
+        });
+    });
+    ready_rx
+        .recv()
+        .map_err(|_| CliError::internal("the tunnel thread stopped"))??;
+
+    let mut ssh = ssh2::Session::new().map_err(|e| ssh_error("starting SSH", &e))?;
+    ssh.set_tcp_stream(ours);
+    ssh.set_timeout(30_000);
+    ssh.handshake()
+        .map_err(|e| ssh_error("SSH handshake", &e))?;
+    check_host_key(&ssh, &service, &issued.host_key)?;
+    ssh.userauth_pubkey_memory(&user, Some(&issued.certificate), &private, None)
+        .map_err(|e| {
+            CliError::new(ErrorKind::Denied, format!("{service} refused the certificate for user {user}: {e}"))
+                .with_hint("the host must trust this proxy's SSH CA (TrustedUserCAKeys) and list the principal for the user")
+        })?;
+    if !ssh.authenticated() {
+        return Err(CliError::new(
+            ErrorKind::Denied,
+            format!("{service} did not accept the certificate"),
+        ));
+    }
+    let status = if args.command.is_empty() {
+        shell(&ssh)?
+    } else {
+        let command: Vec<String> = args.command.iter().map(|a| quote(a)).collect();
+        exec(&ssh, &command.join(" "))?
+    };
+    drop(ssh);
+    let _ = bridge.join();
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            ErrorKind::Exit(u8::try_from(status).unwrap_or(255)),
+            "",
+        ))
+    }
+}
+
+/// Refuses a host whose key is not the catalog's pinned key.
+fn check_host_key(ssh: &ssh2::Session, service: &ServiceName, pinned: &str) -> CliResult {
+    let expected = pinned
+        .split_whitespace()
+        .nth(1)
+        .and_then(|b64| STANDARD.decode(b64).ok())
+        .ok_or_else(|| CliError::internal("the catalog's host key is not an OpenSSH key"))?;
+    let (presented, _) = ssh
+        .host_key()
+        .ok_or_else(|| CliError::internal("the host sent no key"))?;
+    if presented != expected.as_slice() {
+        let shown = format!(
+            "{} {}",
+            pinned.split_whitespace().next().unwrap_or("?"),
+            STANDARD.encode(presented)
+        );
+        return Err(CliError::new(
+            ErrorKind::Denied,
+            format!("the host key of {service} does not match the key pinned in the catalog; refusing to connect (presented: {shown})"),
+        )
+        .with_hint("if the host was rebuilt, the operator must update host_key in services.toml; otherwise this may be an impostor"));
+    }
+    Ok(())
+}
+
+/// Runs one command; returns its exit status.
+fn exec(ssh: &ssh2::Session, command: &str) -> CliResult<i32> {
+    let mut channel = ssh
+        .channel_session()
+        .map_err(|e| ssh_error("opening a channel", &e))?;
+    channel
+        .exec(command)
+        .map_err(|e| ssh_error("running the command", &e))?;
+    let mut stdout = std::io::stdout();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = channel.read(&mut buf).map_err(CliError::internal)?;
+        if n == 0 {
+            break;
+        }
+        stdout.write_all(&buf[..n]).map_err(CliError::internal)?;
+    }
+    let mut err = String::new();
+    let _ = channel.stderr().read_to_string(&mut err);
+    eprint!("{err}");
+    let _ = stdout.flush();
+    channel
+        .wait_close()
+        .map_err(|e| ssh_error("closing the channel", &e))?;
+    channel
+        .exit_status()
+        .map_err(|e| ssh_error("reading the exit status", &e))
+}
+
+/// An interactive shell on a PTY, the local terminal in raw mode.
+fn shell(ssh: &ssh2::Session) -> CliResult<i32> {
+    let mut channel = ssh
+        .channel_session()
+        .map_err(|e| ssh_error("opening a channel", &e))?;
+    let (cols, rows) = crossterm::terminal::size().unwrap_or((80, 24));
+    let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".to_owned());
+    channel
+        .request_pty(&term, None, Some((u32::from(cols), u32::from(rows), 0, 0)))
+        .map_err(|e| ssh_error("requesting a terminal", &e))?;
+    channel
+        .shell()
+        .map_err(|e| ssh_error("starting the shell", &e))?;
+    let raw = crossterm::terminal::enable_raw_mode().is_ok();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = stdin.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    ssh.set_blocking(false);
+    let mut stdout = std::io::stdout();
+    let mut buf = [0u8; 16 * 1024];
+    let result = loop {
+        let mut idle = true;
+        match channel.read(&mut buf) {
+            Ok(0) if channel.eof() => break Ok(()),
+            Ok(0) => {}
+            Ok(n) => {
+                idle = false;
+                let _ = stdout.write_all(&buf[..n]);
+                let _ = stdout.flush();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => break Err(CliError::internal(e)),
+        }
+        while let Ok(input) = rx.try_recv() {
+            idle = false;
+            let mut rest: &[u8] = &input;
+            while !rest.is_empty() {
+                match channel.write(rest) {
+                    Ok(n) => rest = &rest[n..],
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(2))
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        if channel.eof() {
+            break Ok(());
+        }
+        if idle {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    if raw {
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+    result?;
+    ssh.set_blocking(true);
+    let _ = channel.wait_close();
+    channel
+        .exit_status()
+        .map_err(|e| ssh_error("reading the exit status", &e))
+}
+
+/// Writes the session key and certificate for the system `ssh`, and prints how to use them.
+fn save(
+    session: &Session,
+    service: &ServiceName,
+    private: &str,
+    issued: &Issued,
+    user: &str,
+) -> CliResult {
+    let dir = session.store.dir().join("ssh");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::user(format!("cannot create {}: {e}", dir.display())))?;
+    let key_path = dir.join(service.as_str());
+    let cert_path = dir.join(format!("{service}-cert.pub"));
+    let write = |path: &Path, text: &str| -> CliResult {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        options
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| CliError::user(format!("cannot write {}: {e}", path.display())))
+    };
+    write(&key_path, private)?;
+    write(&cert_path, &format!("{}\n", issued.certificate))?;
+    let known = dir.join("known_hosts");
+    let existing = std::fs::read_to_string(&known).unwrap_or_default();
+    let line = format!("{service}.breakglass {}\n", issued.host_key);
+    if !existing.contains(&line) {
+        write(&known, &format!("{existing}{line}"))?;
+    }
+    crate::outln!(
+        "Key and certificate for {service} (valid until {}) written to {}.\nAdd to ~/.ssh/config:\n\nHost {service}.breakglass\n    User {user}\n    ProxyCommand bglass tunnel {service}\n    IdentityFile {}\n    CertificateFile {}\n    UserKnownHostsFile {}\n    StrictHostKeyChecking yes\n\nthen: ssh {service}.breakglass",
+        bglass_core::timestamp::format_secs(issued.valid_before),
+        dir.display(),
+        key_path.display(),
+        cert_path.display(),
+        known.display()
+    )
+}

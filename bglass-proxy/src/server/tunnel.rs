@@ -1,0 +1,378 @@
+//! SSH and TCP access: tunnels over the mutual-TLS connection (HTTP upgrade), and
+//! short-lived OpenSSH user certificates signed by the proxy's SSH CA.
+//!
+//! A tunnel is opened only with a grant for the service, checked like any data-plane request;
+//! its opening and closing (with bytes each way) are audited, and it is cut when the grant is
+//! revoked or expires. A certificate is valid until the grant ends, carries the catalog's
+//! principals and a key id naming the responder and the grant, and allows port or agent
+//! forwarding only when the catalog does.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bglass_core::audit::event::EventKind;
+use bglass_core::catalog::ServiceKind;
+use bglass_core::id::SecretName;
+use bglass_core::{ExposeSecret, timestamp};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::dataplane::{Authorized, ConnCache, authorize, grant_ends};
+use super::{Body, Denied, Peer, Proxy, full, json, lock, refusal_response};
+use crate::init::SSH_CA_SECRET;
+use crate::state::Refusal;
+
+/// The `Upgrade` token of a bglass tunnel.
+pub const TUNNEL_PROTOCOL: &str = "bglass-tunnel";
+
+/// Tunnel numbers, unique within a proxy run.
+static NEXT_TUNNEL: AtomicU64 = AtomicU64::new(1);
+
+/// `GET /v1/tunnel/<service>` with `Upgrade: bglass-tunnel`.
+pub async fn open(
+    proxy: &Arc<Proxy>,
+    peer: &Peer,
+    conn: &Arc<ConnCache>,
+    mut req: Request<Incoming>,
+    service_part: &str,
+) -> Response<Body> {
+    let upgrade = req
+        .headers()
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case(TUNNEL_PROTOCOL));
+    if !upgrade {
+        return refusal_response(&Refusal::new(
+            "not_a_tunnel",
+            400,
+            "a tunnel needs `Upgrade: bglass-tunnel`",
+        ));
+    }
+    let auth = match authorize(
+        proxy,
+        peer,
+        conn,
+        req.headers(),
+        service_part,
+        &["ssh", "tcp"],
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(r) => return refusal_response(&r),
+    };
+    let Authorized {
+        caller,
+        service,
+        verified,
+    } = auth;
+    let grant = verified.claims().id.clone();
+    let upstream = match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::TcpStream::connect(service.upstream.addr),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let r = Refusal::new(
+                "upstream_unreachable",
+                502,
+                format!(
+                    "{} at {} refused the connection: {e}",
+                    service.name, service.upstream.addr
+                ),
+            )
+            .hint("the host itself may be down; `bglass status` shows the proxy's health checks");
+            let context = Denied {
+                service: Some(service.name.clone()),
+                grant: Some(grant),
+                ..Denied::default()
+            };
+            return refusal_response(&proxy.refuse(Some(caller.id.clone()), &r, context).await);
+        }
+        Err(_) => {
+            let r = Refusal::new(
+                "upstream_timeout",
+                504,
+                format!("{} did not accept a connection within 5s", service.name),
+            );
+            let context = Denied {
+                service: Some(service.name.clone()),
+                grant: Some(grant),
+                ..Denied::default()
+            };
+            return refusal_response(&proxy.refuse(Some(caller.id.clone()), &r, context).await);
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    let tunnel = NEXT_TUNNEL.fetch_add(1, Ordering::Relaxed);
+    let opened = EventKind::TunnelOpen {
+        grant: grant.clone(),
+        service: service.name.clone(),
+        tunnel,
+    };
+    if let Err(r) = proxy.record(Some(caller.id.clone()), opened).await {
+        return refusal_response(&r);
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let proxy = Arc::clone(proxy);
+    let exp = verified.claims().exp;
+    tokio::spawn(async move {
+        let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let reason = match on_upgrade.await {
+            Ok(upgraded) => {
+                let client = TokioIo::new(upgraded);
+                tokio::select! {
+                    reason = pump(client, upstream, Arc::clone(&up), Arc::clone(&down)) => reason,
+                    () = grant_ends(Arc::clone(&proxy), grant.clone(), exp) => {
+                        let revoked = lock(&proxy.state).grants.get(&grant).is_some_and(|g| g.revoked_ms.is_some());
+                        if revoked { "revoked" } else { "expired" }
+                    }
+                }
+            }
+            Err(_) => "upgrade_failed",
+        };
+        let (bytes_up, bytes_down) = (up.load(Ordering::Relaxed), down.load(Ordering::Relaxed));
+        proxy.metrics.bytes(bytes_up, bytes_down);
+        let closed = EventKind::TunnelClose {
+            grant,
+            service: service.name,
+            tunnel,
+            bytes_up,
+            bytes_down,
+            reason: reason.to_owned(),
+        };
+        let _ = proxy.record(Some(caller.id), closed).await;
+    });
+    let mut response = Response::new(full(bytes::Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    response.headers_mut().insert(
+        http::header::UPGRADE,
+        http::HeaderValue::from_static(TUNNEL_PROTOCOL),
+    );
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("upgrade"),
+    );
+    response
+}
+
+/// Copies both ways until both sides are done; returns why it ended.
+async fn pump(
+    client: impl AsyncRead + AsyncWrite + Unpin,
+    upstream: tokio::net::TcpStream,
+    up: Arc<AtomicU64>,
+    down: Arc<AtomicU64>,
+) -> &'static str {
+    let (mut client_r, mut client_w) = tokio::io::split(client);
+    let (mut up_r, mut up_w) = upstream.into_split();
+    let to_upstream = async {
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match client_r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if up_w.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    up.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+        }
+        let _ = up_w.shutdown().await;
+    };
+    let to_client = async {
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match up_r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if client_w.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    let _ = client_w.flush().await;
+                    down.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+        }
+        let _ = client_w.shutdown().await;
+    };
+    tokio::join!(to_upstream, to_client);
+    "eof"
+}
+
+/// `POST /v1/ssh/<service>/certificate` with `{"public_key": "<OpenSSH public key>"}`.
+pub async fn certificate(
+    proxy: &Arc<Proxy>,
+    peer: &Peer,
+    conn: &Arc<ConnCache>,
+    req: Request<Incoming>,
+    service_part: &str,
+) -> Response<Body> {
+    match issue(proxy, peer, conn, req, service_part).await {
+        Ok(r) => r,
+        Err(r) => refusal_response(&r),
+    }
+}
+
+async fn issue(
+    proxy: &Arc<Proxy>,
+    peer: &Peer,
+    conn: &Arc<ConnCache>,
+    req: Request<Incoming>,
+    service_part: &str,
+) -> Result<Response<Body>, Refusal> {
+    let Authorized {
+        caller,
+        service,
+        verified,
+    } = authorize(proxy, peer, conn, req.headers(), service_part, &["ssh"]).await?;
+    let claims = verified.claims().clone();
+    let context = || Denied {
+        service: Some(service.name.clone()),
+        grant: Some(claims.id.clone()),
+        ..Denied::default()
+    };
+    let body = Limited::new(req.into_body(), 4096)
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .map_err(|_| {
+            Refusal::new(
+                "too_large",
+                413,
+                "the certificate request is over 4096 bytes",
+            )
+        })?;
+    let text = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["public_key"].as_str().map(str::to_owned))
+        .ok_or_else(|| {
+            Refusal::new(
+                "malformed",
+                400,
+                "give {\"public_key\": \"<OpenSSH public key>\"}",
+            )
+        })?;
+    let public = match ssh_key::PublicKey::from_openssh(text.trim()) {
+        Ok(k)
+            if matches!(
+                k.algorithm(),
+                ssh_key::Algorithm::Ed25519 | ssh_key::Algorithm::Ecdsa { .. }
+            ) =>
+        {
+            k
+        }
+        _ => {
+            let r = Refusal::new(
+                "bad_public_key",
+                400,
+                "the public key must be an OpenSSH Ed25519 or ECDSA key",
+            );
+            return Err(proxy.refuse(Some(caller.id.clone()), &r, context()).await);
+        }
+    };
+    let ServiceKind::Ssh {
+        principals,
+        host_key,
+        permit_port_forwarding,
+        permit_agent_forwarding,
+    } = &service.kind
+    else {
+        return Err(Refusal::new("wrong_kind", 400, "not an SSH service"));
+    };
+    let ca = {
+        let vault = proxy
+            .vault
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let name = SecretName::new(SSH_CA_SECRET)
+            .map_err(|e| Refusal::new("internal", 500, e.to_string()))?;
+        let encoded = vault
+            .get(&name)
+            .ok_or_else(|| Refusal::new("no_ssh_ca", 500, "the vault holds no SSH CA key"))?
+            .expose_secret()
+            .to_owned();
+        let pem = STANDARD.decode(encoded).map_err(|_| {
+            Refusal::new(
+                "no_ssh_ca",
+                500,
+                "the SSH CA key in the vault is not base64",
+            )
+        })?;
+        let pem = String::from_utf8(pem)
+            .map_err(|_| Refusal::new("no_ssh_ca", 500, "the SSH CA key is not text"))?;
+        ssh_key::PrivateKey::from_openssh(pem)
+            .map_err(|e| Refusal::new("no_ssh_ca", 500, format!("the SSH CA key: {e}")))?
+    };
+    let mut random = [0u8; 40];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
+        .map_err(|_| Refusal::new("internal", 500, "random generator failed"))?;
+    let serial = u64::from_be_bytes([
+        random[32], random[33], random[34], random[35], random[36], random[37], random[38],
+        random[39],
+    ]);
+    let now = timestamp::now_ms() / 1000;
+    let fail =
+        |e: ssh_key::Error| Refusal::new("internal", 500, format!("building the certificate: {e}"));
+    // Valid from a minute ago (clock skew between proxy and host) until the grant ends.
+    let mut builder = ssh_key::certificate::Builder::new(
+        random[..32].to_vec(),
+        public.key_data().clone(),
+        now.saturating_sub(60),
+        claims.exp,
+    )
+    .map_err(fail)?;
+    builder.serial(serial).map_err(fail)?;
+    builder
+        .cert_type(ssh_key::certificate::CertType::User)
+        .map_err(fail)?;
+    builder
+        .key_id(format!(
+            "bglass:{}:{}:{}",
+            caller.id, claims.id, proxy.config.id
+        ))
+        .map_err(fail)?;
+    for p in principals {
+        builder.valid_principal(p.clone()).map_err(fail)?;
+    }
+    builder.extension("permit-pty", "").map_err(fail)?;
+    if *permit_port_forwarding {
+        builder
+            .extension("permit-port-forwarding", "")
+            .map_err(fail)?;
+    }
+    if *permit_agent_forwarding {
+        builder
+            .extension("permit-agent-forwarding", "")
+            .map_err(fail)?;
+    }
+    let cert = builder.sign(&ca).map_err(fail)?;
+    let text = cert.to_openssh().map_err(fail)?;
+    let event = EventKind::SshCertificate {
+        grant: claims.id.clone(),
+        service: service.name.clone(),
+        key: public.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
+        serial,
+        principals: principals.clone(),
+        valid_before: claims.exp,
+    };
+    proxy.record(Some(caller.id.clone()), event).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "certificate": text,
+            "principals": principals,
+            "host_key": host_key,
+            "valid_before": claims.exp,
+            "serial": serial,
+        }),
+    ))
+}
