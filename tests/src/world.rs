@@ -101,6 +101,11 @@ pub struct World {
     nginx: Option<Child>,
     /// A port nothing listens on (for a "down" upstream).
     pub dead_port: u16,
+    /// sshd's port and host public key, once started.
+    pub sshd: Option<(u16, String)>,
+    /// Redis's port, once started.
+    pub redis_port: u16,
+    others: Vec<Child>,
 }
 
 fn output(cmd: &mut Command) -> Run {
@@ -117,6 +122,9 @@ impl World {
             nginx_port: 0,
             nginx: None,
             dead_port: free_port(),
+            sshd: None,
+            redis_port: 0,
+            others: Vec::new(),
             dir,
         };
         for id in proxies {
@@ -195,9 +203,13 @@ impl World {
     /// Writes `catalog` (with `{nginx}` and `{dead}` replaced by ports) as every proxy's
     /// services.toml, and stores the upstream credential in every vault.
     pub fn catalog(&self, catalog: &str) {
+        let (ssh_port, host_key) = self.sshd.clone().unwrap_or((self.dead_port, String::new()));
         let text = catalog
             .replace("{nginx}", &self.nginx_port.to_string())
-            .replace("{dead}", &self.dead_port.to_string());
+            .replace("{dead}", &self.dead_port.to_string())
+            .replace("{ssh}", &ssh_port.to_string())
+            .replace("{hostkey}", &host_key)
+            .replace("{redis}", &self.redis_port.to_string());
         for p in &self.proxies {
             std::fs::write(p.dir.join("services.toml"), &text).unwrap();
             let mut child = command("bglass-proxy", self.dir.path())
@@ -264,6 +276,86 @@ impl World {
         self.nginx = Some(child);
         self.nginx_port = port;
         wait_port(port);
+    }
+
+    /// Starts OpenSSH's sshd on loopback, trusting the SSH CAs of every proxy (plus
+    /// `extra_cas`), with the principal `breakglass` allowed to log in as the current user.
+    pub fn start_sshd(&mut self, extra_cas: &[String]) {
+        let port = free_port();
+        let dir = self.dir.path().join("sshd");
+        std::fs::create_dir_all(dir.join("principals")).unwrap();
+        let key = dir.join("host_ed25519");
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let host_pub = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        let host_pub = host_pub
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cas: Vec<String> = self
+            .proxies
+            .iter()
+            .map(|p| std::fs::read_to_string(p.dir.join("ssh_ca.pub")).unwrap())
+            .collect();
+        cas.extend(extra_cas.iter().cloned());
+        std::fs::write(dir.join("ca.pub"), cas.join("\n")).unwrap();
+        std::fs::write(dir.join("principals").join(current_user()), "breakglass\n").unwrap();
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let d = dir.display();
+        std::fs::write(
+            dir.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\nTrustedUserCAKeys {d}/ca.pub\nAuthorizedPrincipalsFile {d}/principals/%u\nAuthorizedKeysFile none\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n"
+            ),
+        )
+        .unwrap();
+        let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or_else(|| {
+                panic!("sshd is not installed; scripts/test installs openssh-server")
+            });
+        let log = std::fs::File::create(dir.join("sshd.log")).unwrap();
+        let child = Command::new(sshd)
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(dir.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.others.push(child);
+        wait_port(port);
+        self.sshd = Some((port, host_pub));
+    }
+
+    /// Starts redis-server on loopback (no persistence).
+    pub fn start_redis(&mut self) {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-server: {e}; scripts/test installs redis-server"));
+        self.others.push(child);
+        wait_port(port);
+        self.redis_port = port;
     }
 
     /// Starts proxy `i` and waits until it answers.
@@ -412,8 +504,69 @@ impl Drop for World {
             let _ = c.kill();
             let _ = c.wait();
         }
+        for mut c in self.others.drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
+
+/// The user the tests run as (the user sshd lets the principal log in as).
+pub fn current_user() -> String {
+    Command::new("id")
+        .arg("-un")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|_| "root".to_owned())
+}
+
+/// The catalog of the SSH and TCP tests: `bastion` (ssh, no approval), `brief` (ssh, 5 s
+/// grants), `impostor` (ssh, another host key pinned), `redis` (tcp).
+pub const SSH_CATALOG: &str = r#"version = 1
+
+[[service]]
+name = "bastion"
+kind = "ssh"
+description = "SSH bastion"
+upstream = "127.0.0.1:{ssh}"
+max_ttl = "1h"
+default_ttl = "30m"
+approvals = 0
+principals = ["breakglass"]
+host_key = "{hostkey}"
+
+[[service]]
+name = "brief"
+kind = "ssh"
+description = "SSH with 5-second grants"
+upstream = "127.0.0.1:{ssh}"
+max_ttl = "1h"
+default_ttl = "5s"
+approvals = 0
+principals = ["breakglass"]
+host_key = "{hostkey}"
+
+[[service]]
+name = "impostor"
+kind = "ssh"
+description = "The same host, with another key pinned"
+upstream = "127.0.0.1:{ssh}"
+max_ttl = "1h"
+default_ttl = "30m"
+approvals = 0
+principals = ["breakglass"]
+host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0/BI1KeVrrphI4X6+F7i7ANSpCOIVU1XEA7twXn56K"
+
+[[service]]
+name = "redis"
+kind = "tcp"
+description = "A TCP service"
+upstream = "127.0.0.1:{redis}"
+max_ttl = "1h"
+default_ttl = "30m"
+approvals = 0
+probe = "redis"
+"#;
 
 /// Every file under `dir`, recursively, as bytes.
 pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {

@@ -1,0 +1,331 @@
+//! SSH and TCP access end to end: a real OpenSSH sshd trusting the bglass SSH CA, the real
+//! system `ssh` through `bglass tunnel`, and a real Redis reached with `redis-cli` through
+//! `bglass forward`.
+
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bglass_tests::world::{PASSPHRASE, SSH_CATALOG, World, current_user, free_port, wait_port};
+use bglass_tests::{bin, command, run};
+use serde_json::Value;
+
+fn world(extra_cas: &[String]) -> World {
+    let mut w = World::new(
+        &["proxy-a"],
+        &[("alice", "responder,approver"), ("carol", "responder")],
+    );
+    w.start_sshd(extra_cas);
+    w.start_redis();
+    w.catalog(SSH_CATALOG);
+    w.start_all();
+    w
+}
+
+fn access(w: &World, who: &str, service: &str) -> Value {
+    let out = w.bglass(
+        who,
+        &[
+            "access",
+            service,
+            "--reason",
+            "r",
+            "--incident",
+            "INC-20",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+fn events(w: &World) -> Vec<Value> {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(command("bglass", home.path())
+        .args(["audit", "show", "--json"])
+        .arg(w.proxies[0].log_dir()));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    serde_json::from_str::<Vec<Value>>(&out.stdout)
+        .unwrap()
+        .into_iter()
+        .map(|e| e["event"]["event"].clone())
+        .collect()
+}
+
+/// Runs the system ssh directly against sshd (not through the proxy) with a key and cert.
+fn direct_ssh(w: &World, key: &std::path::Path, cert: &std::path::Path) -> bglass_tests::Run {
+    let (port, _) = w.sshd.clone().unwrap();
+    run(Command::new("ssh")
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args(["-o", "IdentitiesOnly=yes", "-i"])
+        .arg(key)
+        .arg("-o")
+        .arg(format!("CertificateFile={}", cert.display()))
+        .args([
+            "-p",
+            &port.to_string(),
+            &format!("{}@127.0.0.1", current_user()),
+            "echo",
+            "direct-ok",
+        ]))
+}
+
+#[test]
+fn ssh_runs_commands_with_a_certificate_and_passes_the_exit_status() {
+    let w = world(&[]);
+    access(&w, "alice", "bastion");
+    let user = current_user();
+    let ok = w.bglass(
+        "alice",
+        &["ssh", "bastion", "--user", &user, "--", "echo", "ok"],
+    );
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    assert_eq!(ok.stdout, "ok\n");
+    let three = w.bglass(
+        "alice",
+        &[
+            "ssh", "bastion", "--user", &user, "--", "sh", "-c", "exit 3",
+        ],
+    );
+    assert_eq!(three.code, Some(3), "{}", three.stderr);
+    // Arguments arrive as given, quoting included.
+    let quoted = w.bglass(
+        "alice",
+        &[
+            "ssh", "bastion", "--user", &user, "--", "printf", "%s|", "a b", "it's",
+        ],
+    );
+    assert_eq!(quoted.stdout, "a b|it's|", "{}", quoted.stderr);
+
+    // sshd accepted a certificate naming alice and the grant.
+    let log = std::fs::read_to_string(w.dir.path().join("sshd/sshd.log")).unwrap();
+    assert!(
+        log.contains("Accepted certificate ID \"bglass:alice:g-"),
+        "{log}"
+    );
+    // Audited: the certificate, and each tunnel opened and closed with its bytes.
+    let ev = events(&w);
+    let certs: Vec<&Value> = ev.iter().filter_map(|e| e.get("ssh_certificate")).collect();
+    assert_eq!(certs.len(), 3);
+    assert_eq!(certs[0]["principals"], serde_json::json!(["breakglass"]));
+    let closes: Vec<&Value> = ev.iter().filter_map(|e| e.get("tunnel_close")).collect();
+    assert!(closes.len() >= 3, "{ev:?}");
+    assert!(
+        closes
+            .iter()
+            .all(|c| c["bytes_up"].as_u64().unwrap() > 0 && c["bytes_down"].as_u64().unwrap() > 0)
+    );
+}
+
+#[test]
+fn certificates_end_with_the_grant_foreign_cas_and_wrong_host_keys_are_refused() {
+    // A CA sshd does not trust, to sign a certificate for the same key.
+    let scratch = tempfile::tempdir().unwrap();
+    let rogue = scratch.path().join("rogue_ca");
+    assert!(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&rogue)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let w = world(&[]);
+
+    // A 5-second grant: save its key and certificate for the system ssh.
+    access(&w, "alice", "brief");
+    let saved = w.bglass(
+        "alice",
+        &["ssh", "brief", "--user", &current_user(), "--save-cert"],
+    );
+    assert_eq!(saved.code, Some(0), "{}", saved.stderr);
+    let ssh_dir = w
+        .responder("alice")
+        .config
+        .parent()
+        .unwrap()
+        .join("state/ssh");
+    let key = ssh_dir.join("brief");
+    let cert = ssh_dir.join("brief-cert.pub");
+    // Valid now: sshd accepts it (directly, to test the certificate alone).
+    let before = direct_ssh(&w, &key, &cert);
+    assert_eq!(before.code, Some(0), "{}", before.stderr);
+    assert_eq!(before.stdout, "direct-ok\n");
+    // After the grant's end, sshd itself refuses it.
+    std::thread::sleep(Duration::from_secs(6));
+    let after = direct_ssh(&w, &key, &cert);
+    assert_ne!(after.code, Some(0), "an expired certificate was accepted");
+    let log = std::fs::read_to_string(w.dir.path().join("sshd/sshd.log")).unwrap();
+    assert!(
+        log.contains("expired"),
+        "sshd did not refuse for expiry: {log}"
+    );
+
+    // The same key certified by another CA: refused.
+    let pubkey = scratch.path().join("brief.pub");
+    let out = Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&key)
+        .output()
+        .unwrap();
+    std::fs::write(&pubkey, out.stdout).unwrap();
+    assert!(
+        Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(&rogue)
+            .args(["-I", "rogue", "-n", "breakglass", "-V", "-5m:+1h"])
+            .arg(&pubkey)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let forged = direct_ssh(&w, &key, &scratch.path().join("brief-cert.pub"));
+    assert_ne!(
+        forged.code,
+        Some(0),
+        "a certificate from another CA was accepted"
+    );
+
+    // A host whose key is not the catalog's pinned key: refused before authenticating.
+    access(&w, "alice", "impostor");
+    let impostor = w.bglass(
+        "alice",
+        &[
+            "ssh",
+            "impostor",
+            "--user",
+            &current_user(),
+            "--",
+            "echo",
+            "no",
+        ],
+    );
+    assert_eq!(impostor.code, Some(3), "{}", impostor.stderr);
+    assert!(
+        impostor
+            .stderr
+            .contains("does not match the key pinned in the catalog"),
+        "{}",
+        impostor.stderr
+    );
+    assert!(impostor.stdout.is_empty());
+}
+
+#[test]
+fn the_system_ssh_reaches_sshd_through_the_documented_proxycommand() {
+    let w = world(&[]);
+    access(&w, "carol", "bastion");
+    let saved = w.bglass(
+        "carol",
+        &["ssh", "bastion", "--user", &current_user(), "--save-cert"],
+    );
+    assert_eq!(saved.code, Some(0), "{}", saved.stderr);
+    // The snippet bglass printed, with the binary's path and this config made explicit.
+    let snippet: String = saved
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Host "))
+        .take_while(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let carol_cfg = w.responder("carol").config.clone();
+    let snippet = snippet.replace(
+        "ProxyCommand bglass tunnel bastion",
+        &format!(
+            "ProxyCommand env BGLASS_PASSPHRASE='{PASSPHRASE}' {} --config {} tunnel bastion",
+            bin("bglass").display(),
+            carol_cfg.display()
+        ),
+    );
+    assert!(snippet.contains("StrictHostKeyChecking yes"), "{snippet}");
+    let ssh_config = w.dir.path().join("ssh_config");
+    std::fs::write(&ssh_config, format!("{snippet}    BatchMode yes\n")).unwrap();
+    let out = run(Command::new("ssh").arg("-F").arg(&ssh_config).args([
+        "bastion.breakglass",
+        "echo",
+        "through-the-proxy",
+    ]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "through-the-proxy\n");
+}
+
+#[test]
+fn forward_serves_redis_cli_and_revocation_closes_forwarded_connections_within_a_second() {
+    let w = world(&[]);
+    let granted = access(&w, "carol", "redis");
+    let grant = granted["grant"]["id"].as_str().unwrap().to_owned();
+    let local = free_port();
+    let mut forward = Command::new(bin("bglass"))
+        .env("BGLASS_PASSPHRASE", PASSPHRASE)
+        .env("HOME", w.dir.path())
+        .arg("--config")
+        .arg(&w.responder("carol").config)
+        .args(["forward", "redis", "--local", &format!("127.0.0.1:{local}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(local);
+    let cli = |args: &[&str]| {
+        run(Command::new("redis-cli")
+            .args(["-p", &local.to_string()])
+            .args(args))
+    };
+    assert_eq!(cli(&["ping"]).stdout.trim(), "PONG");
+    assert_eq!(cli(&["set", "incident", "INC-20"]).stdout.trim(), "OK");
+    assert_eq!(cli(&["get", "incident"]).stdout.trim(), "INC-20");
+
+    // A connection left open through the forwarder.
+    let mut open = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
+    open.write_all(b"PING\r\n").unwrap();
+    let mut buf = [0u8; 64];
+    let n = open.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"+PONG\r\n");
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+
+    let revoked_at = Instant::now();
+    let revoke = w.bglass("alice", &["revoke", &grant, "--reason", "done"]);
+    assert_eq!(revoke.code, Some(0), "{}", revoke.stderr);
+    let revoke_took = revoked_at.elapsed();
+    let closed = open.read(&mut buf);
+    let cut_after = revoked_at.elapsed();
+    assert!(
+        matches!(closed, Ok(0) | Err(_)),
+        "the forwarded connection stayed open: {closed:?}"
+    );
+    assert!(
+        cut_after.saturating_sub(revoke_took) < Duration::from_secs(1),
+        "closed {cut_after:?} after the revoke started, which took {revoke_took:?}"
+    );
+    let _ = forward.kill();
+    let _ = forward.wait();
+
+    // Bytes audited both ways, and the cut attributed to the revocation.
+    std::thread::sleep(Duration::from_millis(500));
+    let ev = events(&w);
+    let closes: Vec<&Value> = ev.iter().filter_map(|e| e.get("tunnel_close")).collect();
+    assert!(closes.len() >= 4, "{ev:?}");
+    assert!(
+        closes
+            .iter()
+            .any(|c| c["reason"] == "revoked" && c["bytes_up"] == 6 && c["bytes_down"] == 7),
+        "{closes:?}"
+    );
+    // The redis-cli runs moved bytes both ways too (the readiness probe's empty connection
+    // is a tunnel with no bytes, also recorded).
+    assert!(closes.iter().filter(|c| c["bytes_up"].as_u64().unwrap() > 0 && c["bytes_down"].as_u64().unwrap() > 0).count() >= 4);
+}
