@@ -148,6 +148,8 @@ fn init(
 }
 
 fn run(config: &std::path::Path) -> ExitCode {
+    // Each tunnel holds two sockets: allow as many files as the hard limit does.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

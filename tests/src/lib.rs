@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod raw;
+pub mod tunnels;
 pub mod world;
 
 use std::path::{Path, PathBuf};
@@ -26,12 +27,12 @@ pub fn root() -> PathBuf {
 /// that cannot find them fails with that instruction rather than testing something else.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    // target/<triple>/<profile>/deps/<test> → target/<triple>/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    // target/<triple>/<profile>/deps/<test> → target/<triple>/<profile>/<name>; a binary of
+    // this crate (a benchmark) sits in <profile>/ itself.
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),

@@ -426,6 +426,16 @@ impl World {
         }
     }
 
+    /// The process id of proxy `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.proxies[i].child.as_ref().map(Child::id)
+    }
+
+    /// Uses `port` as the "redis" upstream (any TCP service).
+    pub fn set_tcp_port(&mut self, port: u16) {
+        self.redis_port = port;
+    }
+
     /// Sends SIGHUP to proxy `i`.
     pub fn hup(&self, i: usize) {
         if let Some(c) = &self.proxies[i].child {

@@ -329,3 +329,38 @@ fn forward_serves_redis_cli_and_revocation_closes_forwarded_connections_within_a
     // is a tunnel with no bytes, also recorded).
     assert!(closes.iter().filter(|c| c["bytes_up"].as_u64().unwrap() > 0 && c["bytes_down"].as_u64().unwrap() > 0).count() >= 4);
 }
+
+#[test]
+fn a_thousand_concurrent_tunnels_through_one_proxy_none_dropped() {
+    use bglass_tests::raw::Raw;
+    use bglass_tests::tunnels::{self, ECHO_CATALOG};
+    let mut w = World::new(&["proxy-a"], &[("alice", "responder")]);
+    w.set_tcp_port(tunnels::start_echo());
+    w.catalog(ECHO_CATALOG);
+    w.start_all();
+    let token = access(&w, "alice", "echo")["grant"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let alice = Raw::new(
+        &w.responder("alice").config,
+        &w.proxies[0].url(),
+        &w.proxies[0].pin,
+    );
+    let result = tunnels::run(&w, &alice, &token, 1000, w.pid(0).unwrap());
+    assert_eq!(result.opened, 1000, "{result:?}");
+    assert_eq!(result.echoed, 1000, "{result:?}");
+    // Every tunnel is in the log, opened and closed.
+    std::thread::sleep(Duration::from_secs(2));
+    let ev = events(&w);
+    assert_eq!(
+        ev.iter().filter(|e| e.get("tunnel_open").is_some()).count(),
+        1000
+    );
+    assert_eq!(
+        ev.iter()
+            .filter(|e| e.get("tunnel_close").is_some())
+            .count(),
+        1000
+    );
+}
