@@ -141,6 +141,16 @@ fn detail(event: &Event) -> String {
         } => format!(
             "{method} {path} -> {status}, {bytes_in}B in, {bytes_out}B out, {duration_ms}ms"
         ),
+        K::SshCertificate {
+            principals,
+            valid_before,
+            serial,
+            ..
+        } => format!(
+            "SSH certificate {serial} for {} until {}",
+            principals.join(","),
+            timestamp::format_secs(*valid_before)
+        ),
         K::TunnelOpen { tunnel, .. } => format!("tunnel {tunnel} open"),
         K::TunnelClose {
             tunnel,
