@@ -109,6 +109,38 @@ fn ssh_runs_commands_with_a_certificate_and_passes_the_exit_status() {
     );
     assert_eq!(quoted.stdout, "a b|it's|", "{}", quoted.stderr);
 
+    // Without a command: a shell on a PTY (here fed from a pipe), its exit status passed on.
+    let mut shell = Command::new(bin("bglass"))
+        .env("BGLASS_PASSPHRASE", PASSPHRASE)
+        .env("HOME", w.dir.path())
+        .arg("--config")
+        .arg(&w.responder("alice").config)
+        .args(["ssh", "bastion", "--user", &user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    shell
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo from-a-pty-$((6*7)); tty; exit 4\n")
+        .unwrap();
+    let out = shell.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("from-a-pty-42"), "{text}");
+    assert!(
+        text.contains("/dev/pts/"),
+        "the shell did not get a PTY: {text}"
+    );
+
     // sshd accepted a certificate naming alice and the grant.
     let log = std::fs::read_to_string(w.dir.path().join("sshd/sshd.log")).unwrap();
     assert!(
@@ -118,10 +150,10 @@ fn ssh_runs_commands_with_a_certificate_and_passes_the_exit_status() {
     // Audited: the certificate, and each tunnel opened and closed with its bytes.
     let ev = events(&w);
     let certs: Vec<&Value> = ev.iter().filter_map(|e| e.get("ssh_certificate")).collect();
-    assert_eq!(certs.len(), 3);
+    assert_eq!(certs.len(), 4);
     assert_eq!(certs[0]["principals"], serde_json::json!(["breakglass"]));
     let closes: Vec<&Value> = ev.iter().filter_map(|e| e.get("tunnel_close")).collect();
-    assert!(closes.len() >= 3, "{ev:?}");
+    assert!(closes.len() >= 4, "{ev:?}");
     assert!(
         closes
             .iter()
