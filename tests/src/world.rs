@@ -475,6 +475,29 @@ impl World {
             .collect()
     }
 
+    /// `bglass access SERVICE --json` as `who`, which must succeed; the request view.
+    pub fn access(&self, who: &str, service: &str) -> serde_json::Value {
+        let out = self.bglass(
+            who,
+            &[
+                "access",
+                service,
+                "--reason",
+                "test",
+                "--incident",
+                "INC-T",
+                "--json",
+            ],
+        );
+        assert_eq!(
+            out.code,
+            Some(0),
+            "access {service} as {who}: {}",
+            out.stderr
+        );
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+
     /// Fetches proxy `i`'s metrics.
     pub fn metrics(&self, i: usize) -> String {
         use std::io::{Read, Write};

@@ -54,21 +54,10 @@ fn denials(w: &World) -> Vec<String> {
 }
 
 fn token_of(w: &World, who: &str, service: &str) -> String {
-    let out = w.bglass(
-        who,
-        &[
-            "access",
-            service,
-            "--reason",
-            "r",
-            "--incident",
-            "INC-9",
-            "--json",
-        ],
-    );
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let v: Value = serde_json::from_str(&out.stdout).unwrap();
-    v["grant"]["token"].as_str().unwrap().to_owned()
+    w.access(who, service)["grant"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]

@@ -25,23 +25,6 @@ fn world(extra_cas: &[String]) -> World {
     w
 }
 
-fn access(w: &World, who: &str, service: &str) -> Value {
-    let out = w.bglass(
-        who,
-        &[
-            "access",
-            service,
-            "--reason",
-            "r",
-            "--incident",
-            "INC-20",
-            "--json",
-        ],
-    );
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    serde_json::from_str(&out.stdout).unwrap()
-}
-
 fn events(w: &World) -> Vec<Value> {
     let home = tempfile::tempdir().unwrap();
     let out = run(command("bglass", home.path())
@@ -85,7 +68,7 @@ fn direct_ssh(w: &World, key: &std::path::Path, cert: &std::path::Path) -> bglas
 #[test]
 fn ssh_runs_commands_with_a_certificate_and_passes_the_exit_status() {
     let w = world(&[]);
-    access(&w, "alice", "bastion");
+    w.access("alice", "bastion");
     let user = current_user();
     let ok = w.bglass(
         "alice",
@@ -177,7 +160,7 @@ fn certificates_end_with_the_grant_foreign_cas_and_wrong_host_keys_are_refused()
     let w = world(&[]);
 
     // A 5-second grant: save its key and certificate for the system ssh.
-    access(&w, "alice", "brief");
+    w.access("alice", "brief");
     let saved = w.bglass(
         "alice",
         &["ssh", "brief", "--user", &current_user(), "--save-cert"],
@@ -232,7 +215,7 @@ fn certificates_end_with_the_grant_foreign_cas_and_wrong_host_keys_are_refused()
     );
 
     // A host whose key is not the catalog's pinned key: refused before authenticating.
-    access(&w, "alice", "impostor");
+    w.access("alice", "impostor");
     let impostor = w.bglass(
         "alice",
         &[
@@ -259,7 +242,7 @@ fn certificates_end_with_the_grant_foreign_cas_and_wrong_host_keys_are_refused()
 #[test]
 fn the_system_ssh_reaches_sshd_through_the_documented_proxycommand() {
     let w = world(&[]);
-    access(&w, "carol", "bastion");
+    w.access("carol", "bastion");
     let saved = w.bglass(
         "carol",
         &["ssh", "bastion", "--user", &current_user(), "--save-cert"],
@@ -297,7 +280,7 @@ fn the_system_ssh_reaches_sshd_through_the_documented_proxycommand() {
 #[test]
 fn forward_serves_redis_cli_and_revocation_closes_forwarded_connections_within_a_second() {
     let w = world(&[]);
-    let granted = access(&w, "carol", "redis");
+    let granted = w.access("carol", "redis");
     let grant = granted["grant"]["id"].as_str().unwrap().to_owned();
     let local = free_port();
     let mut forward = Command::new(bin("bglass"))
@@ -370,7 +353,7 @@ fn a_thousand_concurrent_tunnels_through_one_proxy_none_dropped() {
     w.set_tcp_port(tunnels::start_echo());
     w.catalog(ECHO_CATALOG);
     w.start_all();
-    let token = access(&w, "alice", "echo")["grant"]["token"]
+    let token = w.access("alice", "echo")["grant"]["token"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -18,20 +18,7 @@ fn main() {
     w.set_tcp_port(tunnels::start_echo());
     w.catalog(ECHO_CATALOG);
     w.start_all();
-    let out = w.bglass(
-        "alice",
-        &[
-            "access",
-            "echo",
-            "--reason",
-            "bench",
-            "--incident",
-            "BENCH",
-            "--json",
-        ],
-    );
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let token = serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["grant"]["token"]
+    let token = w.access("alice", "echo")["grant"]["token"]
         .as_str()
         .unwrap()
         .to_owned();
