@@ -21,6 +21,7 @@ pub mod grant;
 pub mod id;
 pub mod keys;
 pub mod roster;
+pub mod scenario;
 pub mod source;
 pub mod timestamp;
 pub mod vault;
