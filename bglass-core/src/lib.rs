@@ -14,6 +14,7 @@
 pub mod api;
 pub mod audit;
 pub mod catalog;
+pub mod drill;
 pub mod duration;
 pub mod envelope;
 pub mod failstale;
