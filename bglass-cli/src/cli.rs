@@ -58,8 +58,132 @@ pub enum Command {
     /// Verify, read and summarise a proxy's audit log (offline, from a copied directory).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Rehearse outages: simulate a scenario locally, run a live drill, score it.
+    #[command(subcommand)]
+    Drill(DrillCommand),
     /// Print shell completions.
     Completions(CompletionsArgs),
+}
+
+/// `bglass drill …`.
+#[derive(Debug, Subcommand)]
+pub enum DrillCommand {
+    /// Run a scenario in a world on loopback (real proxies, simulated tools, fault links,
+    /// synthetic participants) and score it; exit 6 when its expectations are not met.
+    Simulate(DrillSimulateArgs),
+    /// Show what a scenario will do, before doing it.
+    Plan(DrillPlanArgs),
+    /// List every network endpoint the break-glass path needs, flagged where it matches a
+    /// declared production dependency; exit 6 when one does.
+    Deps(DrillDepsArgs),
+    /// Start a live drill on every proxy (drill-lead role).
+    Start(DrillStartArgs),
+    /// Stop the live drill on every proxy (drill-lead role).
+    Stop(DrillStopArgs),
+    /// Take part in the live drill: probe the drill's tools through the proxies.
+    Join(JsonArgs),
+    /// Score a live drill from copies of the proxies' audit logs.
+    Report(DrillReportArgs),
+}
+
+/// `bglass drill simulate`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  bglass drill simulate drills/zero-trust-outage.toml
+  bglass drill simulate drills/company-wide.toml --participants 2000 --out /tmp/drill
+
+Writes report.json, report.html and the world (each proxy's config and audit log) to
+--out [default: drill-reports/<drill id>].")]
+pub struct DrillSimulateArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Participants, instead of the scenario's count.
+    #[arg(long, value_name = "N")]
+    pub participants: Option<u32>,
+    /// The output directory (must not hold a drill already).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print the scorecard as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bglass drill plan`.
+#[derive(Debug, Args)]
+pub struct DrillPlanArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bglass drill deps`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  bglass drill deps --proxy-config /etc/bglass/proxy.toml --services services.toml \\
+      --cli-config ~/.config/bglass/config.toml --production drills/production.toml")]
+pub struct DrillDepsArgs {
+    /// A proxy's proxy.toml (repeat for each proxy).
+    #[arg(long = "proxy-config", value_name = "FILE")]
+    pub proxy_configs: Vec<PathBuf>,
+    /// The catalog.
+    #[arg(long, value_name = "FILE")]
+    pub services: Option<PathBuf>,
+    /// A responder's CLI config (repeat).
+    #[arg(long = "cli-config", value_name = "FILE")]
+    pub cli_configs: Vec<PathBuf>,
+    /// The declared production dependencies.
+    #[arg(long, value_name = "FILE")]
+    pub production: PathBuf,
+    /// Print the endpoints as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bglass drill start`.
+#[derive(Debug, Args)]
+pub struct DrillStartArgs {
+    /// The scenario file (its tools, client-side faults and duration make the plan).
+    pub scenario: PathBuf,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bglass drill stop`.
+#[derive(Debug, Args)]
+pub struct DrillStopArgs {
+    /// The drill's id [default: the drill running on the first proxy that answers].
+    pub drill: Option<String>,
+}
+
+/// `bglass drill report`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  bglass drill report zero-trust-outage-20261122031500 --log copies/primary/log \\
+      --key ed25519:… --scenario drills/zero-trust-outage.toml --out report/")]
+pub struct DrillReportArgs {
+    /// The drill's id (as `bglass drill start` printed it).
+    pub drill: String,
+    /// A copy of a proxy's audit log directory (repeat for each proxy).
+    #[arg(long = "log", value_name = "DIR", required = true)]
+    pub logs: Vec<PathBuf>,
+    /// Each log's proxy signing key, in the order of --log (as `bglass-proxy init` printed it).
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
+    /// The scenario, to judge its expectations.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Where report.json and report.html go.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print the scorecard as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `bglass enroll`.

@@ -122,7 +122,14 @@ pub struct Session {
 fn http_client(entry: &ProxyEntry, identity: &ResponderIdentity) -> CliResult<reqwest::Client> {
     let tls = bglass_proxy::tls::client_config(entry.pin, &identity.key, identity.id.as_str())
         .map_err(|e| CliError::internal(format!("TLS setup: {e}")))?;
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    // A URL naming a host is dialled at its pinned address: never a DNS lookup (DESIGN §2).
+    if let Some(host) = url_host(&entry.url)
+        && host.parse::<std::net::IpAddr>().is_err()
+    {
+        builder = builder.resolve(host, entry.addr);
+    }
+    builder
         .use_preconfigured_tls(tls)
         .https_only(true)
         .no_proxy()
@@ -133,7 +140,35 @@ fn http_client(entry: &ProxyEntry, identity: &ResponderIdentity) -> CliResult<re
         .map_err(|e| CliError::internal(format!("HTTP client: {e}")))
 }
 
+/// The host of an `https://HOST:PORT` URL.
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("https://")?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    rest.rsplit_once(':').map(|(host, _)| host)
+}
+
 impl Session {
+    /// A session that keeps nothing on disk (the drill simulator's synthetic participants).
+    pub fn in_memory(identity: ResponderIdentity, proxies: &[ProxyEntry]) -> CliResult<Self> {
+        let conns = proxies
+            .iter()
+            .map(|entry| {
+                Ok(Conn {
+                    http: http_client(entry, &identity)?,
+                    record: None,
+                    entry: entry.clone(),
+                    contacted: false,
+                })
+            })
+            .collect::<CliResult<Vec<_>>>()?;
+        Ok(Self {
+            identity,
+            store: Store::ephemeral(),
+            conns,
+            verbose: false,
+        })
+    }
+
     /// Loads the config and unlocks the key.
     pub fn open(config_flag: Option<&Path>) -> CliResult<Self> {
         let location = config::locate(config_flag)?;
@@ -301,8 +336,20 @@ impl Session {
             .await
             .map_err(|e| CallError::Unavailable(describe(&e)))?;
         if !checkpoint.status().is_success() {
-            // A brand-new proxy signs its first checkpoint within a second of starting.
-            self.conns[i].contacted = true;
+            // A brand-new proxy signs its first checkpoint within a second of starting:
+            // remember who it is for this run (nothing to check its log against yet).
+            let conn = &mut self.conns[i];
+            if conn.record.is_none() {
+                conn.record = Some(ProxyRecord {
+                    url: conn.entry.url.clone(),
+                    id,
+                    key,
+                    size: 0,
+                    root: String::new(),
+                    note: String::new(),
+                });
+            }
+            conn.contacted = true;
             return Ok(());
         }
         let note = checkpoint
@@ -410,7 +457,7 @@ pub fn refusal_error(status: u16, e: ApiError) -> CliError {
     } else {
         ErrorKind::Denied
     };
-    let err = CliError::new(kind, format!("{} ({})", e.message, e.error));
+    let err = CliError::new(kind, format!("{} ({})", e.message, e.error)).with_code(e.error);
     match e.hint {
         Some(h) => err.with_hint(h),
         None => err,

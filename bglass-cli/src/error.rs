@@ -23,6 +23,8 @@ pub enum ErrorKind {
     Exit(u8),
     /// Verification found a defect (tampered or damaged data). Exit 5.
     Defect,
+    /// A drill ran but did not meet its scenario's expectations. Exit 6.
+    DrillFailed,
     /// Standard output was closed by its reader: exit 0 without a message.
     ClosedPipe,
     /// A bug or an environment failure the user cannot fix by changing input. Exit 70.
@@ -39,6 +41,7 @@ impl ErrorKind {
             Self::Denied => 3,
             Self::Unavailable => 4,
             Self::Defect => 5,
+            Self::DrillFailed => 6,
             Self::Upstream4xx => 8,
             Self::Upstream5xx => 9,
             Self::Internal => 70,
@@ -55,6 +58,7 @@ Exit codes:
   3   denied by the proxy (the message gives the reason code)
   4   unavailable: no proxy reachable, or none able to serve
   5   verification failed: the audit log has a defect (the message names it and its index)
+  6   bglass drill: the drill ran but did not meet its scenario's expectations
   8   bglass curl: the tool answered with a 4xx status
   9   bglass curl: the tool answered with a 5xx status
   bglass ssh -- COMMAND exits with the remote command's status
@@ -66,6 +70,7 @@ pub struct CliError {
     kind: ErrorKind,
     message: String,
     hint: Option<String>,
+    code: Option<String>,
 }
 
 impl CliError {
@@ -85,7 +90,24 @@ impl CliError {
             kind,
             message: message.to_string(),
             hint: None,
+            code: None,
         }
+    }
+
+    /// Adds the proxy's refusal code.
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// The proxy's refusal code, when a proxy refused.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
     }
 
     /// The reader of standard output went away: stop quietly, successfully.

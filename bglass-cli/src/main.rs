@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod cmd;
 mod config;
+mod drill;
 mod error;
 mod output;
 mod passphrase;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         cli::Command::Forward(args) => cmd::forward::run(cli.config.as_deref(), args),
         cli::Command::Catalog(cli::CatalogCommand::Check(args)) => cmd::catalog::check(args),
         cli::Command::Audit(command) => cmd::audit::run(cli.config.as_deref(), command),
+        cli::Command::Drill(command) => cmd::drill::run(cli.config.as_deref(), command),
         cli::Command::Completions(args) => cmd::completions::run(args),
     };
     match result {

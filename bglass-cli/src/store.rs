@@ -18,6 +18,8 @@ const MAX_STATE_BYTES: u64 = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+    /// False for a store that keeps nothing (the drill simulator's participants).
+    persist: bool,
 }
 
 /// What the CLI knows about one proxy.
@@ -118,6 +120,15 @@ impl Store {
     pub fn beside(config: &Path) -> Self {
         Self {
             dir: config.parent().unwrap_or(Path::new(".")).join("state"),
+            persist: true,
+        }
+    }
+
+    /// A store that reads nothing and writes nothing.
+    pub fn ephemeral() -> Self {
+        Self {
+            dir: PathBuf::new(),
+            persist: false,
         }
     }
 
@@ -128,6 +139,9 @@ impl Store {
 
     /// The record of the proxy at `url` pinned by `pin`.
     pub fn proxy(&self, url: &str, pin: &CertPin) -> Option<ProxyRecord> {
+        if !self.persist {
+            return None;
+        }
         read_json(&self.proxy_path(url, pin))
     }
 
@@ -140,11 +154,17 @@ impl Store {
 
     /// Saves what is known about a proxy.
     pub fn save_proxy(&self, pin: &CertPin, record: &ProxyRecord) -> CliResult {
+        if !self.persist {
+            return Ok(());
+        }
         write_json(&self.proxy_path(&record.url, pin), record)
     }
 
     /// Saves a grant the responder now holds.
     pub fn save_grant(&self, grant: &HeldGrant) -> CliResult {
+        if !self.persist {
+            return Ok(());
+        }
         write_json(
             &self.dir.join("grants").join(format!("{}.json", grant.id)),
             grant,
@@ -153,11 +173,17 @@ impl Store {
 
     /// Forgets a grant.
     pub fn remove_grant(&self, id: &GrantId) {
+        if !self.persist {
+            return;
+        }
         let _ = std::fs::remove_file(self.dir.join("grants").join(format!("{id}.json")));
     }
 
     /// The grants held, newest expiry first.
     pub fn grants(&self) -> Vec<HeldGrant> {
+        if !self.persist {
+            return Vec::new();
+        }
         let mut out: Vec<HeldGrant> = std::fs::read_dir(self.dir.join("grants"))
             .into_iter()
             .flatten()
@@ -181,6 +207,9 @@ impl Store {
 
     /// Saves a receipt.
     pub fn save_receipt(&self, receipt: &StoredReceipt) -> CliResult {
+        if !self.persist {
+            return Ok(());
+        }
         write_json(
             &self
                 .dir
@@ -192,6 +221,9 @@ impl Store {
 
     /// Every stored receipt.
     pub fn receipts(&self) -> Vec<(PathBuf, Option<StoredReceipt>)> {
+        if !self.persist {
+            return Vec::new();
+        }
         let mut out: Vec<(PathBuf, Option<StoredReceipt>)> =
             std::fs::read_dir(self.dir.join("receipts"))
                 .into_iter()

@@ -40,6 +40,15 @@ impl Dialer {
             .into_iter()
             .next()
             .ok_or_else(|| CliError::internal("no grant"))?;
+        Self::for_grant(session, conn, grant)
+    }
+
+    /// A dialer for `grant`, issued by the proxy of `conn`.
+    pub fn for_grant(
+        session: &Session,
+        conn: &crate::client::Conn,
+        grant: HeldGrant,
+    ) -> CliResult<Self> {
         let config = bglass_proxy::tls::client_config(
             conn.entry.pin,
             &session.identity.key,

@@ -83,6 +83,9 @@ pub struct RequestView {
     /// The audit index of the grant entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_index: Option<u64>,
+    /// Order of arrival at the proxy (for `GET /v1/requests?wait=S&since=SEQ`).
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// A catalog service's state in `/v1/status`.
@@ -96,6 +99,9 @@ pub struct ServiceStatus {
     pub approvals: u8,
     /// Emergency bypass allowed.
     pub emergency_bypass: bool,
+    /// For TCP services, the protocol the health probe speaks (`postgres`, `redis`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<String>,
     /// `up`, `down` or `unknown` (informational only).
     pub health: String,
     /// Why, when down.

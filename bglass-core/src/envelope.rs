@@ -110,6 +110,14 @@ pub enum Action {
         /// The reviewer's conclusion.
         note: String,
     },
+    /// Start a live drill (drill-lead role): the proxy tags every event with its id until
+    /// it is stopped or its time is up, and hands its plan to participants.
+    DrillStart(crate::drill::LivePlan),
+    /// Stop the live drill.
+    DrillStop {
+        /// The drill's id.
+        drill: String,
+    },
 }
 
 impl Action {
@@ -119,6 +127,7 @@ impl Action {
             Self::Approve { .. } => vec![],
             Self::Deny { reason, .. } | Self::Revoke { reason, .. } => vec![("reason", reason)],
             Self::Review { note, .. } => vec![("note", note)],
+            Self::DrillStart(_) | Self::DrillStop { .. } => vec![],
         }
     }
 }

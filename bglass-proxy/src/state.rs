@@ -104,6 +104,9 @@ pub struct RequestRec {
     pub status: RequestStatus,
     /// Drill, if any.
     pub drill: Option<String>,
+    /// Order of arrival at this proxy (1, 2, …): approvers long-poll for requests newer
+    /// than the last they saw.
+    pub seq: u64,
 }
 
 /// A grant as the state holds it.
@@ -165,6 +168,10 @@ pub struct State {
     pub replay: ReplayGuard,
     /// The live drill, if one is running.
     pub drill: Option<String>,
+    /// Its plan and when it started (Unix ms), when started through the API.
+    pub drill_plan: Option<(bglass_core::drill::LivePlan, u64)>,
+    /// Requests received so far (the last [`RequestRec::seq`]).
+    pub request_seq: u64,
 }
 
 impl Default for State {
@@ -190,6 +197,8 @@ impl State {
             grants: HashMap::new(),
             replay: ReplayGuard::new(REPLAY_CAPACITY),
             drill: None,
+            drill_plan: None,
+            request_seq: 0,
         }
     }
 
@@ -216,6 +225,8 @@ impl State {
                 let Some(responder) = event.actor.clone() else {
                     return;
                 };
+                self.request_seq += 1;
+                let seq = self.request_seq;
                 self.requests.insert(
                     request.clone(),
                     RequestRec {
@@ -233,6 +244,7 @@ impl State {
                         approved_by: Vec::new(),
                         status: RequestStatus::Pending,
                         drill: event.drill.clone(),
+                        seq,
                     },
                 );
             }
@@ -322,8 +334,17 @@ impl State {
                     g.reviewed_by = event.actor.clone();
                 }
             }
-            EventKind::DrillStart { .. } => self.drill = event.drill.clone(),
-            EventKind::DrillStop {} => self.drill = None,
+            EventKind::DrillStart { plan, envelope, .. } => {
+                if let Some(envelope) = envelope {
+                    remember(envelope);
+                }
+                self.drill = event.drill.clone();
+                self.drill_plan = plan.clone().map(|p| (p, event.time_ms));
+            }
+            EventKind::DrillStop {} => {
+                self.drill = None;
+                self.drill_plan = None;
+            }
             _ => {}
         }
     }
@@ -367,6 +388,7 @@ impl State {
             },
             grant,
             receipt: None,
+            seq: r.seq,
         }
     }
 }
@@ -505,6 +527,7 @@ impl State {
             approved_by: Vec::new(),
             status: RequestStatus::Pending,
             drill: self.drill.clone(),
+            seq: self.request_seq + 1,
         };
         let mut events = vec![(
             Some(ctx.caller.id.clone()),
@@ -714,6 +737,63 @@ impl State {
                 envelope,
             },
         )])
+    }
+
+    /// Starting a live drill: drill leads only, one at a time.
+    pub fn decide_drill_start(
+        &self,
+        ctx: &Context<'_>,
+        plan: &bglass_core::drill::LivePlan,
+        envelope: StoredEnvelope,
+    ) -> Decision {
+        need_role(ctx, Role::DrillLead)?;
+        plan.validate()
+            .map_err(|why| Refusal::new("bad_plan", 400, format!("drill plan: {why}")))?;
+        if let Some(running) = &self.drill {
+            return Err(Refusal::new(
+                "drill_running",
+                409,
+                format!("drill {running} is running; stop it first"),
+            ));
+        }
+        if let Some(s) = plan.services.iter().find(|s| ctx.catalog.get(s).is_none()) {
+            return Err(Refusal::new(
+                "unknown_service",
+                404,
+                format!("the drill names {s}, which this proxy's catalog does not hold"),
+            ));
+        }
+        Ok(vec![(
+            Some(ctx.caller.id.clone()),
+            EventKind::DrillStart {
+                scenario: plan.scenario.clone(),
+                envelope: Some(envelope),
+                plan: Some(plan.clone()),
+            },
+        )])
+    }
+
+    /// Stopping the live drill.
+    pub fn decide_drill_stop(&self, ctx: &Context<'_>, drill: &str) -> Decision {
+        need_role(ctx, Role::DrillLead)?;
+        match &self.drill {
+            Some(running) if running == drill => {
+                Ok(vec![(Some(ctx.caller.id.clone()), EventKind::DrillStop {})])
+            }
+            Some(running) => Err(Refusal::new(
+                "wrong_drill",
+                409,
+                format!("the running drill is {running}, not {drill}"),
+            )),
+            None => Err(Refusal::new("no_drill", 409, "no drill is running")),
+        }
+    }
+
+    /// Whether the live drill's time is up at `now_ms`.
+    pub fn drill_over(&self, now_ms: u64) -> bool {
+        self.drill_plan
+            .as_ref()
+            .is_some_and(|(plan, started)| now_ms >= started.saturating_add(plan.duration_ms))
     }
 
     /// Grants whose end has passed and whose expiry is not yet recorded.

@@ -107,9 +107,13 @@ async fn wait_for_approval(
                 "it is still pending; approvers can still approve it, then run `bglass grants`",
             ));
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // A long poll: the proxy answers at once when the request changes, else after a
+        // second (which keeps the clock above ticking).
         let (value, _) = session
-            .call_with(&Call::get(format!("/v1/requests/{}", view.id)), Some(proxy))
+            .call_with(
+                &Call::get(format!("/v1/requests/{}?wait=1", view.id)),
+                Some(proxy),
+            )
             .await?;
         view = serde_json::from_value(value).map_err(CliError::internal)?;
         if view.status != "pending" {

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod catalog;
 pub mod completions;
 pub mod curl;
+pub mod drill;
 pub mod enroll;
 pub mod forward;
 pub mod grants;

@@ -22,11 +22,11 @@ use crate::tunnel::Dialer;
 
 /// What the proxy answers for a certificate request.
 #[derive(Debug, serde::Deserialize)]
-struct Issued {
-    certificate: String,
-    principals: Vec<String>,
-    host_key: String,
-    valid_before: u64,
+pub(crate) struct Issued {
+    pub(crate) certificate: String,
+    pub(crate) principals: Vec<String>,
+    pub(crate) host_key: String,
+    pub(crate) valid_before: u64,
 }
 
 /// Quotes one argument for a POSIX shell.
@@ -172,7 +172,11 @@ pub fn run(config: Option<&Path>, args: SshArgs) -> CliResult {
 }
 
 /// Refuses a host whose key is not the catalog's pinned key.
-fn check_host_key(ssh: &ssh2::Session, service: &ServiceName, pinned: &str) -> CliResult {
+pub(crate) fn check_host_key(
+    ssh: &ssh2::Session,
+    service: &ServiceName,
+    pinned: &str,
+) -> CliResult {
     let expected = pinned
         .split_whitespace()
         .nth(1)

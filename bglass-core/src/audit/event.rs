@@ -228,6 +228,9 @@ pub enum EventKind {
         /// The drill lead's signed request, when started through the API.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         envelope: Option<StoredEnvelope>,
+        /// What participants are asked to do.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan: Option<crate::drill::LivePlan>,
     },
     /// A live drill stopped.
     DrillStop {},

@@ -8,12 +8,90 @@
 //! `report.html`, and printed.
 
 pub mod fromlog;
+pub mod html;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
 
 use crate::scenario::{Expectations, Fault};
+
+/// A live drill as the drill lead starts it and participants read it from the proxy
+/// (`GET /v1/drill`): which tools to probe, which proxies to skip when, and for how long.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LivePlan {
+    /// The drill's id (`[a-z0-9-]`, 1-64): tags the audit events.
+    pub drill: String,
+    /// The scenario's name.
+    pub scenario: String,
+    /// SHA-256 of the scenario file, hex.
+    pub digest: String,
+    /// The tools each participant probes.
+    pub services: Vec<crate::id::ServiceName>,
+    /// Client-side faults: proxies participants must not use during a window.
+    #[serde(default)]
+    pub skip: Vec<SkipProxy>,
+    /// How long the drill runs; the proxy ends it then if nobody stops it.
+    pub duration_ms: u64,
+}
+
+/// A client-side fault of a live drill: participants act as if `proxy` were unreachable
+/// from `start_ms` to `end_ms` after the drill's start.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkipProxy {
+    /// The proxy's id.
+    pub proxy: String,
+    /// From, ms after the start.
+    pub start_ms: u64,
+    /// Until, ms after the start.
+    pub end_ms: u64,
+}
+
+impl LivePlan {
+    /// Checks the names and bounds a proxy relies on.
+    pub fn validate(&self) -> Result<(), String> {
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if !name_ok(&self.drill) {
+            return Err(format!(
+                "drill id {:?} must be 1-64 of a-z, 0-9, -",
+                self.drill
+            ));
+        }
+        if !name_ok(&self.scenario) {
+            return Err(format!(
+                "scenario {:?} must be 1-64 of a-z, 0-9, -",
+                self.scenario
+            ));
+        }
+        if self.digest.len() != 64 || !self.digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("digest must be 64 hex digits".to_owned());
+        }
+        if self.services.is_empty() || self.services.len() > 256 {
+            return Err("a drill probes 1-256 services".to_owned());
+        }
+        if self.skip.len() > crate::scenario::MAX_FAULTS {
+            return Err("too many client-side faults".to_owned());
+        }
+        if self.duration_ms == 0 || self.duration_ms > crate::scenario::MAX_DURATION_MS {
+            return Err("duration must be between 1 ms and 1 hour".to_owned());
+        }
+        Ok(())
+    }
+
+    /// Whether participants skip `proxy` at `offset_ms` after the drill's start.
+    pub fn skips(&self, proxy: &str, offset_ms: u64) -> bool {
+        self.skip
+            .iter()
+            .any(|s| s.proxy == proxy && s.start_ms <= offset_ms && offset_ms < s.end_ms)
+    }
+}
 
 /// One participant's attempt to reach one tool: the unit a drill counts.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -303,7 +381,7 @@ pub struct ToolCause {
     pub cause: CauseCount,
 }
 
-fn percent(x: f64) -> String {
+pub(crate) fn percent(x: f64) -> String {
     let p = x * 100.0;
     if (p - p.round()).abs() < 0.05 {
         format!("{p:.0}%")

@@ -79,13 +79,20 @@ pub async fn handle(proxy: &Arc<Proxy>, peer: &Peer, req: Request<Incoming>) -> 
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let result = match (method, path.as_str()) {
-        (Method::POST, "/v1/access" | "/v1/approve" | "/v1/deny" | "/v1/revoke" | "/v1/review") => {
-            mutate(proxy, peer, &caller, req).await
+        (
+            Method::POST,
+            "/v1/access" | "/v1/approve" | "/v1/deny" | "/v1/revoke" | "/v1/review"
+            | "/v1/drill/start" | "/v1/drill/stop",
+        ) => mutate(proxy, peer, &caller, req).await,
+        (Method::GET, "/v1/requests") => {
+            let wait = wait_of(&req);
+            Ok(requests(proxy, &caller, wait, query(&req, "since").unwrap_or(0)).await)
         }
-        (Method::GET, "/v1/requests") => Ok(requests(proxy, &caller)),
         (Method::GET, p) if p.starts_with("/v1/requests/") => {
-            one_request(proxy, &caller, &p["/v1/requests/".len()..])
+            let wait = wait_of(&req);
+            one_request(proxy, &caller, &p["/v1/requests/".len()..], wait).await
         }
+        (Method::GET, "/v1/drill") => drill(proxy),
         (Method::GET, "/v1/grants") => Ok(grants(proxy, &caller)),
         (Method::GET, "/v1/status") => Ok(status(proxy, &caller)),
         (Method::GET, "/v1/audit/checkpoint") => checkpoint(proxy),
@@ -98,6 +105,28 @@ pub async fn handle(proxy: &Arc<Proxy>, peer: &Peer, req: Request<Incoming>) -> 
         _ => Err(Refusal::new("not_found", 404, format!("no route {path}"))),
     };
     result.unwrap_or_else(|r| refusal_response(&r))
+}
+
+/// Longest long poll (`?wait=S`): under the CLI's 30 s request timeout.
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(25);
+
+fn wait_of(req: &Request<Incoming>) -> Option<std::time::Duration> {
+    query(req, "wait").map(|s| std::time::Duration::from_secs(s).min(MAX_WAIT))
+}
+
+fn drill(proxy: &Proxy) -> Result<Response<Body>, Refusal> {
+    let state = lock(&proxy.state);
+    match (&state.drill, &state.drill_plan) {
+        (Some(_), Some((plan, started_ms))) => Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({ "plan": plan, "started_ms": started_ms }),
+        )),
+        _ => Err(Refusal::new(
+            "no_drill",
+            404,
+            "no drill is running on this proxy",
+        )),
+    }
 }
 
 fn now_ms() -> u64 {
@@ -161,6 +190,8 @@ async fn mutate(
         Action::Deny { .. } => "/v1/deny",
         Action::Revoke { .. } => "/v1/revoke",
         Action::Review { .. } => "/v1/review",
+        Action::DrillStart(_) => "/v1/drill/start",
+        Action::DrillStop { .. } => "/v1/drill/stop",
         _ => "",
     };
     let mut context = Denied {
@@ -206,6 +237,8 @@ async fn mutate(
             Action::Deny { request, reason } => state.decide_deny(&ctx, request, reason, stored),
             Action::Revoke { grant, reason } => state.decide_revoke(&ctx, grant, reason, stored),
             Action::Review { grant, note } => state.decide_review(&ctx, grant, note, stored),
+            Action::DrillStart(plan) => state.decide_drill_start(&ctx, plan, stored),
+            Action::DrillStop { drill } => state.decide_drill_stop(&ctx, drill),
             _ => Err(Refusal::new(
                 "unsupported",
                 400,
@@ -216,7 +249,16 @@ async fn mutate(
             Ok(events) => {
                 let events: Vec<Event> = events
                     .into_iter()
-                    .map(|(actor, kind)| proxy.event(actor, kind, state.drill.clone()))
+                    .map(|(actor, kind)| {
+                        // A drill's start carries the id it starts.
+                        let drill = match &kind {
+                            EventKind::DrillStart {
+                                plan: Some(plan), ..
+                            } => Some(plan.drill.clone()),
+                            _ => state.drill.clone(),
+                        };
+                        proxy.event(actor, kind, drill)
+                    })
                     .collect();
                 // Applied now, under the lock, so that the next decision sees them; queued
                 // in the same order so that the log tells the same story.
@@ -273,13 +315,47 @@ async fn mutate(
                 .ok_or_else(|| Refusal::new("internal", 500, "the grant vanished"))?;
             serde_json::to_value(g.view(now_ms(), g.claims.sub == caller.id))
         }
+        Action::DrillStart(plan) => Ok(serde_json::json!({ "drill": plan.drill, "started": true })),
+        Action::DrillStop { drill } => Ok(serde_json::json!({ "drill": drill, "stopped": true })),
         _ => Ok(serde_json::Value::Null),
     }
     .map_err(|e| Refusal::new("internal", 500, e.to_string()))?;
     Ok(json(StatusCode::OK, &view))
 }
 
-fn requests(proxy: &Proxy, caller: &Responder) -> Response<Body> {
+/// Pending requests the caller may see. With `wait`, answers when the list holds a request
+/// newer than `since` (a `seq`) or the wait is over, so approvers need not poll.
+async fn requests(
+    proxy: &Proxy,
+    caller: &Responder,
+    wait: Option<std::time::Duration>,
+    since: u64,
+) -> Response<Body> {
+    if let Some(wait) = wait {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut changes = proxy.pending_changes.subscribe();
+        loop {
+            let newest = {
+                let state = lock(&proxy.state);
+                state
+                    .requests
+                    .values()
+                    .filter(|r| matches!(r.status, crate::state::RequestStatus::Pending))
+                    .filter(|r| caller.has(Role::Approver) || r.responder == caller.id)
+                    .map(|r| r.seq)
+                    .max()
+            };
+            if newest.is_some_and(|n| n > since) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    }
     let catalog = proxy.catalog.current();
     let state = lock(&proxy.state);
     let now = now_ms();
@@ -294,8 +370,31 @@ fn requests(proxy: &Proxy, caller: &Responder) -> Response<Body> {
     json(StatusCode::OK, &list)
 }
 
-fn one_request(proxy: &Proxy, caller: &Responder, id: &str) -> Result<Response<Body>, Refusal> {
+/// One request. With `wait`, answers once it is no longer pending or the wait is over.
+async fn one_request(
+    proxy: &Proxy,
+    caller: &Responder,
+    id: &str,
+    wait: Option<std::time::Duration>,
+) -> Result<Response<Body>, Refusal> {
     let id = RequestId::new(id).map_err(|e| Refusal::new("malformed", 400, e.to_string()))?;
+    if let Some(wait) = wait {
+        let deadline = tokio::time::Instant::now() + wait;
+        let notify = proxy.wait_request(&id);
+        loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let pending = lock(&proxy.state)
+                .requests
+                .get(&id)
+                .is_some_and(|r| matches!(r.status, crate::state::RequestStatus::Pending));
+            if !pending || tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break;
+            }
+        }
+        proxy.unwait_request(&id, notify);
+    }
     let catalog = proxy.catalog.current();
     let state = lock(&proxy.state);
     let r = state
@@ -342,6 +441,12 @@ fn status(proxy: &Proxy, caller: &Responder) -> Response<Body> {
                 kind: s.kind_name().to_owned(),
                 approvals: s.approvals,
                 emergency_bypass: s.emergency.is_some(),
+                probe: match &s.kind {
+                    bglass_core::catalog::ServiceKind::Tcp { probe } => {
+                        Some(probe.name().to_owned())
+                    }
+                    _ => None,
+                },
                 health: match up {
                     Some(true) => "up",
                     Some(false) => "down",

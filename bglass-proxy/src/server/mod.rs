@@ -97,6 +97,10 @@ pub struct Proxy {
     pub health: Mutex<HashMap<String, Health>>,
     /// Bumped whenever a grant ends (revocation, expiry), so that open streams re-check.
     pub grant_changes: tokio::sync::watch::Sender<u64>,
+    /// Long polls waiting on one request's decision (`GET /v1/requests/ID?wait=S`).
+    request_waiters: Mutex<HashMap<bglass_core::id::RequestId, Arc<tokio::sync::Notify>>>,
+    /// Bumped when the set of pending requests changes (`GET /v1/requests?wait=S`).
+    pub pending_changes: tokio::sync::watch::Sender<u64>,
     /// Sends appended events to the notifier.
     notify: tokio::sync::mpsc::UnboundedSender<(u64, Event)>,
     /// Sends handshake refusals to the auditor task.
@@ -200,6 +204,8 @@ pub fn start(config_path: &Path) -> Result<(Arc<Proxy>, Startup), StartError> {
         notify,
         refusals,
         grant_changes: tokio::sync::watch::channel(0).0,
+        request_waiters: Mutex::new(HashMap::new()),
+        pending_changes: tokio::sync::watch::channel(0).0,
         upstream,
         verifier,
         key,
@@ -315,13 +321,40 @@ impl Proxy {
         Ok(first)
     }
 
-    /// Tells open streams when a grant ends.
+    /// Tells open streams when a grant ends, and long polls when a request changes.
     pub fn applied(&self, event: &Event) {
-        if matches!(
-            event.event,
-            EventKind::Revoke { .. } | EventKind::Expiry { .. }
-        ) {
-            self.grant_changes.send_modify(|g| *g += 1);
+        match &event.event {
+            EventKind::Revoke { .. } | EventKind::Expiry { .. } => {
+                self.grant_changes.send_modify(|g| *g += 1);
+            }
+            EventKind::Request { request, .. }
+            | EventKind::Approval { request, .. }
+            | EventKind::Grant { request, .. }
+            | EventKind::Denial {
+                request: Some(request),
+                ..
+            } => {
+                if let Some(n) = lock(&self.request_waiters).get(request) {
+                    n.notify_waiters();
+                }
+                self.pending_changes.send_modify(|g| *g += 1);
+            }
+            _ => {}
+        }
+    }
+
+    /// The notifier of one request's changes (for a long poll); drop it with
+    /// [`Self::unwait_request`].
+    pub fn wait_request(&self, id: &bglass_core::id::RequestId) -> Arc<tokio::sync::Notify> {
+        Arc::clone(lock(&self.request_waiters).entry(id.clone()).or_default())
+    }
+
+    /// Forgets a request's notifier once nobody waits on it.
+    pub fn unwait_request(&self, id: &bglass_core::id::RequestId, n: Arc<tokio::sync::Notify>) {
+        let mut waiters = lock(&self.request_waiters);
+        // Ours and the map's: nobody else waits.
+        if Arc::strong_count(&n) <= 2 {
+            waiters.remove(id);
         }
     }
 
@@ -493,6 +526,43 @@ async fn route(
 
 /// Serves until SIGTERM or SIGINT.
 pub async fn serve(proxy: Arc<Proxy>, startup: Startup) -> Result<(), StartError> {
+    let listener = tokio::net::TcpListener::bind(proxy.config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: proxy.config.listen,
+            source,
+        })?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| StartError::Config(format!("signal handler: {e}")))?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    let recovered = startup.recovered;
+    let announce = {
+        let proxy = Arc::clone(&proxy);
+        move || {
+            eprintln!(
+                "bglass-proxy {}: listening on {} ({recovered} audit entries replayed)",
+                proxy.config.id, proxy.config.listen
+            );
+        }
+    };
+    serve_on(proxy, startup, listener, announce, shutdown).await
+}
+
+/// Serves on a bound listener until `shutdown` completes (the drill simulator runs its
+/// proxies in-process this way), then records the stop and signs a final checkpoint.
+/// `ready` runs once the start is recorded and the background tasks run.
+pub async fn serve_on(
+    proxy: Arc<Proxy>,
+    startup: Startup,
+    listener: tokio::net::TcpListener,
+    ready: impl FnOnce(),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
     let gate = Arc::new(RosterGate {
         roster: Arc::clone(&proxy.roster),
         refusals: proxy.refusals.clone(),
@@ -500,12 +570,6 @@ pub async fn serve(proxy: Arc<Proxy>, startup: Startup) -> Result<(), StartError
     let tls =
         crate::tls::server_config(startup.chain, startup.tls_key, gate).map_err(config_err)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let listener = tokio::net::TcpListener::bind(proxy.config.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: proxy.config.listen,
-            source,
-        })?;
 
     let start = EventKind::ProxyStart {
         key: proxy.key.public_key(),
@@ -517,19 +581,16 @@ pub async fn serve(proxy: Arc<Proxy>, startup: Startup) -> Result<(), StartError
         .record(None, start)
         .await
         .map_err(|r| StartError::Audit(r.message))?;
-    ops::spawn_all(
+    let tasks = ops::spawn_all(
         &proxy,
         startup.backlog,
         startup.notify_rx,
         startup.refusals_rx,
     );
-    eprintln!(
-        "bglass-proxy {}: listening on {} ({} audit entries replayed)",
-        proxy.config.id, proxy.config.listen, startup.recovered
-    );
+    ready();
 
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| StartError::Config(format!("signal handler: {e}")))?;
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -537,11 +598,16 @@ pub async fn serve(proxy: Arc<Proxy>, startup: Startup) -> Result<(), StartError
                 let _ = tcp.set_nodelay(true);
                 let proxy = Arc::clone(&proxy);
                 let acceptor = acceptor.clone();
-                tokio::spawn(async move { connection(proxy, acceptor, tcp, addr).await });
+                connections.spawn(async move { connection(proxy, acceptor, tcp, addr).await });
             }
-            _ = terminate.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = &mut shutdown => break,
         }
+    }
+    drop(listener);
+    connections.abort_all();
+    for task in tasks {
+        task.abort();
     }
     let _ = proxy
         .record(

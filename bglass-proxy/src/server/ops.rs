@@ -28,15 +28,22 @@ pub fn spawn_all(
     backlog: Vec<(u64, Event)>,
     notify_rx: tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
     refusals_rx: tokio::sync::mpsc::UnboundedReceiver<(Option<PublicKey>, String)>,
-) {
-    tokio::spawn(handshake_refusals(Arc::clone(proxy), refusals_rx));
-    tokio::spawn(expiries(Arc::clone(proxy)));
-    tokio::spawn(health(Arc::clone(proxy)));
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = vec![
+        tokio::spawn(handshake_refusals(Arc::clone(proxy), refusals_rx)),
+        tokio::spawn(expiries(Arc::clone(proxy))),
+        tokio::spawn(health(Arc::clone(proxy))),
+    ];
     if let Some(addr) = proxy.config.metrics_listen {
-        tokio::spawn(metrics(Arc::clone(proxy), addr));
+        tasks.push(tokio::spawn(metrics(Arc::clone(proxy), addr)));
     }
-    tokio::spawn(reload(Arc::clone(proxy)));
-    tokio::spawn(notifier(Arc::clone(proxy), backlog, notify_rx));
+    tasks.push(tokio::spawn(reload(Arc::clone(proxy))));
+    tasks.push(tokio::spawn(notifier(
+        Arc::clone(proxy),
+        backlog,
+        notify_rx,
+    )));
+    tasks
 }
 
 /// Records refused handshakes (an unknown key), at most 20 per second; the rest are counted.
@@ -71,6 +78,9 @@ async fn expiries(proxy: Arc<Proxy>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
+        if lock(&proxy.state).drill_over(timestamp::now_ms()) {
+            let _ = proxy.record(None, EventKind::DrillStop {}).await;
+        }
         let due = lock(&proxy.state).due_expiries(timestamp::now_ms());
         for grant in due {
             let holder = lock(&proxy.state)

@@ -1,0 +1,500 @@
+//! The world of a simulated drill, on loopback, under the drill's output directory:
+//! simulated tools, a fault link in front of every named link, real proxies (made with
+//! `bglass-proxy init`'s code, run in-process with real mutual TLS and real audit logs), a
+//! generated roster of synthetic participants, and `sshd` for the SSH tools when installed.
+//!
+//! ```text
+//! participant ──► link responder->proxy:P ──► proxy P ──► link proxy->service:S ──► tool S
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bglass_core::SecretString;
+use bglass_core::catalog::{Catalog, CertPin, ServiceKind};
+use bglass_core::id::{ProxyId, ResponderId};
+use bglass_core::keys::{ResponderIdentity, SigningKey};
+use bglass_core::roster::{Responder, Role};
+use bglass_core::scenario::production::Endpoint;
+use bglass_core::scenario::{FaultKind, Link, Production, Scenario};
+use bglass_core::vault::{Vault, VaultIdentity};
+
+use super::link::FaultLink;
+use super::tools::{self, Sshd, Tool};
+use crate::config::ProxyEntry;
+use crate::error::{CliError, CliResult};
+
+/// The catalog built into bglass (the repository's `services.toml`), for scenarios that
+/// name none.
+pub const SHIPPED_CATALOG: &str = include_str!("../../../services.toml");
+
+/// A production dependency that the break-glass path turned out to need: the scenario
+/// declares it down, so its links are down for the whole drill.
+#[derive(Clone, Debug)]
+pub struct Forced {
+    /// The dependency.
+    pub dependency: String,
+    /// Why it matched (`127.0.0.1:18011 is in 127.0.0.0/24`).
+    pub why: String,
+}
+
+/// One running proxy of the world.
+#[derive(Debug)]
+pub struct WorldProxy {
+    /// Its id (the scenario's name for it).
+    pub id: String,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its signing key (for verifying its log).
+    pub key: bglass_core::keys::PublicKey,
+    /// Where it listens (behind its responder link).
+    pub listen: SocketAddr,
+    /// Its CA pin.
+    pub pin: CertPin,
+    /// Its SSH CA line.
+    pub ssh_ca: String,
+    /// Running: stop with `shutdown`.
+    pub(super) task: Option<tokio::task::JoinHandle<()>>,
+    pub(super) shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A synthetic participant.
+#[derive(Debug)]
+pub struct Member {
+    /// Roster id.
+    pub id: ResponderId,
+    /// Key.
+    pub key: SigningKey,
+    /// An approver.
+    pub approver: bool,
+}
+
+impl Member {
+    /// A fresh identity for a session (keys are not `Clone`).
+    pub fn identity(&self) -> CliResult<ResponderIdentity> {
+        Ok(ResponderIdentity {
+            id: self.id.clone(),
+            key: SigningKey::from_pkcs8(self.key.pkcs8_der()).map_err(CliError::internal)?,
+        })
+    }
+}
+
+/// The world.
+#[derive(Debug)]
+pub struct World {
+    /// The catalog as the proxies load it (upstreams are the links).
+    pub catalog: Catalog,
+    /// Proxies in the participants' priority order.
+    pub proxies: Vec<WorldProxy>,
+    /// Fault links by link.
+    pub links: BTreeMap<Link, Arc<FaultLink>>,
+    /// Links forced down by a declared-down dependency.
+    pub forced: BTreeMap<Link, Forced>,
+    /// Participants (approvers first).
+    pub members: Vec<Member>,
+    /// The drill lead (starts and stops the drill on every proxy).
+    pub lead: Member,
+    /// How SSH tools are probed.
+    pub ssh: super::participant::SshProbe,
+    /// Things the report must say about how the world was built.
+    pub notes: Vec<String>,
+    tools: Vec<Tool>,
+    sshd: Vec<Sshd>,
+}
+
+fn io_err(what: &Path) -> impl Fn(std::io::Error) -> CliError + '_ {
+    move |e| CliError::user(format!("{}: {e}", what.display()))
+}
+
+fn random_hex(bytes: usize) -> CliResult<String> {
+    let mut b = vec![0u8; bytes];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .map_err(|_| CliError::internal("random generator failed"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// Builds and starts the world for `scenario` in `dir` with `count` participants of whom
+/// `approvers` approve.
+pub async fn build(
+    scenario: &Scenario,
+    catalog_text: &str,
+    production: Option<&Production>,
+    dir: &Path,
+    count: u32,
+    approvers: u32,
+) -> CliResult<World> {
+    let original = Catalog::from_bytes(Path::new("catalog"), catalog_text.as_bytes().to_vec())
+        .map_err(CliError::user)?;
+    let mut notes = Vec::new();
+    let mut text = catalog_text.to_owned();
+
+    // Tools, then a link in front of each.
+    let mut tool_list = Vec::new();
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    let mut ssh_hosts: Vec<(String, u16, String, Vec<String>)> = Vec::new();
+    let have_sshd = Path::new(tools::SSHD).exists();
+    let mut links = BTreeMap::new();
+    for service in original.services() {
+        let name = service.name.to_string();
+        let upstream = match &service.kind {
+            ServiceKind::Http { inject, health } => {
+                let (header, value) = match inject {
+                    Some(inject) => {
+                        let secret = random_hex(24)?;
+                        let value = inject.format.replace("{}", &secret);
+                        secrets.push((inject.secret.to_string(), secret));
+                        (inject.header.clone(), value)
+                    }
+                    None => ("x-bglass-drill-none".to_owned(), String::new()),
+                };
+                let tool = tools::http(name.clone(), header, value, health.path.clone())
+                    .await
+                    .map_err(CliError::internal)?;
+                let addr = tool.addr;
+                tool_list.push(tool);
+                addr
+            }
+            ServiceKind::Tcp { probe } => {
+                let tool = tools::tcp(*probe, format!("{name} ready\r\n"))
+                    .await
+                    .map_err(CliError::internal)?;
+                let addr = tool.addr;
+                tool_list.push(tool);
+                addr
+            }
+            ServiceKind::Ssh {
+                principals,
+                host_key,
+                ..
+            } => {
+                if have_sshd {
+                    let key = ssh_key::PrivateKey::random(
+                        &mut rand_core::OsRng,
+                        ssh_key::Algorithm::Ed25519,
+                    )
+                    .map_err(|e| CliError::internal(format!("host key: {e}")))?;
+                    let public = key
+                        .public_key()
+                        .to_openssh()
+                        .map_err(|e| CliError::internal(format!("host key: {e}")))?;
+                    let private = key
+                        .to_openssh(ssh_key::LineEnding::LF)
+                        .map_err(|e| CliError::internal(format!("host key: {e}")))?
+                        .to_string();
+                    // The world's host key is pinned in the world's catalog.
+                    text = text.replace(&format!("{host_key:?}"), &format!("{public:?}"));
+                    let port = tools::free_port().map_err(CliError::internal)?;
+                    ssh_hosts.push((name.clone(), port, private, principals.clone()));
+                    SocketAddr::from(([127, 0, 0, 1], port))
+                } else {
+                    let tool = tools::ssh_banner().await.map_err(CliError::internal)?;
+                    let addr = tool.addr;
+                    tool_list.push(tool);
+                    addr
+                }
+            }
+            _ => {
+                return Err(CliError::user(format!(
+                    "{name}: the simulator cannot stand in for this kind of service"
+                )));
+            }
+        };
+        let link = Link::ProxyToService(name.clone());
+        let fault_link = FaultLink::bind(link.to_string(), upstream)
+            .await
+            .map_err(CliError::internal)?;
+        text = text.replace(
+            &format!("\"{}\"", service.upstream.addr),
+            &format!("\"{}\"", fault_link.addr()),
+        );
+        links.insert(link, fault_link);
+    }
+    let ssh = if have_sshd {
+        notes.push(format!(
+            "SSH tools are real sshd processes ({}) trusting the proxies' SSH CAs; participants log in with their certificates as {}.",
+            tools::SSHD,
+            tools::local_user()
+        ));
+        super::participant::SshProbe::Login {
+            user: Some(tools::local_user()),
+        }
+    } else {
+        notes.push(format!(
+            "sshd is not installed ({} missing): SSH tools were probed by the SSH banner through the tunnel and a certificate issued by the proxy, not by a login.",
+            tools::SSHD
+        ));
+        super::participant::SshProbe::Banner
+    };
+    if scenario
+        .faults
+        .iter()
+        .any(|f| f.link == Link::ProxyToNotify)
+    {
+        notes.push(
+            "faults on proxy->notify have no effect here: the simulated proxies send no notifications."
+                .to_owned(),
+        );
+    }
+
+    // Declared-down dependencies the path turns out to need: their links go down.
+    let forced = forced_links(scenario, &original, production);
+    let catalog = Catalog::from_bytes(Path::new("world/services.toml"), text.as_bytes().to_vec())
+        .map_err(|e| CliError::internal(format!("the world's catalog: {e}")))?;
+
+    // Participants and the roster.
+    let mut members = Vec::new();
+    for i in 1..=count {
+        let id = ResponderId::new(&format!("p{i:04}")).map_err(CliError::internal)?;
+        members.push(Member {
+            id,
+            key: SigningKey::generate().map_err(CliError::internal)?,
+            approver: i <= approvers,
+        });
+    }
+    let lead = Member {
+        id: ResponderId::new("drill-lead").map_err(CliError::internal)?,
+        key: SigningKey::generate().map_err(CliError::internal)?,
+        approver: false,
+    };
+    let mut roster =
+        String::from("# The drill's synthetic participants (generated).\nversion = 1\n\n");
+    for m in &members {
+        let mut roles = vec![Role::Responder];
+        if m.approver {
+            roles.push(Role::Approver);
+        }
+        roster.push_str(
+            &Responder {
+                id: m.id.clone(),
+                name: format!("Participant {}", m.id),
+                key: m.key.public_key(),
+                roles,
+            }
+            .to_toml(),
+        );
+        roster.push('\n');
+    }
+    roster.push_str(
+        &Responder {
+            id: lead.id.clone(),
+            name: "Drill lead".to_owned(),
+            key: lead.key.public_key(),
+            roles: vec![Role::DrillLead],
+        }
+        .to_toml(),
+    );
+
+    // Proxies: listeners first (their certificates name the address), then init.
+    let mut proxies = Vec::new();
+    let mut listeners = Vec::new();
+    for name in &scenario.proxies {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(CliError::internal)?;
+        let listen = listener.local_addr().map_err(CliError::internal)?;
+        let pdir = dir.join(name);
+        let id = ProxyId::new(name).map_err(CliError::internal)?;
+        let made = bglass_proxy::init::init(&pdir, &id, listen, None).map_err(CliError::user)?;
+        std::fs::write(pdir.join("services.toml"), &text).map_err(io_err(&pdir))?;
+        std::fs::write(pdir.join("responders.toml"), &roster).map_err(io_err(&pdir))?;
+        let config_text = std::fs::read_to_string(&made.config).map_err(io_err(&made.config))?;
+        // Upstreams answer at once here; a stuck one should fail an attempt in seconds.
+        let config_text = config_text.replacen(
+            "# [limits]",
+            "[limits]\nupstream_timeout = \"5s\"\nheader_timeout = \"10s\"",
+            1,
+        );
+        std::fs::write(&made.config, config_text).map_err(io_err(&made.config))?;
+        let config = bglass_proxy::config::ProxyConfig::load(&made.config)
+            .map_err(|e| CliError::internal(e.to_string()))?;
+        let identity = VaultIdentity::open_file(&config.vault_identity)
+            .map_err(|e| CliError::internal(e.to_string()))?;
+        let mut vault =
+            Vault::open(&config.vault, &identity).map_err(|e| CliError::internal(e.to_string()))?;
+        for (name, value) in &secrets {
+            let name = bglass_core::id::SecretName::new(name).map_err(CliError::internal)?;
+            vault
+                .set(name, SecretString::from(value.clone()))
+                .map_err(|e| CliError::internal(e.to_string()))?;
+        }
+        vault
+            .save(&config.vault, &identity)
+            .map_err(|e| CliError::internal(e.to_string()))?;
+        proxies.push(WorldProxy {
+            id: name.clone(),
+            dir: pdir,
+            key: made.signing_key,
+            listen,
+            pin: made.pin,
+            ssh_ca: made.ssh_ca,
+            task: None,
+            shutdown: None,
+        });
+        listeners.push((listener, made.config));
+    }
+
+    // sshd for each SSH tool, trusting every proxy's SSH CA.
+    let cas: String = proxies
+        .iter()
+        .map(|p| format!("{}\n", p.ssh_ca.trim()))
+        .collect();
+    let mut sshd = Vec::new();
+    for (name, port, private, principals) in &ssh_hosts {
+        let sdir = dir.join("sshd").join(name);
+        let started = tokio::task::spawn_blocking({
+            let (sdir, private, cas, principals) = (
+                sdir.clone(),
+                private.clone(),
+                cas.clone(),
+                principals.clone(),
+            );
+            let port = *port;
+            move || Sshd::start(&sdir, port, private.as_bytes(), &cas, &principals)
+        })
+        .await
+        .map_err(CliError::internal)?
+        .map_err(|e| CliError::internal(format!("sshd for {name}: {e}")))?;
+        sshd.push(started);
+    }
+
+    // Start the proxies, then a link in front of each.
+    for (proxy, (listener, config)) in proxies.iter_mut().zip(listeners) {
+        let (running, startup) = bglass_proxy::server::start(&config)
+            .map_err(|e| CliError::internal(format!("proxy {}: {e}", proxy.id)))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+        let id = proxy.id.clone();
+        proxy.task = Some(tokio::spawn(async move {
+            let ready = move || {
+                let _ = ready_tx.send(());
+            };
+            if let Err(e) =
+                bglass_proxy::server::serve_on(running, startup, listener, ready, async {
+                    let _ = stopped.await;
+                })
+                .await
+            {
+                eprintln!("bglass: drill proxy {id} stopped: {e}");
+            }
+        }));
+        proxy.shutdown = Some(stop);
+        ready_rx
+            .await
+            .map_err(|_| CliError::internal(format!("proxy {} did not start", proxy.id)))?;
+        let link = Link::ResponderToProxy(proxy.id.clone());
+        let fault_link = FaultLink::bind(link.to_string(), proxy.listen)
+            .await
+            .map_err(CliError::internal)?;
+        links.insert(link, fault_link);
+    }
+    for (link, f) in &forced {
+        if let Some(l) = links.get(link) {
+            l.set_faults(vec![FaultKind::Down]);
+        }
+        notes.push(format!(
+            "{link} is down for the whole drill: the scenario declares {} down, and {}.",
+            f.dependency, f.why
+        ));
+    }
+    Ok(World {
+        catalog,
+        proxies,
+        links,
+        forced,
+        members,
+        lead,
+        ssh,
+        notes,
+        tools: tool_list,
+        sshd,
+    })
+}
+
+/// The links a scenario's down dependencies take down: every tool whose upstream matches
+/// a dependency declared down.
+pub fn forced_links(
+    scenario: &Scenario,
+    catalog: &Catalog,
+    production: Option<&Production>,
+) -> BTreeMap<Link, Forced> {
+    let mut forced = BTreeMap::new();
+    let Some(production) = production else {
+        return forced;
+    };
+    for down in &scenario.down {
+        let Some(dependency) = production.get(&down.value) else {
+            continue;
+        };
+        for service in catalog.services() {
+            let endpoint = Endpoint::Addr(service.upstream.addr);
+            if let Some(why) = dependency.matches(&endpoint) {
+                forced
+                    .entry(Link::ProxyToService(service.name.to_string()))
+                    .or_insert(Forced {
+                        dependency: down.value.clone(),
+                        why: format!("the upstream of {}: {why}", service.name),
+                    });
+            }
+        }
+    }
+    forced
+}
+
+impl World {
+    /// The proxies as a participant's config lists them: through their responder links.
+    pub fn entries(&self) -> Vec<ProxyEntry> {
+        self.proxies
+            .iter()
+            .filter_map(|p| {
+                let link = self.links.get(&Link::ResponderToProxy(p.id.clone()))?;
+                Some(ProxyEntry {
+                    url: format!("https://{}", link.addr()),
+                    addr: link.addr(),
+                    pin: p.pin,
+                })
+            })
+            .collect()
+    }
+
+    /// What the simulated tools saw, for the report: requests with the right credential (or
+    /// protocol) and refusals.
+    pub fn tool_note(&self) -> String {
+        let (mut ok, mut refused) = (0u64, 0u64);
+        for t in &self.tools {
+            ok += t
+                .counters
+                .authorised
+                .load(std::sync::atomic::Ordering::Relaxed);
+            refused += t
+                .counters
+                .refused
+                .load(std::sync::atomic::Ordering::Relaxed);
+        }
+        format!(
+            "the simulated HTTP tools answered {ok} request(s) carrying the injected credential and refused {refused} without it."
+        )
+    }
+
+    /// Stops the proxies (each records its stop and signs a last checkpoint), then the
+    /// links, tools and sshd.
+    pub async fn shutdown(&mut self) {
+        for link in self.links.values() {
+            link.set_faults(Vec::new());
+        }
+        for p in &mut self.proxies {
+            if let Some(stop) = p.shutdown.take() {
+                let _ = stop.send(());
+            }
+            if let Some(task) = p.task.take() {
+                let _ = task.await;
+            }
+        }
+        for link in self.links.values() {
+            link.shutdown();
+        }
+        self.tools.clear();
+        self.sshd.clear();
+    }
+}
