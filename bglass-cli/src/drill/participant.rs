@@ -21,6 +21,9 @@ use crate::error::{CliError, ErrorKind};
 use crate::store::HeldGrant;
 use crate::tunnel::Dialer;
 
+/// Serialises libssh2 sessions (see `probe_ssh`).
+static LIBSSH2: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Attempts per access before giving up.
 pub const ATTEMPTS: u32 = 3;
 /// Longest wait for one probe's answer.
@@ -508,6 +511,9 @@ async fn probe_ssh(
                 .or_else(|| issued.principals.first().cloned())
                 .ok_or_else(|| failed("certificate", "bad_certificate", "no principal"))?;
             let login = tokio::task::spawn_blocking(move || -> Result<(), Box<Failed>> {
+                // libssh2 (with its vendored OpenSSL) corrupts memory when several sessions
+                // run at once in one process: one login at a time.
+                let _one = LIBSSH2.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let ssh_err =
                     |what: &str, e: ssh2::Error| Box::new(failed("tool", what, e.to_string()));
                 let mut ssh = ssh2::Session::new().map_err(|e| ssh_err("internal", e))?;

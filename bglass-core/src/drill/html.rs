@@ -228,7 +228,7 @@ fn summary(out: &mut String, card: &Scorecard) -> fmt::Result {
         .iter()
         .map(|(p, n)| format!("{p} {n}"))
         .collect();
-    let nums: [(String, &str); 9] = [
+    let nums: [(String, &str); 10] = [
         (
             format!("{} / {}", card.succeeded, card.accesses),
             "accesses succeeded",
@@ -239,6 +239,17 @@ fn summary(out: &mut String, card: &Scorecard) -> fmt::Result {
         (format!("{} ms", card.tta.max), "time to access max"),
         (approvals, "approvals waited"),
         (card.failovers.to_string(), "served after failover"),
+        (
+            if card.failovers == 0 {
+                "-".to_owned()
+            } else {
+                format!(
+                    "{} ms vs {} ms",
+                    card.tta_failover.p95, card.tta_first_proxy.p95
+                )
+            },
+            "p95 after failover vs first proxy",
+        ),
         (or_none(&served.join(", ")), "served by"),
         (
             format!("{} / {}", card.audit.found, card.audit.checked),

@@ -355,6 +355,10 @@ pub struct Scorecard {
     pub approvals: Stats,
     /// Accesses served by a proxy other than the participant's first.
     pub failovers: u64,
+    /// Time to access of the accesses served by the participant's first proxy.
+    pub tta_first_proxy: Stats,
+    /// … and of those served after failing over to another.
+    pub tta_failover: Stats,
     /// Accesses served by each proxy.
     pub served_by: BTreeMap<String, u64>,
     /// One line per tool, in catalog order.
@@ -436,6 +440,15 @@ impl Scorecard {
             }
         }
         let failovers = accesses.iter().filter(|a| a.ok && a.failover).count() as u64;
+        let tta_of = |failover: bool| {
+            let v: Vec<u64> = accesses
+                .iter()
+                .filter(|a| a.failover == failover)
+                .filter_map(|a| a.tta_ms)
+                .collect();
+            Stats::of(&v)
+        };
+        let (tta_first_proxy, tta_failover) = (tta_of(false), tta_of(true));
         let mut tool_scores = Vec::new();
         let mut failures = Vec::new();
         for (name, kind) in tools {
@@ -478,6 +491,8 @@ impl Scorecard {
             tta: Stats::of(&ttas),
             approvals: Stats::of(&approvals),
             failovers,
+            tta_first_proxy,
+            tta_failover,
             served_by,
             tools: tool_scores,
             failures,
@@ -638,6 +653,17 @@ impl Scorecard {
             },
             self.failovers
         ));
+        if self.failovers > 0 {
+            s.push_str(&format!(
+                "Time to access: first proxy p50 {} ms, p95 {} ms ({}); after failover p50 {} ms, p95 {} ms ({})\n",
+                self.tta_first_proxy.p50,
+                self.tta_first_proxy.p95,
+                self.tta_first_proxy.count,
+                self.tta_failover.p50,
+                self.tta_failover.p95,
+                self.tta_failover.count
+            ));
+        }
         s.push_str(&format!(
             "\n{:<18} {:<4} {:>9} {:>8} {:>8} {:>8}  {}\n",
             "TOOL", "KIND", "OK", "P50 MS", "P95 MS", "MAX MS", "FAILURES"
