@@ -102,6 +102,9 @@ pub struct ServiceStatus {
     /// For TCP services, the protocol the health probe speaks (`postgres`, `redis`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<String>,
+    /// For HTTP services, the health path (what a drill participant requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_path: Option<String>,
     /// `up`, `down` or `unknown` (informational only).
     pub health: String,
     /// Why, when down.

@@ -448,6 +448,7 @@ fn join(config: Option<&Path>, args: &JsonArgs) -> CliResult {
                 Some(Target {
                     name: s.name.clone(),
                     kind,
+                    path: s.health_path.clone().unwrap_or_else(|| "/".to_owned()),
                     emergency: s.emergency_bypass,
                 })
             })

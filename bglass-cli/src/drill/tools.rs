@@ -2,8 +2,7 @@
 //! as much of its protocol as a participant's probe needs, and no more.
 //!
 //! - HTTP tools answer `200 ok <service>` only when the proxy injected the right credential
-//!   (the vault secret in the catalog's header and format); anything else gets `401`. The
-//!   health path answers without a credential, as real tools' health endpoints do.
+//!   (the vault secret in the catalog's header and format); anything else gets `401`.
 //! - TCP tools speak their probe's protocol: PostgreSQL's SSLRequest (answered `N`), Redis
 //!   `PING` (`+PONG`), a banner, or (for `connect`) an HTTP `/health` answer as etcd gives.
 //! - SSH tools are real `sshd` processes ([`Sshd`]) trusting the world's SSH CAs, when
@@ -52,19 +51,14 @@ async fn listen() -> std::io::Result<TcpListener> {
 }
 
 /// An HTTP tool that accepts only `header: value`.
-pub async fn http(
-    service: String,
-    header: String,
-    value: String,
-    health_path: String,
-) -> std::io::Result<Tool> {
+pub async fn http(service: String, header: String, value: String) -> std::io::Result<Tool> {
     let listener = listen().await?;
     let addr = listener.local_addr()?;
     let counters = Arc::new(ToolCounters::default());
     let seen = Arc::clone(&counters);
     let header = http::HeaderName::from_bytes(header.as_bytes())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let expected = Arc::new((header, value, service, health_path));
+    let expected = Arc::new((header, value, service));
     let task = tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -75,14 +69,13 @@ pub async fn http(
             let seen = Arc::clone(&seen);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: http::Request<_>| {
-                    let (header, value, name, health) = &*expected;
+                    let (header, value, name) = &*expected;
                     let authorised = req
                         .headers()
                         .get(header)
                         .is_some_and(|v| v.as_bytes() == value.as_bytes());
-                    let (status, body) = if req.uri().path() == health.as_str() {
-                        (200, format!("{name} healthy\n"))
-                    } else if authorised {
+                    // Every path needs the credential (the proxies' health probes inject it).
+                    let (status, body) = if authorised {
                         seen.authorised.fetch_add(1, Ordering::Relaxed);
                         (200, format!("ok {name}\n"))
                     } else {

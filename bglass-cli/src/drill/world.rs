@@ -139,7 +139,7 @@ pub async fn build(
     for service in original.services() {
         let name = service.name.to_string();
         let upstream = match &service.kind {
-            ServiceKind::Http { inject, health } => {
+            ServiceKind::Http { inject, .. } => {
                 let (header, value) = match inject {
                     Some(inject) => {
                         let secret = random_hex(24)?;
@@ -149,7 +149,7 @@ pub async fn build(
                     }
                     None => ("x-bglass-drill-none".to_owned(), String::new()),
                 };
-                let tool = tools::http(name.clone(), header, value, health.path.clone())
+                let tool = tools::http(name.clone(), header, value)
                     .await
                     .map_err(CliError::internal)?;
                 let addr = tool.addr;

@@ -447,6 +447,12 @@ fn status(proxy: &Proxy, caller: &Responder) -> Response<Body> {
                     }
                     _ => None,
                 },
+                health_path: match &s.kind {
+                    bglass_core::catalog::ServiceKind::Http { health, .. } => {
+                        Some(health.path.clone())
+                    }
+                    _ => None,
+                },
                 health: match up {
                     Some(true) => "up",
                     Some(false) => "down",
