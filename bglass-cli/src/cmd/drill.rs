@@ -47,6 +47,7 @@ pub fn run(config: Option<&Path>, command: DrillCommand) -> CliResult {
         DrillCommand::Stop(args) => stop(config, &args),
         DrillCommand::Join(args) => join(config, &args),
         DrillCommand::Report(args) => report(&args),
+        DrillCommand::SshLogin => participant::ssh_login_child(),
     }
 }
 
