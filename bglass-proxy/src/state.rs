@@ -172,6 +172,8 @@ pub struct State {
     pub drill_plan: Option<(bglass_core::drill::LivePlan, u64)>,
     /// Requests received so far (the last [`RequestRec::seq`]).
     pub request_seq: u64,
+    /// The pending requests by `seq` (approvers' lists without scanning every request).
+    pub pending: std::collections::BTreeMap<u64, RequestId>,
 }
 
 impl Default for State {
@@ -199,6 +201,7 @@ impl State {
             drill: None,
             drill_plan: None,
             request_seq: 0,
+            pending: std::collections::BTreeMap::new(),
         }
     }
 
@@ -227,6 +230,7 @@ impl State {
                 };
                 self.request_seq += 1;
                 let seq = self.request_seq;
+                self.pending.insert(seq, request.clone());
                 self.requests.insert(
                     request.clone(),
                     RequestRec {
@@ -268,6 +272,7 @@ impl State {
                 if reason == "denied_by_approver"
                     && let Some(r) = request.as_ref().and_then(|id| self.requests.get_mut(id))
                 {
+                    self.pending.remove(&r.seq);
                     r.status = RequestStatus::Denied(
                         event
                             .actor
@@ -308,6 +313,7 @@ impl State {
                     );
                 }
                 if let Some(r) = self.requests.get_mut(request) {
+                    self.pending.remove(&r.seq);
                     r.status = RequestStatus::Granted(grant.clone());
                 }
             }
@@ -737,6 +743,19 @@ impl State {
                 envelope,
             },
         )])
+    }
+
+    /// Pending requests newer than `since` (by `seq`) that `caller` may see, oldest first.
+    pub fn pending_since<'a>(
+        &'a self,
+        caller: &'a Responder,
+        since: u64,
+    ) -> impl Iterator<Item = &'a RequestRec> + 'a {
+        self.pending
+            .range(since.saturating_add(1)..)
+            .filter_map(|(_, id)| self.requests.get(id))
+            .filter(|r| matches!(r.status, RequestStatus::Pending))
+            .filter(move |r| caller.has(Role::Approver) || r.responder == caller.id)
     }
 
     /// Starting a live drill: drill leads only, one at a time.

@@ -86,7 +86,7 @@ pub async fn handle(proxy: &Arc<Proxy>, peer: &Peer, req: Request<Incoming>) -> 
         ) => mutate(proxy, peer, &caller, req).await,
         (Method::GET, "/v1/requests") => {
             let wait = wait_of(&req);
-            Ok(requests(proxy, &caller, wait, query(&req, "since").unwrap_or(0)).await)
+            Ok(requests(proxy, &caller, wait, query(&req, "since")).await)
         }
         (Method::GET, p) if p.starts_with("/v1/requests/") => {
             let wait = wait_of(&req);
@@ -323,29 +323,24 @@ async fn mutate(
     Ok(json(StatusCode::OK, &view))
 }
 
-/// Pending requests the caller may see. With `wait`, answers when the list holds a request
-/// newer than `since` (a `seq`) or the wait is over, so approvers need not poll.
+/// Pending requests the caller may see; with `since` (a `seq`), only those newer. With
+/// `wait`, answers when there is one or the wait is over, so approvers need not poll.
 async fn requests(
     proxy: &Proxy,
     caller: &Responder,
     wait: Option<std::time::Duration>,
-    since: u64,
+    since: Option<u64>,
 ) -> Response<Body> {
+    let newer = since.unwrap_or(0);
     if let Some(wait) = wait {
         let deadline = tokio::time::Instant::now() + wait;
         let mut changes = proxy.pending_changes.subscribe();
         loop {
-            let newest = {
-                let state = lock(&proxy.state);
-                state
-                    .requests
-                    .values()
-                    .filter(|r| matches!(r.status, crate::state::RequestStatus::Pending))
-                    .filter(|r| caller.has(Role::Approver) || r.responder == caller.id)
-                    .map(|r| r.seq)
-                    .max()
-            };
-            if newest.is_some_and(|n| n > since) {
+            let newest = lock(&proxy.state)
+                .pending_since(caller, newer)
+                .map(|r| r.seq)
+                .max();
+            if newest.is_some_and(|n| n > newer) {
                 break;
             }
             if tokio::time::timeout_at(deadline, changes.changed())
@@ -359,14 +354,10 @@ async fn requests(
     let catalog = proxy.catalog.current();
     let state = lock(&proxy.state);
     let now = now_ms();
-    let mut list: Vec<_> = state
-        .requests
-        .values()
-        .filter(|r| matches!(r.status, crate::state::RequestStatus::Pending))
-        .filter(|r| caller.has(Role::Approver) || r.responder == caller.id)
+    let list: Vec<_> = state
+        .pending_since(caller, newer)
         .map(|r| state.request_view(r, &catalog, &caller.id, now))
         .collect();
-    list.sort_by_key(|r| r.created_ms);
     json(StatusCode::OK, &list)
 }
 
