@@ -75,6 +75,11 @@ pub struct AccessRequest {
     /// Ask to skip approvals under the catalog's emergency bypass.
     #[serde(default)]
     pub emergency: bool,
+    /// The live drill this access is part of (must be the proxy's running drill). Only
+    /// accesses that say so are tagged with a drill: a real access made while a drill runs
+    /// is never filed as a drill's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<String>,
 }
 
 /// What the responder asks the proxy to do.

@@ -242,6 +242,7 @@ impl State {
                             reason: reason.clone(),
                             incident: incident.clone(),
                             emergency: *emergency,
+                            drill: event.drill.clone(),
                         },
                         ttl_secs: *ttl_secs,
                         created_ms: event.time_ms,
@@ -491,6 +492,22 @@ impl State {
         envelope: StoredEnvelope,
     ) -> Decision {
         need_role(ctx, Role::Responder)?;
+        if let Some(drill) = &access.drill
+            && self.drill.as_ref() != Some(drill)
+        {
+            return Err(match &self.drill {
+                Some(running) => Refusal::new(
+                    "wrong_drill",
+                    409,
+                    format!("the running drill is {running}, not {drill}"),
+                ),
+                None => Refusal::new(
+                    "no_drill",
+                    409,
+                    format!("drill {drill} is not running on this proxy"),
+                ),
+            });
+        }
         let service = ctx.catalog.get(&access.service).ok_or_else(|| {
             Refusal::new(
                 "unknown_service",
@@ -532,7 +549,7 @@ impl State {
             created_ms: ctx.now_ms,
             approved_by: Vec::new(),
             status: RequestStatus::Pending,
-            drill: self.drill.clone(),
+            drill: access.drill.clone(),
             seq: self.request_seq + 1,
         };
         let mut events = vec![(
@@ -743,6 +760,32 @@ impl State {
                 envelope,
             },
         )])
+    }
+
+    /// The drill an event belongs to: the drill of the request or grant it concerns (a
+    /// grant carries its request's drill, signed), or the running drill for its stop.
+    /// Events of real accesses, and the proxy's own, belong to none.
+    pub fn drill_tag(&self, kind: &EventKind) -> Option<String> {
+        let of_request = |r: &RequestId| self.requests.get(r).and_then(|r| r.drill.clone());
+        let of_grant = |g: &GrantId| self.grants.get(g).and_then(|g| g.claims.drill.clone());
+        match kind {
+            EventKind::Approval { request, .. } => of_request(request),
+            EventKind::Grant { request, .. } => of_request(request),
+            EventKind::Use { grant, .. }
+            | EventKind::SshCertificate { grant, .. }
+            | EventKind::TunnelOpen { grant, .. }
+            | EventKind::TunnelClose { grant, .. }
+            | EventKind::Revoke { grant, .. }
+            | EventKind::Expiry { grant }
+            | EventKind::Review { grant, .. } => of_grant(grant),
+            EventKind::Denial { request, grant, .. } => request
+                .as_ref()
+                .and_then(of_request)
+                .or_else(|| grant.as_ref().and_then(of_grant)),
+            EventKind::DrillStart { plan, .. } => plan.as_ref().map(|p| p.drill.clone()),
+            EventKind::DrillStop {} => self.drill.clone(),
+            _ => None,
+        }
     }
 
     /// Pending requests newer than `since` (by `seq`) that `caller` may see, oldest first.

@@ -286,7 +286,7 @@ success_rate = 1.0
 
     // Only a drill lead may start one.
     let refused = w.bglass("alice", &["drill", "start", scenario.to_str().unwrap()]);
-    assert_eq!(refused.code, Some(4), "{}", refused.stderr);
+    assert_eq!(refused.code, Some(3), "{}", refused.stderr);
     assert!(
         refused.stderr.contains("missing_role"),
         "{}",
@@ -303,6 +303,20 @@ success_rate = 1.0
     assert!(id.starts_with("live-check-"), "{id}");
     let twice = w.bglass("lead", &["drill", "start", scenario.to_str().unwrap()]);
     assert!(twice.stderr.contains("drill_running"), "{}", twice.stderr);
+
+    // A real access while the drill runs is not the drill's.
+    let real = w.bglass(
+        "carol",
+        &[
+            "access",
+            "grafana",
+            "--reason",
+            "real outage",
+            "--incident",
+            "INC-77",
+        ],
+    );
+    assert_eq!(real.code, Some(0), "{}", real.stderr);
 
     for who in ["alice", "bob", "carol"] {
         let j = w.bglass(who, &["drill", "join"]);
@@ -341,6 +355,20 @@ success_rate = 1.0
     assert_eq!(shown.code, Some(0), "{}", shown.stderr);
     let kinds: Vec<String> = shown.stdout.lines().map(str::to_owned).collect();
     assert!(kinds.iter().any(|k| k.contains("drill_start")), "{kinds:?}");
+    assert!(
+        !kinds.iter().any(|k| k.contains("INC-77")),
+        "a real access was filed as the drill's"
+    );
+    let all = run(command("bglass", w.dir.path())
+        .args(["audit", "export", "--format", "jsonl"])
+        .arg(p.log_dir()));
+    let real: Vec<&str> = all
+        .stdout
+        .lines()
+        .filter(|l| l.contains("INC-77"))
+        .collect();
+    assert_eq!(real.len(), 1, "{}", all.stdout);
+    assert!(!real[0].contains(&id), "{}", real[0]);
     assert!(kinds.iter().any(|k| k.contains("drill_stop")), "{kinds:?}");
     assert!(
         kinds.iter().filter(|k| k.contains("grant")).count() >= 6,

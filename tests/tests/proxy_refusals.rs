@@ -32,6 +32,7 @@ fn access(service: &str) -> Action {
         reason: "test".to_owned(),
         incident: "INC-9".to_owned(),
         emergency: false,
+        drill: None,
     })
 }
 

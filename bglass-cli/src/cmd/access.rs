@@ -40,6 +40,7 @@ pub fn run(config: Option<&Path>, args: AccessArgs) -> CliResult {
         reason: args.reason.clone(),
         incident: args.incident.clone(),
         emergency: args.emergency,
+        drill: None,
     });
     let mut session = Session::open(config)?;
     block_on(async move {

@@ -166,6 +166,18 @@ fn plan(args: &DrillPlanArgs) -> CliResult {
             ));
         }
     }
+    let client = simulate::client_faults(s);
+    if !client.is_empty() {
+        out.push_str("In a live drill, participants skip (bglass cannot cut real links):\n");
+        for c in &client {
+            out.push_str(&format!(
+                "  {} from {} to {}\n",
+                c.proxy,
+                secs(c.start_ms),
+                secs(c.end_ms)
+            ));
+        }
+    }
     out.push_str("Expectations:\n");
     let e = &s.expect;
     if let Some(r) = e.success_rate {
@@ -345,6 +357,7 @@ fn start(config: Option<&Path>, args: &DrillStartArgs) -> CliResult {
     block_on(async move {
         let mut started = Vec::new();
         let mut failures = Vec::new();
+        let mut refusal = None;
         for i in 0..session.conns.len() {
             match session
                 .call_with(
@@ -354,14 +367,22 @@ fn start(config: Option<&Path>, args: &DrillStartArgs) -> CliResult {
                 .await
             {
                 Ok(_) => started.push(session.conns[i].entry.url.clone()),
-                Err(e) => failures.push(format!("{}: {e}", session.conns[i].entry.url)),
+                Err(e) => {
+                    failures.push(format!("{}: {e}", session.conns[i].entry.url));
+                    if e.kind() == ErrorKind::Denied {
+                        refusal.get_or_insert(e);
+                    }
+                }
             }
         }
         if started.is_empty() {
-            return Err(CliError::new(
-                ErrorKind::Unavailable,
-                format!("no proxy started the drill: {}", failures.join("; ")),
-            ));
+            // A refusal (role, a drill already running) says more than "unavailable".
+            return Err(refusal.unwrap_or_else(|| {
+                CliError::new(
+                    ErrorKind::Unavailable,
+                    format!("no proxy started the drill: {}", failures.join("; ")),
+                )
+            }));
         }
         if args.json {
             return print_json(&plan);

@@ -212,6 +212,7 @@ async fn attempt_once(
         reason: format!("drill {}", plan.drill),
         incident: format!("drill-{}", plan.drill),
         emergency: plan.emergency && service.emergency,
+        drill: Some(plan.drill.clone()),
     });
     let (value, index) = session
         .call(&Call::post("/v1/access", action))

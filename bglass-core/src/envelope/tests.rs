@@ -24,6 +24,7 @@ fn access() -> Action {
         reason: "dashboards down for region eu".to_owned(),
         incident: "INC-123".to_owned(),
         emergency: false,
+        drill: None,
     })
 }
 

@@ -247,18 +247,22 @@ async fn mutate(
         };
         match decision {
             Ok(events) => {
+                // One drill for the whole decision: what the action concerns belongs to it
+                // (an access only when it says so), never simply "whatever drill runs".
+                let drill = match &action {
+                    Action::Access(a) => a.drill.clone(),
+                    Action::Approve { request } | Action::Deny { request, .. } => {
+                        state.requests.get(request).and_then(|r| r.drill.clone())
+                    }
+                    Action::Revoke { grant, .. } | Action::Review { grant, .. } => {
+                        state.grants.get(grant).and_then(|g| g.claims.drill.clone())
+                    }
+                    Action::DrillStart(plan) => Some(plan.drill.clone()),
+                    _ => state.drill.clone(),
+                };
                 let events: Vec<Event> = events
                     .into_iter()
-                    .map(|(actor, kind)| {
-                        // A drill's start carries the id it starts.
-                        let drill = match &kind {
-                            EventKind::DrillStart {
-                                plan: Some(plan), ..
-                            } => Some(plan.drill.clone()),
-                            _ => state.drill.clone(),
-                        };
-                        proxy.event(actor, kind, drill)
-                    })
+                    .map(|(actor, kind)| proxy.event(actor, kind, drill.clone()))
                     .collect();
                 // Applied now, under the lock, so that the next decision sees them; queued
                 // in the same order so that the log tells the same story.

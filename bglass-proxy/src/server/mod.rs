@@ -237,7 +237,7 @@ pub struct Startup {
 }
 
 impl Proxy {
-    /// The event for `kind` by `actor`, now, in the live drill if any.
+    /// The event for `kind` by `actor`, now, tagged with the drill it belongs to.
     fn event(&self, actor: Option<ResponderId>, kind: EventKind, drill: Option<String>) -> Event {
         Event {
             v: EVENT_VERSION,
@@ -307,7 +307,8 @@ impl Proxy {
     ) -> Result<Appended, Refusal> {
         let (event, pending) = {
             let state = lock(&self.state);
-            let event = self.event(actor, kind, state.drill.clone());
+            let drill = state.drill_tag(&kind);
+            let event = self.event(actor, kind, drill);
             let pending = self.submit(std::slice::from_ref(&event))?;
             (event, pending)
         };
