@@ -187,11 +187,17 @@ impl Drop for Sshd {
     }
 }
 
-/// The login the drill's SSH certificates are used for: the user running the drill.
+/// The login the drill's SSH certificates are used for: the user running the drill (as
+/// `id -un` names the effective user; `$USER` can be stale under sudo or in CI).
 pub fn local_user() -> String {
-    std::env::var("USER")
+    std::process::Command::new("id")
+        .arg("-un")
+        .output()
         .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .filter(|u| !u.is_empty())
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| "root".to_owned())
 }
 
