@@ -340,6 +340,28 @@ success_rate = 1.0
         .arg("--out")
         .arg(&out));
     assert_eq!(report.code, Some(0), "{}\n{}", report.stdout, report.stderr);
+    // Without --key the log is checked against its own first entry, and the report says so.
+    let keyless = run(command("bglass", w.dir.path())
+        .args(["drill", "report", &id, "--log"])
+        .arg(p.log_dir()));
+    assert_eq!(keyless.code, Some(0), "{}", keyless.stderr);
+    assert!(
+        keyless
+            .stdout
+            .contains("verified against the key recorded in its own first entry"),
+        "{}",
+        keyless.stdout
+    );
+    // A drill that is not in the log is a clear error.
+    let unknown = run(command("bglass", w.dir.path())
+        .args(["drill", "report", "no-such-drill", "--log"])
+        .arg(p.log_dir()));
+    assert_eq!(unknown.code, Some(1), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("does not start in these logs"),
+        "{}",
+        unknown.stderr
+    );
     let card: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(card["drill"]["mode"], "live");

@@ -571,12 +571,24 @@ fn report(args: &DrillReportArgs) -> CliResult {
     };
     let mut logs = Vec::new();
     let mut all = Vec::new();
+    let mut notes = vec![
+        "Built from the proxies' audit logs: times are the proxies' clocks; time to access runs from the request to the first authorised use recorded.".to_owned(),
+    ];
     for (i, dir) in args.logs.iter().enumerate() {
         let key = match keys.get(i) {
             Some(k) => *k,
-            None => bglass_core::audit::verify::verify_dir(dir, None)
-                .map(|r| r.key)
-                .map_err(|d| CliError::new(ErrorKind::Defect, format!("{}: {d}", dir.display())))?,
+            None => {
+                let key = bglass_core::audit::verify::verify_dir(dir, None)
+                    .map(|r| r.key)
+                    .map_err(|d| {
+                        CliError::new(ErrorKind::Defect, format!("{}: {d}", dir.display()))
+                    })?;
+                notes.push(format!(
+                    "{} was verified against the key recorded in its own first entry ({key}): give --key, obtained out of band, to rule out a log rewritten under another key.",
+                    dir.display()
+                ));
+                key
+            }
         };
         let proxy = bglass_core::audit::verify::verify_dir(dir, Some(key))
             .map(|r| r.proxy.to_string())
@@ -643,9 +655,7 @@ fn report(args: &DrillReportArgs) -> CliResult {
         participants: u32::try_from(participants.len()).unwrap_or(u32::MAX),
         approvers: 0,
         duration_ms: plan.as_ref().map_or(0, |p| p.duration_ms),
-        notes: vec![
-            "Built from the proxies' audit logs: times are the proxies' clocks; time to access runs from the request to the first authorised use recorded.".to_owned(),
-        ],
+        notes,
     };
     let faults = scenario.map(|s| s.faults).unwrap_or_default();
     let card = Scorecard::compute(info, &tools, accesses, faults, audit, &expect);
