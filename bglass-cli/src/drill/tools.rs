@@ -103,7 +103,16 @@ pub async fn http(service: String, header: String, value: String) -> std::io::Re
 
 /// A TCP tool speaking `probe`'s protocol (`banner` sends `banner`).
 pub async fn tcp(probe: TcpProbe, banner: String) -> std::io::Result<Tool> {
-    let listener = listen().await?;
+    serve_tcp(listen().await?, probe, banner)
+}
+
+/// Like [`tcp`], on a given loopback port.
+pub async fn tcp_on(port: u16, probe: TcpProbe, banner: String) -> std::io::Result<Tool> {
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    serve_tcp(listener, probe, banner)
+}
+
+fn serve_tcp(listener: TcpListener, probe: TcpProbe, banner: String) -> std::io::Result<Tool> {
     let addr = listener.local_addr()?;
     let counters = Arc::new(ToolCounters::default());
     let banner = Arc::new(banner);
@@ -316,11 +325,15 @@ pub fn free_port() -> std::io::Result<u16> {
     )
 }
 
+/// What the stand-in SSH server sends.
+const STANDIN_BANNER: &str = "SSH-2.0-bglass-drill-standin\r\n";
+
 /// A stand-in SSH server that only sends its banner (when `sshd` is not installed).
 pub async fn ssh_banner() -> std::io::Result<Tool> {
-    tcp(
-        TcpProbe::Banner,
-        "SSH-2.0-bglass-drill-standin\r\n".to_owned(),
-    )
-    .await
+    tcp(TcpProbe::Banner, STANDIN_BANNER.to_owned()).await
+}
+
+/// The stand-in on a given port (when `sshd` is installed but could not start).
+pub async fn ssh_banner_on(port: u16) -> std::io::Result<Tool> {
+    tcp_on(port, TcpProbe::Banner, STANDIN_BANNER.to_owned()).await
 }
