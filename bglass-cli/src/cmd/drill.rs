@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bglass_core::catalog::Catalog;
-use bglass_core::drill::fromlog::{ProxyLog, accesses_from_log, audit_check};
+use bglass_core::drill::fromlog::{accesses_from_log, audit_check};
 use bglass_core::drill::{DrillInfo, LivePlan, Scorecard};
 use bglass_core::envelope::Action;
 use bglass_core::keys::PublicKey;
@@ -575,27 +575,28 @@ fn report(args: &DrillReportArgs) -> CliResult {
         "Built from the proxies' audit logs: times are the proxies' clocks; time to access runs from the request to the first authorised use recorded.".to_owned(),
     ];
     for (i, dir) in args.logs.iter().enumerate() {
-        let key = match keys.get(i) {
-            Some(k) => *k,
-            None => {
-                let key = bglass_core::audit::verify::verify_dir(dir, None)
-                    .map(|r| r.key)
-                    .map_err(|d| {
-                        CliError::new(ErrorKind::Defect, format!("{}: {d}", dir.display()))
-                    })?;
-                notes.push(format!(
-                    "{} was verified against the key recorded in its own first entry ({key}): give --key, obtained out of band, to rule out a log rewritten under another key.",
-                    dir.display()
-                ));
-                key
-            }
-        };
-        let proxy = bglass_core::audit::verify::verify_dir(dir, Some(key))
-            .map(|r| r.proxy.to_string())
-            .unwrap_or_else(|_| dir.display().to_string());
-        let (check, events) = simulate::read_log(&proxy, dir, key);
-        all.extend(events.iter().cloned());
-        logs.push(ProxyLog { check, events });
+        let given = keys.get(i).copied();
+        let read = simulate::read_log(&dir.display().to_string(), dir, given);
+        if given.is_none() {
+            // Without a key from out of band, a log that does not verify even against
+            // itself is a defect, not a scorecard.
+            let key = read.key.ok_or_else(|| {
+                CliError::new(
+                    ErrorKind::Defect,
+                    format!(
+                        "{}: {}",
+                        dir.display(),
+                        read.log.check.error.clone().unwrap_or_default()
+                    ),
+                )
+            })?;
+            notes.push(format!(
+                "{} was verified against the key recorded in its own first entry ({key}): give --key, obtained out of band, to rule out a log rewritten under another key.",
+                dir.display()
+            ));
+        }
+        all.extend(read.log.events.iter().cloned());
+        logs.push(read.log);
     }
     all.sort_by_key(|(_, e)| e.time_ms);
     let start = all
@@ -660,16 +661,7 @@ fn report(args: &DrillReportArgs) -> CliResult {
     let faults = scenario.map(|s| s.faults).unwrap_or_default();
     let card = Scorecard::compute(info, &tools, accesses, faults, audit, &expect);
     if let Some(out) = &args.out {
-        std::fs::create_dir_all(out)
-            .map_err(|e| CliError::user(format!("{}: {e}", out.display())))?;
-        let json = serde_json::to_vec_pretty(&card).map_err(CliError::internal)?;
-        std::fs::write(out.join("report.json"), json)
-            .map_err(|e| CliError::user(format!("{}: {e}", out.display())))?;
-        std::fs::write(
-            out.join("report.html"),
-            bglass_core::drill::html::to_html(&card),
-        )
-        .map_err(|e| CliError::user(format!("{}: {e}", out.display())))?;
+        simulate::write_reports(out, &card)?;
     }
     if args.json {
         print_json(&card)?;

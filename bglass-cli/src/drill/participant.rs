@@ -602,8 +602,8 @@ pub fn ssh_login_child() -> crate::error::CliResult {
         let _ = crate::outln!("{text}");
         CliError::new(ErrorKind::Denied, detail)
     };
-    let fd = std::io::stdin()
-        .as_fd_owned()
+    let fd = std::os::fd::AsFd::as_fd(&std::io::stdin())
+        .try_clone_to_owned()
         .map_err(|e| fail("internal", format!("standard input: {e}")))?;
     let mut socket = std::os::unix::net::UnixStream::from(fd);
     let mut len = [0u8; 4];
@@ -649,16 +649,4 @@ pub fn ssh_login_child() -> crate::error::CliResult {
     }
     let _ = ssh.disconnect(None, "drill probe done", None);
     Ok(())
-}
-
-/// Standard input as an owned descriptor.
-trait StdinFd {
-    fn as_fd_owned(&self) -> std::io::Result<std::os::fd::OwnedFd>;
-}
-
-impl StdinFd for std::io::Stdin {
-    fn as_fd_owned(&self) -> std::io::Result<std::os::fd::OwnedFd> {
-        use std::os::fd::AsFd;
-        self.as_fd().try_clone_to_owned()
-    }
 }

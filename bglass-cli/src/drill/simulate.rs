@@ -17,6 +17,7 @@ use bglass_core::drill::fromlog::{ProxyLog, audit_check};
 use bglass_core::drill::{Access, DrillInfo, LivePlan, LogCheck, Scorecard, SkipProxy};
 use bglass_core::envelope::Action;
 use bglass_core::id::{RequestId, ResponderId};
+use bglass_core::keys::PublicKey;
 use bglass_core::scenario::{FaultKind, Link, Production, Scenario};
 use bglass_core::timestamp;
 
@@ -146,14 +147,8 @@ pub fn run(options: Options) -> CliResult<bool> {
         .enable_all()
         .build()
         .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?;
-    let card = runtime.block_on(simulate(&loaded, &id, &out, count, approvers))?;
-    let json = serde_json::to_vec_pretty(&card).map_err(CliError::internal)?;
-    let json_path = out.join("report.json");
-    std::fs::write(&json_path, json)
-        .map_err(|e| CliError::user(format!("{}: {e}", json_path.display())))?;
-    let html_path = out.join("report.html");
-    std::fs::write(&html_path, bglass_core::drill::html::to_html(&card))
-        .map_err(|e| CliError::user(format!("{}: {e}", html_path.display())))?;
+    let (card, logs) = runtime.block_on(simulate(&loaded, &id, &out, count, approvers))?;
+    let (json_path, html_path) = write_reports(&out, &card)?;
     if options.json {
         crate::cmd::print_json(&card)?;
     } else {
@@ -163,15 +158,10 @@ pub fn run(options: Options) -> CliResult<bool> {
             json_path.display(),
             html_path.display()
         )?;
-        for p in &loaded.scenario.proxies {
+        for (proxy, dir, key) in &logs {
             crate::outln!(
-                "Audit log of {p}: bglass audit verify {} --key {}",
-                out.join("world").join(p).join("data/log").display(),
-                card.drill
-                    .notes
-                    .iter()
-                    .find_map(|n| n.strip_prefix(&format!("key of {p}: ")))
-                    .unwrap_or("")
+                "Audit log of {proxy}: bglass audit verify {} --key {key}",
+                dir.display()
             )?;
         }
     }
@@ -192,7 +182,7 @@ async fn simulate(
     out: &Path,
     count: u32,
     approvers: u32,
-) -> CliResult<Scorecard> {
+) -> CliResult<(Scorecard, Vec<(String, PathBuf, PublicKey)>)> {
     let scenario = &loaded.scenario;
     let started_ms = timestamp::now_ms();
     let wall = Instant::now();
@@ -393,11 +383,12 @@ async fn simulate(
     let mut notes = world.notes.clone();
     notes.push(tool_note);
     notes.extend(notes_links);
+    let mut where_logs = Vec::new();
     for p in &world.proxies {
         let dir = p.dir.join("data").join("log");
-        let (check, events) = read_log(&p.id, &dir, p.key);
+        logs.push(read_log(&p.id, &dir, Some(p.key)).log);
         notes.push(format!("key of {}: {}", p.id, p.key));
-        logs.push(ProxyLog { check, events });
+        where_logs.push((p.id.clone(), dir, p.key));
     }
     let audit = audit_check(&logs, id, &mut list);
     let tools: Vec<(String, String)> = world
@@ -422,39 +413,49 @@ async fn simulate(
         duration_ms: scenario.duration.as_ms(),
         notes,
     };
-    Ok(Scorecard::compute(
+    let card = Scorecard::compute(
         info,
         &tools,
         list,
         scenario.faults.clone(),
         audit,
         &scenario.expect,
-    ))
+    );
+    Ok((card, where_logs))
 }
 
-/// Verifies a proxy's log and reads its events.
-pub fn read_log(
-    proxy: &str,
-    dir: &Path,
-    key: bglass_core::keys::PublicKey,
-) -> (LogCheck, Vec<(u64, bglass_core::audit::event::Event)>) {
-    let verified = bglass_core::audit::verify::verify_dir(dir, Some(key));
-    let events = bglass_core::audit::report::read_events(dir);
+/// A proxy's log, verified and read.
+#[derive(Debug)]
+pub struct ReadLog {
+    /// The check and the events, for the scorecard.
+    pub log: ProxyLog,
+    /// The key that verified it (the one given, or the one its first entry records).
+    pub key: Option<PublicKey>,
+}
+
+/// Verifies a proxy's log once (against `key`, or the key its first entry records when
+/// `None`) and reads its events. The log is named by the proxy id it verifies as, else
+/// `name`.
+pub fn read_log(name: &str, dir: &Path, key: Option<PublicKey>) -> ReadLog {
+    let verified = bglass_core::audit::verify::verify_dir(dir, key);
     let mut check = LogCheck {
-        proxy: proxy.to_owned(),
+        proxy: name.to_owned(),
         dir: dir.display().to_string(),
         entries: 0,
         verified: false,
         error: None,
     };
+    let mut used = None;
     match verified {
         Ok(report) => {
+            check.proxy = report.proxy.to_string();
             check.entries = report.entries;
             check.verified = true;
+            used = Some(report.key);
         }
         Err(d) => check.error = Some(d.to_string()),
     }
-    let events = match events {
+    let events = match bglass_core::audit::report::read_events(dir) {
         Ok(e) => e,
         Err(e) => {
             check.verified = false;
@@ -462,7 +463,30 @@ pub fn read_log(
             Vec::new()
         }
     };
-    (check, events)
+    ReadLog {
+        log: ProxyLog { check, events },
+        key: used,
+    }
+}
+
+/// Writes `report.json` and `report.html` to `out`; returns their paths.
+pub fn write_reports(out: &Path, card: &Scorecard) -> CliResult<(PathBuf, PathBuf)> {
+    let write = |name: &str, bytes: Vec<u8>| {
+        let path = out.join(name);
+        std::fs::write(&path, bytes)
+            .map_err(|e| CliError::user(format!("{}: {e}", path.display())))
+            .map(|()| path)
+    };
+    std::fs::create_dir_all(out).map_err(|e| CliError::user(format!("{}: {e}", out.display())))?;
+    let json = write(
+        "report.json",
+        serde_json::to_vec_pretty(card).map_err(CliError::internal)?,
+    )?;
+    let html = write(
+        "report.html",
+        bglass_core::drill::html::to_html(card).into_bytes(),
+    )?;
+    Ok((json, html))
 }
 
 /// Switches each link's faults on and off as the scenario says.
