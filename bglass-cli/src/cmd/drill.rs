@@ -20,7 +20,7 @@ use crate::cli::{
 };
 use crate::client::{Call, Session};
 use crate::drill::participant::{self, Plan, SshProbe, Target, TargetKind};
-use crate::drill::simulate::{self, Loaded};
+use crate::drill::simulate;
 use crate::drill::world;
 use crate::error::{CliError, CliResult, ErrorKind};
 use bglass_core::catalog::TcpProbe;
@@ -337,22 +337,10 @@ fn deps(args: &DrillDepsArgs) -> CliResult {
     Ok(())
 }
 
-fn live_plan(loaded: &Loaded) -> LivePlan {
-    let s = &loaded.scenario;
-    LivePlan {
-        drill: simulate::drill_id(&s.name),
-        scenario: s.name.clone(),
-        digest: s.digest.clone(),
-        services: s.services(&loaded.catalog),
-        skip: simulate::client_faults(s),
-        duration_ms: s.duration.as_ms(),
-    }
-}
-
 /// `bglass drill start`: the same plan on every proxy that answers.
 fn start(config: Option<&Path>, args: &DrillStartArgs) -> CliResult {
     let loaded = simulate::load(&args.scenario)?;
-    let plan = live_plan(&loaded);
+    let plan = simulate::live_plan(&loaded, simulate::drill_id(&loaded.scenario.name), true);
     let mut session = Session::open(config)?;
     block_on(async move {
         let mut started = Vec::new();

@@ -204,14 +204,8 @@ async fn simulate(
     let first = scenario.proxies.first().cloned();
 
     // The drill lead starts the drill on every proxy.
-    let live = LivePlan {
-        drill: id.to_owned(),
-        scenario: scenario.name.clone(),
-        digest: scenario.digest.clone(),
-        services: services.iter().map(|s| s.name.clone()).collect(),
-        skip: Vec::new(),
-        duration_ms: scenario.duration.as_ms(),
-    };
+    // The world's links act out the responder-side faults: nobody needs to skip a proxy.
+    let live = live_plan(loaded, id.to_owned(), false);
     let mut lead = Session::in_memory(world.lead.identity()?, &entries)?;
     for i in 0..entries.len() {
         lead.call_with(
@@ -618,6 +612,20 @@ pub fn not_met() -> CliError {
         ErrorKind::DrillFailed,
         "the drill did not meet its expectations (see above)",
     )
+}
+
+/// The plan a drill of `loaded` tells the proxies; with `skip`, the client-side faults that
+/// live participants act out.
+pub fn live_plan(loaded: &Loaded, drill: String, skip: bool) -> LivePlan {
+    let s = &loaded.scenario;
+    LivePlan {
+        drill,
+        scenario: s.name.clone(),
+        digest: s.digest.clone(),
+        services: s.services(&loaded.catalog),
+        skip: if skip { client_faults(s) } else { Vec::new() },
+        duration_ms: s.duration.as_ms(),
+    }
 }
 
 /// Which proxies participants skip when, from the scenario's faults on responder links
