@@ -296,7 +296,12 @@ impl Sshd {
 /// `-r` (no re-execution per connection) where sshd still has it: re-executing and
 /// relinking sshd for each of hundreds of logins is a third of a drill's CPU time. OpenSSH
 /// 9.8 split sshd and dropped the flag.
-fn rexec_off() -> Vec<&'static str> {
+fn rexec_off() -> &'static [&'static str] {
+    static FLAGS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    FLAGS.get_or_init(rexec_flags)
+}
+
+fn rexec_flags() -> &'static [&'static str] {
     let version = std::process::Command::new("ssh")
         .arg("-V")
         .output()
@@ -311,8 +316,8 @@ fn rexec_off() -> Vec<&'static str> {
         ))
     });
     match number {
-        Some((major, minor)) if (major, minor) < (9, 8) => vec!["-r"],
-        _ => Vec::new(),
+        Some((major, minor)) if (major, minor) < (9, 8) => &["-r"],
+        _ => &[],
     }
 }
 

@@ -370,11 +370,12 @@ pub async fn build(
             }
         }
     }
-    if !sshd.is_empty() {
+    if let (false, super::participant::SshProbe::Login { user: Some(user) }) =
+        (sshd.is_empty(), &ssh)
+    {
         notes.push(format!(
-            "SSH tools are real sshd processes ({}) trusting the proxies' SSH CAs; participants log in with their certificates as {}.",
-            tools::SSHD,
-            tools::local_user()
+            "SSH tools are real sshd processes ({}) trusting the proxies' SSH CAs; participants log in with their certificates as {user}.",
+            tools::SSHD
         ));
     }
 
