@@ -33,6 +33,7 @@ fn event(i: u64, key: &SigningKey) -> Vec<u8> {
             bytes_in: 0,
             bytes_out: 18_211,
             duration_ms: 12,
+            start: None,
         }
     };
     Event {

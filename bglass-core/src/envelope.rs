@@ -246,6 +246,13 @@ pub enum EnvelopeError {
     /// The replay guard is full; the request is refused rather than risk a replay.
     #[error("too many requests in the freshness window; try again shortly")]
     ReplayGuardFull,
+    /// This responder has sent more requests in the freshness window than the guard keeps
+    /// for one responder.
+    #[error("{responder} sent too many requests in the last minutes; wait and try again")]
+    ReplayQuota {
+        /// The responder.
+        responder: ResponderId,
+    },
 }
 
 impl From<Shape> for EnvelopeError {
@@ -425,21 +432,32 @@ impl VerifiedEnvelope {
 /// Remembers nonces for twice the freshness window so that no envelope is accepted twice.
 ///
 /// Bounded: when full, new envelopes are refused ([`EnvelopeError::ReplayGuardFull`]) rather
-/// than forgetting nonces early, which would allow a replay.
+/// than forgetting nonces early, which would allow a replay. Each responder has a quota of
+/// its own ([`EnvelopeError::ReplayQuota`]), so that one responder (a compromised key, a
+/// runaway script) cannot fill the guard and lock everyone else out.
 #[derive(Debug)]
 pub struct ReplayGuard {
     seen: HashMap<(ResponderId, Nonce), u64>,
     order: VecDeque<(u64, ResponderId, Nonce)>,
+    per_responder: HashMap<ResponderId, usize>,
     capacity: usize,
+    quota: usize,
 }
 
 impl ReplayGuard {
-    /// A guard holding at most `capacity` nonces.
+    /// A guard holding at most `capacity` nonces, any responder up to all of them.
     pub fn new(capacity: usize) -> Self {
+        Self::with_quota(capacity, capacity)
+    }
+
+    /// A guard holding at most `capacity` nonces, at most `quota` of one responder.
+    pub fn with_quota(capacity: usize, quota: usize) -> Self {
         Self {
             seen: HashMap::new(),
             order: VecDeque::new(),
+            per_responder: HashMap::new(),
             capacity,
+            quota,
         }
     }
 
@@ -465,6 +483,13 @@ impl ReplayGuard {
         if self.seen.len() >= self.capacity {
             return Err(EnvelopeError::ReplayGuardFull);
         }
+        let held = self.per_responder.entry(responder.clone()).or_insert(0);
+        if *held >= self.quota {
+            return Err(EnvelopeError::ReplayQuota {
+                responder: responder.clone(),
+            });
+        }
+        *held += 1;
         // Keep it until no envelope with this iat can be fresh any more.
         let until = iat.saturating_add(2 * FRESHNESS_SECS);
         self.seen.insert(key.clone(), until);
@@ -481,6 +506,12 @@ impl ReplayGuard {
             if let Some((until, responder, nonce)) = self.order.pop_front()
                 && self.seen.get(&(responder.clone(), nonce)) == Some(&until)
             {
+                if let Some(held) = self.per_responder.get_mut(&responder) {
+                    *held = held.saturating_sub(1);
+                    if *held == 0 {
+                        self.per_responder.remove(&responder);
+                    }
+                }
                 self.seen.remove(&(responder, nonce));
             }
         }

@@ -175,6 +175,16 @@ name_type!(
     |c| lower_alnum(c) || matches!(c, '_' | '.' | '-')
 );
 
+/// Vault names with this prefix hold the proxy's own keys: never upstream credentials.
+pub const RESERVED_SECRET_PREFIX: &str = "bglass.";
+
+impl SecretName {
+    /// Whether this name holds one of the proxy's own keys (`bglass.…`).
+    pub fn is_reserved(&self) -> bool {
+        self.0.starts_with(RESERVED_SECRET_PREFIX)
+    }
+}
+
 /// Why a string is not a valid request or grant id.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{what} {value:?} is invalid: expected {prefix} followed by 16 lowercase hex digits")]

@@ -4,6 +4,12 @@
 //!
 //! Responders never see these values: the data plane injects upstream credentials, and the
 //! keys never leave the proxy.
+//!
+//! Two kinds of entry live apart. The proxy's own keys (names starting `bglass.`) are read
+//! only through [`Vault::proxy_key`] and can never be injected. An upstream credential is
+//! bound, when the operator stores it, to the services and upstream addresses it may be sent
+//! to; [`Vault::credential`] hands it out only for such a pair, so that a catalog change alone
+//! can never send a credential (or a key) to an address of its choosing.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -13,7 +19,8 @@ use std::str::FromStr;
 use age::secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::id::SecretName;
+use crate::catalog::{Catalog, ServiceKind, Upstream};
+use crate::id::{SecretName, ServiceName};
 
 /// Largest vault file accepted.
 pub const MAX_VAULT_BYTES: u64 = 1024 * 1024;
@@ -59,6 +66,25 @@ pub enum VaultError {
     /// Encryption failed.
     #[error("encrypting the vault failed: {0}")]
     Encrypt(String),
+    /// A file holding key material is readable or writable by group or others.
+    #[error("{path} has mode {mode:o}: it must be readable by its owner only (chmod 600 {path})")]
+    Permissions {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A name starting with `bglass.` belongs to the proxy's own keys.
+    #[error(
+        "{0}: names starting with \"bglass.\" hold the proxy's own keys, which are never upstream credentials"
+    )]
+    Reserved(String),
+    /// A proxy key name that does not start with `bglass.`.
+    #[error("{0}: the proxy's own keys are named \"bglass.…\"")]
+    NotAProxyKey(String),
+    /// A credential stored with no service to send it to.
+    #[error("secret {0}: a credential must be bound to at least one service (--for SERVICE)")]
+    Unbound(String),
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> VaultError + '_ {
@@ -93,10 +119,11 @@ impl VaultIdentity {
         write_private(path, text.as_bytes())
     }
 
-    /// Reads an identity file.
+    /// Reads an identity file, refusing one that group or others may read.
     pub fn open_file(path: &Path) -> Result<Self, VaultError> {
-        let text = read_bounded(path, 4096)?;
-        let text = Zeroizing::new(String::from_utf8_lossy(&text).into_owned());
+        check_private(path)?;
+        let text = Zeroizing::new(read_bounded(path, 4096)?);
+        let text = Zeroizing::new(String::from_utf8_lossy(&text[..]).into_owned());
         let line = text
             .lines()
             .map(str::trim)
@@ -123,20 +150,60 @@ fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, VaultError> {
     Ok(out)
 }
 
-/// Writes a new file with mode 0600 (replacing an existing one atomically).
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), VaultError> {
-    let tmp = path.with_extension("tmp");
+/// Refuses a key file that group or others may read or write.
+fn check_private(path: &Path) -> Result<(), VaultError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(io(path))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(VaultError::Permissions {
+                path: path.display().to_string(),
+                mode,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Writes a file with mode 0600, replacing an existing one atomically and durably. The
+/// temporary file has a fresh random name and is created new (`O_EXCL`), so that a file left
+/// by someone else (with other permissions, or a link) is never reused.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), VaultError> {
+    let suffix = crate::id::random_bytes::<8>()
+        .map(|b| crate::keys::hex_lower(&b))
+        .map_err(|e| VaultError::Encrypt(e.to_string()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{suffix}.tmp"));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
     let mut file = options.open(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(path)(e));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+    }
+    Ok(())
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Default)]
@@ -146,6 +213,49 @@ struct VaultFile {
     recipients: Vec<String>,
     #[serde(default)]
     secrets: BTreeMap<String, String>,
+    /// Credential name → the (service, upstream) pairs it may be sent to.
+    #[serde(default)]
+    bindings: BTreeMap<String, Vec<Binding>>,
+}
+
+/// A place a credential may be sent: a service of the catalog at one upstream.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    /// The service.
+    pub service: String,
+    /// The upstream, as [`Upstream::binding`] writes it (scheme, address and pin).
+    pub upstream: String,
+}
+
+impl std::fmt::Display for Binding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at {}", self.service, self.upstream)
+    }
+}
+
+/// Why a credential may not be sent where it was asked for.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    /// The name is one of the proxy's own keys: never injectable.
+    #[error("{0} is one of the proxy's own keys and is never sent upstream")]
+    Reserved(String),
+    /// The vault holds no such credential.
+    #[error("the vault holds no credential {0}")]
+    Missing(String),
+    /// The credential is not bound to this service at this upstream.
+    #[error("credential {secret} is not bound to {service} at {upstream} (bound to: {bound})")]
+    NotBound {
+        /// The credential.
+        secret: String,
+        /// The service asking.
+        service: String,
+        /// Where it would go.
+        upstream: String,
+        /// Where it may go.
+        bound: String,
+    },
 }
 
 /// The decrypted vault.
@@ -153,6 +263,7 @@ pub struct Vault {
     /// Extra recipients (offline recovery keys) the vault is also encrypted to.
     recipients: Vec<String>,
     secrets: BTreeMap<SecretName, SecretString>,
+    bindings: BTreeMap<SecretName, Vec<Binding>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -169,6 +280,7 @@ impl Vault {
         Self {
             recipients: Vec::new(),
             secrets: BTreeMap::new(),
+            bindings: BTreeMap::new(),
         }
     }
 
@@ -187,17 +299,31 @@ impl Vault {
             path: shown.clone(),
             why: e.message().to_owned(),
         })?;
-        let mut secrets = BTreeMap::new();
-        for (name, value) in file.secrets {
-            let name = SecretName::new(&name).map_err(|e| VaultError::Content {
+        let name_of = |name: &str| {
+            SecretName::new(name).map_err(|e| VaultError::Content {
                 path: shown.clone(),
                 why: e.to_string(),
-            })?;
-            secrets.insert(name, SecretString::from(value));
+            })
+        };
+        let mut secrets = BTreeMap::new();
+        for (name, value) in file.secrets {
+            secrets.insert(name_of(&name)?, SecretString::from(value));
+        }
+        let mut bindings = BTreeMap::new();
+        for (name, list) in file.bindings {
+            let name = name_of(&name)?;
+            if name.is_reserved() {
+                return Err(VaultError::Content {
+                    path: shown.clone(),
+                    why: format!("{name} is one of the proxy's own keys and cannot be bound"),
+                });
+            }
+            bindings.insert(name, list);
         }
         Ok(Self {
             recipients: file.recipients,
             secrets,
+            bindings,
         })
     }
 
@@ -213,6 +339,11 @@ impl Vault {
                 .secrets
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.expose_secret().to_owned()))
+                .collect(),
+            bindings: self
+                .bindings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
         };
         let plain =
@@ -237,29 +368,157 @@ impl Vault {
         write_private(path, &sealed)
     }
 
-    /// Sets a secret.
-    pub fn set(&mut self, name: SecretName, value: SecretString) -> Result<(), VaultError> {
+    fn check_value(name: &SecretName, value: &SecretString) -> Result<(), VaultError> {
         let v = value.expose_secret();
         if v.is_empty() || v.len() > MAX_SECRET_BYTES || v.contains(['\n', '\r']) {
             return Err(VaultError::Value(name.to_string()));
         }
+        Ok(())
+    }
+
+    /// Stores an upstream credential and the places it may be sent to (replacing both).
+    pub fn set_credential(
+        &mut self,
+        name: SecretName,
+        value: SecretString,
+        bindings: Vec<Binding>,
+    ) -> Result<(), VaultError> {
+        if name.is_reserved() {
+            return Err(VaultError::Reserved(name.to_string()));
+        }
+        if bindings.is_empty() {
+            return Err(VaultError::Unbound(name.to_string()));
+        }
+        Self::check_value(&name, &value)?;
+        self.secrets.insert(name.clone(), value);
+        self.bind(&name, bindings)
+    }
+
+    /// Replaces the places a stored credential may be sent to.
+    pub fn bind(
+        &mut self,
+        name: &SecretName,
+        mut bindings: Vec<Binding>,
+    ) -> Result<(), VaultError> {
+        if name.is_reserved() {
+            return Err(VaultError::Reserved(name.to_string()));
+        }
+        if bindings.is_empty() {
+            return Err(VaultError::Unbound(name.to_string()));
+        }
+        bindings.sort();
+        bindings.dedup();
+        self.bindings.insert(name.clone(), bindings);
+        Ok(())
+    }
+
+    /// Stores one of the proxy's own keys (`bglass.…`).
+    pub fn set_proxy_key(
+        &mut self,
+        name: SecretName,
+        value: SecretString,
+    ) -> Result<(), VaultError> {
+        if !name.is_reserved() {
+            return Err(VaultError::NotAProxyKey(name.to_string()));
+        }
+        Self::check_value(&name, &value)?;
         self.secrets.insert(name, value);
         Ok(())
     }
 
-    /// A secret's value.
-    pub fn get(&self, name: &SecretName) -> Option<&SecretString> {
-        self.secrets.get(name)
+    /// One of the proxy's own keys; `None` for any other name.
+    pub fn proxy_key(&self, name: &SecretName) -> Option<&SecretString> {
+        if name.is_reserved() {
+            self.secrets.get(name)
+        } else {
+            None
+        }
     }
 
-    /// Removes a secret; whether it existed.
+    /// Removes one of the proxy's own keys (the offline CA key, moved out of the vault).
+    pub fn remove_proxy_key(&mut self, name: &SecretName) -> bool {
+        name.is_reserved() && self.secrets.remove(name).is_some()
+    }
+
+    /// The credential `name` for sending to `service` at `upstream`: only when the operator
+    /// bound it there, and never one of the proxy's own keys.
+    pub fn credential(
+        &self,
+        name: &SecretName,
+        service: &ServiceName,
+        upstream: &Upstream,
+    ) -> Result<&SecretString, CredentialError> {
+        if name.is_reserved() {
+            return Err(CredentialError::Reserved(name.to_string()));
+        }
+        let value = self
+            .secrets
+            .get(name)
+            .ok_or_else(|| CredentialError::Missing(name.to_string()))?;
+        let wanted = Binding {
+            service: service.to_string(),
+            upstream: upstream.binding(),
+        };
+        let bound = self
+            .bindings
+            .get(name)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if bound.contains(&wanted) {
+            Ok(value)
+        } else {
+            Err(CredentialError::NotBound {
+                secret: name.to_string(),
+                service: wanted.service,
+                upstream: wanted.upstream,
+                bound: if bound.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    bound
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            })
+        }
+    }
+
+    /// Every injection of `catalog` whose credential the vault would refuse to send, with why.
+    pub fn unbound(&self, catalog: &Catalog) -> Vec<(ServiceName, CredentialError)> {
+        catalog
+            .services()
+            .iter()
+            .filter_map(|s| match &s.kind {
+                ServiceKind::Http {
+                    inject: Some(inject),
+                    ..
+                } => self
+                    .credential(&inject.secret, &s.name, &s.upstream)
+                    .err()
+                    .map(|e| (s.name.clone(), e)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Removes an upstream credential and its bindings; whether it existed.
     pub fn remove(&mut self, name: &SecretName) -> bool {
+        if name.is_reserved() {
+            return false;
+        }
+        self.bindings.remove(name);
         self.secrets.remove(name).is_some()
     }
 
-    /// The names of the secrets held.
-    pub fn names(&self) -> impl Iterator<Item = &SecretName> {
-        self.secrets.keys()
+    /// The upstream credentials held, with where each may be sent (never the proxy's keys).
+    pub fn credentials(&self) -> impl Iterator<Item = (&SecretName, &[Binding])> {
+        self.secrets.keys().filter(|n| !n.is_reserved()).map(|n| {
+            (
+                n,
+                self.bindings.get(n).map(Vec::as_slice).unwrap_or_default(),
+            )
+        })
     }
 
     /// Adds an offline recovery recipient (`age1…`).
@@ -284,6 +543,24 @@ impl Default for Vault {
 mod tests {
     use super::*;
 
+    fn name(n: &str) -> SecretName {
+        SecretName::new(n).unwrap()
+    }
+
+    fn upstream(addr: &str) -> Upstream {
+        Upstream {
+            addr: addr.parse().unwrap(),
+            tls_pin: None,
+        }
+    }
+
+    fn grafana_binding() -> Binding {
+        Binding {
+            service: "grafana".to_owned(),
+            upstream: upstream("127.0.0.1:18001").binding(),
+        }
+    }
+
     #[test]
     fn vault_round_trips_and_refuses_other_identities() {
         let dir = tempfile::tempdir().unwrap();
@@ -292,9 +569,10 @@ mod tests {
         let id = VaultIdentity::open_file(&dir.path().join("vault.key")).unwrap();
         let mut vault = Vault::new();
         vault
-            .set(
-                SecretName::new("grafana_token").unwrap(),
+            .set_credential(
+                name("grafana_token"),
                 SecretString::from("t0k3n".to_owned()),
+                vec![grafana_binding()],
             )
             .unwrap();
         let recovery = VaultIdentity::generate();
@@ -312,9 +590,14 @@ mod tests {
             );
         }
         let opened = Vault::open(&path, &id).unwrap();
+        let grafana = ServiceName::new("grafana").unwrap();
         assert_eq!(
             opened
-                .get(&SecretName::new("grafana_token").unwrap())
+                .credential(
+                    &name("grafana_token"),
+                    &grafana,
+                    &upstream("127.0.0.1:18001")
+                )
                 .unwrap()
                 .expose_secret(),
             "t0k3n"
@@ -326,11 +609,110 @@ mod tests {
             Err(VaultError::Decrypt(_))
         ));
         assert!(matches!(
-            vault.set(
-                SecretName::new("x").unwrap(),
-                SecretString::from("a\nb".to_owned())
+            vault.set_credential(
+                name("x"),
+                SecretString::from("a\nb".to_owned()),
+                vec![grafana_binding()]
             ),
             Err(VaultError::Value(_))
         ));
+    }
+
+    #[test]
+    fn credentials_go_only_where_they_are_bound() {
+        let mut vault = Vault::new();
+        vault
+            .set_credential(
+                name("grafana_token"),
+                SecretString::from("t0k3n".to_owned()),
+                vec![grafana_binding()],
+            )
+            .unwrap();
+        let grafana = ServiceName::new("grafana").unwrap();
+        let evil = ServiceName::new("evil").unwrap();
+        // Another address for the same service, or another service at the same address.
+        assert!(matches!(
+            vault.credential(&name("grafana_token"), &grafana, &upstream("127.0.0.1:9")),
+            Err(CredentialError::NotBound { .. })
+        ));
+        assert!(matches!(
+            vault.credential(&name("grafana_token"), &evil, &upstream("127.0.0.1:18001")),
+            Err(CredentialError::NotBound { .. })
+        ));
+        // The same address over TLS is another upstream.
+        let tls = Upstream {
+            addr: "127.0.0.1:18001".parse().unwrap(),
+            tls_pin: Some(crate::catalog::CertPin([7; 32])),
+        };
+        assert!(
+            vault
+                .credential(&name("grafana_token"), &grafana, &tls)
+                .is_err()
+        );
+        // A credential without a binding cannot be stored.
+        assert!(matches!(
+            vault.set_credential(name("loose"), SecretString::from("v".to_owned()), vec![]),
+            Err(VaultError::Unbound(_))
+        ));
+    }
+
+    #[test]
+    fn proxy_keys_are_never_credentials() {
+        let mut vault = Vault::new();
+        vault
+            .set_proxy_key(
+                name("bglass.signing_key"),
+                SecretString::from("k".to_owned()),
+            )
+            .unwrap();
+        let grafana = ServiceName::new("grafana").unwrap();
+        assert!(matches!(
+            vault.credential(
+                &name("bglass.signing_key"),
+                &grafana,
+                &upstream("127.0.0.1:18001")
+            ),
+            Err(CredentialError::Reserved(_))
+        ));
+        assert!(matches!(
+            vault.set_credential(
+                name("bglass.signing_key"),
+                SecretString::from("v".to_owned()),
+                vec![grafana_binding()]
+            ),
+            Err(VaultError::Reserved(_))
+        ));
+        assert!(matches!(
+            vault.set_proxy_key(name("grafana_token"), SecretString::from("v".to_owned())),
+            Err(VaultError::NotAProxyKey(_))
+        ));
+        assert!(vault.proxy_key(&name("grafana_token")).is_none());
+        assert!(!vault.remove(&name("bglass.signing_key")));
+        assert_eq!(vault.credentials().count(), 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_others_can_read_are_refused_and_stale_temporaries_never_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.key");
+        VaultIdentity::generate().create_file(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            VaultIdentity::open_file(&path),
+            Err(VaultError::Permissions { mode: 0o644, .. })
+        ));
+        // A world-readable leftover named like the old temporary file is ignored.
+        let secrets = dir.path().join("secrets.age");
+        let old_tmp = secrets.with_extension("tmp");
+        std::fs::write(&old_tmp, "left over").unwrap();
+        std::fs::set_permissions(&old_tmp, std::fs::Permissions::from_mode(0o666)).unwrap();
+        write_private(&secrets, b"sealed").unwrap();
+        assert_eq!(
+            std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(std::fs::read(&old_tmp).unwrap(), b"left over");
     }
 }

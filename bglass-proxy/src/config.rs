@@ -15,6 +15,12 @@ pub const PROXY_CONFIG_LIMITS: SourceLimits = SourceLimits {
     max_line_bytes: 1024,
 };
 
+/// Default cap on open connections: a tunnel holds two descriptors, so this fits the
+/// documented `LimitNOFILE=65536` with room for files and upstreams.
+pub const DEFAULT_MAX_CONNECTIONS: i64 = 16_384;
+/// Default cap on open connections from one source address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_SOURCE: i64 = 256;
+
 /// A notification target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NotifyTarget {
@@ -50,6 +56,12 @@ pub struct Limits {
     pub upstream_timeout: HumanDuration,
     /// Time a client may take to send a request head.
     pub header_timeout: HumanDuration,
+    /// How long a request may wait for approvals before it expires.
+    pub request_ttl: HumanDuration,
+    /// Most connections open at once (new ones beyond are closed at accept).
+    pub max_connections: usize,
+    /// Most connections open at once from one source address (an IPv6 /64 counts as one).
+    pub max_connections_per_source: usize,
 }
 
 /// A validated `proxy.toml`.
@@ -107,6 +119,9 @@ struct RawLimits {
     max_body_bytes: Option<Spanned<i64>>,
     upstream_timeout: Option<Spanned<String>>,
     header_timeout: Option<Spanned<String>>,
+    request_ttl: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
+    max_connections_per_source: Option<Spanned<i64>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -271,6 +286,23 @@ impl ProxyConfig {
             .unwrap_or(64 << 20),
             upstream_timeout: dur("upstream_timeout", &raw_limits.upstream_timeout, "30s")?,
             header_timeout: dur("header_timeout", &raw_limits.header_timeout, "10s")?,
+            request_ttl: dur("request_ttl", &raw_limits.request_ttl, "1h")?,
+            max_connections: usize::try_from(int(
+                "max_connections",
+                &raw_limits.max_connections,
+                16,
+                1 << 20,
+                DEFAULT_MAX_CONNECTIONS,
+            )?)
+            .unwrap_or(16),
+            max_connections_per_source: usize::try_from(int(
+                "max_connections_per_source",
+                &raw_limits.max_connections_per_source,
+                1,
+                1 << 20,
+                DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
+            )?)
+            .unwrap_or(1),
         };
         let mut notify = Vec::new();
         for n in raw.notify {

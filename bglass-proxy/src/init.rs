@@ -1,9 +1,12 @@
 //! `bglass-proxy init`: a new proxy cell — its CA and server certificate, signing key, SSH
 //! CA key, vault identity and vault, and a commented `proxy.toml`.
 //!
-//! Private keys go into the vault (`secrets.age`, encrypted to `vault.key`); only public
-//! material is written in clear. The output names the pin responders put in their config
-//! and the public keys auditors and target hosts need.
+//! The keys the running proxy needs go into the vault (`secrets.age`, encrypted to
+//! `vault.key`); only public material is written in clear. The TLS CA's private key is not
+//! needed at run time: it is written to `offline/ca.key` for the operator to move off the
+//! host, and comes back only to re-issue the server certificate ([`reissue`]). The output
+//! names the pin responders put in their config and the public keys auditors and target
+//! hosts need.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,14 +19,18 @@ use bglass_core::id::{ProxyId, SecretName};
 use bglass_core::keys::{PublicKey, SigningKey};
 use bglass_core::vault::{Vault, VaultIdentity};
 
+use rustls_pki_types::pem::PemObject;
+
 use crate::tls::pin_of;
 
 /// Vault names of the proxy's own keys (PKCS#8 or OpenSSH, base64).
 pub const SIGNING_KEY_SECRET: &str = "bglass.signing_key";
 /// The TLS server key.
 pub const TLS_KEY_SECRET: &str = "bglass.tls_key";
-/// The TLS CA key.
+/// The TLS CA key, which older versions kept in the vault (now an offline file).
 pub const CA_KEY_SECRET: &str = "bglass.ca_key";
+/// Where `init` writes the CA key for the operator to move off the host.
+pub const OFFLINE_CA_KEY: &str = "offline/ca.key";
 /// The SSH certificate authority key (OpenSSH format).
 pub const SSH_CA_SECRET: &str = "bglass.ssh_ca_key";
 
@@ -38,6 +45,8 @@ pub struct Initialized {
     pub signing_key: PublicKey,
     /// The SSH CA public key (for target hosts' `TrustedUserCAKeys`).
     pub ssh_ca: String,
+    /// The CA private key, to be moved off the host.
+    pub offline_ca_key: PathBuf,
 }
 
 /// Why init failed.
@@ -60,6 +69,9 @@ pub enum InitError {
     /// The vault could not be written.
     #[error(transparent)]
     Vault(#[from] bglass_core::vault::VaultError),
+    /// The CA key given to `reissue-cert` is not this proxy's CA.
+    #[error("{0}")]
+    WrongCa(String),
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> InitError + '_ {
@@ -94,34 +106,8 @@ pub fn init(
 
     // TLS: a CA of this cell alone, and a server certificate for the listen address.
     let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(keys)?;
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(keys)?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("bglass proxy CA {id}"));
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    ca_params.not_before = rcgen::date_time_ymd(2025, 1, 1);
-    ca_params.not_after = rcgen::date_time_ymd(2045, 1, 1);
-    let ca_cert = ca_params.self_signed(&ca_key).map_err(keys)?;
-    let issuer = rcgen::Issuer::new(ca_params, &ca_key);
-
-    let server_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(keys)?;
-    let mut server_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(keys)?;
-    server_params
-        .subject_alt_names
-        .push(rcgen::SanType::IpAddress(listen.ip()));
-    server_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("bglass proxy {id}"));
-    server_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    server_params.not_before = rcgen::date_time_ymd(2025, 1, 1);
-    server_params.not_after = rcgen::date_time_ymd(2045, 1, 1);
-    let server_cert = server_params
-        .signed_by(&server_key, &issuer)
-        .map_err(keys)?;
+    let ca_cert = ca_params(id)?.self_signed(&ca_key).map_err(keys)?;
+    let (server_key, server_cert) = server_certificate(id, listen, &ca_key)?;
 
     let chain = format!("{}{}", server_cert.pem(), ca_cert.pem());
     let chain_path = dir.join("tls/chain.pem");
@@ -152,11 +138,18 @@ pub fn init(
     identity.create_file(&dir.join("vault.key"))?;
     let mut vault = Vault::new();
     let b64 = |bytes: &[u8]| SecretString::from(STANDARD.encode(bytes));
-    vault.set(secret(SIGNING_KEY_SECRET)?, b64(signing.pkcs8_der()))?;
-    vault.set(secret(TLS_KEY_SECRET)?, b64(&server_key.serialize_der()))?;
-    vault.set(secret(CA_KEY_SECRET)?, b64(&ca_key.serialize_der()))?;
-    vault.set(secret(SSH_CA_SECRET)?, b64(ssh_private_text.as_bytes()))?;
+    vault.set_proxy_key(secret(SIGNING_KEY_SECRET)?, b64(signing.pkcs8_der()))?;
+    vault.set_proxy_key(secret(TLS_KEY_SECRET)?, b64(&server_key.serialize_der()))?;
+    vault.set_proxy_key(secret(SSH_CA_SECRET)?, b64(ssh_private_text.as_bytes()))?;
     vault.save(&dir.join("secrets.age"), &identity)?;
+
+    // The CA key leaves the running proxy: an offline file the operator moves away.
+    let offline = dir.join(OFFLINE_CA_KEY);
+    if let Some(parent) = offline.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    let ca_pem = zeroize::Zeroizing::new(ca_key.serialize_pem());
+    bglass_core::vault::write_private(&offline, ca_pem.as_bytes())?;
 
     let metrics_line = match metrics {
         Some(m) => format!("metrics_listen = \"{m}\""),
@@ -186,7 +179,8 @@ roster = "responders.toml"
 data_dir = "data"
 
 # Upstream credentials and this proxy's private keys, encrypted to vault_identity.
-# Edit with: bglass-proxy secrets set NAME --config proxy.toml  (value on stdin)
+# Edit with: bglass-proxy secrets set NAME --for SERVICE --config proxy.toml  (value on stdin;
+# the credential is bound to that service's upstream: a catalog that moves it is rejected)
 vault = "secrets.age"
 vault_identity = "vault.key"
 
@@ -198,7 +192,10 @@ tls_chain = "tls/chain.pem"
 # max_api_body_bytes = 65536      # control API bodies
 # max_body_bytes = 67108864       # data-plane request bodies
 # upstream_timeout = "30s"        # time for an upstream to answer
-# header_timeout = "10s"          # time for a client to send its request head
+# header_timeout = "10s"          # time for a client to send its request head (and TLS handshake)
+# request_ttl = "1h"              # a request without its approvals by then expires
+# max_connections = 16384         # open connections at once (keep below LimitNOFILE / 2)
+# max_connections_per_source = 256  # from one address (an IPv6 /64 counts as one)
 
 # Notifications of glass-break events, emergency bypasses and pending approvals. They never
 # block access: queued from the audit log, retried with backoff.
@@ -213,5 +210,97 @@ tls_chain = "tls/chain.pem"
         pin,
         signing_key: signing.public_key(),
         ssh_ca: ssh_public,
+        offline_ca_key: offline,
     })
+}
+
+/// The CA certificate's parameters; the same for `init` and `reissue`, so that a re-issued
+/// server certificate names the issuer exactly as the CA certificate names itself.
+fn ca_params(id: &ProxyId) -> Result<rcgen::CertificateParams, InitError> {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(keys)?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("bglass proxy CA {id}"));
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    ca_params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    ca_params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+    Ok(ca_params)
+}
+
+/// A new server key and certificate for `listen`'s IP, signed by the CA key.
+fn server_certificate(
+    id: &ProxyId,
+    listen: SocketAddr,
+    ca_key: &rcgen::KeyPair,
+) -> Result<(rcgen::KeyPair, rcgen::Certificate), InitError> {
+    let issuer = rcgen::Issuer::new(ca_params(id)?, ca_key);
+    let server_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(keys)?;
+    let mut server_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(keys)?;
+    server_params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress(listen.ip()));
+    server_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("bglass proxy {id}"));
+    server_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    server_params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    server_params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+    let server_cert = server_params
+        .signed_by(&server_key, &issuer)
+        .map_err(keys)?;
+    Ok((server_key, server_cert))
+}
+
+/// Re-issues the server certificate with the offline CA key (a new listen address, or a
+/// suspected leak of the server key): a new server key in the vault and a new chain; the
+/// CA, and so every responder's pin, stay the same. The CA key must be the one whose
+/// certificate is at the end of the current chain.
+pub fn reissue(
+    config: &crate::config::ProxyConfig,
+    ca_key_pem: &str,
+    listen: SocketAddr,
+) -> Result<CertPin, InitError> {
+    let ca_key = rcgen::KeyPair::from_pem(ca_key_pem)
+        .map_err(|e| InitError::WrongCa(format!("the CA key does not parse: {e}")))?;
+    let chain_text = std::fs::read_to_string(&config.tls_chain).map_err(io(&config.tls_chain))?;
+    let ca_pem = chain_text
+        .find("-----BEGIN CERTIFICATE-----")
+        .and_then(|first| {
+            chain_text[first + 1..]
+                .find("-----BEGIN CERTIFICATE-----")
+                .map(|i| &chain_text[first + 1 + i..])
+        })
+        .ok_or_else(|| {
+            InitError::WrongCa(format!(
+                "{} does not hold the server certificate followed by the CA",
+                config.tls_chain.display()
+            ))
+        })?;
+    let ca_der = rustls_pki_types::CertificateDer::from_pem_slice(ca_pem.as_bytes())
+        .map_err(|e| InitError::WrongCa(format!("the CA certificate in the chain: {e}")))?;
+    // The key must be the CA's: its public key is in the CA certificate.
+    let public = ca_key.public_key_raw();
+    if !ca_der.as_ref().windows(public.len()).any(|w| w == public) {
+        return Err(InitError::WrongCa(
+            "this key is not the CA key of this proxy (its public key is not in the CA certificate)"
+                .to_owned(),
+        ));
+    }
+    let (server_key, server_cert) = server_certificate(&config.id, listen, &ca_key)?;
+    let identity = VaultIdentity::open_file(&config.vault_identity)?;
+    let mut vault = Vault::open(&config.vault, &identity)?;
+    vault.set_proxy_key(
+        secret(TLS_KEY_SECRET)?,
+        SecretString::from(STANDARD.encode(server_key.serialize_der())),
+    )?;
+    let chain = format!("{}{}", server_cert.pem(), ca_pem.trim_end());
+    let chain_tmp = config.tls_chain.with_extension("pem.new");
+    std::fs::write(&chain_tmp, format!("{chain}\n")).map_err(io(&chain_tmp))?;
+    vault.save(&config.vault, &identity)?;
+    std::fs::rename(&chain_tmp, &config.tls_chain).map_err(io(&config.tls_chain))?;
+    Ok(pin_of(ca_der.as_ref()))
 }

@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use base64::Engine;
 use bglass_core::SecretString;
-use bglass_core::id::{ProxyId, SecretName};
-use bglass_core::vault::{Vault, VaultIdentity};
+use bglass_core::catalog::{Catalog, ServiceKind};
+use bglass_core::id::{ProxyId, SecretName, ServiceName};
+use bglass_core::vault::{Binding, Vault, VaultIdentity};
 use bglass_proxy::config::ProxyConfig;
 use clap::{Parser, Subcommand};
 
@@ -55,19 +57,61 @@ enum Command {
     /// Manage the vault of upstream credentials.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Issue a new TLS server key and certificate with the offline CA key (after moving the
+    /// proxy to a new address, or when the server key may have leaked). Responders' pins
+    /// stay valid: the CA is the same. Restart the proxy afterwards.
+    ReissueCert {
+        /// The proxy.toml.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The CA private key `init` wrote to offline/ca.key (kept off the host).
+        #[arg(long, value_name = "FILE")]
+        ca_key: PathBuf,
+        /// The address the certificate names (default: `listen` from proxy.toml).
+        #[arg(long, value_name = "IP:PORT")]
+        listen: Option<SocketAddr>,
+    },
+    /// Move the TLS CA private key out of the vault of a proxy made by an older version into
+    /// FILE (mode 0600), for the operator to take off the host.
+    ExportCaKey {
+        /// The proxy.toml.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Where to write the key (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum SecretsCommand {
-    /// Set a secret; the value is read from standard input (one line).
+    /// Set an upstream credential and bind it to the services that may receive it; the value
+    /// is read from standard input (one line). The binding records each service's upstream
+    /// as the catalog names it now: a catalog that later moves the service to another
+    /// address (or pin) is rejected until the credential is bound again.
     Set {
         /// The secret's name, as `inject.secret` names it in the catalog.
         name: String,
+        /// A service of the catalog that injects this secret (repeat for several).
+        #[arg(long = "for", value_name = "SERVICE", required = true)]
+        services: Vec<String>,
         /// The proxy.toml.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
-    /// List the secrets' names (never their values).
+    /// Bind a stored credential again, to the services' upstreams in the catalog now (after
+    /// an operator moved a tool to a new address on purpose).
+    Bind {
+        /// The secret's name.
+        name: String,
+        /// A service of the catalog that injects this secret (repeat for several).
+        #[arg(long = "for", value_name = "SERVICE", required = true)]
+        services: Vec<String>,
+        /// The proxy.toml.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// List the credentials' names and bindings (never their values).
     List {
         /// The proxy.toml.
         #[arg(long, value_name = "FILE")]
@@ -113,6 +157,12 @@ fn main() -> ExitCode {
             ),
         },
         Command::Secrets(command) => secrets(command),
+        Command::ReissueCert {
+            config,
+            ca_key,
+            listen,
+        } => reissue_cert(&config, &ca_key, listen),
+        Command::ExportCaKey { config, out } => export_ca_key(&config, &out),
     }
 }
 
@@ -135,7 +185,8 @@ fn init(
             println!("signing key: {}", made.signing_key);
             println!("ssh ca:      {}", made.ssh_ca);
             eprintln!(
-                "\nNext:\n  1. Put services.toml and responders.toml in {dir} (or point proxy.toml at them).\n  2. Store upstream credentials: echo -n VALUE | bglass-proxy secrets set NAME --config {cfg}\n  3. Start: bglass-proxy run --config {cfg}\n\nResponders enroll with: bglass enroll --id ID --proxy https://{listen} --pin {pin}\nAuditors verify its log with: bglass audit verify {dir}/data/log --key {key}",
+                "\nNext:\n  1. Move {ca} off this host (offline storage): the running proxy never needs it; it only\n     re-issues the server certificate (bglass-proxy reissue-cert --ca-key FILE).\n  2. Put services.toml and responders.toml in {dir} (or point proxy.toml at them).\n  3. Store upstream credentials, bound to the services that may receive them:\n     printf %s VALUE | bglass-proxy secrets set NAME --for SERVICE --config {cfg}\n  4. Start: bglass-proxy run --config {cfg}\n\nResponders enroll with: bglass enroll --id ID --proxy https://{listen} --pin {pin}\nAuditors verify its log with: bglass audit verify {dir}/data/log --key {key}",
+                ca = made.offline_ca_key.display(),
                 dir = dir.display(),
                 cfg = made.config.display(),
                 pin = made.pin,
@@ -169,9 +220,49 @@ fn run(config: &std::path::Path) -> ExitCode {
     })
 }
 
+/// The bindings of `name` to `services`, from the catalog the proxy is configured with: each
+/// service must exist and inject exactly this secret.
+fn bindings_for(
+    config: &ProxyConfig,
+    name: &SecretName,
+    services: &[String],
+) -> Result<Vec<Binding>, String> {
+    let catalog = Catalog::load(&config.services).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for wanted in services {
+        let service = ServiceName::new(wanted)
+            .ok()
+            .and_then(|n| catalog.get(&n))
+            .ok_or_else(|| {
+                format!(
+                    "--for {wanted}: no such service in {}",
+                    config.services.display()
+                )
+            })?;
+        match &service.kind {
+            ServiceKind::Http {
+                inject: Some(inject),
+                ..
+            } if &inject.secret == name => {}
+            _ => {
+                return Err(format!(
+                    "--for {wanted}: {wanted} does not inject {name} (its inject.secret in {} must name it)",
+                    config.services.display()
+                ));
+            }
+        }
+        out.push(Binding {
+            service: service.name.to_string(),
+            upstream: service.upstream.binding(),
+        });
+    }
+    Ok(out)
+}
+
 fn secrets(command: SecretsCommand) -> ExitCode {
     let config_path = match &command {
         SecretsCommand::Set { config, .. }
+        | SecretsCommand::Bind { config, .. }
         | SecretsCommand::List { config }
         | SecretsCommand::Remove { config, .. } => config.clone(),
     };
@@ -187,38 +278,65 @@ fn secrets(command: SecretsCommand) -> ExitCode {
         Ok(v) => v,
         Err(e) => return fail(e, ""),
     };
+    let reserved = "names starting with bglass. hold the proxy's own keys, which are never upstream credentials";
     match command {
         SecretsCommand::List { .. } => {
-            for name in vault.names() {
-                if !name.as_str().starts_with("bglass.") {
-                    println!("{name}");
+            for (name, bindings) in vault.credentials() {
+                let places: Vec<String> = bindings.iter().map(ToString::to_string).collect();
+                if places.is_empty() {
+                    println!(
+                        "{name}\tUNBOUND (never sent; bind it: secrets bind {name} --for SERVICE)"
+                    );
+                } else {
+                    println!("{name}\t{}", places.join(", "));
                 }
             }
             return ExitCode::SUCCESS;
         }
-        SecretsCommand::Set { name, .. } => {
+        SecretsCommand::Set { name, services, .. } => {
             let name = match SecretName::new(&name) {
-                Ok(n) if !n.as_str().starts_with("bglass.") => n,
-                Ok(_) => return fail("names starting with bglass. hold the proxy's own keys", ""),
+                Ok(n) if !n.is_reserved() => n,
+                Ok(_) => return fail(reserved, ""),
                 Err(e) => return fail(e, ""),
             };
-            let mut value = String::new();
+            let bindings = match bindings_for(&config, &name, &services) {
+                Ok(b) => b,
+                Err(e) => return fail(e, "bind a credential to the services that inject it"),
+            };
+            let mut value = zeroize::Zeroizing::new(String::new());
             if let Err(e) = std::io::stdin().take(64 * 1024).read_to_string(&mut value) {
                 return fail(format!("reading the value from stdin: {e}"), "");
             }
             let value = value.trim_end_matches(['\n', '\r']).to_owned();
-            if let Err(e) = vault.set(name, SecretString::from(value)) {
+            if let Err(e) = vault.set_credential(name, SecretString::from(value), bindings) {
                 return fail(
                     e,
                     "give the value on standard input, e.g. printf %s VALUE | bglass-proxy secrets set …",
                 );
             }
         }
+        SecretsCommand::Bind { name, services, .. } => {
+            let name = match SecretName::new(&name) {
+                Ok(n) if n.is_reserved() => return fail(reserved, ""),
+                Ok(n) if vault.credentials().any(|(c, _)| c == &n) => n,
+                _ => return fail(format!("no credential {name}"), "set it first: secrets set"),
+            };
+            let bindings = match bindings_for(&config, &name, &services) {
+                Ok(b) => b,
+                Err(e) => return fail(e, ""),
+            };
+            if let Err(e) = vault.bind(&name, bindings) {
+                return fail(e, "");
+            }
+        }
         SecretsCommand::Remove { name, .. } => {
             let Ok(name) = SecretName::new(&name) else {
                 return fail(format!("no secret {name}"), "");
             };
-            if name.as_str().starts_with("bglass.") || !vault.remove(&name) {
+            if name.is_reserved() {
+                return fail(reserved, "");
+            }
+            if !vault.remove(&name) {
                 return fail(format!("no secret {name}"), "");
             }
         }
@@ -229,5 +347,87 @@ fn secrets(command: SecretsCommand) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail(e, ""),
+    }
+}
+
+fn reissue_cert(
+    config_path: &std::path::Path,
+    ca_key: &std::path::Path,
+    listen: Option<SocketAddr>,
+) -> ExitCode {
+    let config = match ProxyConfig::load(config_path) {
+        Ok(c) => c,
+        Err(e) => return fail(e, ""),
+    };
+    let mut pem = zeroize::Zeroizing::new(String::new());
+    let read = std::fs::File::open(ca_key).and_then(|f| f.take(64 * 1024).read_to_string(&mut pem));
+    if let Err(e) = read {
+        return fail(format!("{}: {e}", ca_key.display()), "");
+    }
+    let listen = listen.unwrap_or(config.listen);
+    match bglass_proxy::init::reissue(&config, &pem, listen) {
+        Ok(pin) => {
+            println!("certificate: {}", config.tls_chain.display());
+            println!("names:       {}", listen.ip());
+            println!("pin:         {pin} (unchanged)");
+            eprintln!(
+                "Restart the proxy to serve the new certificate; move the CA key off this host again."
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(
+            e,
+            "give the offline/ca.key that `bglass-proxy init` wrote for this proxy",
+        ),
+    }
+}
+
+fn export_ca_key(config_path: &std::path::Path, out: &std::path::Path) -> ExitCode {
+    let config = match ProxyConfig::load(config_path) {
+        Ok(c) => c,
+        Err(e) => return fail(e, ""),
+    };
+    let identity = match VaultIdentity::open_file(&config.vault_identity) {
+        Ok(i) => i,
+        Err(e) => return fail(e, ""),
+    };
+    let mut vault = match Vault::open(&config.vault, &identity) {
+        Ok(v) => v,
+        Err(e) => return fail(e, ""),
+    };
+    if out.exists() {
+        return fail(
+            format!("{} exists; refusing to overwrite it", out.display()),
+            "",
+        );
+    }
+    let Ok(name) = SecretName::new(bglass_proxy::init::CA_KEY_SECRET) else {
+        return fail("internal: bad key name", "");
+    };
+    let der = match vault.proxy_key(&name).map(|v| {
+        base64::engine::general_purpose::STANDARD
+            .decode(bglass_core::ExposeSecret::expose_secret(v))
+    }) {
+        Some(Ok(der)) => zeroize::Zeroizing::new(der),
+        Some(Err(_)) => return fail("the CA key in the vault is not base64", ""),
+        None => return fail("the vault holds no CA key (it is already offline)", ""),
+    };
+    let pem = zeroize::Zeroizing::new(format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(&der[..])
+    ));
+    if let Err(e) = bglass_core::vault::write_private(out, pem.as_bytes()) {
+        return fail(e, "");
+    }
+    vault.remove_proxy_key(&name);
+    match vault.save(&config.vault, &identity) {
+        Ok(()) => {
+            eprintln!(
+                "the CA key is now in {} and no longer in the vault: move it off this host",
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e, "the key was written but is still in the vault"),
     }
 }

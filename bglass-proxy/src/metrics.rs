@@ -17,9 +17,9 @@ pub struct Metrics {
     audit_append_micros: AtomicU64,
     audit_append_max_micros: AtomicU64,
     audit_failures: AtomicU64,
-    handshake_refusals_unlogged: AtomicU64,
     notify_failures: AtomicU64,
     notify_sent: AtomicU64,
+    accept_errors: AtomicU64,
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
@@ -70,11 +70,35 @@ impl Metrics {
             self.audit_failures.fetch_add(1, Ordering::Relaxed);
         }
     }
-    /// A handshake refusal not written to the log (rate limit).
-    pub fn handshake_refusal_unlogged(&self) {
-        self.handshake_refusals_unlogged
-            .fetch_add(1, Ordering::Relaxed);
+    /// `accept` failed (out of file descriptors, mostly).
+    pub fn accept_error(&self) {
+        self.accept_errors.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// The connection and handshake-refusal figures of the admission control.
+    pub fn render_admission(&self, admission: &crate::server::admission::Admission) -> String {
+        let mut out = format!(
+            "# HELP bglass_connections_open Open client connections.\n# TYPE bglass_connections_open gauge\nbglass_connections_open {}\n",
+            admission.open()
+        );
+        out.push_str("# HELP bglass_connections_refused_total Connections closed at accept, by reason.\n# TYPE bglass_connections_refused_total counter\n");
+        for (turned, n) in admission.counts() {
+            out.push_str(&format!(
+                "bglass_connections_refused_total{{reason=\"{}\"}} {n}\n",
+                turned.label()
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP bglass_accept_errors_total Failed accepts (the listener backs off).\n# TYPE bglass_accept_errors_total counter\nbglass_accept_errors_total {}\n",
+            self.accept_errors.load(Ordering::Relaxed)
+        ));
+        out.push_str(&format!(
+            "# HELP bglass_handshake_refusals_summarised_total Refused handshakes recorded only in per-minute summaries.\n# TYPE bglass_handshake_refusals_summarised_total counter\nbglass_handshake_refusals_summarised_total {}\n",
+            admission.summarised()
+        ));
+        out
+    }
+
     /// A notification delivered, or a delivery attempt that failed.
     pub fn notify(&self, ok: bool) {
         if ok {
@@ -192,10 +216,6 @@ impl Metrics {
                 ));
             }
         }
-        out.push_str(&format!(
-            "# HELP bglass_handshake_refusals_unlogged_total Handshake refusals over the logging rate limit.\n# TYPE bglass_handshake_refusals_unlogged_total counter\nbglass_handshake_refusals_unlogged_total {}\n",
-            self.handshake_refusals_unlogged.load(Ordering::Relaxed)
-        ));
         out.push_str(&format!(
             "# HELP bglass_notifications_total Notification deliveries, by result.\n# TYPE bglass_notifications_total counter\nbglass_notifications_total{{result=\"sent\"}} {}\nbglass_notifications_total{{result=\"failed\"}} {}\n",
             self.notify_sent.load(Ordering::Relaxed),

@@ -20,6 +20,11 @@ use bglass_core::roster::{Responder, Role, Roster};
 
 /// Nonces remembered (within the ±5 min window).
 pub const REPLAY_CAPACITY: usize = 1_000_000;
+/// Nonces remembered for one responder: about 33 signed requests a second, sustained over
+/// the window; one responder can never fill the guard for everyone.
+pub const REPLAY_QUOTA: usize = 20_000;
+/// The denial reason of a request that waited longer than the proxy's `request_ttl`.
+pub const REQUEST_EXPIRED: &str = "request_expired";
 
 /// A refusal: stable code (for metrics, the log and clients), sentence, hint, HTTP status.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +75,7 @@ pub fn envelope_code(e: &EnvelopeError) -> &'static str {
         EnvelopeError::WrongAudience { .. } => "wrong_audience",
         EnvelopeError::Replayed => "replayed",
         EnvelopeError::ReplayGuardFull => "busy",
+        EnvelopeError::ReplayQuota { .. } => "too_many_requests",
         _ => "refused",
     }
 }
@@ -83,6 +89,8 @@ pub enum RequestStatus {
     Granted(GrantId),
     /// An approver refused it.
     Denied(String),
+    /// Nobody decided within the proxy's `request_ttl`.
+    Expired,
 }
 
 /// A request as the state holds it.
@@ -197,7 +205,7 @@ impl State {
         Self {
             requests: HashMap::new(),
             grants: HashMap::new(),
-            replay: ReplayGuard::new(REPLAY_CAPACITY),
+            replay: ReplayGuard::with_quota(REPLAY_CAPACITY, REPLAY_QUOTA),
             drill: None,
             drill_plan: None,
             request_seq: 0,
@@ -280,6 +288,13 @@ impl State {
                             .as_ref()
                             .map_or_else(|| "an approver".to_owned(), ToString::to_string),
                     );
+                }
+                if reason == REQUEST_EXPIRED
+                    && let Some(r) = request.as_ref().and_then(|id| self.requests.get_mut(id))
+                    && matches!(r.status, RequestStatus::Pending)
+                {
+                    self.pending.remove(&r.seq);
+                    r.status = RequestStatus::Expired;
                 }
             }
             EventKind::Grant {
@@ -368,6 +383,11 @@ impl State {
         let (status, denied, grant) = match &r.status {
             RequestStatus::Pending => ("pending", None, None),
             RequestStatus::Denied(by) => ("denied", Some(format!("denied by {by}")), None),
+            RequestStatus::Expired => (
+                "expired",
+                Some("expired: no decision in time".to_owned()),
+                None,
+            ),
             RequestStatus::Granted(g) => (
                 "granted",
                 None,
@@ -596,6 +616,12 @@ impl State {
                 409,
                 format!("{request} was denied by {by}"),
             )),
+            RequestStatus::Expired => Err(Refusal::new(
+                REQUEST_EXPIRED,
+                409,
+                format!("{request} expired without a decision"),
+            )
+            .hint("the requester must ask again")),
         }
     }
 
@@ -632,7 +658,13 @@ impl State {
                 envelope,
             },
         )];
-        if r.approved_by.len() + 1 >= usize::from(needed) {
+        // Only approvals of approvers still in the roster (with the role) count.
+        let standing = r
+            .approved_by
+            .iter()
+            .filter(|a| ctx.roster.get(a).is_some_and(|e| e.has(Role::Approver)))
+            .count();
+        if standing + 1 >= usize::from(needed) {
             events.push((
                 Some(ctx.caller.id.clone()),
                 grant_event(ctx, r, r.ttl_secs, false)?,
@@ -772,6 +804,7 @@ impl State {
             EventKind::Approval { request, .. } => of_request(request),
             EventKind::Grant { request, .. } => of_request(request),
             EventKind::Use { grant, .. }
+            | EventKind::UseStart { grant, .. }
             | EventKind::SshCertificate { grant, .. }
             | EventKind::TunnelOpen { grant, .. }
             | EventKind::TunnelClose { grant, .. }
@@ -856,6 +889,31 @@ impl State {
         self.drill_plan
             .as_ref()
             .is_some_and(|(plan, started)| now_ms >= started.saturating_add(plan.duration_ms))
+    }
+
+    /// Pending requests created at or before `now_ms - ttl_ms`: no decision in time.
+    pub fn due_request_expiries(&self, now_ms: u64, ttl_ms: u64) -> Vec<RequestId> {
+        let cutoff = now_ms.saturating_sub(ttl_ms);
+        self.pending
+            .values()
+            .filter_map(|id| self.requests.get(id))
+            .filter(|r| matches!(r.status, RequestStatus::Pending) && r.created_ms <= cutoff)
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
+    /// Active grants whose holder has left the roster, or whose key changed in it: they end.
+    pub fn grants_of_departed(&self, roster: &Roster, now_ms: u64) -> Vec<(GrantId, ResponderId)> {
+        self.grants
+            .values()
+            .filter(|g| g.active(now_ms))
+            .filter(|g| {
+                roster
+                    .get(&g.claims.sub)
+                    .is_none_or(|entry| entry.key != g.claims.key)
+            })
+            .map(|g| (g.claims.id.clone(), g.claims.sub.clone()))
+            .collect()
     }
 
     /// Grants whose end has passed and whose expiry is not yet recorded.

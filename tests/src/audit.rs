@@ -121,6 +121,7 @@ pub fn use_of(
             bytes_in: 0,
             bytes_out: 42,
             duration_ms: 3,
+            start: None,
         },
     )
 }

@@ -210,10 +210,29 @@ impl World {
             .replace("{ssh}", &ssh_port.to_string())
             .replace("{hostkey}", &host_key)
             .replace("{redis}", &self.redis_port.to_string());
+        // The credential is bound to the services that inject it, as an operator binds it.
+        let parsed = bglass_core::catalog::Catalog::from_bytes(
+            Path::new("services.toml"),
+            text.as_bytes().to_vec(),
+        )
+        .unwrap();
+        let users: Vec<String> = parsed
+            .services()
+            .iter()
+            .filter(|s| {
+                matches!(&s.kind, bglass_core::catalog::ServiceKind::Http { inject: Some(i), .. } if i.secret.as_str() == "nginx_basic")
+            })
+            .flat_map(|s| ["--for".to_owned(), s.name.to_string()])
+            .collect();
         for p in &self.proxies {
             std::fs::write(p.dir.join("services.toml"), &text).unwrap();
+            if users.is_empty() {
+                continue;
+            }
             let mut child = command("bglass-proxy", self.dir.path())
-                .args(["secrets", "set", "nginx_basic", "--config"])
+                .args(["secrets", "set", "nginx_basic"])
+                .args(&users)
+                .arg("--config")
                 .arg(&p.config)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
@@ -630,7 +649,7 @@ upstream = "127.0.0.1:{nginx}"
 max_ttl = "4h"
 default_ttl = "1h"
 approvals = 0
-health = { path = "/api/health", expect_status = 200 }
+health = { path = "/api/health", expect_status = 200, auth = true }
 inject = { header = "Authorization", secret = "nginx_basic", format = "Basic {}" }
 
 [[service]]
@@ -643,7 +662,7 @@ default_ttl = "30m"
 approvals = 1
 emergency_bypass = true
 emergency_ttl = "10m"
-health = { path = "/api/health", expect_status = 200 }
+health = { path = "/api/health", expect_status = 200, auth = true }
 inject = { header = "Authorization", secret = "nginx_basic", format = "Basic {}" }
 
 [[service]]
@@ -654,7 +673,7 @@ upstream = "127.0.0.1:{nginx}"
 max_ttl = "1h"
 default_ttl = "3s"
 approvals = 0
-health = { path = "/api/health", expect_status = 200 }
+health = { path = "/api/health", expect_status = 200, auth = true }
 inject = { header = "Authorization", secret = "nginx_basic", format = "Basic {}" }
 
 [[service]]

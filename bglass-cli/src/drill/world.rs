@@ -281,6 +281,10 @@ pub async fn build(
         .to_toml(),
     );
 
+    // The catalog the proxies serve (upstreams moved to the links).
+    let served = Catalog::from_bytes(Path::new("services.toml"), text.as_bytes().to_vec())
+        .map_err(|e| CliError::internal(e.to_string()))?;
+
     // Proxies: listeners first (their certificates name the address), then init.
     let mut proxies = Vec::new();
     let mut listeners = Vec::new();
@@ -310,8 +314,20 @@ pub async fn build(
             Vault::open(&config.vault, &identity).map_err(|e| CliError::internal(e.to_string()))?;
         for (name, value) in &secrets {
             let name = bglass_core::id::SecretName::new(name).map_err(CliError::internal)?;
+            // Bound, as an operator binds them, to the services that inject them.
+            let bindings = served
+                .services()
+                .iter()
+                .filter(|s| {
+                    matches!(&s.kind, ServiceKind::Http { inject: Some(i), .. } if i.secret == name)
+                })
+                .map(|s| bglass_core::vault::Binding {
+                    service: s.name.to_string(),
+                    upstream: s.upstream.binding(),
+                })
+                .collect();
             vault
-                .set(name, SecretString::from(value.clone()))
+                .set_credential(name, SecretString::from(value.clone()), bindings)
                 .map_err(|e| CliError::internal(e.to_string()))?;
         }
         vault

@@ -10,6 +10,22 @@ use crate::keys::PublicKey;
 /// The event format version this code writes and reads.
 pub const EVENT_VERSION: u32 = 1;
 
+/// Longest request path stored in a use event, in bytes (longer paths are cut at a character
+/// boundary and marked with `…`), so that an entry never approaches the entry size limit.
+pub const MAX_STORED_PATH: usize = 1024;
+
+/// `path` as a use event stores it: at most [`MAX_STORED_PATH`] bytes.
+pub fn stored_path(path: &str) -> String {
+    if path.len() <= MAX_STORED_PATH {
+        return path.to_owned();
+    }
+    let mut end = MAX_STORED_PATH - '…'.len_utf8();
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &path[..end])
+}
+
 /// A responder's signed envelope, stored exactly as received (base64url fields).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,7 +142,20 @@ pub enum EventKind {
         /// The signed grant token (bound to the responder's key, useless to anyone else).
         token: String,
     },
-    /// One HTTP request through the data plane.
+    /// An HTTP request through the data plane is about to be forwarded: recorded (durable)
+    /// before a byte reaches the upstream, so that nothing is served that the log does not
+    /// hold. Its outcome follows in a [`EventKind::Use`] naming this entry.
+    UseStart {
+        /// The grant used.
+        grant: GrantId,
+        /// The service.
+        service: ServiceName,
+        /// HTTP method.
+        method: String,
+        /// Path (without query string), at most [`MAX_STORED_PATH`] bytes.
+        path: String,
+    },
+    /// One HTTP request through the data plane, once answered (or cut).
     Use {
         /// The grant used.
         grant: GrantId,
@@ -144,6 +173,9 @@ pub enum EventKind {
         bytes_out: u64,
         /// Duration in milliseconds.
         duration_ms: u64,
+        /// The index of its `use_start` entry (absent in logs written before it existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<u64>,
     },
     /// An OpenSSH user certificate was issued for a grant on an SSH service.
     SshCertificate {
@@ -251,6 +283,7 @@ impl EventKind {
             Self::Approval { .. } => "approval",
             Self::Denial { .. } => "denial",
             Self::Grant { .. } => "grant",
+            Self::UseStart { .. } => "use_start",
             Self::Use { .. } => "use",
             Self::SshCertificate { .. } => "ssh_certificate",
             Self::TunnelOpen { .. } => "tunnel_open",
@@ -271,6 +304,7 @@ impl EventKind {
             Self::Request { service, .. }
             | Self::Grant { service, .. }
             | Self::Use { service, .. }
+            | Self::UseStart { service, .. }
             | Self::SshCertificate { service, .. }
             | Self::TunnelOpen { service, .. }
             | Self::TunnelClose { service, .. } => Some(service),
@@ -284,6 +318,7 @@ impl EventKind {
         match self {
             Self::Grant { grant, .. }
             | Self::Use { grant, .. }
+            | Self::UseStart { grant, .. }
             | Self::SshCertificate { grant, .. }
             | Self::TunnelOpen { grant, .. }
             | Self::TunnelClose { grant, .. }

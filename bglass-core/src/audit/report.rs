@@ -292,7 +292,11 @@ impl Report {
                     counts.denials += 1;
                     *report.denials_by_reason.entry(reason.clone()).or_default() += 1;
                 }
+                // A use is counted (and checked against its grant) when it was authorised: at
+                // its `use_start`, or at a `use` written before `use_start` existed.
+                EventKind::Use { start: Some(_), .. } => {}
                 EventKind::Use { grant, service, .. }
+                | EventKind::UseStart { grant, service, .. }
                 | EventKind::TunnelOpen { grant, service, .. } => {
                     counts.uses += 1;
                     if let Some(why) = outside(grants.get(grant), service, e.time_ms) {

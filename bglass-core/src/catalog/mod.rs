@@ -123,6 +123,17 @@ pub struct Upstream {
     pub tls_pin: Option<CertPin>,
 }
 
+impl Upstream {
+    /// How a credential binding names this upstream: scheme and address, and for TLS the
+    /// pin, so that neither a new address nor a new certificate inherits a credential.
+    pub fn binding(&self) -> String {
+        match self.tls_pin {
+            Some(pin) => format!("https://{} {pin}", self.addr),
+            None => format!("http://{}", self.addr),
+        }
+    }
+}
+
 impl fmt::Display for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.tls_pin {
@@ -223,6 +234,9 @@ pub struct HttpHealth {
     pub path: String,
     /// The status that means healthy.
     pub expect_status: u16,
+    /// Whether the probe carries the injected credential (`health.auth = true`); without
+    /// it, probes never carry a credential.
+    pub auth: bool,
 }
 
 /// A credential injected into upstream requests.
@@ -398,6 +412,11 @@ pub enum CatalogProblem {
     /// The injection names no valid vault secret.
     #[error("inject.secret must name a vault secret: {0}")]
     InjectSecret(NameError),
+    /// The injection names one of the proxy's own keys.
+    #[error(
+        "inject.secret {0:?} names one of the proxy's own keys (\"bglass.…\"), which are never sent upstream"
+    )]
+    ReservedSecret(String),
     /// The injection format does not hold exactly one `{}` or has forbidden characters.
     #[error(
         "inject.format must contain \"{{}}\" exactly once, with no control characters (max 256)"

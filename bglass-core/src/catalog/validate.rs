@@ -52,6 +52,8 @@ struct RawService {
 struct RawHealth {
     path: Spanned<String>,
     expect_status: Spanned<i64>,
+    #[serde(default)]
+    auth: Option<Spanned<bool>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -458,10 +460,24 @@ fn http_kind(ctx: &Ctx<'_>, raw: &RawService) -> Result<ServiceKind, CatalogErro
         None => None,
         Some(spanned) => Some(injection(ctx, spanned.get_ref())?),
     };
+    let auth = match &health.auth {
+        Some(a) if *a.get_ref() && inject.is_none() => {
+            return Err(ctx.err(
+                a.span(),
+                CatalogProblem::Health {
+                    field: "auth",
+                    reason: "a probe can only carry the credential of a service with inject",
+                },
+            ));
+        }
+        Some(a) => *a.get_ref(),
+        None => false,
+    };
     Ok(ServiceKind::Http {
         health: HttpHealth {
             path: path.clone(),
             expect_status: status,
+            auth,
         },
         inject,
     })
@@ -490,6 +506,12 @@ fn injection(ctx: &Ctx<'_>, raw: &RawInject) -> Result<Injection, CatalogError> 
     }
     let secret = SecretName::new(raw.secret.get_ref())
         .map_err(|e| ctx.err(raw.secret.span(), CatalogProblem::InjectSecret(e)))?;
+    if secret.is_reserved() {
+        return Err(ctx.err(
+            raw.secret.span(),
+            CatalogProblem::ReservedSecret(secret.to_string()),
+        ));
+    }
     let format = raw.format.get_ref();
     if format.matches("{}").count() != 1
         || format.len() > 256

@@ -340,3 +340,32 @@ fn replay_guard_refuses_reuse_and_forgets_after_the_window() {
     guard.record(&p.responder, p.nonce, later, later).unwrap();
     assert_eq!(guard.len(), 1);
 }
+
+#[test]
+fn replay_guard_quota_keeps_one_responder_from_filling_it() {
+    let mut guard = ReplayGuard::with_quota(10, 2);
+    let mallory = ResponderId::new("mallory").unwrap();
+    let alice = ResponderId::new("alice").unwrap();
+    guard
+        .record(&mallory, Nonce::from_bytes([1; 16]), NOW, NOW)
+        .unwrap();
+    guard
+        .record(&mallory, Nonce::from_bytes([2; 16]), NOW, NOW)
+        .unwrap();
+    assert_eq!(
+        guard.record(&mallory, Nonce::from_bytes([3; 16]), NOW, NOW),
+        Err(EnvelopeError::ReplayQuota {
+            responder: mallory.clone()
+        })
+    );
+    // Another responder is unaffected.
+    guard
+        .record(&alice, Nonce::from_bytes([3; 16]), NOW, NOW)
+        .unwrap();
+    // Once the window passes, mallory's quota is free again.
+    let later = NOW + 2 * FRESHNESS_SECS + 10;
+    guard
+        .record(&mallory, Nonce::from_bytes([4; 16]), later, later)
+        .unwrap();
+    assert_eq!(guard.len(), 1);
+}

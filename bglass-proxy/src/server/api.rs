@@ -51,6 +51,7 @@ fn envelope_refusal(e: &EnvelopeError) -> Refusal {
         EnvelopeError::WrongAudience { .. } => 421,
         EnvelopeError::Replayed => 409,
         EnvelopeError::ReplayGuardFull => 503,
+        EnvelopeError::ReplayQuota { .. } => 429,
         _ => 401,
     };
     let refusal = Refusal::new(envelope_code(e), status, e.to_string());
@@ -530,17 +531,21 @@ async fn receipt(proxy: &Arc<Proxy>, req: &Request<Incoming>) -> Result<Response
             format!("no audit entry {index}"),
         ));
     }
-    if proxy
+    // Receipts reuse the latest checkpoint: the writer signs one within a second of any
+    // append, and never more often, whoever asks (checkpoints stay bounded in number).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    while proxy
         .log
         .latest_checkpoint()
         .is_none_or(|c| c.size <= index)
     {
-        // Sign one now rather than make the client wait for the next second.
-        let log = Arc::clone(&proxy.log);
-        tokio::task::spawn_blocking(move || log.checkpoint_now())
-            .await
-            .map_err(|e| Refusal::new("internal", 500, e.to_string()))?
-            .map_err(|e| Refusal::new("audit_failed", 503, e.to_string()))?;
+        if tokio::time::Instant::now() >= deadline {
+            return Err(
+                Refusal::new("no_checkpoint", 503, "no checkpoint covers this entry yet")
+                    .hint("ask again in a few seconds"),
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     let checkpoint = proxy
         .log

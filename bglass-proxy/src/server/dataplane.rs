@@ -14,10 +14,11 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bglass_core::api::GRANT_HEADER;
-use bglass_core::audit::event::EventKind;
+use bglass_core::audit::event::{EventKind, stored_path};
 use bglass_core::catalog::ServiceKind;
 use bglass_core::grant::{GrantVerifyError, VerifiedGrant};
 use bglass_core::id::{ResponderId, ServiceName};
+use bglass_core::vault::CredentialError;
 use bglass_core::{ExposeSecret, timestamp};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -25,6 +26,7 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 
+use super::hygiene::{clean_request, clean_response};
 use super::{Body, BoxError, Denied, Peer, Proxy, lock, refusal_response};
 use crate::state::Refusal;
 
@@ -77,35 +79,6 @@ fn grant_code(e: &GrantVerifyError) -> &'static str {
     }
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded either way.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
 /// Answers one data-plane request.
 pub async fn handle(
     proxy: &Arc<Proxy>,
@@ -128,6 +101,58 @@ pub struct Authorized {
     pub service: bglass_core::catalog::Service,
     /// The grant, verified for this service and this connection's key, not revoked.
     pub verified: VerifiedGrant,
+    /// Watches the grant from before it was found live: whatever ends it after the check
+    /// (revocation, expiry, its holder leaving the roster) is seen.
+    pub watch: GrantWatch,
+}
+
+/// Resolves when a grant ends. Made before the grant's liveness is checked, so that an end
+/// landing between the check and the use is never missed.
+pub struct GrantWatch {
+    proxy: Arc<Proxy>,
+    grant: bglass_core::id::GrantId,
+    exp: u64,
+    changes: tokio::sync::watch::Receiver<u64>,
+}
+
+impl GrantWatch {
+    /// A watch on `grant` (valid until `exp`, Unix seconds) starting now.
+    pub fn new(proxy: &Arc<Proxy>, grant: bglass_core::id::GrantId, exp: u64) -> Self {
+        Self {
+            proxy: Arc::clone(proxy),
+            grant,
+            exp,
+            changes: proxy.grant_changes.subscribe(),
+        }
+    }
+
+    /// Resolves when the grant is revoked or expires (within a second of the revocation
+    /// being recorded).
+    pub async fn ended(mut self) {
+        let left = self
+            .exp
+            .saturating_mul(1000)
+            .saturating_sub(timestamp::now_ms());
+        let deadline = tokio::time::sleep(std::time::Duration::from_millis(left));
+        tokio::pin!(deadline);
+        loop {
+            let live = lock(&self.proxy.state)
+                .grants
+                .get(&self.grant)
+                .is_some_and(|g| g.active(timestamp::now_ms()));
+            if !live {
+                return;
+            }
+            tokio::select! {
+                () = &mut deadline => return,
+                changed = self.changes.changed() => {
+                    if changed.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Checks everything but the request itself: the log works, the caller is in the roster,
@@ -252,6 +277,7 @@ pub async fn authorize(
         },
     };
     let grant_id = verified.claims().id.clone();
+    let watch = GrantWatch::new(proxy, grant_id.clone(), verified.claims().exp);
     {
         let live = lock(&proxy.state)
             .grants
@@ -285,6 +311,7 @@ pub async fn authorize(
         caller,
         service,
         verified,
+        watch,
     })
 }
 
@@ -301,14 +328,26 @@ async fn forward(
         caller,
         service,
         verified,
+        watch,
     } = authorize(proxy, peer, conn, req.headers(), service_part, &["http"]).await?;
     let actor = Some(caller.id.clone());
     let service_name = service.name.clone();
+    let grant_id = verified.claims().id.clone();
     let denied = |grant| Denied {
         service: Some(service_name.clone()),
         grant,
         ..Denied::default()
     };
+    // TRACE echoes the request (the injected credential included) back to the client, and
+    // CONNECT would turn the tool into a relay.
+    if matches!(req.method(), &http::Method::TRACE | &http::Method::CONNECT) {
+        let r = Refusal::new(
+            "method_not_allowed",
+            405,
+            format!("{} is never forwarded to a tool", req.method()),
+        );
+        return Err(proxy.refuse(actor, &r, denied(Some(grant_id))).await);
+    }
     let inject = match &service.kind {
         ServiceKind::Http { inject, .. } => inject.clone(),
         _ => None,
@@ -322,9 +361,9 @@ async fn forward(
         .hint("give the service a plain-HTTP loopback or private upstream");
         return Err(proxy.refuse(actor, &r, denied(None)).await);
     }
-    let grant_id = verified.claims().id.clone();
 
-    // The upstream request: client credentials out, the injected one in.
+    // The upstream request: the client's credentials and identity claims out, the injected
+    // credential and the grant's cookies in.
     let (parts, body) = req.into_parts();
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("/{tail}?{q}"),
@@ -332,15 +371,9 @@ async fn forward(
     };
     let uri = format!("http://{}{}", service.upstream.addr, path_and_query);
     let mut headers = parts.headers.clone();
-    strip_hop_by_hop(&mut headers);
-    for name in [
-        GRANT_HEADER,
-        "authorization",
-        "cookie",
-        "proxy-authorization",
-    ] {
-        headers.remove(name);
-    }
+    clean_request(&mut headers, peer.addr);
+    // Values the tool must never echo back to the responder.
+    let mut secrets: Vec<zeroize::Zeroizing<String>> = Vec::new();
     if let Some(inject) = &inject {
         headers.remove(inject.header.as_str());
         let vault = proxy
@@ -348,26 +381,44 @@ async fn forward(
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        let Some(secret) = vault.get(&inject.secret) else {
-            let r = Refusal::new(
-                "missing_secret",
-                502,
-                format!("the proxy has no credential for {service_name}"),
-            )
-            .hint("the operator must run `bglass-proxy secrets set` for it");
-            return Err(proxy.refuse(actor, &r, denied(Some(grant_id))).await);
-        };
-        let value =
-            HeaderValue::from_str(&inject.render(secret.expose_secret())).map_err(|_| {
-                Refusal::new(
-                    "bad_secret",
+        let secret = match vault.credential(&inject.secret, &service_name, &service.upstream) {
+            Ok(secret) => secret,
+            Err(CredentialError::Missing(_)) => {
+                let r = Refusal::new(
+                    "missing_secret",
                     502,
-                    "the stored credential is not a valid header value",
+                    format!("the proxy has no credential for {service_name}"),
                 )
-            })?;
+                .hint("the operator must run `bglass-proxy secrets set` for it");
+                return Err(proxy.refuse(actor, &r, denied(Some(grant_id))).await);
+            }
+            Err(e) => {
+                let r = Refusal::new("credential_not_bound", 502, e.to_string()).hint(format!(
+                    "the operator must bind it: bglass-proxy secrets bind {} --for {service_name}",
+                    inject.secret
+                ));
+                return Err(proxy.refuse(actor, &r, denied(Some(grant_id))).await);
+            }
+        };
+        let rendered = zeroize::Zeroizing::new(inject.render(secret.expose_secret()));
+        let value = HeaderValue::from_str(&rendered).map_err(|_| {
+            Refusal::new(
+                "bad_secret",
+                502,
+                "the stored credential is not a valid header value",
+            )
+        })?;
         let name = HeaderName::from_bytes(inject.header.as_bytes())
             .map_err(|_| Refusal::new("bad_secret", 502, "the injection header name is invalid"))?;
         headers.insert(name, value);
+        secrets.push(zeroize::Zeroizing::new(secret.expose_secret().to_owned()));
+        secrets.push(rendered);
+    }
+    if let Some(cookies) = lock(&proxy.jars)
+        .get_mut(&grant_id)
+        .and_then(|jar| jar.header(timestamp::now_ms() / 1000))
+    {
+        headers.insert(http::header::COOKIE, cookies);
     }
     if let Ok(host) = HeaderValue::from_str(&service.upstream.addr.to_string()) {
         headers.insert(http::header::HOST, host);
@@ -386,19 +437,47 @@ async fn forward(
         .map_err(|e| Refusal::new("bad_request", 400, e.to_string()))?;
     *upstream_req.headers_mut() = headers;
 
+    // Record before serve: nothing reaches the tool that the log does not hold.
+    let path = stored_path(&format!("/{tail}"));
+    let method: String = parts.method.as_str().chars().take(32).collect();
+    let start = proxy
+        .record(
+            actor.clone(),
+            EventKind::UseStart {
+                grant: grant_id.clone(),
+                service: service_name.clone(),
+                method: method.clone(),
+                path: path.clone(),
+            },
+        )
+        .await?;
     let record = UseRecord {
         conn: Arc::clone(conn),
         proxy: Arc::clone(proxy),
         actor: caller.id.clone(),
         grant: grant_id.clone(),
         service: service_name.clone(),
-        method: parts.method.to_string(),
-        path: format!("/{tail}"),
+        method,
+        path,
+        start: start.index,
         bytes_in,
         started,
     };
+    *lock(&conn.streaming).entry(grant_id.clone()).or_insert(0) += 1;
     let timeout = proxy.config.limits.upstream_timeout.to_std();
-    let response = match tokio::time::timeout(timeout, proxy.upstream.request(upstream_req)).await {
+    let mut ended: Pin<Box<dyn Future<Output = ()> + Send + Sync>> = Box::pin(watch.ended());
+    let answer = tokio::select! {
+        answer = tokio::time::timeout(timeout, proxy.upstream.request(upstream_req)) => answer,
+        () = &mut ended => {
+            record.finish(499, 0);
+            return Err(Refusal::new(
+                "grant_ended",
+                403,
+                format!("{grant_id} ended (revoked or expired) while {service_name} was answering"),
+            ));
+        }
+    };
+    let response = match answer {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             let r = Refusal::new(
@@ -426,48 +505,26 @@ async fn forward(
             return Err(r);
         }
     };
-    *lock(&conn.streaming).entry(grant_id.clone()).or_insert(0) += 1;
     let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
+    let shown: Vec<&str> = secrets.iter().map(|s| s.as_str()).collect();
+    let cookies = clean_response(&mut parts.headers, &shown);
+    if !cookies.is_empty() {
+        let now_s = timestamp::now_ms() / 1000;
+        let mut jars = lock(&proxy.jars);
+        let jar = jars.entry(grant_id.clone()).or_default();
+        for c in &cookies {
+            jar.store(c, now_s);
+        }
+    }
     let status = parts.status.as_u16();
     let audited = Audited {
         inner: body,
         bytes: 0,
         status,
         record: Some(record),
-        cut: Box::pin(grant_ends(
-            Arc::clone(proxy),
-            grant_id,
-            verified.claims().exp,
-        )),
+        cut: ended,
     };
     Ok(Response::from_parts(parts, audited.boxed()))
-}
-
-/// Resolves when the grant is revoked or expires, so that a long response is cut (within a
-/// second of the revocation being recorded).
-pub async fn grant_ends(proxy: Arc<Proxy>, grant: bglass_core::id::GrantId, exp: u64) {
-    let mut changes = proxy.grant_changes.subscribe();
-    let left = exp.saturating_mul(1000).saturating_sub(timestamp::now_ms());
-    let deadline = tokio::time::sleep(std::time::Duration::from_millis(left));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            () = &mut deadline => return,
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    std::future::pending::<()>().await;
-                }
-                let live = lock(&proxy.state)
-                    .grants
-                    .get(&grant)
-                    .is_some_and(|g| g.active(timestamp::now_ms()));
-                if !live {
-                    return;
-                }
-            }
-        }
-    }
 }
 
 /// A response cut because its grant ended.
@@ -484,6 +541,7 @@ struct UseRecord {
     service: ServiceName,
     method: String,
     path: String,
+    start: u64,
     bytes_in: Arc<AtomicU64>,
     started: Instant,
 }
@@ -510,11 +568,12 @@ impl UseRecord {
             bytes_in,
             bytes_out,
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            start: Some(self.start),
         };
         let proxy = self.proxy;
         let actor = self.actor;
-        // Runs after the response: a failed append fails the log, and every later request
-        // is refused (audit failure denies).
+        // The outcome, after the response: the request itself is already in the log (its
+        // `use_start`); a failed append here fails the log, and later requests are refused.
         tokio::spawn(async move {
             let _ = proxy.record(Some(actor), kind).await;
         });

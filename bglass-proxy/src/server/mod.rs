@@ -2,8 +2,10 @@
 //! mutual-TLS listener, routing to the control API and the data plane, and the background
 //! tasks (expiry, health, metrics, reload, notifications).
 
+pub mod admission;
 mod api;
 mod dataplane;
+mod hygiene;
 mod ops;
 mod tunnel;
 
@@ -36,7 +38,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
 use crate::config::ProxyConfig;
-use crate::init::{SIGNING_KEY_SECRET, TLS_KEY_SECRET};
+use crate::init::{CA_KEY_SECRET, SIGNING_KEY_SECRET, TLS_KEY_SECRET};
 use crate::metrics::Metrics;
 use crate::state::{Refusal, State};
 use crate::tls::KeyGate;
@@ -97,14 +99,19 @@ pub struct Proxy {
     pub health: Mutex<HashMap<String, Health>>,
     /// Bumped whenever a grant ends (revocation, expiry), so that open streams re-check.
     pub grant_changes: tokio::sync::watch::Sender<u64>,
+    /// The cookies tools set, per grant: replayed to the tool, never given to the client,
+    /// dropped when the grant ends.
+    jars: Mutex<HashMap<bglass_core::id::GrantId, hygiene::CookieJar>>,
     /// Long polls waiting on one request's decision (`GET /v1/requests/ID?wait=S`).
     request_waiters: Mutex<HashMap<bglass_core::id::RequestId, Arc<tokio::sync::Notify>>>,
     /// Bumped when the set of pending requests changes (`GET /v1/requests?wait=S`).
     pub pending_changes: tokio::sync::watch::Sender<u64>,
     /// Sends appended events to the notifier.
     notify: tokio::sync::mpsc::UnboundedSender<(u64, Event)>,
-    /// Sends handshake refusals to the auditor task.
-    refusals: tokio::sync::mpsc::UnboundedSender<(Option<PublicKey>, String)>,
+    /// Sends handshake refusals to be recorded one by one to the auditor task.
+    refusals: tokio::sync::mpsc::Sender<admission::Immediate>,
+    /// Connection caps and the summary of refused handshakes.
+    pub admission: Arc<admission::Admission>,
     /// The upstream HTTP client.
     upstream: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
@@ -128,7 +135,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Debug)]
 struct RosterGate {
     roster: Arc<FailStale<Roster>>,
-    refusals: tokio::sync::mpsc::UnboundedSender<(Option<PublicKey>, String)>,
+    admission: Arc<admission::Admission>,
+    refusals: tokio::sync::mpsc::Sender<admission::Immediate>,
 }
 
 impl KeyGate for RosterGate {
@@ -136,19 +144,24 @@ impl KeyGate for RosterGate {
         self.roster.current().by_key(key).is_some()
     }
     fn refused(&self, key: Option<PublicKey>, why: &str) {
-        let _ = self.refusals.send((key, why.to_owned()));
+        let peer = admission::HANDSHAKE_PEER.try_with(|a| *a).ok();
+        if let Some(immediate) = self.admission.refused(peer, key, why) {
+            // At most IMMEDIATE_PER_MINUTE a minute: the channel does not fill.
+            let _ = self.refusals.try_send(immediate);
+        }
     }
 }
 
-fn secret_bytes(vault: &Vault, name: &str) -> Result<Vec<u8>, StartError> {
+fn secret_bytes(vault: &Vault, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, StartError> {
     let name = SecretName::new(name).map_err(config_err)?;
-    let value = vault.get(&name).ok_or_else(|| {
+    let value = vault.proxy_key(&name).ok_or_else(|| {
         StartError::Config(format!(
             "the vault has no {name}; was this proxy made by `bglass-proxy init`?"
         ))
     })?;
     STANDARD
         .decode(value.expose_secret())
+        .map(zeroize::Zeroizing::new)
         .map_err(|_| StartError::Config(format!("vault entry {name} is not base64")))
 }
 
@@ -160,12 +173,26 @@ pub fn start(config_path: &Path) -> Result<(Arc<Proxy>, Startup), StartError> {
     let key = Arc::new(
         SigningKey::from_pkcs8(&secret_bytes(&vault, SIGNING_KEY_SECRET)?).map_err(config_err)?,
     );
-    let tls_key = PrivatePkcs8KeyDer::from(secret_bytes(&vault, TLS_KEY_SECRET)?);
+    let tls_key = PrivatePkcs8KeyDer::from(secret_bytes(&vault, TLS_KEY_SECRET)?.to_vec());
+    if SecretName::new(CA_KEY_SECRET)
+        .ok()
+        .is_some_and(|n| vault.proxy_key(&n).is_some())
+    {
+        eprintln!(
+            "bglass-proxy: WARNING: the TLS CA private key is in the vault; the running proxy does not need it. Move it off this host: bglass-proxy export-ca-key --config {} --out FILE",
+            config.path.display()
+        );
+    }
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.tls_chain)
         .map_err(|e| StartError::Config(format!("{}: {e}", config.tls_chain.display())))?
         .collect::<Result<_, _>>()
         .map_err(|e| StartError::Config(format!("{}: {e}", config.tls_chain.display())))?;
     let catalog = Catalog::load(&config.services).map_err(config_err)?;
+    for (service, why) in vault.unbound(&catalog) {
+        eprintln!(
+            "bglass-proxy: WARNING: {service} will be refused (credential_not_bound): {why}; bind it with `bglass-proxy secrets bind NAME --for {service}`"
+        );
+    }
     let roster = Roster::load(&config.roster).map_err(config_err)?;
 
     let mut state = State::new();
@@ -185,7 +212,7 @@ pub fn start(config_path: &Path) -> Result<(Arc<Proxy>, Startup), StartError> {
     .map_err(|e| StartError::Audit(e.to_string()))?;
 
     let (notify, notify_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (refusals, refusals_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (refusals, refusals_rx) = tokio::sync::mpsc::channel(admission::IMMEDIATE_PER_MINUTE * 4);
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
@@ -203,7 +230,9 @@ pub fn start(config_path: &Path) -> Result<(Arc<Proxy>, Startup), StartError> {
         health: Mutex::new(HashMap::new()),
         notify,
         refusals,
+        admission: Arc::new(admission::Admission::default()),
         grant_changes: tokio::sync::watch::channel(0).0,
+        jars: Mutex::new(HashMap::new()),
         request_waiters: Mutex::new(HashMap::new()),
         pending_changes: tokio::sync::watch::channel(0).0,
         upstream,
@@ -231,7 +260,7 @@ pub struct Startup {
     tls_key: PrivatePkcs8KeyDer<'static>,
     backlog: Vec<(u64, Event)>,
     notify_rx: tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
-    refusals_rx: tokio::sync::mpsc::UnboundedReceiver<(Option<PublicKey>, String)>,
+    refusals_rx: tokio::sync::mpsc::Receiver<admission::Immediate>,
     /// Entries replayed from the log.
     pub recovered: u64,
 }
@@ -325,7 +354,8 @@ impl Proxy {
     /// Tells open streams when a grant ends, and long polls when a request changes.
     pub fn applied(&self, event: &Event) {
         match &event.event {
-            EventKind::Revoke { .. } | EventKind::Expiry { .. } => {
+            EventKind::Revoke { grant, .. } | EventKind::Expiry { grant } => {
+                lock(&self.jars).remove(grant);
                 self.grant_changes.send_modify(|g| *g += 1);
             }
             EventKind::Request { request, .. }
@@ -483,7 +513,19 @@ async fn route(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let path = req.uri().path().to_owned();
-    let (route, response) = if path == "/healthz" {
+    let (route, response) = if peer.key.is_none() && path != "/healthz" {
+        (
+            "unauthenticated",
+            refusal_response(
+                &Refusal::new(
+                    "no_client_key",
+                    401,
+                    "only /healthz answers without a client certificate over a roster key",
+                )
+                .hint("use the bglass CLI with an enrolled key"),
+            ),
+        )
+    } else if path == "/healthz" {
         (
             "healthz",
             json(
@@ -566,6 +608,7 @@ pub async fn serve_on(
 ) -> Result<(), StartError> {
     let gate = Arc::new(RosterGate {
         roster: Arc::clone(&proxy.roster),
+        admission: Arc::clone(&proxy.admission),
         refusals: proxy.refusals.clone(),
     });
     let tls =
@@ -592,14 +635,39 @@ pub async fn serve_on(
 
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
+    let limits = proxy.config.limits.clone();
+    // Accept errors (out of file descriptors, above all) back off instead of spinning.
+    let mut backoff = std::time::Duration::ZERO;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((tcp, addr)) = accepted else { continue };
+                let (tcp, addr) = match accepted {
+                    Ok(a) => {
+                        backoff = std::time::Duration::ZERO;
+                        a
+                    }
+                    Err(e) => {
+                        proxy.metrics.accept_error();
+                        if backoff.is_zero() {
+                            eprintln!("bglass-proxy: accept failed: {e} (backing off; raise LimitNOFILE or lower limits.max_connections)");
+                        }
+                        backoff = (backoff * 2).clamp(std::time::Duration::from_millis(5), std::time::Duration::from_millis(500));
+                        tokio::time::sleep(backoff).await;
+                        continue;
+                    }
+                };
+                // Over a cap: closed at once, before any TLS work.
+                let Ok(slot) = proxy.admission.admit(addr, limits.max_connections, limits.max_connections_per_source) else {
+                    drop(tcp);
+                    continue;
+                };
                 let _ = tcp.set_nodelay(true);
                 let proxy = Arc::clone(&proxy);
                 let acceptor = acceptor.clone();
-                connections.spawn(async move { connection(proxy, acceptor, tcp, addr).await });
+                connections.spawn(async move {
+                    let _slot = slot;
+                    connection(proxy, acceptor, tcp, addr).await;
+                });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             () = &mut shutdown => break,
@@ -638,7 +706,8 @@ async fn connection(
     addr: SocketAddr,
 ) {
     let timeout = proxy.config.limits.header_timeout.to_std();
-    let Ok(Ok(tls)) = tokio::time::timeout(timeout, acceptor.accept(tcp)).await else {
+    let handshake = admission::HANDSHAKE_PEER.scope(addr, acceptor.accept(tcp));
+    let Ok(Ok(tls)) = tokio::time::timeout(timeout, handshake).await else {
         return;
     };
     let key = tls
@@ -647,6 +716,8 @@ async fn connection(
         .peer_certificates()
         .and_then(|certs| certs.first())
         .and_then(crate::tls::ed25519_key_of);
+    // Without a client key only /healthz is served, once: the connection is not kept.
+    let keep_alive = key.is_some();
     let peer = Peer { key, addr };
     let proxy_limits_buf = proxy.config.limits.max_header_bytes.max(8192);
     let conn = Arc::new(dataplane::ConnCache::default());
@@ -663,7 +734,7 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(timeout)
         .max_buf_size(proxy_limits_buf)
-        .keep_alive(true);
+        .keep_alive(keep_alive);
     let serving = builder
         .serve_connection(TokioIo::new(tls), service)
         .with_upgrades();

@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 use bglass_core::audit::event::{Event, EventKind};
 use bglass_core::catalog::{Catalog, ServiceKind, TcpProbe};
 use bglass_core::failstale::Offer;
-use bglass_core::keys::PublicKey;
 use bglass_core::roster::Roster;
 use bglass_core::timestamp;
 use bytes::Bytes;
@@ -27,7 +26,7 @@ pub fn spawn_all(
     proxy: &Arc<Proxy>,
     backlog: Vec<(u64, Event)>,
     notify_rx: tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
-    refusals_rx: tokio::sync::mpsc::UnboundedReceiver<(Option<PublicKey>, String)>,
+    refusals_rx: tokio::sync::mpsc::Receiver<super::admission::Immediate>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = vec![
         tokio::spawn(handshake_refusals(Arc::clone(proxy), refusals_rx)),
@@ -46,38 +45,74 @@ pub fn spawn_all(
     tasks
 }
 
-/// Records refused handshakes (an unknown key), at most 20 per second; the rest are counted.
+/// Records refused handshakes: each source's first of a minute at once, the rest in one
+/// summary entry a minute (see `admission`).
 async fn handshake_refusals(
     proxy: Arc<Proxy>,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<(Option<PublicKey>, String)>,
+    mut rx: tokio::sync::mpsc::Receiver<super::admission::Immediate>,
 ) {
-    let mut window = tokio::time::Instant::now();
-    let mut in_window = 0u32;
-    while let Some((key, why)) = rx.recv().await {
-        if window.elapsed() >= Duration::from_secs(1) {
-            window = tokio::time::Instant::now();
-            in_window = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            received = rx.recv() => {
+                let Some(refused) = received else { return };
+                let detail = match refused.key {
+                    Some(k) => format!(
+                        "TLS handshake from {} refused: {} (key {k}, id {})",
+                        refused.source,
+                        refused.why,
+                        k.key_id()
+                    ),
+                    None => format!("TLS handshake from {} refused: {}", refused.source, refused.why),
+                };
+                let refusal = Refusal::new("unknown_key", 401, detail);
+                let _ = proxy.refuse(None, &refusal, Denied::default()).await;
+            }
+            _ = tick.tick() => {
+                if let Some(summary) = proxy.admission.due_summary() {
+                    let refusal = Refusal::new("unknown_key_summary", 401, summary);
+                    let _ = proxy.refuse(None, &refusal, Denied::default()).await;
+                }
+            }
         }
-        in_window += 1;
-        if in_window > 20 {
-            proxy.metrics.handshake_refusal_unlogged();
-            proxy.metrics.denial("unknown_key");
-            continue;
-        }
-        let detail = match key {
-            Some(k) => format!("TLS handshake refused: {why} (key {k}, id {})", k.key_id()),
-            None => format!("TLS handshake refused: {why}"),
-        };
-        let refusal = Refusal::new("unknown_key", 401, detail);
-        let _ = proxy.refuse(None, &refusal, Denied::default()).await;
     }
 }
 
-/// Records the expiry of grants as their windows end.
+/// Records the expiry of grants as their windows end, and of requests that waited longer
+/// than `limits.request_ttl` for their approvals.
 async fn expiries(proxy: Arc<Proxy>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let request_ttl_ms = proxy
+        .config
+        .limits
+        .request_ttl
+        .as_secs()
+        .saturating_mul(1000);
     loop {
         tick.tick().await;
+        let stale = lock(&proxy.state).due_request_expiries(timestamp::now_ms(), request_ttl_ms);
+        for request in stale {
+            let (holder, service) = {
+                let state = lock(&proxy.state);
+                let r = state.requests.get(&request);
+                (
+                    r.map(|r| r.responder.clone()),
+                    r.map(|r| r.access.service.clone()),
+                )
+            };
+            let kind = EventKind::Denial {
+                reason: crate::state::REQUEST_EXPIRED.to_owned(),
+                detail: format!(
+                    "no decision within {}; the request expired",
+                    proxy.config.limits.request_ttl
+                ),
+                request: Some(request),
+                service,
+                grant: None,
+                envelope: None,
+            };
+            let _ = proxy.record(holder, kind).await;
+        }
         if lock(&proxy.state).drill_over(timestamp::now_ms()) {
             let _ = proxy.record(None, EventKind::DrillStop {}).await;
         }
@@ -118,20 +153,26 @@ async fn probe(proxy: &Proxy, service: &bglass_core::catalog::Service) -> Result
     let addr = service.upstream.addr;
     match &service.kind {
         ServiceKind::Http { health, inject } => {
+            if service.upstream.tls_pin.is_some() {
+                return Err("https upstreams are not probed by this proxy version".to_owned());
+            }
             let mut request = Request::get(format!("http://{addr}{}", health.path));
-            if let Some(inject) = inject {
+            // A probe carries the credential only where the catalog says the health path
+            // needs it, and only where the credential is bound.
+            if let (true, Some(inject)) = (health.auth, inject) {
                 let vault = proxy
                     .vault
                     .read()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .clone();
-                if let Some(secret) = vault.get(&inject.secret) {
-                    use bglass_core::ExposeSecret;
-                    request = request.header(
-                        inject.header.as_str(),
-                        inject.render(secret.expose_secret()),
-                    );
-                }
+                let secret = vault
+                    .credential(&inject.secret, &service.name, &service.upstream)
+                    .map_err(|e| format!("not probed with its credential: {e}"))?;
+                use bglass_core::ExposeSecret;
+                request = request.header(
+                    inject.header.as_str(),
+                    inject.render(secret.expose_secret()),
+                );
             }
             let request = request
                 .body(full(Bytes::new()))
@@ -230,11 +271,12 @@ async fn metrics(proxy: Arc<Proxy>, addr: std::net::SocketAddr) {
                             .iter()
                             .map(|(k, (up, _))| (k.clone(), *up))
                             .collect();
-                        let text = proxy.metrics.render(
+                        let mut text = proxy.metrics.render(
                             &health,
                             proxy.log.size(),
                             proxy.log.failure().is_some(),
                         );
+                        text.push_str(&proxy.metrics.render_admission(&proxy.admission));
                         let mut r = Response::new(full(text));
                         if let Ok(v) = http::HeaderValue::from_str("text/plain; version=0.0.4") {
                             r.headers_mut().insert(http::header::CONTENT_TYPE, v);
@@ -260,8 +302,11 @@ fn mtime(path: &Path) -> Option<SystemTime> {
 }
 
 /// Reloads the catalog and roster on SIGHUP or when their files change; a rejected version
-/// leaves the last good one in force (fail stale). Every attempt is audited.
+/// leaves the last good one in force (fail stale). Every attempt is audited; a rejection is
+/// notified. A roster change ends the grants of responders it removed.
 async fn reload(proxy: Arc<Proxy>) {
+    // Responders removed while the proxy was down lose their grants now.
+    end_grants_of_departed(&proxy).await;
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         return;
     };
@@ -302,10 +347,10 @@ async fn reload(proxy: Arc<Proxy>) {
             let (accepted, digest, error) = match *name {
                 "catalog" => match proxy
                     .catalog
-                    .offer(Catalog::load(path), timestamp::now_ms() / 1000)
+                    .offer(bound_catalog(&proxy, path), timestamp::now_ms() / 1000)
                 {
                     Offer::Accepted(c) => (true, Some(c.digest().to_owned()), None),
-                    Offer::Rejected { error, .. } => (false, None, Some(error.to_string())),
+                    Offer::Rejected { error, .. } => (false, None, Some(error)),
                 },
                 _ => match proxy
                     .roster
@@ -332,7 +377,52 @@ async fn reload(proxy: Arc<Proxy>) {
                     },
                 )
                 .await;
+            if *name == "roster" && accepted {
+                end_grants_of_departed(&proxy).await;
+            }
         }
+    }
+}
+
+/// Loads a catalog and refuses it when any of its services would send a credential where
+/// the vault does not bind it (a new address, a new pin, another service, or one of the
+/// proxy's own keys): a catalog push alone must never move a credential.
+fn bound_catalog(proxy: &Proxy, path: &Path) -> Result<Catalog, String> {
+    let catalog = Catalog::load(path).map_err(|e| e.to_string())?;
+    let vault = proxy
+        .vault
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let moved: Vec<String> = vault
+        .unbound(&catalog)
+        .into_iter()
+        .filter(|(_, e)| !matches!(e, bglass_core::vault::CredentialError::Missing(_)))
+        .map(|(service, e)| format!("{service}: {e}"))
+        .collect();
+    if moved.is_empty() {
+        Ok(catalog)
+    } else {
+        Err(format!(
+            "{}: would send credentials where they are not bound ({}); if the move is intended, bind them first: bglass-proxy secrets bind NAME --for SERVICE",
+            path.display(),
+            moved.join("; ")
+        ))
+    }
+}
+
+/// Ends every live grant whose holder left the roster (or whose key changed in it): their
+/// open streams and tunnels are cut, and the revocations are recorded.
+pub async fn end_grants_of_departed(proxy: &Arc<Proxy>) {
+    let roster = proxy.roster.current();
+    let departed = lock(&proxy.state).grants_of_departed(&roster, timestamp::now_ms());
+    for (grant, holder) in departed {
+        let kind = EventKind::Revoke {
+            grant,
+            reason: format!("{holder} is no longer in the roster with this key"),
+            envelope: None,
+        };
+        let _ = proxy.record(None, kind).await;
     }
 }
 
@@ -369,6 +459,16 @@ fn summary(event: &Event, catalog: &Catalog) -> Option<String> {
             ..
         } if catalog.get(service).is_some_and(|s| s.approvals > 0) => Some(format!(
             "Approval needed: {who} asks for {service} for {incident} ({reason}); run `bglass approve {request}`"
+        )),
+        EventKind::ConfigReload {
+            file,
+            accepted: false,
+            error,
+            ..
+        } => Some(format!(
+            "CONFIG PUSH REJECTED on {}: the new {file} was refused and the last good version stays in force: {}",
+            event.proxy,
+            error.as_deref().unwrap_or("no reason given")
         )),
         _ => None,
     }

@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::dataplane::{Authorized, ConnCache, authorize, grant_ends};
+use super::dataplane::{Authorized, ConnCache, authorize};
 use super::{Body, Denied, Peer, Proxy, full, json, lock, refusal_response};
 use crate::init::SSH_CA_SECRET;
 use crate::state::Refusal;
@@ -70,6 +70,7 @@ pub async fn open(
         caller,
         service,
         verified,
+        watch,
     } = auth;
     let grant = verified.claims().id.clone();
     let upstream = match tokio::time::timeout(
@@ -122,7 +123,6 @@ pub async fn open(
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let proxy = Arc::clone(proxy);
-    let exp = verified.claims().exp;
     tokio::spawn(async move {
         let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let reason = match on_upgrade.await {
@@ -130,7 +130,7 @@ pub async fn open(
                 let client = TokioIo::new(upgraded);
                 tokio::select! {
                     reason = pump(client, upstream, Arc::clone(&up), Arc::clone(&down)) => reason,
-                    () = grant_ends(Arc::clone(&proxy), grant.clone(), exp) => {
+                    () = watch.ended() => {
                         let revoked = lock(&proxy.state).grants.get(&grant).is_some_and(|g| g.revoked_ms.is_some());
                         if revoked { "revoked" } else { "expired" }
                     }
@@ -232,6 +232,7 @@ async fn issue(
         caller,
         service,
         verified,
+        ..
     } = authorize(proxy, peer, conn, req.headers(), service_part, &["ssh"]).await?;
     let claims = verified.claims().clone();
     let context = || Denied {
@@ -296,7 +297,7 @@ async fn issue(
         let name = SecretName::new(SSH_CA_SECRET)
             .map_err(|e| Refusal::new("internal", 500, e.to_string()))?;
         let encoded = vault
-            .get(&name)
+            .proxy_key(&name)
             .ok_or_else(|| Refusal::new("no_ssh_ca", 500, "the vault holds no SSH CA key"))?
             .expose_secret()
             .to_owned();

@@ -130,6 +130,7 @@ fn detail(event: &Event) -> String {
                 ""
             }
         ),
+        K::UseStart { method, path, .. } => format!("{method} {path} (forwarding)"),
         K::Use {
             method,
             path,
