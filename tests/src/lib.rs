@@ -5,6 +5,7 @@
 // Test support: a failed setup step should stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod attack;
 pub mod audit;
 pub mod raw;
 pub mod tunnels;

@@ -30,6 +30,18 @@ pub struct Answer {
     pub code: String,
     /// The body.
     pub body: String,
+    /// The response headers (names in lower case).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Answer {
+    /// The value of header `name`, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl Raw {
@@ -44,12 +56,23 @@ impl Raw {
 
     /// A client with a key of its own (e.g. one not in any roster).
     pub fn with_key(identity: ResponderIdentity, url: &str, pin: &str) -> Self {
+        Self::with_key_from(identity, url, pin, None)
+    }
+
+    /// A client with a key of its own connecting from the local address `from`.
+    pub fn with_key_from(
+        identity: ResponderIdentity,
+        url: &str,
+        pin: &str,
+        from: Option<std::net::IpAddr>,
+    ) -> Self {
         let pin: CertPin = pin.parse().unwrap();
         let tls =
             bglass_proxy::tls::client_config(pin, &identity.key, identity.id.as_str()).unwrap();
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .timeout(Duration::from_secs(20))
+            .local_address(from)
             .build()
             .unwrap();
         Self {
@@ -61,11 +84,16 @@ impl Raw {
 
     /// A stranger's key.
     pub fn stranger(url: &str, pin: &str) -> Self {
+        Self::stranger_from(url, pin, None)
+    }
+
+    /// A stranger's key (a new one), connecting from the local address `from`.
+    pub fn stranger_from(url: &str, pin: &str, from: Option<std::net::IpAddr>) -> Self {
         let identity = ResponderIdentity {
             id: bglass_core::id::ResponderId::new("mallory").unwrap(),
             key: SigningKey::generate().unwrap(),
         };
-        Self::with_key(identity, url, pin)
+        Self::with_key_from(identity, url, pin, from)
     }
 
     /// A signed envelope for `action`, made `age_secs` ago, for `audience`.
@@ -109,17 +137,33 @@ impl Raw {
             match req.send().await {
                 Ok(r) => {
                     let status = r.status().as_u16();
+                    let headers = r
+                        .headers()
+                        .iter()
+                        .map(|(n, v)| {
+                            (
+                                n.as_str().to_owned(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect();
                     let body = r.text().await.unwrap_or_default();
                     let code = serde_json::from_str::<serde_json::Value>(&body)
                         .ok()
                         .and_then(|v| v["error"].as_str().map(str::to_owned))
                         .unwrap_or_default();
-                    Answer { status, code, body }
+                    Answer {
+                        status,
+                        code,
+                        body,
+                        headers,
+                    }
                 }
                 Err(e) => Answer {
                     status: 0,
                     code: String::new(),
                     body: format!("{e:?}"),
+                    headers: Vec::new(),
                 },
             }
         })

@@ -270,7 +270,7 @@ impl World {
             .unwrap_or(false);
         let p = prefix.display();
         let conf = format!(
-            "{user}worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n  access_log {p}/access.log;\n  client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n  fastcgi_temp_path {p}/tmp/fastcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n  server {{\n    listen 127.0.0.1:{port};\n    root {p}/www;\n    location / {{\n      auth_basic \"tool\";\n      auth_basic_user_file {p}/htpasswd;\n    }}\n    location = /slow {{\n      auth_basic \"tool\";\n      auth_basic_user_file {p}/htpasswd;\n      limit_rate 100k;\n      alias {p}/www/big;\n    }}\n  }}\n}}\n",
+            "{user}worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n  access_log {p}/access.log;\n  client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n  fastcgi_temp_path {p}/tmp/fastcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n  server {{\n    listen 127.0.0.1:{port};\n    root {p}/www;\n    location / {{\n      auth_basic \"tool\";\n      auth_basic_user_file {p}/htpasswd;\n    }}\n    location = /slow {{\n      auth_basic \"tool\";\n      auth_basic_user_file {p}/htpasswd;\n      limit_rate 100k;\n      alias {p}/www/big;\n    }}\n    location = /echo-headers {{\n      default_type text/plain;\n      return 200 \"xff=$http_x_forwarded_for|webauth=$http_x_webauth_user|realip=$http_x_real_ip|cookie=$http_cookie\";\n    }}\n    location = /set-cookie {{\n      auth_basic \"tool\";\n      auth_basic_user_file {p}/htpasswd;\n      add_header Set-Cookie \"session=minted-with-the-credential; Path=/; HttpOnly\" always;\n      add_header bglass-refusal \"your_session_expired\" always;\n      add_header X-Echo-Auth $http_authorization always;\n      alias {p}/www/api/health;\n    }}\n  }}\n}}\n",
             user = if root { "user root;\n" } else { "" },
         );
         std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
@@ -379,13 +379,27 @@ impl World {
 
     /// Starts proxy `i` and waits until it answers.
     pub fn start(&mut self, i: usize) {
+        self.start_wrapped(i, &[]);
+    }
+
+    /// Starts proxy `i` under `wrapper` (e.g. `["prlimit", "--nofile=512:512"]`), and waits
+    /// until it answers.
+    pub fn start_wrapped(&mut self, i: usize, wrapper: &[&str]) {
         let p = &mut self.proxies[i];
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(p.stderr_path())
             .unwrap();
-        let child = Command::new(bin("bglass-proxy"))
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin("bglass-proxy"));
+                c
+            }
+            None => Command::new(bin("bglass-proxy")),
+        };
+        let child = cmd
             .arg("run")
             .arg("--config")
             .arg(&p.config)
@@ -477,6 +491,21 @@ impl World {
             .arg("--config")
             .arg(&r.config)
             .args(args))
+    }
+
+    /// Starts `bglass` as responder `id` without waiting (stdout and stderr piped).
+    pub fn spawn_bglass(&self, id: &str, args: &[&str]) -> Child {
+        let r = self.responder(id);
+        command("bglass", self.dir.path())
+            .env("BGLASS_PASSPHRASE", PASSPHRASE)
+            .arg("--config")
+            .arg(&r.config)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     /// Every proxy's stderr, for failure messages.

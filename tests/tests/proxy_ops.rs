@@ -5,11 +5,10 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bglass_tests::attack::Receiver;
 use bglass_tests::world::{TEST_CATALOG, World, free_port};
 use bglass_tests::{command, run};
 use serde_json::Value;
@@ -196,95 +195,6 @@ fn a_rewritten_log_is_detected_by_the_cli_and_refused() {
     assert!(access.stderr.contains("split view"), "{}", access.stderr);
 }
 
-/// A webhook receiver on loopback that records request bodies.
-struct Receiver {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Receiver {
-    fn start(port: u16, bodies: Arc<Mutex<Vec<Value>>>) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (b, s) = (Arc::clone(&bodies), Arc::clone(&stop));
-        let handle = std::thread::spawn(move || {
-            while !s.load(std::sync::atomic::Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        stream.set_nonblocking(false).unwrap();
-                        stream
-                            .set_read_timeout(Some(Duration::from_secs(5)))
-                            .unwrap();
-                        let mut buf = Vec::new();
-                        let mut chunk = [0u8; 4096];
-                        // Read head and a Content-Length body.
-                        loop {
-                            let n = stream.read(&mut chunk).unwrap_or(0);
-                            if n == 0 {
-                                break;
-                            }
-                            buf.extend_from_slice(&chunk[..n]);
-                            let text = String::from_utf8_lossy(&buf).to_string();
-                            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                                let len: usize = head
-                                    .lines()
-                                    .find_map(|l| {
-                                        l.to_ascii_lowercase()
-                                            .strip_prefix("content-length:")
-                                            .map(|v| v.trim().parse().unwrap_or(0))
-                                    })
-                                    .unwrap_or(0);
-                                if body.len() >= len {
-                                    if let Ok(v) = serde_json::from_str(&body[..len]) {
-                                        b.lock().unwrap().push(v);
-                                    }
-                                    break;
-                                }
-                            }
-                        }
-                        let _ = stream.write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                        );
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        });
-        Self {
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    fn stop(mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            h.join().unwrap();
-        }
-    }
-}
-
-fn wait_for(bodies: &Arc<Mutex<Vec<Value>>>, what: &str, secs: u64) {
-    let started = Instant::now();
-    loop {
-        if bodies
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|b| b["summary"].as_str().unwrap_or("").contains(what))
-        {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(secs),
-            "no notification containing {what:?}: {:?}",
-            bodies.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn webhooks_fail_open_and_deliver_after_the_receiver_returns_even_across_restarts() {
     let mut w = world();
@@ -330,8 +240,8 @@ fn webhooks_fail_open_and_deliver_after_the_receiver_returns_even_across_restart
     // It comes back: the queued events arrive.
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let receiver = Receiver::start(port, Arc::clone(&bodies));
-    wait_for(&bodies, "Glass broken: alice was granted grafana", 90);
-    wait_for(&bodies, "EMERGENCY BYPASS: alice broke glass on argocd", 90);
+    receiver.wait_for("Glass broken: alice was granted grafana", 90);
+    receiver.wait_for("EMERGENCY BYPASS: alice broke glass on argocd", 90);
     receiver.stop();
 
     // Down again; an approval request is queued; the proxy restarts before delivery.
@@ -353,7 +263,7 @@ fn webhooks_fail_open_and_deliver_after_the_receiver_returns_even_across_restart
     w.start(0);
     let bodies2 = Arc::new(Mutex::new(Vec::new()));
     let receiver = Receiver::start(port, Arc::clone(&bodies2));
-    wait_for(&bodies2, "Approval needed: bob asks for argocd", 90);
+    receiver.wait_for("Approval needed: bob asks for argocd", 90);
     // Delivered once: the first events are not sent again after the restart.
     assert!(
         !bodies2.lock().unwrap().iter().any(|b| b["summary"]

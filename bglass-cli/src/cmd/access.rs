@@ -51,6 +51,11 @@ pub fn run(config: Option<&Path>, args: AccessArgs) -> CliResult {
         }
         match view.status.as_str() {
             "granted" => granted(&mut session, proxy, &view, args.json).await,
+            "expired" => Err(CliError::new(
+                ErrorKind::Denied,
+                format!("{} expired: no approver decided in time", view.id),
+            )
+            .with_hint("ask again with `bglass access`")),
             "denied" => Err(CliError::new(
                 ErrorKind::Denied,
                 format!(

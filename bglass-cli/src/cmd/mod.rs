@@ -20,11 +20,15 @@ use crate::error::{CliError, CliResult};
 
 /// Runs a future on a single-threaded runtime (commands are short-lived clients).
 pub fn block_on<T>(future: impl Future<Output = CliResult<T>>) -> CliResult<T> {
-    tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?
-        .block_on(future)
+        .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?;
+    let result = runtime.block_on(future);
+    // Do not wait for blocking reads still parked on stdin (a tunnel the proxy closed must
+    // end its process at once, not at the next keystroke).
+    runtime.shutdown_background();
+    result
 }
 
 /// Prints a JSON value.

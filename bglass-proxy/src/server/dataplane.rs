@@ -462,6 +462,7 @@ async fn forward(
         start: start.index,
         bytes_in,
         started,
+        done: false,
     };
     *lock(&conn.streaming).entry(grant_id.clone()).or_insert(0) += 1;
     let timeout = proxy.config.limits.upstream_timeout.to_std();
@@ -544,10 +545,27 @@ struct UseRecord {
     start: u64,
     bytes_in: Arc<AtomicU64>,
     started: Instant,
+    /// Whether the outcome was recorded.
+    done: bool,
+}
+
+impl Drop for UseRecord {
+    /// A request whose handling was dropped midway (the client went away, or its connection
+    /// was closed when the grant ended) still gets its outcome recorded.
+    fn drop(&mut self) {
+        if !self.done {
+            self.record(499, 0);
+        }
+    }
 }
 
 impl UseRecord {
-    fn finish(self, status: u16, bytes_out: u64) {
+    fn finish(mut self, status: u16, bytes_out: u64) {
+        self.record(status, bytes_out);
+    }
+
+    fn record(&mut self, status: u16, bytes_out: u64) {
+        self.done = true;
         {
             let mut streaming = lock(&self.conn.streaming);
             if let Some(n) = streaming.get_mut(&self.grant) {
@@ -560,23 +578,25 @@ impl UseRecord {
         let bytes_in = self.bytes_in.load(Ordering::Relaxed);
         self.proxy.metrics.bytes(bytes_in, bytes_out);
         let kind = EventKind::Use {
-            grant: self.grant,
-            service: self.service,
-            method: self.method,
-            path: self.path,
+            grant: self.grant.clone(),
+            service: self.service.clone(),
+            method: std::mem::take(&mut self.method),
+            path: std::mem::take(&mut self.path),
             status,
             bytes_in,
             bytes_out,
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             start: Some(self.start),
         };
-        let proxy = self.proxy;
-        let actor = self.actor;
+        let proxy = Arc::clone(&self.proxy);
+        let actor = self.actor.clone();
         // The outcome, after the response: the request itself is already in the log (its
         // `use_start`); a failed append here fails the log, and later requests are refused.
-        tokio::spawn(async move {
-            let _ = proxy.record(Some(actor), kind).await;
-        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = proxy.record(Some(actor), kind).await;
+            });
+        }
     }
 }
 
