@@ -306,6 +306,13 @@ struct KeyFileBody {
     pkcs8: String,
 }
 
+impl Drop for KeyFileBody {
+    /// The key, base64-encoded, must not outlive its use in freed memory.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.pkcs8);
+    }
+}
+
 /// A responder's identity as held on their machine: who they are and their signing key.
 #[derive(Debug)]
 pub struct ResponderIdentity {
@@ -445,7 +452,7 @@ impl ResponderIdentity {
         let der = Zeroizing::new(URL_SAFE_NO_PAD.decode(&body.pkcs8).map_err(|_| corrupt())?);
         let key = SigningKey::from_pkcs8(&der).map_err(|_| corrupt())?;
         Ok(Self {
-            id: body.responder,
+            id: body.responder.clone(),
             key,
         })
     }

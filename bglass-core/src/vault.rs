@@ -218,6 +218,15 @@ struct VaultFile {
     bindings: BTreeMap<String, Vec<Binding>>,
 }
 
+impl Drop for VaultFile {
+    /// The plaintext values copied in for saving must not linger in freed memory.
+    fn drop(&mut self) {
+        for value in self.secrets.values_mut() {
+            zeroize::Zeroize::zeroize(value);
+        }
+    }
+}
+
 /// A place a credential may be sent: a service of the catalog at one upstream.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -305,12 +314,13 @@ impl Vault {
                 why: e.to_string(),
             })
         };
+        let mut file = file;
         let mut secrets = BTreeMap::new();
-        for (name, value) in file.secrets {
+        for (name, value) in std::mem::take(&mut file.secrets) {
             secrets.insert(name_of(&name)?, SecretString::from(value));
         }
         let mut bindings = BTreeMap::new();
-        for (name, list) in file.bindings {
+        for (name, list) in std::mem::take(&mut file.bindings) {
             let name = name_of(&name)?;
             if name.is_reserved() {
                 return Err(VaultError::Content {
@@ -321,7 +331,7 @@ impl Vault {
             bindings.insert(name, list);
         }
         Ok(Self {
-            recipients: file.recipients,
+            recipients: std::mem::take(&mut file.recipients),
             secrets,
             bindings,
         })

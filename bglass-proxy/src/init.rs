@@ -139,7 +139,10 @@ pub fn init(
     let mut vault = Vault::new();
     let b64 = |bytes: &[u8]| SecretString::from(STANDARD.encode(bytes));
     vault.set_proxy_key(secret(SIGNING_KEY_SECRET)?, b64(signing.pkcs8_der()))?;
-    vault.set_proxy_key(secret(TLS_KEY_SECRET)?, b64(&server_key.serialize_der()))?;
+    vault.set_proxy_key(
+        secret(TLS_KEY_SECRET)?,
+        b64(&zeroize::Zeroizing::new(server_key.serialize_der())),
+    )?;
     vault.set_proxy_key(secret(SSH_CA_SECRET)?, b64(ssh_private_text.as_bytes()))?;
     vault.save(&dir.join("secrets.age"), &identity)?;
 
@@ -295,7 +298,7 @@ pub fn reissue(
     let mut vault = Vault::open(&config.vault, &identity)?;
     vault.set_proxy_key(
         secret(TLS_KEY_SECRET)?,
-        SecretString::from(STANDARD.encode(server_key.serialize_der())),
+        SecretString::from(STANDARD.encode(zeroize::Zeroizing::new(server_key.serialize_der()))),
     )?;
     let chain = format!("{}{}", server_cert.pem(), ca_pem.trim_end());
     let chain_tmp = config.tls_chain.with_extension("pem.new");

@@ -433,6 +433,7 @@ fn removing_a_responder_from_the_roster_ends_their_streams_and_tunnels() {
     assert!(removed.elapsed() < Duration::from_secs(3));
     drop(tin);
     let _ = tunnel.kill();
+    let _ = tunnel.wait();
     wait_events(&w, 0, 5, "the revocations", |e| {
         let revokes = e
             .iter()
