@@ -191,15 +191,20 @@ impl Gate {
                 self.origins.first().map_or("itself", String::as_str)
             ));
         }
+        let carries_secret = uri.query().is_some_and(|q| {
+            q.split('&')
+                .any(|p| p.split_once('=').map_or(p, |(name, _)| name) == SESSION_PARAM)
+        });
+        if carries_secret && *method != Method::GET {
+            // Only a browser opening the URL starts a session (and uses up a one-time secret).
+            return Admission::Refuse(
+                "open the URL that `bglass open` printed in your browser".to_owned(),
+            );
+        }
         if let Some((valid, location)) = self.take_secret(uri.path(), uri.query()) {
             if !valid {
                 return Admission::Refuse(
                     "the session secret in this URL is wrong or was already used; open the URL that `bglass open` printed".to_owned(),
-                );
-            }
-            if *method != Method::GET && *method != Method::HEAD {
-                return Admission::Refuse(
-                    "open the URL that `bglass open` printed in your browser".to_owned(),
                 );
             }
             return Admission::StartSession { location };
@@ -534,6 +539,13 @@ mod tests {
             .trim_start_matches("http://127.0.0.1:4180")
             .to_owned();
         let host = [("host", "127.0.0.1:4180")];
+        // A HEAD or POST does not use it up.
+        for method in [Method::HEAD, Method::POST] {
+            assert!(matches!(
+                admit(&g, method, &target, &host),
+                Admission::Refuse(_)
+            ));
+        }
         assert!(matches!(
             admit(&g, Method::GET, &target, &host),
             Admission::StartSession { .. }
