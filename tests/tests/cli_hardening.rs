@@ -119,9 +119,20 @@ fn curl(as_nobody: bool, args: &[&str]) -> Curl {
     Curl { status, head, body }
 }
 
+/// A child process killed when dropped (a failed assertion must not leave a forwarder
+/// running until its grant ends).
+struct Forwarder(Child);
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `bglass open SERVICE` as `who`, on loopback port `local`; returns the process and the
 /// URL it printed.
-fn open(w: &World, who: &str, service: &str, local: u16) -> (Child, String) {
+fn open(w: &World, who: &str, service: &str, local: u16) -> (Forwarder, String) {
     let mut child = Command::new(bin("bglass"))
         .env("BGLASS_PASSPHRASE", PASSPHRASE)
         .env("HOME", w.dir.path())
@@ -138,10 +149,10 @@ fn open(w: &World, who: &str, service: &str, local: u16) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = Forwarder(child);
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
     let url = line
         .split_whitespace()
         .find(|t| t.starts_with("http://"))
@@ -207,7 +218,7 @@ fn open_forwarder_serves_only_the_responders_browser() {
     w.access("carol", "grafana");
     w.access("carol", "echo");
 
-    let (mut forwarder, url) = open(&w, "carol", "grafana", local);
+    let (forwarder, url) = open(&w, "carol", "grafana", local);
     let base = format!("http://127.0.0.1:{local}");
 
     // 1. Another local user, without the session secret: refused, nothing reaches the tool.
@@ -379,8 +390,7 @@ fn open_forwarder_serves_only_the_responders_browser() {
         dom.contains("bglass open: refused"),
         "the other site's form post was not refused: {dom}"
     );
-    forwarder.kill().unwrap();
-    let _ = forwarder.wait();
+    drop(forwarder);
 
     // None of the refused requests reached the tool (by its request line: the browser's
     // own later requests may name a refused page as their Referer).
@@ -394,7 +404,7 @@ fn open_forwarder_serves_only_the_responders_browser() {
 
     // 6. The forwarder's cookie and secret (also in a Referer) never reach the tool.
     let local = free_port();
-    let (mut forwarder, url) = open(&w, "carol", "echo", local);
+    let (forwarder, url) = open(&w, "carol", "echo", local);
     let base = format!("http://127.0.0.1:{local}");
     let first = curl(false, &[&url]);
     let cookie = first
@@ -414,8 +424,7 @@ fn open_forwarder_serves_only_the_responders_browser() {
             &format!("{base}/page?q=1"),
         ],
     );
-    forwarder.kill().unwrap();
-    let _ = forwarder.wait();
+    drop(forwarder);
     assert_eq!(echo.status, 200, "{echo:?}");
     assert!(echo.body.starts_with("GET /page?q=1 "), "{}", echo.body);
     let heads = echoed.lock().unwrap().join("\n");
