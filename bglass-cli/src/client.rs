@@ -46,6 +46,17 @@ fn random_unit() -> f64 {
     f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX)
 }
 
+/// How the message of [`Session::call`]'s unavailability error starts.
+const NO_PROXY_ANSWERED: &str = "no proxy answered: ";
+
+/// The reasons in an unavailability error of [`Session::call_with`] (`URL: why`, one per
+/// proxy tried), without the leading "no proxy answered".
+pub fn unavailable_reasons(e: &CliError) -> String {
+    let text = e.to_string();
+    text.strip_prefix(NO_PROXY_ANSWERED)
+        .map_or(text.clone(), str::to_owned)
+}
+
 /// One proxy as the session uses it.
 #[derive(Debug)]
 pub struct Conn {
@@ -56,6 +67,8 @@ pub struct Conn {
     /// What is known about it (after contact).
     pub record: Option<ProxyRecord>,
     contacted: bool,
+    /// A refusal banner was printed for it in this run (print each once).
+    warned: bool,
 }
 
 /// Why a call to one proxy failed.
@@ -67,6 +80,14 @@ pub enum CallError {
     Refused(u16, ApiError),
     /// A local problem.
     Local(CliError),
+}
+
+/// Why a proxy cannot be trusted (split view, or no checkpoint although its log was seen
+/// before): a banner to print once, loudly, and the short reason; then it counts as
+/// unavailable.
+struct Distrust {
+    banner: String,
+    why: String,
 }
 
 impl From<CliError> for CallError {
@@ -158,6 +179,7 @@ impl Session {
                     record: None,
                     entry: entry.clone(),
                     contacted: false,
+                    warned: false,
                 })
             })
             .collect::<CliResult<Vec<_>>>()?;
@@ -194,9 +216,10 @@ impl Session {
         for entry in &config.proxies {
             conns.push(Conn {
                 http: http_client(entry, &identity)?,
-                record: store.proxy(&entry.url, &entry.pin),
+                record: store.proxy(&entry.url, &entry.pin)?,
                 entry: entry.clone(),
                 contacted: false,
+                warned: false,
             });
         }
         Ok(Self {
@@ -219,7 +242,8 @@ impl Session {
         call: &Call,
         only: Option<usize>,
     ) -> CliResult<(serde_json::Value, usize)> {
-        let mut failures: Vec<String> = Vec::new();
+        // The latest reason per proxy, in priority order.
+        let mut failures: Vec<(String, String)> = Vec::new();
         for round in 1..=MAX_ROUNDS {
             for i in 0..self.conns.len() {
                 if only.is_some_and(|o| o != i) {
@@ -232,7 +256,10 @@ impl Session {
                         if self.verbose {
                             eprintln!("bglass: {url} unavailable ({why}); trying the next proxy");
                         }
-                        failures.push(format!("{url}: {why}"));
+                        match failures.iter_mut().find(|(u, _)| *u == url) {
+                            Some(entry) => entry.1 = why,
+                            None => failures.push((url, why)),
+                        }
                     }
                     Err(CallError::Refused(status, e)) => return Err(refusal_error(status, e)),
                     Err(CallError::Local(e)) => return Err(e),
@@ -242,13 +269,13 @@ impl Session {
                 tokio::time::sleep(backoff(round, random_unit())).await;
             }
         }
-        failures.dedup();
+        let reasons: Vec<String> = failures
+            .iter()
+            .map(|(url, why)| format!("{url}: {why}"))
+            .collect();
         Err(CliError::new(
             ErrorKind::Unavailable,
-            format!(
-                "no proxy answered: {}",
-                failures.last().cloned().unwrap_or_default()
-            ),
+            format!("{NO_PROXY_ANSWERED}{}", reasons.join("; ")),
         )
         .with_hint("check the network path to the proxies; `bglass status` lists them"))
     }
@@ -294,11 +321,35 @@ impl Session {
     }
 
     /// First contact with a proxy in this run: learn or check its id and key, and check
-    /// that its log extends the checkpoint this machine saw before (split view).
+    /// that its log extends the checkpoint this machine saw before (split view). A refusal
+    /// of trust is printed loudly, once per proxy and run.
     async fn contact(&mut self, i: usize) -> Result<(), CallError> {
         if self.conns[i].contacted {
             return Ok(());
         }
+        // Another bglass of this responder may store a newer checkpoint meanwhile: then
+        // check against that one (the stored checkpoint only moves forward).
+        for _ in 0..CONTACT_ATTEMPTS {
+            match self.contact_once(i).await {
+                Ok(Contact::Done) => return Ok(()),
+                Ok(Contact::Raced) => {}
+                Ok(Contact::Distrusted(Distrust { banner, why })) => {
+                    let conn = &mut self.conns[i];
+                    if !conn.warned {
+                        conn.warned = true;
+                        eprintln!("{banner}");
+                    }
+                    return Err(CallError::Unavailable(why));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(CallError::Unavailable(
+            "its stored checkpoint kept changing under concurrent bglass commands".to_owned(),
+        ))
+    }
+
+    async fn contact_once(&mut self, i: usize) -> Result<Contact, CallError> {
         let conn = &self.conns[i];
         let base = conn.entry.url.trim_end_matches('/').to_owned();
         let health = conn
@@ -319,7 +370,7 @@ impl Session {
         if let Some(known) = &conn.record
             && (known.id != id || known.key != key)
         {
-            return Err(split_view(
+            return Ok(split_view(
                 &conn.entry.url,
                 &format!(
                     "it now presents itself as {id} with key {}, but this machine knew it as {} with key {}",
@@ -336,6 +387,19 @@ impl Session {
             .await
             .map_err(|e| CallError::Unavailable(describe(&e)))?;
         if !checkpoint.status().is_success() {
+            let status = checkpoint.status().as_u16();
+            if let Some(known) = &conn.record {
+                // This machine has seen its log: a proxy that cannot show where its log is
+                // now may have been reset, replaced or forked. Fail closed.
+                let body = checkpoint.text().await.unwrap_or_default();
+                let detail: String = serde_json::from_str::<ApiError>(&body)
+                    .map(|e| e.message)
+                    .unwrap_or(body)
+                    .chars()
+                    .take(120)
+                    .collect();
+                return Ok(no_checkpoint(&conn.entry.url, known.size, status, &detail));
+            }
             // A brand-new proxy signs its first checkpoint within a second of starting:
             // remember who it is for this run (nothing to check its log against yet).
             let conn = &mut self.conns[i];
@@ -350,25 +414,31 @@ impl Session {
                 });
             }
             conn.contacted = true;
-            return Ok(());
+            return Ok(Contact::Done);
         }
         let note = checkpoint
             .bytes()
             .await
             .map_err(|e| CallError::Unavailable(e.to_string()))?;
         let origin = checkpoint::origin(&id);
-        let verified = checkpoint::verify(&note, &origin, &key).map_err(|e| {
-            split_view(
-                &conn.entry.url,
-                &format!("its checkpoint does not verify: {e}"),
-            )
-        })?;
+        let verified = match checkpoint::verify(&note, &origin, &key) {
+            Ok(v) => v,
+            Err(e) => {
+                return Ok(split_view(
+                    &conn.entry.url,
+                    &format!("its checkpoint does not verify: {e}"),
+                ));
+            }
+        };
         if let Some(known) = &conn.record {
             let old_root = decode_hash(&known.root).ok_or_else(|| {
-                CallError::Local(CliError::internal("stored checkpoint is damaged"))
+                CallError::Local(CliError::user(format!(
+                    "the stored checkpoint of {} is damaged (state/proxies/ beside your config)",
+                    conn.entry.url
+                )))
             })?;
             if verified.size < known.size {
-                return Err(split_view(
+                return Ok(split_view(
                     &conn.entry.url,
                     &format!(
                         "its log shrank from {} to {} entries",
@@ -402,7 +472,7 @@ impl Session {
                     .unwrap_or_default()
             };
             if !check_consistency(&proof, verified.size, verified.root, known.size, old_root) {
-                return Err(split_view(
+                return Ok(split_view(
                     &conn.entry.url,
                     &format!(
                         "its log of {} entries does not extend the {} entries this machine saw before",
@@ -419,12 +489,36 @@ impl Session {
             root: STANDARD.encode(verified.root.0),
             note: String::from_utf8_lossy(&verified.note).into_owned(),
         };
-        self.store.save_proxy(&conn.entry.pin, &record)?;
+        // Read, compare and replace the stored record under the state lock.
+        let lock = self.store.lock().await?;
+        let stored = self.store.proxy(&conn.entry.url, &conn.entry.pin)?;
+        if stored != conn.record {
+            let conn = &mut self.conns[i];
+            conn.record = stored;
+            return Ok(Contact::Raced);
+        }
+        if conn.record.as_ref() != Some(&record) {
+            self.store.save_proxy(&lock, &conn.entry.pin, &record)?;
+        }
+        drop(lock);
         let conn = &mut self.conns[i];
         conn.record = Some(record);
         conn.contacted = true;
-        Ok(())
+        Ok(Contact::Done)
     }
+}
+
+/// How often a contact is re-checked against a checkpoint another `bglass` stored meanwhile.
+const CONTACT_ATTEMPTS: usize = 5;
+
+/// The outcome of one contact attempt.
+enum Contact {
+    /// Checked (and the record stored).
+    Done,
+    /// Another `bglass` stored a different record meanwhile: check again against it.
+    Raced,
+    /// The proxy cannot be trusted.
+    Distrusted(Distrust),
 }
 
 fn decode_hash(text: &str) -> Option<Hash> {
@@ -432,11 +526,26 @@ fn decode_hash(text: &str) -> Option<Hash> {
     Some(Hash(bytes.try_into().ok()?))
 }
 
-fn split_view(url: &str, what: &str) -> CallError {
-    eprintln!(
-        "\n!!! SPLIT VIEW: the proxy at {url} is not showing this machine the same audit log as before: {what}.\n!!! Do not trust it. Report this to your security team with the files in state/proxies/ beside your bglass config.\n"
+fn split_view(url: &str, what: &str) -> Contact {
+    Contact::Distrusted(Distrust {
+        banner: format!(
+            "\n!!! SPLIT VIEW: the proxy at {url} is not showing this machine the same audit log as before: {what}.\n!!! Do not trust it. Report this to your security team with the files in state/proxies/ beside your bglass config.\n"
+        ),
+        why: format!("refused: split view ({what})"),
+    })
+}
+
+/// A proxy whose log this machine has seen does not show its current checkpoint.
+fn no_checkpoint(url: &str, known_size: u64, status: u16, detail: &str) -> Contact {
+    let what = format!(
+        "asked for its signed audit checkpoint, it answered HTTP {status} ({detail}), but this machine saw {known_size} entries of its log before"
     );
-    CallError::Unavailable(format!("refused: split view ({what})"))
+    Contact::Distrusted(Distrust {
+        banner: format!(
+            "\n!!! NO CHECKPOINT: the proxy at {url} does not show its audit checkpoint: {what}.\n!!! Its log may have been reset, replaced or forked: bglass does not use it now. If this lasts more than a few seconds, report it to your security team with the files in state/proxies/ beside your bglass config.\n"
+        ),
+        why: format!("refused: no audit checkpoint ({what})"),
+    })
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -474,7 +583,7 @@ impl Session {
         let now = timestamp::now_ms() / 1000;
         let held: Vec<_> = self
             .store
-            .grants_for(service, now)
+            .grants_for(service, now)?
             .into_iter()
             .filter_map(|g| {
                 let conn = self.conns.iter().find(|c| c.entry.url == g.proxy_url)?;

@@ -377,7 +377,7 @@ impl World {
         self.redis_port = port;
     }
 
-    /// Starts proxy `i` and waits until it answers.
+    /// Starts proxy `i` and waits until it answers and has signed its first checkpoint.
     pub fn start(&mut self, i: usize) {
         self.start_wrapped(i, &[]);
     }
@@ -385,6 +385,29 @@ impl World {
     /// Starts proxy `i` under `wrapper` (e.g. `["prlimit", "--nofile=512:512"]`), and waits
     /// until it answers.
     pub fn start_wrapped(&mut self, i: usize, wrapper: &[&str]) {
+        self.start_listening_wrapped(i, wrapper);
+        // Its first checkpoint follows its start event within a second.
+        std::thread::sleep(Duration::from_millis(1200));
+        // Something else answering on the port would pass the connect test: the proxy
+        // itself must still be running.
+        if let Some(c) = self.proxies[i].child.as_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            panic!(
+                "proxy {} exited ({status}): {}",
+                self.proxies[i].id,
+                std::fs::read_to_string(self.proxies[i].stderr_path()).unwrap_or_default()
+            );
+        }
+    }
+
+    /// Starts proxy `i` and returns as soon as its port accepts connections, before its
+    /// first checkpoint (a fresh log has none for about a second).
+    pub fn start_listening(&mut self, i: usize) {
+        self.start_listening_wrapped(i, &[]);
+    }
+
+    fn start_listening_wrapped(&mut self, i: usize, wrapper: &[&str]) {
         let p = &mut self.proxies[i];
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -427,20 +450,7 @@ impl World {
                 started.elapsed() < Duration::from_secs(30),
                 "proxy did not start"
             );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // Its first checkpoint follows its start event within a second.
-        std::thread::sleep(Duration::from_millis(1200));
-        // Something else answering on the port would pass the connect test: the proxy
-        // itself must still be running.
-        if let Some(c) = self.proxies[i].child.as_mut()
-            && let Ok(Some(status)) = c.try_wait()
-        {
-            panic!(
-                "proxy {} exited ({status}): {}",
-                self.proxies[i].id,
-                std::fs::read_to_string(self.proxies[i].stderr_path()).unwrap_or_default()
-            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

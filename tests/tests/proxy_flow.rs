@@ -109,7 +109,8 @@ fn access_then_curl_reaches_nginx_with_the_injected_credential_only() {
     outputs.push(missing);
 
     // `bglass open`: a loopback forwarder that adds the grant; a browser (here a plain
-    // HTTP client) needs no credential at all.
+    // HTTP client) needs no credential at all, only the session secret in the printed URL,
+    // which it trades for a cookie (tests/cli_hardening.rs attacks the forwarder).
     let local = bglass_tests::world::free_port();
     let carol_cfg = w.responder("carol").config.clone();
     let mut forwarder = std::process::Command::new(bglass_tests::bin("bglass"))
@@ -128,35 +129,56 @@ fn access_then_curl_reaches_nginx_with_the_injected_credential_only() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let printed = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(forwarder.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line
+    };
     bglass_tests::world::wait_port(local);
-    let page = {
+    let http = |request: String| {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
-        s.write_all(b"GET /api/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .unwrap();
+        s.write_all(request.as_bytes()).unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
     };
+    let url = printed
+        .split_whitespace()
+        .find(|t| t.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL printed: {printed}"))
+        .to_owned();
+    let target = url.trim_start_matches(&format!("http://127.0.0.1:{local}"));
+    let session = http(format!(
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{local}\r\nConnection: close\r\n\r\n"
+    ));
+    let cookie = session
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie: {session}"))
+        .to_owned();
+    let page = http(format!(
+        "GET /api/health HTTP/1.1\r\nHost: localhost:{local}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    ));
+    let without = http(format!(
+        "GET /api/health HTTP/1.1\r\nHost: localhost:{local}\r\nConnection: close\r\n\r\n"
+    ));
     forwarder.kill().unwrap();
-    let printed = {
-        use std::io::Read;
-        let mut out = String::new();
-        forwarder
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        out
-    };
     let _ = forwarder.wait();
+    assert!(session.starts_with("HTTP/1.1 303"), "{session}");
     assert!(
         page.starts_with("HTTP/1.1 200") && page.ends_with("nginx says ok\n"),
         "{page}"
     );
+    assert!(without.starts_with("HTTP/1.1 403"), "{without}");
     assert!(
-        printed.contains(&format!("grafana is at http://127.0.0.1:{local}/")),
+        printed.contains(&format!(
+            "grafana is at http://127.0.0.1:{local}/?bglass-session="
+        )),
         "{printed}"
     );
 

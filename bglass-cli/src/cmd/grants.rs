@@ -53,25 +53,25 @@ pub fn list(config: Option<&Path>, args: JsonArgs) -> CliResult {
     })
 }
 
-async fn on_its_proxy(session: &mut Session, id: &GrantId) -> Option<usize> {
+async fn on_its_proxy(session: &mut Session, id: &GrantId) -> CliResult<Option<usize>> {
     for i in 0..session.conns.len() {
         if let Ok((value, _)) = session.call_with(&Call::get("/v1/grants"), Some(i)).await {
             let list: Vec<GrantView> = serde_json::from_value(value).unwrap_or_default();
             if list.iter().any(|g| &g.id == id) {
-                return Some(i);
+                return Ok(Some(i));
             }
         }
     }
     // Held locally? Then it is on that proxy even if the listing hid it.
-    if let Some(held) = session.store.grants().into_iter().find(|g| &g.id == id)
+    if let Some(held) = session.store.grants()?.into_iter().find(|g| &g.id == id)
         && let Some(i) = session
             .conns
             .iter()
             .position(|c| c.entry.url == held.proxy_url)
     {
-        return Some(i);
+        return Ok(Some(i));
     }
-    None
+    Ok(None)
 }
 
 fn print_grant(g: &GrantView, json: bool, what: &str) -> CliResult {
@@ -92,7 +92,7 @@ pub fn revoke(config: Option<&Path>, args: RevokeArgs) -> CliResult {
     let id = grant_id(&args.grant)?;
     let mut session = Session::open(config)?;
     block_on(async move {
-        let proxy = on_its_proxy(&mut session, &id).await;
+        let proxy = on_its_proxy(&mut session, &id).await?;
         let (value, _) = session
             .call_with(
                 &Call::post(
@@ -119,7 +119,7 @@ pub fn review(config: Option<&Path>, args: ReviewArgs) -> CliResult {
     let id = grant_id(&args.grant)?;
     let mut session = Session::open(config)?;
     block_on(async move {
-        let proxy = on_its_proxy(&mut session, &id).await;
+        let proxy = on_its_proxy(&mut session, &id).await?;
         let (value, _) = session
             .call_with(
                 &Call::post(

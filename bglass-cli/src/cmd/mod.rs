@@ -16,7 +16,7 @@ pub mod status;
 pub mod tunnel;
 pub mod whoami;
 
-use crate::error::{CliError, CliResult};
+use crate::error::{CliError, CliResult, ErrorKind};
 
 /// Runs a future on a single-threaded runtime (commands are short-lived clients).
 pub fn block_on<T>(future: impl Future<Output = CliResult<T>>) -> CliResult<T> {
@@ -37,25 +37,72 @@ pub fn print_json(value: &impl serde::Serialize) -> CliResult {
     crate::outln!("{text}")
 }
 
-/// Asks every proxy that answers for a list at `path`; each item with its proxy's id.
+/// Asks every proxy for a list at `path`; each item with its proxy's id. When no proxy
+/// answered, the list is unknown: an error naming each proxy and why (exit 4, or 3 when a
+/// proxy refused). When some answered, their items, with a warning on stderr naming each
+/// proxy that did not (its items are missing from the list).
 pub async fn from_every_proxy<T: serde::de::DeserializeOwned>(
     session: &mut crate::client::Session,
     path: &str,
 ) -> CliResult<Vec<(String, T)>> {
+    // Say once, at the end, which proxies did not answer (not once per retry).
+    let verbose = std::mem::replace(&mut session.verbose, false);
     let mut all = Vec::new();
+    let mut answered = 0;
+    let mut failures: Vec<(String, CliError)> = Vec::new();
     for i in 0..session.conns.len() {
-        if let Ok((value, _)) = session
+        let url = session.conns[i].entry.url.clone();
+        match session
             .call_with(&crate::client::Call::get(path), Some(i))
             .await
         {
-            let list: Vec<T> = serde_json::from_value(value).map_err(CliError::internal)?;
-            let proxy = session.conns[i]
-                .record
-                .as_ref()
-                .map(|r| r.id.to_string())
-                .unwrap_or_default();
-            all.extend(list.into_iter().map(|item| (proxy.clone(), item)));
+            Ok((value, _)) => {
+                answered += 1;
+                let list: Vec<T> = serde_json::from_value(value).map_err(CliError::internal)?;
+                let proxy = session.conns[i]
+                    .record
+                    .as_ref()
+                    .map(|r| r.id.to_string())
+                    .unwrap_or_default();
+                all.extend(list.into_iter().map(|item| (proxy.clone(), item)));
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Denied) => {
+                failures.push((url, e));
+            }
+            Err(e) => {
+                session.verbose = verbose;
+                return Err(e);
+            }
         }
+    }
+    session.verbose = verbose;
+    let why = |(url, e): &(String, CliError)| match e.kind() {
+        ErrorKind::Denied => format!("{url}: refused: {e}"),
+        _ => crate::client::unavailable_reasons(e),
+    };
+    if answered == 0 {
+        if let Some(pos) = failures
+            .iter()
+            .position(|(_, e)| e.kind() == ErrorKind::Denied)
+        {
+            let (_, e) = failures.swap_remove(pos);
+            return Err(e);
+        }
+        let reasons: Vec<String> = failures.iter().map(why).collect();
+        return Err(CliError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "no proxy answered, so this list is unknown (not empty): {}",
+                reasons.join("; ")
+            ),
+        )
+        .with_hint("check the network path to the proxies; `bglass status` lists them"));
+    }
+    for failure in &failures {
+        eprintln!(
+            "bglass: warning: {}; what it holds is missing from this list",
+            why(failure)
+        );
     }
     Ok(all)
 }

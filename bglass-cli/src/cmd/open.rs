@@ -2,10 +2,17 @@
 //! loopback that adds your grant to every request and relays it to the proxy's
 //! `/s/SERVICE/`. Prints the URL and opens a browser when one is present. Stops when the
 //! grant ends.
+//!
+//! The forwarder lends your grant to whoever talks to it, so it talks only to your browser:
+//! the printed URL carries a random session secret that, on first use, sets an HttpOnly,
+//! SameSite=Strict cookie and redirects to the clean URL; every other request needs that
+//! cookie. The `Host` header must name the forwarder itself (DNS rebinding), and unsafe
+//! methods from another origin are refused (cross-site forms). Neither the cookie nor the
+//! secret is relayed to the proxy.
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bglass_core::api::GRANT_HEADER;
 use bglass_core::id::ServiceName;
@@ -14,6 +21,8 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 
 use super::block_on;
@@ -24,10 +33,283 @@ use crate::error::{CliError, CliResult};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
 
+/// The query parameter that carries the session secret in the printed URL.
+const SESSION_PARAM: &str = "bglass-session";
+
+/// Who may use the forwarder: the session secret, the one-time secret given to the
+/// browser on its command line, and the forwarder's own names.
+#[derive(Debug)]
+struct Gate {
+    /// The session secret: in the printed URL, and the cookie's value.
+    secret: String,
+    /// A secret for the browser's command line (visible to other local users in the
+    /// process list): valid once.
+    launch: Mutex<Option<String>>,
+    /// The cookie's name (per port: cookies are shared across a host's ports).
+    cookie: String,
+    /// `Host` values that name the forwarder.
+    hosts: Vec<String>,
+    /// Origins of the forwarder's own pages.
+    origins: Vec<String>,
+}
+
+/// What to do with a request.
+#[derive(Debug, PartialEq, Eq)]
+enum Admission {
+    /// Relay it to the proxy.
+    Relay,
+    /// The URL carried a valid secret: set the cookie and redirect to `location`.
+    StartSession {
+        /// The clean URL (path and query without the secret).
+        location: String,
+    },
+    /// Refuse it (403) with this reason.
+    Refuse(String),
+}
+
+fn random_hex(bytes: usize) -> CliResult<String> {
+    let mut b = vec![0u8; bytes];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .map_err(|_| CliError::internal("random generator failed"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// Compares secrets in time independent of where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+impl Gate {
+    fn new(local: SocketAddr) -> CliResult<Self> {
+        let port = local.port();
+        let mut hosts = vec![local.to_string(), format!("localhost:{port}")];
+        if port == 80 {
+            // Browsers leave the default port out of Host and Origin.
+            hosts.push(match local {
+                SocketAddr::V4(a) => a.ip().to_string(),
+                SocketAddr::V6(a) => format!("[{}]", a.ip()),
+            });
+            hosts.push("localhost".to_owned());
+        }
+        let origins = hosts.iter().map(|h| format!("http://{h}")).collect();
+        Ok(Self {
+            secret: random_hex(32)?,
+            launch: Mutex::new(Some(random_hex(32)?)),
+            cookie: format!("bglass-session-{port}"),
+            hosts,
+            origins,
+        })
+    }
+
+    /// The URL to print: reusable for this session.
+    fn url(&self, local: SocketAddr) -> String {
+        format!("http://{local}/?{SESSION_PARAM}={}", self.secret)
+    }
+
+    /// The URL for the browser's command line: valid once.
+    fn launch_url(&self, local: SocketAddr) -> Option<String> {
+        let launch = self
+            .launch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        launch
+            .as_ref()
+            .map(|t| format!("http://{local}/?{SESSION_PARAM}={t}"))
+    }
+
+    fn names_us(&self, host: &str) -> bool {
+        self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+    }
+
+    /// Whether the request carries the session cookie.
+    fn has_cookie(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .any(|(name, value)| name == self.cookie && same_secret(value, &self.secret))
+    }
+
+    /// The secret in the query, if any: whether it is valid (the one-time secret is used
+    /// up here), and the path and query without it.
+    fn take_secret(&self, path: &str, query: Option<&str>) -> Option<(bool, String)> {
+        let query = query?;
+        let mut given = None;
+        let mut rest = Vec::new();
+        for pair in query.split('&') {
+            match pair.split_once('=') {
+                Some((SESSION_PARAM, value)) => given = Some(value),
+                _ if pair == SESSION_PARAM => given = Some(""),
+                _ => rest.push(pair),
+            }
+        }
+        let given = given?;
+        let valid = if same_secret(given, &self.secret) {
+            true
+        } else {
+            let mut launch = self
+                .launch
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if launch.as_deref().is_some_and(|t| same_secret(given, t)) {
+                *launch = None;
+                true
+            } else {
+                false
+            }
+        };
+        // Never a redirect off the forwarder ("//host/" is another host to a browser).
+        let path = if path.starts_with('/') && !path.starts_with("//") {
+            path
+        } else {
+            "/"
+        };
+        let location = if rest.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{}", rest.join("&"))
+        };
+        Some((valid, location))
+    }
+
+    /// Decides what to do with a request.
+    fn admit(&self, method: &Method, uri: &hyper::Uri, headers: &HeaderMap) -> Admission {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        let authority_ok = uri.authority().is_none_or(|a| self.names_us(a.as_str()));
+        if !self.names_us(host) || !authority_ok {
+            return Admission::Refuse(format!(
+                "this forwarder answers only requests for {} (Host was {host:?}); a page that reaches it under another name is refused",
+                self.origins.first().map_or("itself", String::as_str)
+            ));
+        }
+        let carries_secret = uri.query().is_some_and(|q| {
+            q.split('&')
+                .any(|p| p.split_once('=').map_or(p, |(name, _)| name) == SESSION_PARAM)
+        });
+        if carries_secret && *method != Method::GET {
+            // Only a browser opening the URL starts a session (and uses up a one-time secret).
+            return Admission::Refuse(
+                "open the URL that `bglass open` printed in your browser".to_owned(),
+            );
+        }
+        if let Some((valid, location)) = self.take_secret(uri.path(), uri.query()) {
+            if !valid {
+                return Admission::Refuse(
+                    "the session secret in this URL is wrong or was already used; open the URL that `bglass open` printed".to_owned(),
+                );
+            }
+            return Admission::StartSession { location };
+        }
+        if !self.has_cookie(headers) {
+            return Admission::Refuse(
+                "no session: open the URL that `bglass open` printed (it carries the session secret); other users and other sites cannot use this forwarder".to_owned(),
+            );
+        }
+        let safe = [Method::GET, Method::HEAD, Method::OPTIONS].contains(method);
+        if !safe {
+            if let Some(origin) = headers.get(header::ORIGIN) {
+                let origin = origin.to_str().unwrap_or_default();
+                if !self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
+                    return Admission::Refuse(format!(
+                        "a {method} from another origin ({origin:?}) is refused: only the forwarder's own pages may change things"
+                    ));
+                }
+            }
+            if let Some(site) = headers.get("sec-fetch-site") {
+                let site = site.to_str().unwrap_or_default();
+                if !matches!(site, "same-origin" | "none") {
+                    return Admission::Refuse(format!(
+                        "a {method} from another site (Sec-Fetch-Site: {site}) is refused: only the forwarder's own pages may change things"
+                    ));
+                }
+            }
+        }
+        Admission::Relay
+    }
+
+    /// The request's Cookie header without the forwarder's cookie (`None` when nothing is left).
+    fn strip_cookie(&self, headers: &HeaderMap) -> Option<String> {
+        let kept: Vec<&str> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .map(str::trim)
+            .filter(|pair| {
+                !pair.is_empty()
+                    && pair
+                        .split_once('=')
+                        .is_none_or(|(name, _)| name != self.cookie)
+            })
+            .collect();
+        (!kept.is_empty()).then(|| kept.join("; "))
+    }
+}
+
+fn text_response(status: StatusCode, text: String) -> hyper::Response<Body> {
+    let mut r = hyper::Response::new(
+        http_body_util::Full::new(Bytes::from(text))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 struct Forward {
     http: reqwest::Client,
     base: String,
     token: String,
+    gate: Gate,
+}
+
+/// Answers one request from the browser: refused, a new session, or relayed.
+async fn serve(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
+    match f.gate.admit(req.method(), req.uri(), req.headers()) {
+        Admission::Relay => relay(f, req).await,
+        Admission::Refuse(why) => text_response(
+            StatusCode::FORBIDDEN,
+            format!("bglass open: refused: {why}\n"),
+        ),
+        Admission::StartSession { location } => {
+            let mut r = text_response(
+                StatusCode::SEE_OTHER,
+                format!("bglass open: session started; continue to {location}\n"),
+            );
+            let cookie = format!(
+                "{}={}; Path=/; HttpOnly; SameSite=Strict",
+                f.gate.cookie, f.gate.secret
+            );
+            let h = r.headers_mut();
+            if let (Ok(cookie), Ok(location)) = (
+                HeaderValue::from_str(&cookie),
+                HeaderValue::from_str(&location),
+            ) {
+                h.insert(header::SET_COOKIE, cookie);
+                h.insert(header::LOCATION, location);
+            }
+            h.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            r
+        }
+    }
 }
 
 async fn relay(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
@@ -42,9 +324,19 @@ async fn relay(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Respons
         .request(req.method().clone(), &url)
         .header(GRANT_HEADER, &f.token);
     for (name, value) in req.headers() {
-        if name != hyper::header::HOST && name != hyper::header::CONNECTION {
+        // The forwarder's cookie is not the tool's; a Referer may still carry the secret.
+        let referer_with_secret =
+            name == header::REFERER && value.to_str().map_or(true, |v| v.contains(SESSION_PARAM));
+        if name != header::HOST
+            && name != header::CONNECTION
+            && name != header::COOKIE
+            && !referer_with_secret
+        {
             request = request.header(name, value);
         }
+    }
+    if let Some(cookie) = f.gate.strip_cookie(req.headers()) {
+        request = request.header(header::COOKIE, cookie);
     }
     let stream = http_body_util::BodyStream::new(req.into_body())
         .try_filter_map(|frame| async move { Ok(frame.into_data().ok()) });
@@ -53,7 +345,7 @@ async fn relay(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Respons
         Ok(response) => {
             let mut builder = hyper::Response::builder().status(response.status());
             for (name, value) in response.headers() {
-                if name != hyper::header::TRANSFER_ENCODING && name != hyper::header::CONNECTION {
+                if name != header::TRANSFER_ENCODING && name != header::CONNECTION {
                     builder = builder.header(name, value);
                 }
             }
@@ -67,17 +359,10 @@ async fn relay(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Respons
                 .body(BodyExt::boxed(body))
                 .unwrap_or_else(|_| hyper::Response::new(empty()))
         }
-        Err(e) => {
-            let mut r = hyper::Response::new(
-                http_body_util::Full::new(Bytes::from(format!(
-                    "bglass: the proxy did not answer: {e}\n"
-                )))
-                .map_err(|never| match never {})
-                .boxed(),
-            );
-            *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
-            r
-        }
+        Err(e) => text_response(
+            StatusCode::BAD_GATEWAY,
+            format!("bglass: the proxy did not answer: {e}\n"),
+        ),
     }
 }
 
@@ -104,27 +389,35 @@ pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
         .into_iter()
         .next()
         .ok_or_else(|| CliError::internal("no grant"))?;
-    let forward = Arc::new(Forward {
-        http: conn.http.clone(),
-        base: format!("{}/s/{service}", conn.entry.url.trim_end_matches('/')),
-        token: grant.token.clone(),
-    });
+    let http = conn.http.clone();
+    let base = format!("{}/s/{service}", conn.entry.url.trim_end_matches('/'));
+    let token = grant.token.clone();
     let no_browser = args.no_browser;
     block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.local)
             .await
             .map_err(|e| CliError::user(format!("cannot listen on {}: {e}", args.local)))?;
         let local: SocketAddr = listener.local_addr().map_err(CliError::internal)?;
-        let url = format!("http://{local}/");
+        let forward = Arc::new(Forward {
+            http,
+            base,
+            token,
+            gate: Gate::new(local)?,
+        });
+        let url = forward.gate.url(local);
         crate::outln!(
             "{service} is at {url} until {} (grant {})",
             timestamp::format_secs(grant.exp),
             grant.id
         )?;
-        eprintln!("Press Ctrl-C to stop.");
-        if !no_browser {
+        eprintln!(
+            "Open that URL in your browser (it carries this session's secret: keep it to yourself). Press Ctrl-C to stop."
+        );
+        if !no_browser && let Some(launch) = forward.gate.launch_url(local) {
+            // The browser's command line is visible to other local users: give it the
+            // one-time secret, used up by the browser's first request.
             let _ = std::process::Command::new("xdg-open")
-                .arg(&url)
+                .arg(&launch)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn();
@@ -139,7 +432,7 @@ pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let forward = Arc::clone(&forward);
-                        async move { Ok::<_, std::convert::Infallible>(relay(forward, req).await) }
+                        async move { Ok::<_, std::convert::Infallible>(serve(forward, req).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tcp), service)
@@ -156,4 +449,177 @@ pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
             _ = tokio::signal::ctrl_c() => Ok(()),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate() -> (Gate, SocketAddr) {
+        let local: SocketAddr = "127.0.0.1:4180".parse().unwrap();
+        (Gate::new(local).unwrap(), local)
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(
+                header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn admit(g: &Gate, method: Method, uri: &str, pairs: &[(&str, &str)]) -> Admission {
+        g.admit(&method, &uri.parse().unwrap(), &headers(pairs))
+    }
+
+    #[test]
+    fn the_secret_starts_a_session_and_the_cookie_admits() {
+        let (g, local) = gate();
+        let url = g.url(local);
+        let target = url.trim_start_matches("http://127.0.0.1:4180");
+        let host = [("host", "127.0.0.1:4180")];
+        assert_eq!(
+            admit(&g, Method::GET, target, &host),
+            Admission::StartSession {
+                location: "/".to_owned()
+            }
+        );
+        // Reusable, and other query parameters stay.
+        let deep = format!("/d/x?a=1&{SESSION_PARAM}={}&b=2", g.secret);
+        assert_eq!(
+            admit(&g, Method::GET, &deep, &host),
+            Admission::StartSession {
+                location: "/d/x?a=1&b=2".to_owned()
+            }
+        );
+        // Never a redirect to another host.
+        let off = format!("//evil.example/?{SESSION_PARAM}={}", g.secret);
+        assert_eq!(
+            admit(&g, Method::GET, &off, &host),
+            Admission::StartSession {
+                location: "/".to_owned()
+            }
+        );
+        let cookie = format!("theme=dark; {}={}", g.cookie, g.secret);
+        let with = [("host", "localhost:4180"), ("cookie", cookie.as_str())];
+        assert_eq!(admit(&g, Method::GET, "/x", &with), Admission::Relay);
+        assert!(matches!(
+            admit(&g, Method::GET, "/x", &host),
+            Admission::Refuse(_)
+        ));
+        let wrong = format!("{}={}0", g.cookie, g.secret);
+        assert!(matches!(
+            admit(
+                &g,
+                Method::GET,
+                "/x",
+                &[("host", "127.0.0.1:4180"), ("cookie", &wrong)]
+            ),
+            Admission::Refuse(_)
+        ));
+        let guessed = format!("/?{SESSION_PARAM}=00");
+        assert!(matches!(
+            admit(&g, Method::GET, &guessed, &host),
+            Admission::Refuse(_)
+        ));
+        assert!(matches!(
+            admit(&g, Method::POST, target, &host),
+            Admission::Refuse(_)
+        ));
+    }
+
+    #[test]
+    fn the_launch_secret_works_once() {
+        let (g, local) = gate();
+        let launch = g.launch_url(local).unwrap();
+        let target = launch
+            .trim_start_matches("http://127.0.0.1:4180")
+            .to_owned();
+        let host = [("host", "127.0.0.1:4180")];
+        // A HEAD or POST does not use it up.
+        for method in [Method::HEAD, Method::POST] {
+            assert!(matches!(
+                admit(&g, method, &target, &host),
+                Admission::Refuse(_)
+            ));
+        }
+        assert!(matches!(
+            admit(&g, Method::GET, &target, &host),
+            Admission::StartSession { .. }
+        ));
+        assert!(matches!(
+            admit(&g, Method::GET, &target, &host),
+            Admission::Refuse(_)
+        ));
+        assert_eq!(g.launch_url(local), None);
+    }
+
+    #[test]
+    fn foreign_hosts_and_cross_site_writes_are_refused() {
+        let (g, _) = gate();
+        let cookie = format!("{}={}", g.cookie, g.secret);
+        for host in ["evil.example:4180", "127.0.0.1:4181", "127.0.0.1", ""] {
+            let h = [("host", host), ("cookie", cookie.as_str())];
+            assert!(
+                matches!(admit(&g, Method::GET, "/", &h), Admission::Refuse(_)),
+                "{host}"
+            );
+        }
+        // An absolute-form request naming another host.
+        let h = [("host", "127.0.0.1:4180"), ("cookie", cookie.as_str())];
+        assert!(matches!(
+            admit(&g, Method::GET, "http://evil.example/", &h),
+            Admission::Refuse(_)
+        ));
+        for (name, value) in [
+            ("origin", "http://evil.example"),
+            ("origin", "http://127.0.0.1:4181"),
+            ("origin", "null"),
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-site", "same-site"),
+        ] {
+            let h = [
+                ("host", "127.0.0.1:4180"),
+                ("cookie", cookie.as_str()),
+                (name, value),
+            ];
+            for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
+                assert!(
+                    matches!(admit(&g, method.clone(), "/", &h), Admission::Refuse(_)),
+                    "{method} {name}: {value}"
+                );
+            }
+            // Reads are not refused for it (the cookie decides).
+            assert_eq!(admit(&g, Method::GET, "/", &h), Admission::Relay);
+        }
+        for origin in ["http://127.0.0.1:4180", "http://localhost:4180"] {
+            let h = [
+                ("host", "127.0.0.1:4180"),
+                ("cookie", cookie.as_str()),
+                ("origin", origin),
+                ("sec-fetch-site", "same-origin"),
+            ];
+            assert_eq!(admit(&g, Method::POST, "/", &h), Admission::Relay);
+        }
+    }
+
+    #[test]
+    fn the_forwarders_cookie_is_stripped_and_others_kept() {
+        let (g, _) = gate();
+        let ours = format!("{}={}", g.cookie, g.secret);
+        let h = headers(&[("cookie", &format!("a=1; {ours}")), ("cookie", "b=2")]);
+        assert_eq!(g.strip_cookie(&h).as_deref(), Some("a=1; b=2"));
+        assert_eq!(g.strip_cookie(&headers(&[("cookie", &ours)])), None);
+        assert_eq!(g.strip_cookie(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn port_80_accepts_the_host_without_a_port() {
+        let g = Gate::new("127.0.0.1:80".parse().unwrap()).unwrap();
+        assert!(g.names_us("127.0.0.1") && g.names_us("localhost") && g.names_us("127.0.0.1:80"));
+        assert!(!g.names_us("127.0.0.1:8080"));
+    }
 }
