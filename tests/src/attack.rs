@@ -298,3 +298,111 @@ pub fn wait_events(w: &World, i: usize, secs: u64, what: &str, cond: impl Fn(&[V
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A server in place of a stopped proxy, with the proxy's own TLS certificate and key (what
+/// the proxy host's operator, or anyone who took the host, can run): it answers `/healthz`
+/// as the proxy does and refuses to show a checkpoint (404 to every other route).
+#[derive(Debug)]
+pub struct Impostor {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Impostor {
+    /// Starts it on the stopped proxy's port.
+    pub fn start(proxy: &crate::world::Proxy) -> Self {
+        use bglass_core::ExposeSecret;
+        use rustls_pki_types::pem::PemObject;
+        let identity =
+            bglass_core::vault::VaultIdentity::open_file(&proxy.dir.join("vault.key")).unwrap();
+        let vault =
+            bglass_core::vault::Vault::open(&proxy.dir.join("secrets.age"), &identity).unwrap();
+        let key_b64 = vault
+            .proxy_key(&bglass_core::id::SecretName::new("bglass.tls_key").unwrap())
+            .unwrap()
+            .expose_secret()
+            .to_owned();
+        use base64::Engine;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(key_b64)
+            .unwrap();
+        let chain: Vec<rustls_pki_types::CertificateDer<'static>> =
+            rustls_pki_types::CertificateDer::pem_file_iter(proxy.dir.join("tls/chain.pem"))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(bglass_proxy::tls::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, rustls_pki_types::PrivateKeyDer::Pkcs8(key.into()))
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind(("127.0.0.1", proxy.port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let healthz =
+            serde_json::json!({ "ok": true, "proxy": proxy.id, "key": proxy.key }).to_string();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Ok(Ok((tcp, _))) =
+                        tokio::time::timeout(Duration::from_millis(100), listener.accept()).await
+                    else {
+                        continue;
+                    };
+                    let acceptor = acceptor.clone();
+                    let healthz = healthz.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let mut head = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+                            match tls.read(&mut byte).await {
+                                Ok(1) => head.push(byte[0]),
+                                _ => return,
+                            }
+                        }
+                        let text = String::from_utf8_lossy(&head);
+                        let (status, body) = if text.starts_with("GET /healthz ") {
+                            ("200 OK", healthz)
+                        } else {
+                            (
+                                "404 Not Found",
+                                r#"{"error":"no_checkpoint","message":"no checkpoint"}"#.to_owned(),
+                            )
+                        };
+                        let answer = format!(
+                            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = tls.write_all(answer.as_bytes()).await;
+                        let _ = tls.shutdown().await;
+                    });
+                }
+            });
+        });
+        crate::world::wait_port(proxy.port);
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops it; its port is free again.
+    pub fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            h.join().unwrap();
+        }
+    }
+}
