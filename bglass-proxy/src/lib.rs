@@ -6,11 +6,13 @@
 //! - `state`: the proxy's live state, rebuilt from the audit log.
 //! - `server`: the listener, control API and data plane.
 //! - `check`: catalog and roster validation as the proxy loads them.
+//! - `ssh_settings`: `[ssh]` in `proxy.toml` (what binds SSH certificates to the path).
 
 pub mod check;
 pub mod config;
 pub mod init;
 pub mod metrics;
 pub mod server;
+pub mod ssh_settings;
 pub mod state;
 pub mod tls;

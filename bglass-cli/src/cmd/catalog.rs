@@ -133,8 +133,10 @@ fn to_json(s: &Service) -> serde_json::Value {
             host_key,
             permit_port_forwarding,
             permit_agent_forwarding,
+            share_principals,
         } => {
             v["principals"] = json!(principals);
+            v["share_principals"] = json!(share_principals);
             v["host_key"] = json!(host_key);
             v["permit_port_forwarding"] = json!(permit_port_forwarding);
             v["permit_agent_forwarding"] = json!(permit_agent_forwarding);

@@ -197,6 +197,8 @@ pub enum ServiceKind {
         permit_port_forwarding: bool,
         /// Allow agent forwarding in certificates.
         permit_agent_forwarding: bool,
+        /// Another SSH service may list the same principals (when it says so too).
+        share_principals: bool,
     },
     /// A TCP service (database, etcd) reached through a tunnel.
     Tcp {
@@ -432,6 +434,18 @@ pub enum CatalogProblem {
     /// `principals` is empty or too long.
     #[error("principals must list 1-16 names")]
     PrincipalCount,
+    /// Two SSH services list the same principal without both opting in.
+    #[error(
+        "principal {principal:?} is also listed by SSH service {other:?} (line {other_line}): a certificate for either would log in to the other's hosts; give each SSH service its own principals, or set share_principals = true on both"
+    )]
+    SharedPrincipal {
+        /// The principal.
+        principal: String,
+        /// The service that listed it first.
+        other: String,
+        /// Where that service is defined.
+        other_line: usize,
+    },
     /// A text field is too long or holds control characters.
     #[error("{field} must be 1-{limit} characters without control characters")]
     Text {

@@ -15,6 +15,8 @@ use crate::duration::HumanDuration;
 use crate::id::{SecretName, ServiceName};
 use crate::source::{Located, Source};
 
+mod principals;
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCatalog {
@@ -44,6 +46,7 @@ struct RawService {
     host_key: Option<Spanned<String>>,
     permit_port_forwarding: Option<Spanned<bool>>,
     permit_agent_forwarding: Option<Spanned<bool>>,
+    share_principals: Option<Spanned<bool>>,
     probe: Option<Spanned<String>>,
 }
 
@@ -114,10 +117,12 @@ pub fn parse_catalog(source: &Source) -> Result<Catalog, CatalogError> {
         ));
     }
     let mut first_line: HashMap<ServiceName, usize> = HashMap::new();
+    let mut owners = principals::Owners::default();
     let mut services = Vec::with_capacity(raw.service.len());
     for raw_service in raw.service {
         let raw_service = raw_service.into_inner();
         let name_span = raw_service.name.span();
+        let listed = principals::listed(&raw_service);
         let service = validate_service(&ctx, raw_service)?;
         let line = source.position(name_span.start).line;
         if let Some(first) = first_line.insert(service.name.clone(), line) {
@@ -129,6 +134,7 @@ pub fn parse_catalog(source: &Source) -> Result<Catalog, CatalogError> {
                 },
             ));
         }
+        owners.claim(&ctx, &service.name, listed, line)?;
         services.push(service);
     }
     let digest = ring::digest::digest(&ring::digest::SHA256, source.text().as_bytes());
@@ -244,6 +250,7 @@ fn reject_foreign_fields(
             "ssh",
             raw.permit_agent_forwarding.as_ref().map(Spanned::span),
         ),
+        ("share_principals", "ssh", principals::share_span(raw)),
         ("probe", "tcp", raw.probe.as_ref().map(Spanned::span)),
     ];
     for (field, takes, span) in fields {
@@ -556,6 +563,7 @@ fn ssh_kind(ctx: &Ctx<'_>, raw: &RawService) -> Result<ServiceKind, CatalogError
             .permit_agent_forwarding
             .as_ref()
             .is_some_and(|b| *b.get_ref()),
+        share_principals: raw.share_principals.as_ref().is_some_and(|b| *b.get_ref()),
     })
 }
 
