@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod audit;
+pub mod https;
 pub mod raw;
 pub mod tunnels;
 pub mod world;

@@ -119,13 +119,24 @@ pub struct EmergencyBypass {
 pub struct Upstream {
     /// IP literal and port; never a host name (DESIGN §2).
     pub addr: SocketAddr,
-    /// For HTTP services over TLS: the SHA-256 pin of the upstream's certificate.
-    pub tls_pin: Option<CertPin>,
+    /// For HTTP services over TLS (`https://`): what the server must prove.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// How an `https://` upstream is trusted: a pin and a name, never a system trust store or
+/// DNS.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UpstreamTls {
+    /// `upstream_pin`: the SHA-256 of the server's own certificate, or of a CA certificate
+    /// it sends in its chain (which must then validate its certificate for the name).
+    pub pin: CertPin,
+    /// `upstream_server_name`: a DNS name or IP literal, sent as SNI and Host.
+    pub server_name: String,
 }
 
 impl fmt::Display for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.tls_pin {
+        match self.tls {
             Some(_) => write!(f, "https://{}", self.addr),
             None => write!(f, "{}", self.addr),
         }
@@ -364,6 +375,14 @@ pub enum CatalogProblem {
     BadAddress {
         /// The field.
         field: &'static str,
+        /// The value (truncated).
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// `upstream_server_name` is not a DNS name or IP literal.
+    #[error("upstream_server_name {value:?} is invalid: {reason}")]
+    ServerName {
         /// The value (truncated).
         value: String,
         /// Why.

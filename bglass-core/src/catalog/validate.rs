@@ -7,7 +7,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::{
-    CATALOG_VERSION, Catalog, CatalogError, CatalogProblem, CertPin, DEFAULT_EMERGENCY_TTL_SECS,
+    CATALOG_VERSION, Catalog, CatalogError, CatalogProblem, DEFAULT_EMERGENCY_TTL_SECS,
     EmergencyBypass, HttpHealth, Injection, MAX_APPROVALS, MAX_DESCRIPTION_CHARS, MAX_SERVICES,
     MAX_TTL_SECS, Service, ServiceKind, TcpProbe, Upstream,
 };
@@ -16,6 +16,7 @@ use crate::id::{SecretName, ServiceName};
 use crate::source::{Located, Source};
 
 mod principals;
+mod tls;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +34,7 @@ struct RawService {
     description: Spanned<String>,
     upstream: Option<Spanned<String>>,
     upstream_pin: Option<Spanned<String>>,
+    upstream_server_name: Option<Spanned<String>>,
     max_ttl: Spanned<String>,
     default_ttl: Spanned<String>,
     #[serde(default)]
@@ -298,36 +300,7 @@ fn validate_service(ctx: &Ctx<'_>, raw: RawService) -> Result<Service, CatalogEr
 
     let upstream_field = require(ctx, &raw.upstream, "upstream", kind, &raw.name)?;
     let (addr, tls) = address(ctx, upstream_field, "upstream", kind == "http")?;
-    let tls_pin = match (&raw.upstream_pin, tls) {
-        (Some(pin), true) => Some(pin.get_ref().parse::<CertPin>().map_err(|error| {
-            ctx.err(
-                pin.span(),
-                CatalogProblem::BadPin {
-                    field: "upstream_pin",
-                    error,
-                },
-            )
-        })?),
-        (None, true) => {
-            return Err(ctx.err(
-                upstream_field.span(),
-                CatalogProblem::MissingField {
-                    field: "upstream_pin",
-                    kind: "https upstream",
-                },
-            ));
-        }
-        (Some(pin), false) => {
-            return Err(ctx.err(
-                pin.span(),
-                CatalogProblem::FieldNotForKind {
-                    field: "upstream_pin",
-                    kind: "plain (non-https) upstream",
-                },
-            ));
-        }
-        (None, false) => None,
-    };
+    let tls = tls::upstream_tls(ctx, &raw, upstream_field, tls)?;
 
     let max_ttl = duration(ctx, &raw.max_ttl, "max_ttl")?;
     if max_ttl.as_secs() > MAX_TTL_SECS {
@@ -407,7 +380,7 @@ fn validate_service(ctx: &Ctx<'_>, raw: RawService) -> Result<Service, CatalogEr
     Ok(Service {
         name,
         description,
-        upstream: Upstream { addr, tls_pin },
+        upstream: Upstream { addr, tls },
         max_ttl,
         default_ttl,
         approvals,

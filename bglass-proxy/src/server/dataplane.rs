@@ -313,15 +313,6 @@ async fn forward(
         ServiceKind::Http { inject, .. } => inject.clone(),
         _ => None,
     };
-    if service.upstream.tls_pin.is_some() {
-        let r = Refusal::new(
-            "upstream_tls_unsupported",
-            502,
-            format!("{service_name} has an https upstream, which this proxy version cannot reach"),
-        )
-        .hint("give the service a plain-HTTP loopback or private upstream");
-        return Err(proxy.refuse(actor, &r, denied(None)).await);
-    }
     let grant_id = verified.claims().id.clone();
 
     // The upstream request: client credentials out, the injected one in.
@@ -330,7 +321,8 @@ async fn forward(
         Some(q) => format!("/{tail}?{q}"),
         None => format!("/{tail}"),
     };
-    let uri = format!("http://{}{}", service.upstream.addr, path_and_query);
+    // Scheme, address and Host come from the catalog (`upstream::Upstreams::send`).
+    let uri = path_and_query;
     let mut headers = parts.headers.clone();
     strip_hop_by_hop(&mut headers);
     for name in [
@@ -398,8 +390,14 @@ async fn forward(
         started,
     };
     let timeout = proxy.config.limits.upstream_timeout.to_std();
-    let response = match tokio::time::timeout(timeout, proxy.upstream.request(upstream_req)).await {
+    let sent = proxy.upstream.send(&service.upstream, upstream_req);
+    let response = match tokio::time::timeout(timeout, sent).await {
         Ok(Ok(r)) => r,
+        // The upstream did not prove who it is: nothing was sent; refused and audited.
+        Ok(Err(e)) if e.is_tls() => {
+            let r = e.refusal(&service_name, &service.upstream);
+            return Err(proxy.refuse(actor, &r, denied(Some(grant_id))).await);
+        }
         Ok(Err(e)) => {
             let r = Refusal::new(
                 "upstream_unreachable",

@@ -31,7 +31,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
@@ -105,11 +105,8 @@ pub struct Proxy {
     notify: tokio::sync::mpsc::UnboundedSender<(u64, Event)>,
     /// Sends handshake refusals to the auditor task.
     refusals: tokio::sync::mpsc::UnboundedSender<(Option<PublicKey>, String)>,
-    /// The upstream HTTP client.
-    upstream: hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        Body,
-    >,
+    /// The client to upstream tools (plain HTTP, or pinned HTTPS).
+    upstream: crate::upstream::Upstreams,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -186,12 +183,7 @@ pub fn start(config_path: &Path) -> Result<(Arc<Proxy>, Startup), StartError> {
 
     let (notify, notify_rx) = tokio::sync::mpsc::unbounded_channel();
     let (refusals, refusals_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
-    let upstream = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(30))
-        .build(connector);
+    let upstream = crate::upstream::Upstreams::new();
     let verifier = GrantVerifier::new(config.id.clone(), key.public_key());
     let proxy = Arc::new(Proxy {
         catalog: FailStale::new(catalog),

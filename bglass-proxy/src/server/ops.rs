@@ -118,7 +118,8 @@ async fn probe(proxy: &Proxy, service: &bglass_core::catalog::Service) -> Result
     let addr = service.upstream.addr;
     match &service.kind {
         ServiceKind::Http { health, inject } => {
-            let mut request = Request::get(format!("http://{addr}{}", health.path));
+            // Scheme, address and Host come from the catalog: TLS with the pin for https.
+            let mut request = Request::get(health.path.as_str());
             if let Some(inject) = inject {
                 let vault = proxy
                     .vault
@@ -138,7 +139,7 @@ async fn probe(proxy: &Proxy, service: &bglass_core::catalog::Service) -> Result
                 .map_err(|e| e.to_string())?;
             let response = proxy
                 .upstream
-                .request(request)
+                .send(&service.upstream, request)
                 .await
                 .map_err(|e| format!("no answer: {e}"))?;
             if response.status().as_u16() == health.expect_status {
