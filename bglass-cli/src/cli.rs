@@ -353,7 +353,11 @@ Examples:
   bglass ssh bastion                       an interactive shell
   bglass ssh bastion -- journalctl -u api  one command; its exit status becomes bglass's
   bglass ssh bastion --save-cert           write a key and certificate for the system ssh
-                                           (with ProxyCommand bglass tunnel bastion)")]
+                                           (with ProxyCommand bglass tunnel bastion)
+
+Certificates live minutes (5 by default; the proxy's [ssh] certificate_ttl), never past the
+grant, and sshd accepts them only from the proxy's addresses. `bglass ssh` gets a fresh one
+for every session; with --save-cert, run it again when the saved one has expired.")]
 pub struct SshArgs {
     /// The service.
     pub service: String,
@@ -361,7 +365,8 @@ pub struct SshArgs {
     #[arg(long, short = 'l')]
     pub user: Option<String>,
     /// Write the key and certificate beside your config (ssh/<service>, ssh/<service>-cert.pub)
-    /// and print an ~/.ssh/config snippet, instead of connecting.
+    /// and print an ~/.ssh/config snippet, instead of connecting. The certificate lives
+    /// minutes: save a fresh one when it has expired, while the grant lasts.
     #[arg(long)]
     pub save_cert: bool,
     /// The command to run (after `--`).

@@ -560,7 +560,7 @@ mod tests {
     fn upstream(addr: &str) -> Upstream {
         Upstream {
             addr: addr.parse().unwrap(),
-            tls_pin: None,
+            tls: None,
         }
     }
 
@@ -652,7 +652,10 @@ mod tests {
         // The same address over TLS is another upstream.
         let tls = Upstream {
             addr: "127.0.0.1:18001".parse().unwrap(),
-            tls_pin: Some(crate::catalog::CertPin([7; 32])),
+            tls: Some(crate::catalog::UpstreamTls {
+                pin: crate::catalog::CertPin([7; 32]),
+                server_name: "grafana.internal".to_owned(),
+            }),
         };
         assert!(
             vault

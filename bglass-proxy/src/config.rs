@@ -9,6 +9,8 @@ use bglass_core::id::ProxyId;
 use bglass_core::source::{Located, Source, SourceLimits, SourceProblem};
 use toml::Spanned;
 
+use crate::ssh_settings::{RawSsh, SshSettings, SshSettingsProblem};
+
 /// Size and line limits checked before parsing.
 pub const PROXY_CONFIG_LIMITS: SourceLimits = SourceLimits {
     max_bytes: 64 * 1024,
@@ -91,6 +93,8 @@ pub struct ProxyConfig {
     pub limits: Limits,
     /// Notification targets.
     pub notify: Vec<NotifyTarget>,
+    /// What binds SSH certificates to the access path (`[ssh]`).
+    pub ssh: SshSettings,
 }
 
 #[derive(serde::Deserialize)]
@@ -109,6 +113,8 @@ struct Raw {
     limits: Option<RawLimits>,
     #[serde(default)]
     notify: Vec<Spanned<RawNotify>>,
+    #[serde(default)]
+    ssh: Option<RawSsh>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -175,6 +181,9 @@ pub enum ProxyConfigProblem {
     /// An unknown notification format.
     #[error("notify format {0:?} must be \"json\" or \"slack\"")]
     NotifyFormat(String),
+    /// The `[ssh]` section is invalid.
+    #[error(transparent)]
+    Ssh(SshSettingsProblem),
 }
 
 /// A located `proxy.toml` error.
@@ -331,6 +340,12 @@ impl ProxyConfig {
                 format,
             });
         }
+        let ssh = crate::ssh_settings::validate(raw.ssh, listen).map_err(|(span, problem)| {
+            err(
+                span.unwrap_or_else(|| raw.listen.span()),
+                ProxyConfigProblem::Ssh(problem),
+            )
+        })?;
         Ok(Self {
             path: path.to_path_buf(),
             id,
@@ -344,6 +359,7 @@ impl ProxyConfig {
             tls_chain: file("tls_chain", &raw.tls_chain)?,
             limits,
             notify,
+            ssh,
         })
     }
 }

@@ -161,6 +161,7 @@ pub fn init(
             listen.port().saturating_add(1000)
         ),
     };
+    let source = crate::ssh_settings::SourceNet::host(listen.ip());
     let config = format!(
         r#"# bglass-proxy configuration, written by `bglass-proxy init`. Paths are relative to
 # this file. Validate catalog and roster with:
@@ -199,6 +200,17 @@ tls_chain = "tls/chain.pem"
 # request_ttl = "1h"              # a request without its approvals by then expires
 # max_connections = 16384         # open connections at once (keep below LimitNOFILE / 2)
 # max_connections_per_source = 256  # from one address (an IPv6 /64 counts as one)
+
+# SSH certificates. Every certificate carries a source-address critical option: sshd
+# accepts it only from these addresses, the ones this proxy connects to SSH hosts from, so
+# a certificate copied off a responder's machine logs in nowhere. The default is the IP of
+# `listen`; list the proxy's egress addresses when it reaches hosts from others (another
+# interface, NAT). IP literals or CIDR blocks (no host names), at most 16.
+# A certificate lives certificate_ttl (10s to 1h), never past its grant; `bglass ssh` asks
+# for a fresh one per session while the grant lasts.
+# [ssh]
+# source_addresses = ["{source}"]
+# certificate_ttl = "5m"
 
 # Notifications of glass-break events, emergency bypasses and pending approvals. They never
 # block access: queued from the audit log, retried with backoff.

@@ -6,11 +6,15 @@
 //! - `state`: the proxy's live state, rebuilt from the audit log.
 //! - `server`: the listener, control API and data plane.
 //! - `check`: catalog and roster validation as the proxy loads them.
+//! - `ssh_settings`: `[ssh]` in `proxy.toml` (what binds SSH certificates to the path).
+//! - `upstream`: the client to upstream tools (plain HTTP, or HTTPS with a pin and a name).
 
 pub mod check;
 pub mod config;
 pub mod init;
 pub mod metrics;
 pub mod server;
+pub mod ssh_settings;
 pub mod state;
 pub mod tls;
+pub mod upstream;

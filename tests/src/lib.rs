@@ -7,6 +7,7 @@
 
 pub mod attack;
 pub mod audit;
+pub mod https;
 pub mod raw;
 pub mod tunnels;
 pub mod world;

@@ -612,7 +612,8 @@ pub fn current_user() -> String {
 }
 
 /// The catalog of the SSH and TCP tests: `bastion` (ssh, no approval), `brief` (ssh, 5 s
-/// grants), `impostor` (ssh, another host key pinned), `redis` (tcp).
+/// grants), `impostor` (ssh, another host key pinned), `redis` (tcp). The three SSH
+/// services are one sshd, so they share the principal `breakglass`, and say so.
 pub const SSH_CATALOG: &str = r#"version = 1
 
 [[service]]
@@ -624,6 +625,7 @@ max_ttl = "1h"
 default_ttl = "30m"
 approvals = 0
 principals = ["breakglass"]
+share_principals = true
 host_key = "{hostkey}"
 
 [[service]]
@@ -635,6 +637,7 @@ max_ttl = "1h"
 default_ttl = "5s"
 approvals = 0
 principals = ["breakglass"]
+share_principals = true
 host_key = "{hostkey}"
 
 [[service]]
@@ -646,6 +649,7 @@ max_ttl = "1h"
 default_ttl = "30m"
 approvals = 0
 principals = ["breakglass"]
+share_principals = true
 host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0/BI1KeVrrphI4X6+F7i7ANSpCOIVU1XEA7twXn56K"
 
 [[service]]

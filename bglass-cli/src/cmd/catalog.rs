@@ -120,6 +120,10 @@ fn to_json(s: &Service) -> serde_json::Value {
         "emergency_bypass": s.emergency.is_some(),
         "emergency_ttl": s.emergency.map(|e| e.ttl),
     });
+    if let Some(tls) = &s.upstream.tls {
+        v["upstream_pin"] = json!(tls.pin.to_string());
+        v["upstream_server_name"] = json!(tls.server_name);
+    }
     match &s.kind {
         ServiceKind::Http { health, inject } => {
             v["health"] = json!({ "path": health.path, "expect_status": health.expect_status });
@@ -133,8 +137,10 @@ fn to_json(s: &Service) -> serde_json::Value {
             host_key,
             permit_port_forwarding,
             permit_agent_forwarding,
+            share_principals,
         } => {
             v["principals"] = json!(principals);
+            v["share_principals"] = json!(share_principals);
             v["host_key"] = json!(host_key);
             v["permit_port_forwarding"] = json!(permit_port_forwarding);
             v["permit_agent_forwarding"] = json!(permit_agent_forwarding);

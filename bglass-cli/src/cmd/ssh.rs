@@ -1,5 +1,6 @@
 //! `bglass ssh SERVICE [-- COMMAND…]`: a fresh in-memory key per session, an OpenSSH
-//! certificate for it from the proxy (valid until the grant ends), and an `ssh2` session
+//! certificate for it from the proxy (valid for minutes, never past the grant, and only
+//! from the proxy's addresses), and an `ssh2` session
 //! through a tunnel. The host key must be the catalog's pinned key (never trusted on first
 //! use). With a command, its exit status becomes bglass's; without, an interactive shell on
 //! a PTY with the terminal in raw mode.
@@ -26,7 +27,11 @@ pub(crate) struct Issued {
     pub(crate) certificate: String,
     pub(crate) principals: Vec<String>,
     pub(crate) host_key: String,
+    /// When the certificate ends (minutes after issue).
     pub(crate) valid_before: u64,
+    /// When the grant ends (older proxies do not say).
+    #[serde(default)]
+    pub(crate) grant_expires: Option<u64>,
 }
 
 /// Quotes one argument for a POSIX shell.
@@ -334,10 +339,24 @@ fn save(
     if !existing.contains(&line) {
         write(&known, &format!("{existing}{line}"))?;
     }
+    let now = bglass_core::timestamp::now_ms() / 1000;
+    let left = issued.valid_before.saturating_sub(now);
+    let life = if left >= 120 {
+        format!("{} minutes", left.div_ceil(60))
+    } else {
+        format!("{left} seconds")
+    };
+    let grant = match issued.grant_expires {
+        Some(end) if end > issued.valid_before => format!(
+            "; your grant lasts until {}: run `bglass ssh {service} --save-cert` again for a fresh certificate until then",
+            bglass_core::timestamp::format_secs(end)
+        ),
+        _ => " (when the grant ends)".to_owned(),
+    };
     crate::outln!(
-        "Key and certificate for {service} (valid until {}) written to {}.\nAdd to ~/.ssh/config:\n\nHost {service}.breakglass\n    User {user}\n    ProxyCommand bglass tunnel {service}\n    IdentityFile {}\n    CertificateFile {}\n    UserKnownHostsFile {}\n    StrictHostKeyChecking yes\n\nthen: ssh {service}.breakglass",
-        bglass_core::timestamp::format_secs(issued.valid_before),
+        "Key and certificate for {service} written to {}.\nThe certificate is valid for {life}, until {}{grant}. sshd accepts it only from the proxy's addresses, so use it through the proxy:\n\nAdd to ~/.ssh/config:\n\nHost {service}.breakglass\n    User {user}\n    ProxyCommand bglass tunnel {service}\n    IdentityFile {}\n    CertificateFile {}\n    UserKnownHostsFile {}\n    StrictHostKeyChecking yes\n\nthen: ssh {service}.breakglass",
         dir.display(),
+        bglass_core::timestamp::format_secs(issued.valid_before),
         key_path.display(),
         cert_path.display(),
         known.display()

@@ -138,6 +138,13 @@ pub async fn build(
     let mut links = BTreeMap::new();
     for service in original.services() {
         let name = service.name.to_string();
+        if service.upstream.tls.is_some() {
+            // Its stand-in would need the pinned certificate; and the real address must
+            // never be reached from a simulation.
+            return Err(CliError::user(format!(
+                "{name}: the simulator cannot stand in for an https upstream"
+            )));
+        }
         let upstream = match &service.kind {
             ServiceKind::Http { inject, .. } => {
                 let (header, value) = match inject {

@@ -189,7 +189,8 @@ pub enum EventKind {
         serial: u64,
         /// Principals written into it.
         principals: Vec<String>,
-        /// Valid until, Unix seconds (the grant's end).
+        /// Valid until, Unix seconds: minutes after issue (the proxy's `[ssh]
+        /// certificate_ttl`), never past the grant's end.
         valid_before: u64,
     },
     /// A tunnel (SSH or TCP) opened.

@@ -119,16 +119,28 @@ pub struct EmergencyBypass {
 pub struct Upstream {
     /// IP literal and port; never a host name (DESIGN §2).
     pub addr: SocketAddr,
-    /// For HTTP services over TLS: the SHA-256 pin of the upstream's certificate.
-    pub tls_pin: Option<CertPin>,
+    /// For HTTP services over TLS (`https://`): what the server must prove.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// How an `https://` upstream is trusted: a pin and a name, never a system trust store or
+/// DNS.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UpstreamTls {
+    /// `upstream_pin`: the SHA-256 of the server's own certificate, or of a CA certificate
+    /// it sends in its chain (which must then validate its certificate for the name).
+    pub pin: CertPin,
+    /// `upstream_server_name`: a DNS name or IP literal, sent as SNI and Host.
+    pub server_name: String,
 }
 
 impl Upstream {
     /// How a credential binding names this upstream: scheme and address, and for TLS the
-    /// pin, so that neither a new address nor a new certificate inherits a credential.
+    /// pin and server name, so that neither a new address nor a new certificate (or name
+    /// under a pinned CA) inherits a credential.
     pub fn binding(&self) -> String {
-        match self.tls_pin {
-            Some(pin) => format!("https://{} {pin}", self.addr),
+        match &self.tls {
+            Some(tls) => format!("https://{} {} {}", self.addr, tls.pin, tls.server_name),
             None => format!("http://{}", self.addr),
         }
     }
@@ -136,7 +148,7 @@ impl Upstream {
 
 impl fmt::Display for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.tls_pin {
+        match self.tls {
             Some(_) => write!(f, "https://{}", self.addr),
             None => write!(f, "{}", self.addr),
         }
@@ -208,6 +220,8 @@ pub enum ServiceKind {
         permit_port_forwarding: bool,
         /// Allow agent forwarding in certificates.
         permit_agent_forwarding: bool,
+        /// Another SSH service may list the same principals (when it says so too).
+        share_principals: bool,
     },
     /// A TCP service (database, etcd) reached through a tunnel.
     Tcp {
@@ -381,6 +395,14 @@ pub enum CatalogProblem {
         /// Why.
         reason: &'static str,
     },
+    /// `upstream_server_name` is not a DNS name or IP literal.
+    #[error("upstream_server_name {value:?} is invalid: {reason}")]
+    ServerName {
+        /// The value (truncated).
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// A certificate pin is malformed.
     #[error("{field}: {error}")]
     BadPin {
@@ -451,6 +473,18 @@ pub enum CatalogProblem {
     /// `principals` is empty or too long.
     #[error("principals must list 1-16 names")]
     PrincipalCount,
+    /// Two SSH services list the same principal without both opting in.
+    #[error(
+        "principal {principal:?} is also listed by SSH service {other:?} (line {other_line}): a certificate for either would log in to the other's hosts; give each SSH service its own principals, or set share_principals = true on both"
+    )]
+    SharedPrincipal {
+        /// The principal.
+        principal: String,
+        /// The service that listed it first.
+        other: String,
+        /// Where that service is defined.
+        other_line: usize,
+    },
     /// A text field is too long or holds control characters.
     #[error("{field} must be 1-{limit} characters without control characters")]
     Text {

@@ -7,13 +7,16 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::{
-    CATALOG_VERSION, Catalog, CatalogError, CatalogProblem, CertPin, DEFAULT_EMERGENCY_TTL_SECS,
+    CATALOG_VERSION, Catalog, CatalogError, CatalogProblem, DEFAULT_EMERGENCY_TTL_SECS,
     EmergencyBypass, HttpHealth, Injection, MAX_APPROVALS, MAX_DESCRIPTION_CHARS, MAX_SERVICES,
     MAX_TTL_SECS, Service, ServiceKind, TcpProbe, Upstream,
 };
 use crate::duration::HumanDuration;
 use crate::id::{SecretName, ServiceName};
 use crate::source::{Located, Source};
+
+mod principals;
+mod tls;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +34,7 @@ struct RawService {
     description: Spanned<String>,
     upstream: Option<Spanned<String>>,
     upstream_pin: Option<Spanned<String>>,
+    upstream_server_name: Option<Spanned<String>>,
     max_ttl: Spanned<String>,
     default_ttl: Spanned<String>,
     #[serde(default)]
@@ -44,6 +48,7 @@ struct RawService {
     host_key: Option<Spanned<String>>,
     permit_port_forwarding: Option<Spanned<bool>>,
     permit_agent_forwarding: Option<Spanned<bool>>,
+    share_principals: Option<Spanned<bool>>,
     probe: Option<Spanned<String>>,
 }
 
@@ -116,10 +121,12 @@ pub fn parse_catalog(source: &Source) -> Result<Catalog, CatalogError> {
         ));
     }
     let mut first_line: HashMap<ServiceName, usize> = HashMap::new();
+    let mut owners = principals::Owners::default();
     let mut services = Vec::with_capacity(raw.service.len());
     for raw_service in raw.service {
         let raw_service = raw_service.into_inner();
         let name_span = raw_service.name.span();
+        let listed = principals::listed(&raw_service);
         let service = validate_service(&ctx, raw_service)?;
         let line = source.position(name_span.start).line;
         if let Some(first) = first_line.insert(service.name.clone(), line) {
@@ -131,6 +138,7 @@ pub fn parse_catalog(source: &Source) -> Result<Catalog, CatalogError> {
                 },
             ));
         }
+        owners.claim(&ctx, &service.name, listed, line)?;
         services.push(service);
     }
     let digest = ring::digest::digest(&ring::digest::SHA256, source.text().as_bytes());
@@ -246,6 +254,7 @@ fn reject_foreign_fields(
             "ssh",
             raw.permit_agent_forwarding.as_ref().map(Spanned::span),
         ),
+        ("share_principals", "ssh", principals::share_span(raw)),
         ("probe", "tcp", raw.probe.as_ref().map(Spanned::span)),
     ];
     for (field, takes, span) in fields {
@@ -293,36 +302,7 @@ fn validate_service(ctx: &Ctx<'_>, raw: RawService) -> Result<Service, CatalogEr
 
     let upstream_field = require(ctx, &raw.upstream, "upstream", kind, &raw.name)?;
     let (addr, tls) = address(ctx, upstream_field, "upstream", kind == "http")?;
-    let tls_pin = match (&raw.upstream_pin, tls) {
-        (Some(pin), true) => Some(pin.get_ref().parse::<CertPin>().map_err(|error| {
-            ctx.err(
-                pin.span(),
-                CatalogProblem::BadPin {
-                    field: "upstream_pin",
-                    error,
-                },
-            )
-        })?),
-        (None, true) => {
-            return Err(ctx.err(
-                upstream_field.span(),
-                CatalogProblem::MissingField {
-                    field: "upstream_pin",
-                    kind: "https upstream",
-                },
-            ));
-        }
-        (Some(pin), false) => {
-            return Err(ctx.err(
-                pin.span(),
-                CatalogProblem::FieldNotForKind {
-                    field: "upstream_pin",
-                    kind: "plain (non-https) upstream",
-                },
-            ));
-        }
-        (None, false) => None,
-    };
+    let tls = tls::upstream_tls(ctx, &raw, upstream_field, tls)?;
 
     let max_ttl = duration(ctx, &raw.max_ttl, "max_ttl")?;
     if max_ttl.as_secs() > MAX_TTL_SECS {
@@ -402,7 +382,7 @@ fn validate_service(ctx: &Ctx<'_>, raw: RawService) -> Result<Service, CatalogEr
     Ok(Service {
         name,
         description,
-        upstream: Upstream { addr, tls_pin },
+        upstream: Upstream { addr, tls },
         max_ttl,
         default_ttl,
         approvals,
@@ -578,6 +558,7 @@ fn ssh_kind(ctx: &Ctx<'_>, raw: &RawService) -> Result<ServiceKind, CatalogError
             .permit_agent_forwarding
             .as_ref()
             .is_some_and(|b| *b.get_ref()),
+        share_principals: raw.share_principals.as_ref().is_some_and(|b| *b.get_ref()),
     })
 }
 

@@ -352,15 +352,6 @@ async fn forward(
         ServiceKind::Http { inject, .. } => inject.clone(),
         _ => None,
     };
-    if service.upstream.tls_pin.is_some() {
-        let r = Refusal::new(
-            "upstream_tls_unsupported",
-            502,
-            format!("{service_name} has an https upstream, which this proxy version cannot reach"),
-        )
-        .hint("give the service a plain-HTTP loopback or private upstream");
-        return Err(proxy.refuse(actor, &r, denied(None)).await);
-    }
 
     // The upstream request: the client's credentials and identity claims out, the injected
     // credential and the grant's cookies in.
@@ -369,7 +360,8 @@ async fn forward(
         Some(q) => format!("/{tail}?{q}"),
         None => format!("/{tail}"),
     };
-    let uri = format!("http://{}{}", service.upstream.addr, path_and_query);
+    // Scheme, address and Host come from the catalog (`upstream::Upstreams::send`).
+    let uri = path_and_query;
     let mut headers = parts.headers.clone();
     clean_request(&mut headers, peer.addr);
     // Values the tool must never echo back to the responder.
@@ -420,9 +412,6 @@ async fn forward(
     {
         headers.insert(http::header::COOKIE, cookies);
     }
-    if let Ok(host) = HeaderValue::from_str(&service.upstream.addr.to_string()) {
-        headers.insert(http::header::HOST, host);
-    }
     let bytes_in = Arc::new(AtomicU64::new(0));
     let limit = proxy.config.limits.max_body_bytes;
     let counted = Counted {
@@ -467,8 +456,9 @@ async fn forward(
     *lock(&conn.streaming).entry(grant_id.clone()).or_insert(0) += 1;
     let timeout = proxy.config.limits.upstream_timeout.to_std();
     let mut ended: Pin<Box<dyn Future<Output = ()> + Send + Sync>> = Box::pin(watch.ended());
+    let sent = proxy.upstream.send(&service.upstream, upstream_req);
     let answer = tokio::select! {
-        answer = tokio::time::timeout(timeout, proxy.upstream.request(upstream_req)) => answer,
+        answer = tokio::time::timeout(timeout, sent) => answer,
         () = &mut ended => {
             record.finish(499, 0);
             return Err(Refusal::new(
@@ -480,6 +470,12 @@ async fn forward(
     };
     let response = match answer {
         Ok(Ok(r)) => r,
+        // The upstream did not prove who it is: nothing was sent; refused and audited.
+        Ok(Err(e)) if e.is_tls() => {
+            record.finish(502, 0);
+            let r = e.refusal(&service_name, &service.upstream);
+            return Err(proxy.refuse(actor, &r, denied(Some(grant_id))).await);
+        }
         Ok(Err(e)) => {
             let r = Refusal::new(
                 "upstream_unreachable",

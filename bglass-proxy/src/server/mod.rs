@@ -33,7 +33,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
@@ -112,11 +112,8 @@ pub struct Proxy {
     refusals: tokio::sync::mpsc::Sender<admission::Immediate>,
     /// Connection caps and the summary of refused handshakes.
     pub admission: Arc<admission::Admission>,
-    /// The upstream HTTP client.
-    upstream: hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        Body,
-    >,
+    /// The client to upstream tools (plain HTTP, or pinned HTTPS).
+    upstream: crate::upstream::Upstreams,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -213,12 +210,7 @@ pub fn start(config_path: &Path) -> Result<(Arc<Proxy>, Startup), StartError> {
 
     let (notify, notify_rx) = tokio::sync::mpsc::unbounded_channel();
     let (refusals, refusals_rx) = tokio::sync::mpsc::channel(admission::IMMEDIATE_PER_MINUTE * 4);
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
-    let upstream = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(30))
-        .build(connector);
+    let upstream = crate::upstream::Upstreams::new();
     let verifier = GrantVerifier::new(config.id.clone(), key.public_key());
     let proxy = Arc::new(Proxy {
         catalog: FailStale::new(catalog),

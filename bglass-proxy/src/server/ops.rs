@@ -153,10 +153,8 @@ async fn probe(proxy: &Proxy, service: &bglass_core::catalog::Service) -> Result
     let addr = service.upstream.addr;
     match &service.kind {
         ServiceKind::Http { health, inject } => {
-            if service.upstream.tls_pin.is_some() {
-                return Err("https upstreams are not probed by this proxy version".to_owned());
-            }
-            let mut request = Request::get(format!("http://{addr}{}", health.path));
+            // Scheme, address and Host come from the catalog: TLS with the pin for https.
+            let mut request = Request::get(health.path.as_str());
             // A probe carries the credential only where the catalog says the health path
             // needs it, and only where the credential is bound.
             if let (true, Some(inject)) = (health.auth, inject) {
@@ -179,7 +177,7 @@ async fn probe(proxy: &Proxy, service: &bglass_core::catalog::Service) -> Result
                 .map_err(|e| e.to_string())?;
             let response = proxy
                 .upstream
-                .request(request)
+                .send(&service.upstream, request)
                 .await
                 .map_err(|e| format!("no answer: {e}"))?;
             if response.status().as_u16() == health.expect_status {

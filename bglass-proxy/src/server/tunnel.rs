@@ -3,7 +3,9 @@
 //!
 //! A tunnel is opened only with a grant for the service, checked like any data-plane request;
 //! its opening and closing (with bytes each way) are audited, and it is cut when the grant is
-//! revoked or expires. A certificate is valid until the grant ends, carries the catalog's
+//! revoked or expires. A certificate lives minutes (`[ssh] certificate_ttl`, never past the
+//! grant's end; the client asks for a fresh one per session), is valid only from the proxy's
+//! own addresses (`source-address`, `[ssh] source_addresses`), carries the catalog's
 //! principals and a key id naming the responder and the grant, and allows port or agent
 //! forwarding only when the catalog does.
 
@@ -284,6 +286,7 @@ async fn issue(
         host_key,
         permit_port_forwarding,
         permit_agent_forwarding,
+        ..
     } = &service.kind
     else {
         return Err(Refusal::new("wrong_kind", 400, "not an SSH service"));
@@ -323,14 +326,20 @@ async fn issue(
     let now = timestamp::now_ms() / 1000;
     let fail =
         |e: ssh_key::Error| Refusal::new("internal", 500, format!("building the certificate: {e}"));
-    // Valid from a minute ago (clock skew between proxy and host) until the grant ends.
+    // Valid from a minute ago (clock skew between proxy and host) for minutes, never past
+    // the grant's end; only from the addresses this proxy reaches hosts from.
+    let settings = &proxy.config.ssh;
+    let (valid_after, valid_before) = settings.window(now, claims.exp);
     let mut builder = ssh_key::certificate::Builder::new(
         random[..32].to_vec(),
         public.key_data().clone(),
-        now.saturating_sub(60),
-        claims.exp,
+        valid_after,
+        valid_before,
     )
     .map_err(fail)?;
+    builder
+        .critical_option("source-address", settings.source_address_option())
+        .map_err(fail)?;
     builder.serial(serial).map_err(fail)?;
     builder
         .cert_type(ssh_key::certificate::CertType::User)
@@ -363,7 +372,7 @@ async fn issue(
         key: public.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
         serial,
         principals: principals.clone(),
-        valid_before: claims.exp,
+        valid_before,
     };
     proxy.record(Some(caller.id.clone()), event).await?;
     Ok(json(
@@ -372,7 +381,9 @@ async fn issue(
             "certificate": text,
             "principals": principals,
             "host_key": host_key,
-            "valid_before": claims.exp,
+            "valid_before": valid_before,
+            "grant_expires": claims.exp,
+            "source_addresses": settings.source_address_option(),
             "serial": serial,
         }),
     ))
