@@ -210,27 +210,33 @@ impl World {
             .replace("{ssh}", &ssh_port.to_string())
             .replace("{hostkey}", &host_key)
             .replace("{redis}", &self.redis_port.to_string());
-        // The credential is bound to the services that inject it, as an operator binds it.
-        let parsed = bglass_core::catalog::Catalog::from_bytes(
-            Path::new("services.toml"),
-            text.as_bytes().to_vec(),
-        )
-        .unwrap();
-        let users: Vec<String> = parsed
-            .services()
-            .iter()
-            .filter(|s| {
-                matches!(&s.kind, bglass_core::catalog::ServiceKind::Http { inject: Some(i), .. } if i.secret.as_str() == "nginx_basic")
-            })
-            .flat_map(|s| ["--for".to_owned(), s.name.to_string()])
-            .collect();
         for p in &self.proxies {
             std::fs::write(p.dir.join("services.toml"), &text).unwrap();
+        }
+        self.set_secret("nginx_basic", &upstream_credential());
+    }
+
+    /// Stores `value` as secret `name` in every proxy's vault, bound (as an operator binds
+    /// it) to the services of its catalog that inject it; nothing when none does.
+    pub fn set_secret(&self, name: &str, value: &str) {
+        for p in &self.proxies {
+            let text = std::fs::read(p.dir.join("services.toml")).unwrap();
+            let parsed =
+                bglass_core::catalog::Catalog::from_bytes(Path::new("services.toml"), text)
+                    .unwrap();
+            let users: Vec<String> = parsed
+                .services()
+                .iter()
+                .filter(|s| {
+                    matches!(&s.kind, bglass_core::catalog::ServiceKind::Http { inject: Some(i), .. } if i.secret.as_str() == name)
+                })
+                .flat_map(|s| ["--for".to_owned(), s.name.to_string()])
+                .collect();
             if users.is_empty() {
                 continue;
             }
             let mut child = command("bglass-proxy", self.dir.path())
-                .args(["secrets", "set", "nginx_basic"])
+                .args(["secrets", "set", name])
                 .args(&users)
                 .arg("--config")
                 .arg(&p.config)
@@ -244,7 +250,7 @@ impl World {
                 .stdin
                 .take()
                 .unwrap()
-                .write_all(upstream_credential().as_bytes())
+                .write_all(value.as_bytes())
                 .unwrap();
             assert!(child.wait().unwrap().success());
         }

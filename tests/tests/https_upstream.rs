@@ -6,8 +6,6 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bglass_tests::https::{Certs, Recorder, TlsNginx, ca_and_server, is_client_hello};
@@ -43,21 +41,7 @@ inject = {{ header = "Authorization", secret = "k8s_token", format = "Bearer {{}
 fn world(services: &[String]) -> World {
     let mut w = World::new(&["proxy-a"], &[("alice", "responder,approver")]);
     w.catalog(&format!("version = 1\n{}", services.concat()));
-    let mut child = command("bglass-proxy", w.dir.path())
-        .args(["secrets", "set", "k8s_token", "--config"])
-        .arg(&w.proxies[0].config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(TOKEN.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    w.set_secret("k8s_token", TOKEN);
     w.start_all();
     w
 }
@@ -163,6 +147,9 @@ fn pinned_https_upstreams_serve_through_the_data_plane_and_the_prober() {
         &text[first + certs.ca_pin.len()..]
     );
     std::fs::write(&services, moved).unwrap();
+    // A new pin is a new upstream: the operator binds the credential to it on purpose
+    // (without that, the push is rejected and the old pin stays in force).
+    w.set_secret("k8s_token", TOKEN);
     w.hup(0);
     let started = Instant::now();
     loop {

@@ -301,17 +301,17 @@ async fn issue(
             .map_err(|e| Refusal::new("internal", 500, e.to_string()))?;
         let encoded = vault
             .proxy_key(&name)
-            .ok_or_else(|| Refusal::new("no_ssh_ca", 500, "the vault holds no SSH CA key"))?
-            .expose_secret()
-            .to_owned();
-        let pem = STANDARD.decode(encoded).map_err(|_| {
-            Refusal::new(
-                "no_ssh_ca",
-                500,
-                "the SSH CA key in the vault is not base64",
-            )
-        })?;
-        let pem = String::from_utf8(pem)
+            .ok_or_else(|| Refusal::new("no_ssh_ca", 500, "the SSH CA key is not in the vault"))?;
+        // Decoded copies of the key are wiped when dropped.
+        let pem =
+            zeroize::Zeroizing::new(STANDARD.decode(encoded.expose_secret()).map_err(|_| {
+                Refusal::new(
+                    "no_ssh_ca",
+                    500,
+                    "the SSH CA key in the vault is not base64",
+                )
+            })?);
+        let pem = std::str::from_utf8(&pem)
             .map_err(|_| Refusal::new("no_ssh_ca", 500, "the SSH CA key is not text"))?;
         ssh_key::PrivateKey::from_openssh(pem)
             .map_err(|e| Refusal::new("no_ssh_ca", 500, format!("the SSH CA key: {e}")))?
