@@ -561,6 +561,9 @@ impl AuditLog {
     /// only when full).
     pub fn hash_tile(&self, level: u8, index: u64) -> Option<Vec<u8>> {
         let state = lock_state(&self.state);
+        if level >= super::tree::tile_levels(state.edge.size()) {
+            return None;
+        }
         if state.edge.holds(level, index) {
             let data = state.edge.partial_tile(level);
             return (!data.is_empty()).then_some(data);
