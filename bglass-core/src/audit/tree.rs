@@ -123,7 +123,7 @@ impl TreeEdge {
     /// Adds `hash` to the incomplete tile of `level`, carrying full tiles upwards.
     fn carry(&mut self, mut level: usize, mut hash: Hash, completed: &mut Vec<FullTile>) {
         loop {
-            if self.partial.len() <= level {
+            while self.partial.len() <= level {
                 self.partial.push(Vec::with_capacity(TILE_WIDTH));
             }
             let row = &mut self.partial[level];

@@ -63,6 +63,9 @@ pub enum DefectKind {
     TileMissing,
     /// Entries are missing (a gap, or a tail cut below what a checkpoint covers).
     EntriesMissing,
+    /// A record of the write-ahead file is damaged in a way no crash leaves (valid records
+    /// follow it, or it is whole but altered).
+    RecordDamaged,
     /// No key to check signatures against.
     NoKey,
     /// A checkpoint's signature does not verify: it was altered.
@@ -285,11 +288,11 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
         let wal = storage::read_wal(&dir.join(WAL_FILE));
         match wal {
             Err(e) => {
-                entry_defect = Some(defect(
-                    Some(edge.size()),
-                    DefectKind::Unreadable,
-                    e.to_string(),
-                ))
+                let (index, kind) = match e.index() {
+                    Some(index) => (index, DefectKind::RecordDamaged),
+                    None => (edge.size(), DefectKind::Unreadable),
+                };
+                entry_defect = Some(defect(Some(index), kind, e.to_string()));
             }
             Ok(wal) => {
                 for record in wal.records {
@@ -330,6 +333,9 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
         return Err(d.clone());
     }
     if entries == 0 {
+        if let Some(d) = entry_defect {
+            return Err(d);
+        }
         return Err(defect(
             None,
             DefectKind::EntriesMissing,
