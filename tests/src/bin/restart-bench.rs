@@ -44,14 +44,14 @@ fn event(i: u64, key: &SigningKey, t0: u64) -> Vec<u8> {
         EventKind::Use {
             grant: GrantId::new(&format!("g-{:016x}", i / 4096)).unwrap(),
             service: ServiceName::new("grafana").unwrap(),
-            method: if i % 7 == 0 { "POST" } else { "GET" }.to_owned(),
+            method: if i.is_multiple_of(7) { "POST" } else { "GET" }.to_owned(),
             path: format!(
                 "/api/dashboards/uid/{:08x}/panels/{}",
                 i * 2_654_435_761 % (1 << 32),
                 i % 17
             ),
-            status: if i % 23 == 0 { 404 } else { 200 },
-            bytes_in: if i % 7 == 0 { 812 } else { 0 },
+            status: if i.is_multiple_of(23) { 404 } else { 200 },
+            bytes_in: if i.is_multiple_of(7) { 812 } else { 0 },
             bytes_out: 18_211 + i % 977,
             duration_ms: 3 + i % 41,
         }
