@@ -5,7 +5,8 @@
 //! (VmHWM, VmRSS from /proc) once it serves.
 //!
 //! cargo run --release -p bglass-tests --bin restart-bench -- [ENTRIES] [RUNS]
-//! (scripts/bench-restart builds and runs it.)
+//! (scripts/bench-restart builds and runs it; BGLASS_BENCH_PROXY=PATH runs another build of
+//! the proxy on the same log, for comparisons.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -25,7 +26,7 @@ use bglass_core::vault::{Vault, VaultIdentity};
 use bglass_core::{ExposeSecret, timestamp};
 use bglass_proxy::config::ProxyConfig;
 use bglass_tests::bin;
-use bglass_tests::world::{TEST_CATALOG, World, free_port};
+use bglass_tests::world::free_port;
 
 /// A checkpoint is signed every this many entries (the proxy signs one a second while
 /// events arrive), so the history is long too.
@@ -98,7 +99,9 @@ fn build_log(dir: &Path, published: &Path, n: u64, key: &SigningKey) {
     let mut completed: Vec<FullTile> = Vec::new();
     let mut history = Vec::new();
     let mut latest = Vec::new();
+    let signed = std::cell::Cell::new(0u64);
     let sign = |edge: &TreeEdge, history: &mut Vec<u8>| {
+        signed.set(signed.get() + 1);
         let note = checkpoint::sign(&origin, edge.size(), edge.root(), key).unwrap();
         history.extend_from_slice(&storage::encode_history(&note));
         note
@@ -156,7 +159,7 @@ fn build_log(dir: &Path, published: &Path, n: u64, key: &SigningKey) {
     eprintln!(
         "\r  {n} entries written in {:.1} s ({} checkpoints in the history)",
         started.elapsed().as_secs_f64(),
-        history.len() / (latest.len() + 4)
+        signed.get()
     );
 }
 
@@ -188,39 +191,83 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000_000);
     let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
-    let mut w = World::new(&["proxy-a"], &[("alice", "responder")]);
-    // The catalog's tools point at a port nothing listens on: probes fail, nothing else.
-    w.nginx_port = free_port();
-    w.catalog(TEST_CATALOG);
-    let proxy = &w.proxies[0];
-    let config = ProxyConfig::load(&proxy.config).unwrap();
+    // A proxy made by the real `bglass-proxy init`, with the shipped catalog (its tools
+    // are not running: health probes fail, nothing else) and an empty roster.
+    // BGLASS_BENCH_DIR=DIR keeps the proxy (and its log) in DIR, and a later run with the
+    // same DIR starts on that log again instead of writing a new one.
+    let tmp = tempfile::tempdir().unwrap();
+    let kept = std::env::var_os("BGLASS_BENCH_DIR").map(std::path::PathBuf::from);
+    let dir = kept
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf())
+        .join("proxy-a");
+    let reuse = kept.is_some() && dir.join("data/published-checkpoint").exists();
+    if kept.is_some() && !reuse {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let port = if reuse {
+        let text = std::fs::read_to_string(dir.join("proxy.toml")).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("listen = \"127.0.0.1:"))
+            .and_then(|p| p.trim_end_matches('"').parse().ok())
+            .unwrap()
+    } else {
+        free_port()
+    };
+    let out = if reuse {
+        std::fs::read_to_string(dir.join("init.out")).unwrap()
+    } else {
+        let out = bglass_tests::run(
+            Command::new(bin("bglass-proxy"))
+                .args(["init", "--dir"])
+                .arg(&dir)
+                .args(["--id", "proxy-a", "--listen", &format!("127.0.0.1:{port}")]),
+        );
+        assert_eq!(out.code, Some(0), "init: {}", out.stderr);
+        std::fs::write(dir.join("init.out"), &out.stdout).unwrap();
+        out.stdout
+    };
+    let pin = out
+        .lines()
+        .find_map(|l| l.strip_prefix("pin:"))
+        .map(|p| p.trim().to_owned())
+        .unwrap();
+    if !reuse {
+        std::fs::copy(
+            bglass_tests::root().join("services.toml"),
+            dir.join("services.toml"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("responders.toml"), "").unwrap();
+    }
+    let config_path = dir.join("proxy.toml");
+    let config = ProxyConfig::load(&config_path).unwrap();
     let key = signing_key(&config);
     let log = config.data_dir.join("log");
     println!("restart benchmark: {n} entries, log in {}", log.display());
-    build_log(&log, &config.data_dir.join("published-checkpoint"), n, &key);
-    let size: u64 = std::fs::read_dir(&log)
-        .map(|_| {
-            let out = Command::new("du").args(["-sb"]).arg(&log).output().unwrap();
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        })
-        .unwrap_or(0);
-    let _ = Command::new("sync").status();
-    let started = Instant::now();
-    let report = verify_dir(&log, Some(key.public_key())).unwrap();
-    println!(
-        "log: {} entries, {:.2} GB on disk, {} checkpoints; verifies in {:.1} s",
-        report.entries,
-        size as f64 / 1e9,
-        report.checkpoints,
-        started.elapsed().as_secs_f64()
-    );
-
+    if reuse {
+        println!("log kept from an earlier run (BGLASS_BENCH_DIR)");
+    } else {
+        build_log(&log, &config.data_dir.join("published-checkpoint"), n, &key);
+        let out = Command::new("du").args(["-sb"]).arg(&log).output().unwrap();
+        let size: u64 = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let _ = Command::new("sync").status();
+        let started = Instant::now();
+        let report = verify_dir(&log, Some(key.public_key())).unwrap();
+        println!(
+            "log: {} entries, {:.2} GB on disk, {} checkpoints; verifies in {:.1} s",
+            report.entries,
+            size as f64 / 1e9,
+            report.checkpoints,
+            started.elapsed().as_secs_f64()
+        );
+    }
     let tls = {
-        let pin: bglass_core::catalog::CertPin = proxy.pin.parse().unwrap();
+        let pin: bglass_core::catalog::CertPin = pin.parse().unwrap();
         let mut tls = tokio_rustls::rustls::ClientConfig::builder_with_provider(
             bglass_proxy::tls::provider(),
         )
@@ -241,19 +288,22 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let url = format!("{}/healthz", proxy.url());
+    let url = format!("https://127.0.0.1:{port}/healthz");
     println!(
         "{:>4} {:>14} {:>11} {:>11} {:>14} {:>14}",
         "run", "to serving s", "VmHWM MiB", "VmRSS MiB", "VmHWM +5s MiB", "VmRSS +5s MiB"
     );
     let mut worst = (0f64, 0u64);
     for run in 1..=runs {
-        let stderr = std::fs::File::create(proxy.dir.join(format!("run{run}.stderr"))).unwrap();
+        let stderr = std::fs::File::create(dir.join(format!("run{run}.stderr"))).unwrap();
         let start = Instant::now();
-        let mut child = Command::new(bin("bglass-proxy"))
+        // BGLASS_BENCH_PROXY: another build of the proxy to compare with (e.g. an older one).
+        let proxy_bin = std::env::var_os("BGLASS_BENCH_PROXY")
+            .map_or_else(|| bin("bglass-proxy"), std::path::PathBuf::from);
+        let mut child = Command::new(proxy_bin)
             .arg("run")
             .arg("--config")
-            .arg(&proxy.config)
+            .arg(&config_path)
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -263,7 +313,7 @@ fn main() {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
                     "the proxy exited ({status}): {}",
-                    std::fs::read_to_string(proxy.dir.join(format!("run{run}.stderr")))
+                    std::fs::read_to_string(dir.join(format!("run{run}.stderr")))
                         .unwrap_or_default()
                 );
             }
