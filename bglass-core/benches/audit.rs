@@ -54,6 +54,8 @@ fn open(dir: &std::path::Path, key: &Arc<SigningKey>) -> AuditLog {
         proxy: ProxyId::new("proxy-a").unwrap(),
         key: Arc::clone(key),
         checkpoint_interval: Duration::from_secs(1),
+        published: None,
+        accept_rollback: false,
     };
     AuditLog::open(config, |_, _| Ok(())).unwrap().0
 }

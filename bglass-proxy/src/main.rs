@@ -44,6 +44,15 @@ enum Command {
         /// The proxy.toml.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Start even though the audit log is behind the newest checkpoint this proxy
+        /// published (kept in DATA_DIR/published-checkpoint): its log was restored from an
+        /// older copy, cut short or replaced. Without this flag the proxy refuses to start.
+        /// With it, the rollback (the published size and root, and the log's size) is
+        /// recorded as the log's next entry before anything is served, and the log as it
+        /// now is becomes the published one. Use it only when that older log is the one to
+        /// keep; keep the newer copy, if any, as evidence.
+        #[arg(long)]
+        accept_rollback: bool,
     },
     /// Validate a catalog and roster exactly as the proxy would load them; exit 0 when valid.
     Check {
@@ -144,7 +153,10 @@ fn main() -> ExitCode {
             listen,
             metrics,
         } => init(&dir, &id, listen, metrics),
-        Command::Run { config } => run(&config),
+        Command::Run {
+            config,
+            accept_rollback,
+        } => run(&config, accept_rollback),
         Command::Check { services, roster } => match bglass_proxy::check::check(&services, &roster)
         {
             Ok(report) => {
@@ -198,7 +210,7 @@ fn init(
     }
 }
 
-fn run(config: &std::path::Path) -> ExitCode {
+fn run(config: &std::path::Path, accept_rollback: bool) -> ExitCode {
     // Each tunnel holds two sockets: allow as many files as the hard limit does.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -209,8 +221,15 @@ fn run(config: &std::path::Path) -> ExitCode {
         Err(e) => return fail(format!("cannot start the runtime: {e}"), ""),
     };
     runtime.block_on(async {
-        let (proxy, startup) = match bglass_proxy::server::start(config) {
+        let options = bglass_proxy::server::StartOptions { accept_rollback };
+        let (proxy, startup) = match bglass_proxy::server::start_with(config, &options) {
             Ok(x) => x,
+            Err(e @ bglass_proxy::server::StartError::RolledBack(_)) => {
+                return fail(
+                    e,
+                    "find out why the log is older than what this proxy published (a restore from backup? a lost disk?) before accepting it",
+                );
+            }
             Err(e) => return fail(e, "fix the file named above; nothing was served"),
         };
         match bglass_proxy::server::serve(proxy, startup).await {

@@ -10,13 +10,28 @@
 use std::collections::HashMap;
 
 use bglass_core::api::{GrantView, RequestView};
-use bglass_core::audit::event::{Event, EventKind, StoredEnvelope};
+use bglass_core::audit::event::{Event, EventKind, StoredEnvelope, peek_kind};
 use bglass_core::catalog::Catalog;
 use bglass_core::envelope::{AccessRequest, DecodedEnvelope, EnvelopeError, ReplayGuard};
 use bglass_core::grant::{self, GrantClaims};
 use bglass_core::id::{GrantId, ProxyId, RequestId, ResponderId};
 use bglass_core::keys::SigningKey;
 use bglass_core::roster::{Responder, Role, Roster};
+
+/// The event kinds [`State::apply`] leaves the state unchanged for, so that replay skips
+/// parsing them (a test applies each and checks).
+pub const REPLAY_IGNORES: &[&str] = &[
+    "use",
+    "use_start",
+    "ssh_certificate",
+    "tunnel_open",
+    "tunnel_close",
+    "proxy_start",
+    "proxy_stop",
+    "config_reload",
+    "drill_result",
+    "log_rollback",
+];
 
 /// Nonces remembered (within the ±5 min window).
 pub const REPLAY_CAPACITY: usize = 1_000_000;
@@ -214,6 +229,20 @@ impl State {
     }
 
     /// Applies one event (replayed at start-up, or just appended).
+    /// Replays one log entry at start-up. Entries of a kind that never changes the state
+    /// ([`REPLAY_IGNORES`]: uses, tunnels, SSH certificates, … the bulk of a long log) are
+    /// recognised from the head of their canonical encoding and not parsed; every other
+    /// entry is parsed and applied, and one that does not parse stops the start.
+    pub fn replay(&mut self, index: u64, bytes: &[u8]) -> Result<(), String> {
+        if peek_kind(bytes).is_some_and(|kind| REPLAY_IGNORES.contains(&kind)) {
+            return Ok(());
+        }
+        let event = Event::from_bytes(bytes).map_err(|e| e.to_string())?;
+        self.apply(index, &event);
+        Ok(())
+    }
+
+    /// Applies one event (at replay, or once it is durable live).
     pub fn apply(&mut self, index: u64, event: &Event) {
         let now_s = event.time_ms / 1000;
         let mut remember = |envelope: &StoredEnvelope| {
@@ -925,5 +954,112 @@ impl State {
             })
             .map(|g| g.claims.id.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bglass_core::id::ServiceName;
+
+    fn event(kind: EventKind) -> Event {
+        Event {
+            v: bglass_core::audit::event::EVENT_VERSION,
+            time_ms: 1_767_225_600_000,
+            proxy: ProxyId::new("proxy-a").unwrap(),
+            actor: Some(ResponderId::new("alice").unwrap()),
+            drill: Some("d1".to_owned()),
+            event: kind,
+        }
+    }
+
+    #[test]
+    fn the_kinds_replay_skips_never_change_the_state() {
+        let grant = GrantId::new("g-0000000000000001").unwrap();
+        let service = ServiceName::new("grafana").unwrap();
+        let kinds = [
+            EventKind::Use {
+                grant: grant.clone(),
+                service: service.clone(),
+                method: "GET".to_owned(),
+                path: "/".to_owned(),
+                status: 200,
+                bytes_in: 0,
+                bytes_out: 1,
+                duration_ms: 1,
+                start: Some(6),
+            },
+            EventKind::UseStart {
+                grant: grant.clone(),
+                service: service.clone(),
+                method: "GET".to_owned(),
+                path: "/".to_owned(),
+            },
+            EventKind::SshCertificate {
+                grant: grant.clone(),
+                service: service.clone(),
+                key: "SHA256:x".to_owned(),
+                serial: 1,
+                principals: vec!["p".to_owned()],
+                valid_before: 1,
+            },
+            EventKind::TunnelOpen {
+                grant: grant.clone(),
+                service: service.clone(),
+                tunnel: 1,
+            },
+            EventKind::TunnelClose {
+                grant: grant.clone(),
+                service: service.clone(),
+                tunnel: 1,
+                bytes_up: 1,
+                bytes_down: 1,
+                reason: "eof".to_owned(),
+            },
+            EventKind::ProxyStart {
+                key: SigningKey::from_seed(&[1; 32]).unwrap().public_key(),
+                version: "v".to_owned(),
+                catalog: "c".to_owned(),
+                roster: "r".to_owned(),
+            },
+            EventKind::ProxyStop {
+                reason: "signal".to_owned(),
+            },
+            EventKind::ConfigReload {
+                file: "catalog".to_owned(),
+                accepted: true,
+                digest: None,
+                error: None,
+            },
+            EventKind::DrillResult {
+                summary: serde_json::json!({"ok": true}),
+            },
+            EventKind::LogRollback {
+                published_size: 2,
+                published_root: "r".to_owned(),
+                size: 1,
+                detail: "d".to_owned(),
+            },
+        ];
+        let mut names: Vec<&str> = kinds.iter().map(EventKind::type_name).collect();
+        names.sort_unstable();
+        let mut ignored = REPLAY_IGNORES.to_vec();
+        ignored.sort_unstable();
+        assert_eq!(names, ignored, "every skipped kind is checked here");
+        for kind in kinds {
+            let event = event(kind);
+            let mut state = State::new();
+            let before = format!("{state:?}");
+            state.apply(7, &event);
+            assert_eq!(format!("{state:?}"), before, "{}", event.event.type_name());
+            // And replay recognises it without parsing.
+            let bytes = event.to_bytes().unwrap();
+            assert_eq!(peek_kind(&bytes), Some(event.event.type_name()));
+            assert!(state.replay(7, &bytes).is_ok());
+        }
+        // A kind that changes the state is parsed, and a malformed one refused.
+        let mut state = State::new();
+        assert!(state.replay(0, b"{\"v\":1,\"time_ms\":1,\"proxy\":\"p\",\"actor\":null,\"event\":{\"grant\":{}}}").is_err());
+        assert!(state.replay(0, b"not json").is_err());
     }
 }

@@ -385,13 +385,23 @@ impl World {
 
     /// Starts proxy `i` and waits until it answers and has signed its first checkpoint.
     pub fn start(&mut self, i: usize) {
-        self.start_wrapped(i, &[]);
+        self.start_with(i, &[]);
+    }
+
+    /// Starts proxy `i` with extra arguments to `bglass-proxy run` and waits until it
+    /// answers.
+    pub fn start_with(&mut self, i: usize, extra: &[&str]) {
+        self.start_full(i, &[], extra);
     }
 
     /// Starts proxy `i` under `wrapper` (e.g. `["prlimit", "--nofile=512:512"]`), and waits
     /// until it answers.
     pub fn start_wrapped(&mut self, i: usize, wrapper: &[&str]) {
-        self.start_listening_wrapped(i, wrapper);
+        self.start_full(i, wrapper, &[]);
+    }
+
+    fn start_full(&mut self, i: usize, wrapper: &[&str], extra: &[&str]) {
+        self.start_listening_wrapped(i, wrapper, extra);
         // Its first checkpoint follows its start event within a second.
         std::thread::sleep(Duration::from_millis(1200));
         // Something else answering on the port would pass the connect test: the proxy
@@ -410,10 +420,10 @@ impl World {
     /// Starts proxy `i` and returns as soon as its port accepts connections, before its
     /// first checkpoint (a fresh log has none for about a second).
     pub fn start_listening(&mut self, i: usize) {
-        self.start_listening_wrapped(i, &[]);
+        self.start_listening_wrapped(i, &[], &[]);
     }
 
-    fn start_listening_wrapped(&mut self, i: usize, wrapper: &[&str]) {
+    fn start_listening_wrapped(&mut self, i: usize, wrapper: &[&str], extra: &[&str]) {
         let p = &mut self.proxies[i];
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -432,6 +442,7 @@ impl World {
             .arg("run")
             .arg("--config")
             .arg(&p.config)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -464,6 +475,64 @@ impl World {
     pub fn start_all(&mut self) {
         for i in 0..self.proxies.len() {
             self.start(i);
+        }
+    }
+
+    /// Runs proxy `i` (`bglass-proxy run` with `extra` arguments) expecting it to refuse to
+    /// start: returns its result once it exits. Panics when it starts serving instead (its
+    /// port answers) or neither happens within 60 s.
+    pub fn start_refused(&self, i: usize, extra: &[&str]) -> Run {
+        let p = &self.proxies[i];
+        let mut child = Command::new(bin("bglass-proxy"))
+            .arg("run")
+            .arg("--config")
+            .arg(&p.config)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                return child.wait_with_output().unwrap().into();
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", p.port)).is_ok() {
+                let _ = child.kill();
+                let out: Run = child.wait_with_output().unwrap().into();
+                panic!(
+                    "proxy {} started serving instead of refusing: {}",
+                    p.id, out.stderr
+                );
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("proxy {} neither refused nor served within 60 s", p.id);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops proxy `i` as an operator does (SIGTERM: it records its stop and signs a final
+    /// checkpoint) and waits for it to exit.
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut c) = self.proxies[i].child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let started = Instant::now();
+            loop {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                if started.elapsed() > Duration::from_secs(30) {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    panic!("proxy {} did not stop on SIGTERM", self.proxies[i].id);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 

@@ -183,6 +183,12 @@ fn a_rewritten_log_is_detected_by_the_cli_and_refused() {
     w.kill(0);
     let log = w.proxies[0].log_dir();
     std::fs::rename(&log, log.with_extension("old")).unwrap();
+    // The proxy itself refuses a log behind the checkpoint it published…
+    let refused = w.start_refused(0, &[]);
+    assert!(refused.stderr.contains("rolled back"), "{}", refused.stderr);
+    // …so the attacker, who controls the proxy's host, removes that record too: the
+    // responders' CLI is the witness left.
+    std::fs::remove_file(w.proxies[0].dir.join("data/published-checkpoint")).unwrap();
     w.start(0);
     let out = w.bglass("alice", &["status"]);
     assert_eq!(out.code, Some(4), "{}{}", out.stdout, out.stderr);

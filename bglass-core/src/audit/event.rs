@@ -254,6 +254,21 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// The proxy started on a log that was behind the newest checkpoint it had published
+    /// (restored from an older copy, cut short, or replaced), because its operator
+    /// accepted that (`bglass-proxy run --accept-rollback`). Recorded before anything else
+    /// of that run; the entries after the log's size that the published checkpoint
+    /// covered are not in this log.
+    LogRollback {
+        /// Entries the published checkpoint covered.
+        published_size: u64,
+        /// Its root hash (base64).
+        published_root: String,
+        /// Entries the log held when the proxy started.
+        size: u64,
+        /// What was found, in a sentence.
+        detail: String,
+    },
     /// A live drill started.
     DrillStart {
         /// The scenario's name.
@@ -293,6 +308,7 @@ impl EventKind {
             Self::Expiry { .. } => "expiry",
             Self::Review { .. } => "review",
             Self::ConfigReload { .. } => "config_reload",
+            Self::LogRollback { .. } => "log_rollback",
             Self::DrillStart { .. } => "drill_start",
             Self::DrillStop {} => "drill_stop",
             Self::DrillResult { .. } => "drill_result",
@@ -385,9 +401,86 @@ impl Event {
     }
 }
 
+/// The type name of the event in a log entry (`"use"`, `"grant"`, …), read from the head
+/// of the canonical encoding the log writes (fields in a fixed order) without parsing the
+/// entry. `None` when the entry does not start the way the log writes events; the caller
+/// then parses it fully.
+pub fn peek_kind(entry: &[u8]) -> Option<&str> {
+    let rest = entry.strip_prefix(b"{\"v\":1,\"time_ms\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    // Ids never hold a quote or a backslash.
+    let rest = rest.get(digits..)?.strip_prefix(b",\"proxy\":\"")?;
+    let end = rest.iter().position(|b| *b == b'"')?;
+    let rest = rest.get(end + 1..)?.strip_prefix(b",\"actor\":")?;
+    let rest = match rest.strip_prefix(b"null") {
+        Some(rest) => rest,
+        None => {
+            let rest = rest.strip_prefix(b"\"")?;
+            let end = rest.iter().position(|b| *b == b'"')?;
+            rest.get(end + 1..)?
+        }
+    };
+    let rest = match rest.strip_prefix(b",\"drill\":\"") {
+        // A JSON string: the first quote not escaped by a backslash ends it.
+        Some(drill) => {
+            let mut i = 0;
+            loop {
+                match drill.get(i)? {
+                    b'\\' => i += 2,
+                    b'"' => break drill.get(i + 1..)?,
+                    _ => i += 1,
+                }
+            }
+        }
+        None => rest,
+    };
+    let rest = rest.strip_prefix(b",\"event\":{\"")?;
+    let end = rest.iter().position(|b| *b == b'"')?;
+    std::str::from_utf8(rest.get(..end)?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kind_is_read_from_the_head_without_parsing() {
+        let base = Event {
+            v: EVENT_VERSION,
+            time_ms: 1_767_225_600_000,
+            proxy: ProxyId::new("proxy-a").unwrap(),
+            actor: None,
+            drill: None,
+            event: EventKind::Expiry {
+                grant: GrantId::new("g-0000000000000001").unwrap(),
+            },
+        };
+        let mut with_actor = base.clone();
+        with_actor.actor = Some(ResponderId::new("alice").unwrap());
+        with_actor.event = EventKind::ProxyStop {
+            reason: "\"event\":{\"grant\"".to_owned(),
+        };
+        let mut with_drill = with_actor.clone();
+        with_drill.drill = Some("a \"quoted\\\" drill \\".to_owned());
+        with_drill.event = EventKind::DrillStop {};
+        for (event, kind) in [
+            (&base, "expiry"),
+            (&with_actor, "proxy_stop"),
+            (&with_drill, "drill_stop"),
+        ] {
+            let bytes = event.to_bytes().unwrap();
+            assert_eq!(
+                peek_kind(&bytes),
+                Some(kind),
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
+            assert_eq!(event.event.type_name(), kind);
+        }
+        assert_eq!(peek_kind(b"{\"v\":2,\"time_ms\":1}"), None);
+        assert_eq!(peek_kind(b"{\"v\":1,\"time_ms\":1,\"proxy\":\"p"), None);
+        assert_eq!(peek_kind(b""), None);
+    }
 
     #[test]
     fn events_round_trip_and_refuse_unknown_fields() {

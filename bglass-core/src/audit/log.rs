@@ -11,9 +11,14 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use super::checkpoint::{self, VerifiedCheckpoint};
+use super::event::{EVENT_VERSION, Event, EventKind};
 use super::storage::{self, DiskTiles, StorageError, WAL_FILE};
-use super::tree::{FullTile, Hash, TILE_WIDTH, TreeEdge, TreeReader, leaf_hash};
+use super::tree::{
+    FullTile, HASH_SIZE, Hash, TILE_WIDTH, TreeEdge, TreeReader, leaf_hash, subtree_root,
+};
 use crate::id::ProxyId;
 use crate::keys::SigningKey;
 
@@ -31,6 +36,71 @@ pub struct LogConfig {
     pub key: Arc<SigningKey>,
     /// Longest time between the first unsigned entry and its checkpoint.
     pub checkpoint_interval: Duration,
+    /// A file outside the log directory that keeps the newest checkpoint this log has
+    /// signed, rewritten atomically and durably each time one is signed. At open, a log
+    /// that is behind it (fewer entries, or other entries up to its size) is refused as
+    /// rolled back: a log restored from an older copy is consistent in itself, so only a
+    /// record kept elsewhere shows it. `None`: no such check.
+    pub published: Option<PathBuf>,
+    /// Open a rolled-back log anyway: the rollback is then appended as the log's next
+    /// entry (a `log_rollback` event) before anything else, and the published checkpoint
+    /// moves to the log as it now is.
+    pub accept_rollback: bool,
+}
+
+impl LogConfig {
+    /// A log in `dir` for `proxy`, checkpoints at least every second, no published
+    /// checkpoint kept outside it.
+    pub fn new(dir: PathBuf, proxy: ProxyId, key: Arc<SigningKey>) -> Self {
+        Self {
+            dir,
+            proxy,
+            key,
+            checkpoint_interval: Duration::from_secs(1),
+            published: None,
+            accept_rollback: false,
+        }
+    }
+}
+
+/// A log found behind the newest checkpoint it had published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollback {
+    /// The file that keeps the published checkpoint.
+    pub path: PathBuf,
+    /// Entries the published checkpoint covers.
+    pub published_size: u64,
+    /// Its root hash (base64).
+    pub published_root: String,
+    /// Entries in the log.
+    pub size: u64,
+    /// The log holds at least `published_size` entries, but not the ones published.
+    pub diverged: bool,
+}
+
+impl std::fmt::Display for Rollback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.diverged {
+            write!(
+                f,
+                "the log holds {} entries, but its first {} are not the {} entries this proxy published in the checkpoint kept in {}: the log was replaced by another history",
+                self.size,
+                self.published_size,
+                self.published_size,
+                self.path.display()
+            )
+        } else {
+            write!(
+                f,
+                "the log holds {} entries, but this proxy published a checkpoint of {} entries (kept in {}): the log was rolled back (restored from an older copy, or cut short) and entries {}..{} are missing",
+                self.size,
+                self.published_size,
+                self.path.display(),
+                self.size,
+                self.published_size
+            )
+        }
+    }
 }
 
 /// Why the log could not be opened.
@@ -48,6 +118,18 @@ pub enum AuditOpenError {
     Corrupt {
         /// The first entry concerned.
         index: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// The log is behind the newest checkpoint it published (see
+    /// [`LogConfig::published`]) and the rollback was not accepted.
+    #[error("{0}")]
+    RolledBack(Box<Rollback>),
+    /// The published checkpoint kept outside the log cannot be used.
+    #[error("{path}: {what}")]
+    Published {
+        /// The file.
+        path: String,
         /// What is wrong.
         what: String,
     },
@@ -109,6 +191,8 @@ pub struct RecoveryReport {
     pub files_repaired: u64,
     /// Whether a checkpoint was signed to cover entries that had none.
     pub checkpoint_signed: bool,
+    /// The rollback that was accepted and recorded (see [`LogConfig::accept_rollback`]).
+    pub rollback: Option<Rollback>,
 }
 
 /// Why a proof could not be made.
@@ -170,91 +254,289 @@ fn corrupt(index: u64, what: impl std::fmt::Display) -> AuditOpenError {
 }
 
 /// Writes full tiles, each atomically; an existing tile must hold the same bytes.
-fn write_tiles(
-    dir: &Path,
-    tiles: &[FullTile],
-    report: Option<&mut RecoveryReport>,
-) -> Result<(), AuditOpenError> {
-    let mut repaired = 0;
+fn write_tiles(dir: &Path, tiles: &[FullTile]) -> Result<(), AuditOpenError> {
     for tile in tiles {
-        let rel = storage::tile_rel(tile.level, tile.index);
-        let path = dir.join(&rel);
-        match std::fs::read(&path) {
-            Ok(existing) if existing == tile.data => continue,
-            Ok(existing) if existing.len() == tile.data.len() => {
-                let first = tile.index << (8 * (u32::from(tile.level) + 1));
-                return Err(corrupt(
-                    first,
-                    format!("hash tile {rel} differs from the hashes of the entries"),
-                ));
-            }
-            // Missing or short: a write cut by a crash. Write it again.
-            _ => {
-                storage::write_atomic(dir, &rel, &tile.data)?;
-                repaired += 1;
+        match check_tile(dir, tile)? {
+            TileOnDisk::Same => {}
+            TileOnDisk::Missing => {
+                storage::write_atomic(dir, &storage::tile_rel(tile.level, tile.index), &tile.data)?
             }
         }
     }
-    if let Some(report) = report {
-        report.files_repaired += repaired;
-    }
     Ok(())
+}
+
+/// A recomputed full tile, compared with the one on disk.
+enum TileOnDisk {
+    /// The same bytes.
+    Same,
+    /// Missing or short: a write cut by a crash (written again once every check passed).
+    Missing,
+}
+
+/// Compares a recomputed full tile with the stored one; a different one of full length is
+/// corruption.
+fn check_tile(dir: &Path, tile: &FullTile) -> Result<TileOnDisk, AuditOpenError> {
+    let rel = storage::tile_rel(tile.level, tile.index);
+    match std::fs::read(dir.join(&rel)) {
+        Ok(existing) if existing == tile.data => Ok(TileOnDisk::Same),
+        Ok(existing) if existing.len() == tile.data.len() => {
+            let first = tile
+                .index
+                .checked_shl(8 * (u32::from(tile.level) + 1))
+                .unwrap_or(u64::MAX);
+            Err(corrupt(
+                first,
+                format!("hash tile {rel} differs from the hashes of the entries"),
+            ))
+        }
+        _ => Ok(TileOnDisk::Missing),
+    }
+}
+
+/// Recomputes full tile (`level`, `index`) from what is on disk below it: the leaf hashes
+/// of bundle `index` for level 0, else the subtree roots of the 256 tiles one level down.
+fn recompute_tile(dir: &Path, level: u8, index: u64) -> Result<Vec<u8>, AuditOpenError> {
+    let hashes: Vec<Hash> = if level == 0 {
+        let bytes = storage::read_bundle(dir, index)?;
+        storage::parse_bundle(&bytes)
+            .map_err(|e| corrupt(index * TILE_WIDTH as u64, e))?
+            .into_iter()
+            .map(leaf_hash)
+            .collect()
+    } else {
+        use super::tree::FullTiles;
+        let tiles = DiskTiles {
+            dir: dir.to_path_buf(),
+        };
+        let mut out = Vec::with_capacity(TILE_WIDTH);
+        for j in 0..TILE_WIDTH as u64 {
+            let below = index * TILE_WIDTH as u64 + j;
+            let data = tiles.full_tile(level - 1, below).map_err(|e| {
+                corrupt(
+                    0,
+                    format!(
+                        "cannot rebuild {}: {}: {e}",
+                        storage::tile_rel(level, index),
+                        storage::tile_rel(level - 1, below)
+                    ),
+                )
+            })?;
+            let row: Vec<Hash> = data
+                .chunks_exact(HASH_SIZE)
+                .map(|c| {
+                    let mut h = [0u8; HASH_SIZE];
+                    h.copy_from_slice(c);
+                    Hash(h)
+                })
+                .collect();
+            out.push(subtree_root(&row));
+        }
+        out
+    };
+    Ok(hashes.iter().flat_map(|h| h.0).collect())
+}
+
+/// What recovery must write, decided while reading and done only after every check
+/// passed (a refused open changes no file).
+#[derive(Default)]
+struct Repairs {
+    /// Full bundles whose entries are only in the write-ahead file: (index, bytes).
+    bundles: Vec<(u64, Vec<u8>)>,
+    /// Full tiles missing or short on disk, recomputed from what is below them.
+    tiles: Vec<(u8, u64)>,
+    /// The write-ahead file's new bytes, when it must change (a torn tail to cut, records
+    /// now in bundles to trim, or no file yet).
+    wal: Option<Vec<u8>>,
 }
 
 struct Recovered {
     edge: TreeEdge,
     pending: Vec<Vec<u8>>,
     latest: Option<VerifiedCheckpoint>,
+    /// The published checkpoint, when the file exists.
+    published: Option<VerifiedCheckpoint>,
+    /// A rollback that was found and accepted.
+    rollback: Option<Rollback>,
+    repairs: Repairs,
     report: RecoveryReport,
 }
 
+/// One bundle, read and hashed on a reader thread.
+struct ReadBundle {
+    bundle: u64,
+    bytes: Result<Vec<u8>, StorageError>,
+    /// Byte ranges of its entries, or why it is not a full bundle.
+    ranges: Result<Vec<std::ops::Range<usize>>, String>,
+    leaves: Vec<Hash>,
+    /// The subtree root of its 256 leaves.
+    root: Hash,
+}
+
+impl ReadBundle {
+    fn read(dir: &Path, bundle: u64) -> Self {
+        let bytes = storage::read_bundle(dir, bundle);
+        let ranges = match &bytes {
+            Ok(b) => storage::bundle_ranges(b).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let leaves: Vec<Hash> = match (&bytes, &ranges) {
+            (Ok(b), Ok(r)) => r.iter().map(|r| leaf_hash(&b[r.clone()])).collect(),
+            _ => Vec::new(),
+        };
+        let root = subtree_root(&leaves);
+        Self {
+            bundle,
+            bytes,
+            ranges,
+            leaves,
+            root,
+        }
+    }
+}
+
+/// Reads a checkpoint note kept in a file and checks that this log signed it.
+fn read_published(
+    path: &Path,
+    origin: &str,
+    key: &crate::keys::PublicKey,
+) -> Result<Option<VerifiedCheckpoint>, AuditOpenError> {
+    let note = match storage::read_bounded(path, checkpoint::MAX_CHECKPOINT_BYTES as u64) {
+        Ok(note) => note,
+        Err(_) if !path.exists() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    checkpoint::verify(&note, origin, key)
+        .map(Some)
+        .map_err(|e| AuditOpenError::Published {
+            path: path.display().to_string(),
+            what: format!(
+                "not a checkpoint of this log signed by this proxy's key ({e}); it records the newest checkpoint the proxy published, to detect a log rolled back to an older copy"
+            ),
+        })
+}
+
+/// Reads and checks everything, replaying every entry, and decides what must be written;
+/// writes nothing.
 fn recover(
     config: &LogConfig,
     origin: &str,
     replay: &mut Replay<'_>,
 ) -> Result<Recovered, AuditOpenError> {
     let dir = &config.dir;
+    let public = config.key.public_key();
     let mut report = RecoveryReport::default();
+    let mut repairs = Repairs::default();
     let mut edge = TreeEdge::new();
     let mut completed = Vec::new();
 
-    // 1. Full bundles, in order; their tiles are recomputed and checked (or rewritten when
-    //    a crash cut them short).
-    let bundles = storage::count_bundles(dir);
-    for b in 0..bundles {
-        let bytes = storage::read_bundle(dir, b)?;
-        let entries = storage::parse_bundle(&bytes).map_err(|e| {
-            corrupt(
-                b * TILE_WIDTH as u64,
-                format!("bundle {}: {e}", storage::bundle_rel(b)),
-            )
-        })?;
-        for entry in entries {
-            let index = edge.size();
-            replay(index, entry).map_err(|what| AuditOpenError::Replay { index, what })?;
-            edge.push(leaf_hash(entry), &mut completed);
+    // The checkpoints the entries must match: the latest one in the log, and the newest
+    // one published (kept outside the log). Their roots are taken as the walk passes them.
+    let latest = match storage::latest_checkpoint(dir)? {
+        Some(note) => Some(
+            checkpoint::verify(&note, origin, &public)
+                .map_err(|e| corrupt(0, format!("latest checkpoint: {e}")))?,
+        ),
+        None => None,
+    };
+    let published = match &config.published {
+        Some(path) => read_published(path, origin, &public)?,
+        None => None,
+    };
+    let mut wanted: BTreeMap<u64, Option<Hash>> = latest
+        .iter()
+        .chain(published.iter())
+        .map(|c| (c.size, None))
+        .collect();
+    let note_root = |edge: &TreeEdge, wanted: &mut BTreeMap<u64, Option<Hash>>| {
+        if let Some(root) = wanted.get_mut(&edge.size()) {
+            *root = Some(edge.root());
         }
-        write_tiles(dir, &completed, Some(&mut report))?;
-        completed.clear();
-    }
+    };
+
+    // 1. Full bundles, in order: reader threads read and hash them while this thread
+    //    replays their entries and checks the tiles on disk against the hashes.
+    let bundles = storage::count_bundles(dir);
+    let mut walk = Ok(());
+    std::thread::scope(|scope| {
+        let readers = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .clamp(1, 4) as u64;
+        let receivers: Vec<_> = (0..readers)
+            .map(|r| {
+                let (tx, rx) = mpsc::sync_channel::<ReadBundle>(4);
+                scope.spawn(move || {
+                    let mut b = r;
+                    while b < bundles {
+                        if tx.send(ReadBundle::read(dir, b)).is_err() {
+                            break; // the walk stopped
+                        }
+                        b += readers;
+                    }
+                });
+                rx
+            })
+            .collect();
+        for b in 0..bundles {
+            let Some(read) = receivers
+                .get(usize::try_from(b % readers).unwrap_or(0))
+                .and_then(|rx| rx.recv().ok())
+            else {
+                walk = Err(corrupt(b * TILE_WIDTH as u64, "a bundle reader stopped"));
+                break;
+            };
+            if let Err(e) = walk_bundle(
+                dir,
+                read,
+                replay,
+                &mut edge,
+                &mut completed,
+                &mut wanted,
+                &mut repairs,
+            ) {
+                walk = Err(e);
+                break;
+            }
+        }
+        // Dropping the receivers stops the readers.
+        drop(receivers);
+    });
+    walk?;
 
     // 2. The write-ahead file: entries after the last full bundle. Records already in a
     //    bundle (a crash between writing the bundle and trimming the file) must match it.
-    let wal = storage::read_wal(&dir.join(WAL_FILE))?;
+    let wal_path = dir.join(WAL_FILE);
+    let wal = storage::read_wal(&wal_path).map_err(|e| match e.index() {
+        Some(index) => corrupt(index, &e),
+        None => match e {
+            storage::WalError::Storage(s) => AuditOpenError::Storage(s),
+            other => corrupt(edge.size(), other),
+        },
+    })?;
+    let mut wal_changes = !wal_path.exists();
     if let Some(why) = &wal.torn {
-        let len = std::fs::metadata(dir.join(WAL_FILE))
-            .map(|m| m.len())
-            .unwrap_or(0);
+        let len = std::fs::metadata(&wal_path).map(|m| m.len()).unwrap_or(0);
         report.torn_bytes_dropped = len.saturating_sub(wal.valid_len);
         report.torn = Some(why.clone());
+        wal_changes = true;
     }
     let mut pending: Vec<Vec<u8>> = Vec::new();
+    let mut last_bundle: Option<(u64, Vec<u8>)> = None;
     for record in wal.records {
         let size = edge.size();
         if record.index < size {
             // Already in a full bundle: it must be the same entry.
-            let bundle = storage::read_bundle(dir, record.index / TILE_WIDTH as u64)?;
-            let entries = storage::parse_bundle(&bundle).map_err(|e| corrupt(record.index, e))?;
+            wal_changes = true;
+            let b = record.index / TILE_WIDTH as u64;
+            if last_bundle.as_ref().is_none_or(|(i, _)| *i != b) {
+                let bytes = match repairs.bundles.iter().find(|(i, _)| *i == b) {
+                    Some((_, bytes)) => bytes.clone(),
+                    None => storage::read_bundle(dir, b)?,
+                };
+                last_bundle = Some((b, bytes));
+            }
+            let bundle = last_bundle.as_ref().map_or(&[][..], |(_, bytes)| bytes);
+            let entries = storage::parse_bundle(bundle).map_err(|e| corrupt(record.index, e))?;
             let pos = usize::try_from(record.index % TILE_WIDTH as u64).unwrap_or(0);
             if entries.get(pos) != Some(&record.data.as_slice()) {
                 return Err(corrupt(
@@ -272,75 +554,164 @@ fn recover(
         }
         replay(size, &record.data).map_err(|what| AuditOpenError::Replay { index: size, what })?;
         edge.push(leaf_hash(&record.data), &mut completed);
+        note_root(&edge, &mut wanted);
         pending.push(record.data);
         if pending.len() == TILE_WIDTH {
-            // The bundle filled before the crash let it be written: write it now.
+            // The bundle filled before the crash let it be written: write it once checked.
             let b = size / TILE_WIDTH as u64;
-            storage::write_atomic(
-                dir,
-                &storage::bundle_rel(b),
-                &storage::encode_bundle(&pending),
-            )?;
-            report.files_repaired += 1;
-            pending.clear();
+            repairs
+                .bundles
+                .push((b, storage::encode_bundle(&std::mem::take(&mut pending))));
+            wal_changes = true;
         }
-        write_tiles(dir, &completed, Some(&mut report))?;
-        completed.clear();
+        for tile in completed.drain(..) {
+            if let TileOnDisk::Missing = check_tile(dir, &tile)? {
+                repairs.tiles.push((tile.level, tile.index));
+            }
+        }
     }
-    // Rewrite the write-ahead file to hold exactly the pending entries (drops a torn tail).
-    let mut wal_bytes = storage::wal_header();
-    let first = edge.size() - pending.len() as u64;
-    for (i, data) in pending.iter().enumerate() {
-        storage::encode_record(&mut wal_bytes, first + i as u64, data);
+    if wal_changes {
+        // Exactly the pending entries (drops a torn tail and records now in bundles).
+        let mut wal_bytes = storage::wal_header();
+        let first = edge.size() - pending.len() as u64;
+        for (i, data) in pending.iter().enumerate() {
+            storage::encode_record(&mut wal_bytes, first + i as u64, data);
+        }
+        repairs.wal = Some(wal_bytes);
     }
-    storage::write_atomic(dir, WAL_FILE, &wal_bytes)?;
     report.entries = edge.size();
 
-    // 3. The latest checkpoint must be signed by this proxy and match the entries.
-    let (history, _, _) = storage::read_history(&dir.join(storage::HISTORY_FILE))?;
-    let mut latest = None;
-    if let Some(note) = history.last() {
-        let verified = checkpoint::verify(note, origin, &config.key.public_key())
-            .map_err(|e| corrupt(edge.size(), format!("latest checkpoint: {e}")))?;
-        if verified.size > edge.size() {
+    // 3. The latest checkpoint must match the entries.
+    let root_at = |size: u64| wanted.get(&size).copied().flatten();
+    if let Some(latest) = &latest {
+        if latest.size > edge.size() {
             return Err(corrupt(
                 edge.size(),
                 format!(
                     "the latest checkpoint covers {} entries but only {} are on disk: acknowledged entries are missing",
-                    verified.size,
+                    latest.size,
                     edge.size()
                 ),
             ));
         }
-        let tiles = DiskTiles { dir: dir.clone() };
-        let reader = TreeReader {
-            edge: &edge,
-            full: &tiles,
-        };
-        let root = tlog_tiles::tree_hash(verified.size, &reader)
-            .map_err(|e| corrupt(verified.size, format!("cannot compute the root: {e}")))?;
-        if root != verified.root {
+        if root_at(latest.size) != Some(latest.root) {
             return Err(corrupt(
                 0,
                 format!(
                     "the latest checkpoint (size {}) does not match the entries",
-                    verified.size
+                    latest.size
                 ),
             ));
         }
-        latest = Some(verified);
     }
+
+    // 4. The log must not be behind the newest checkpoint it published.
+    let mut rollback = None;
+    if let (Some(published), Some(path)) = (&published, &config.published) {
+        let behind = published.size > edge.size();
+        if behind || root_at(published.size) != Some(published.root) {
+            let found = Rollback {
+                path: path.clone(),
+                published_size: published.size,
+                published_root: published.root.to_string(),
+                size: edge.size(),
+                diverged: !behind,
+            };
+            if !config.accept_rollback {
+                return Err(AuditOpenError::RolledBack(Box::new(found)));
+            }
+            rollback = Some(found);
+        }
+    }
+    repairs.tiles.sort_unstable();
+    repairs.tiles.dedup();
     Ok(Recovered {
         edge,
         pending,
         latest,
+        published,
+        rollback,
+        repairs,
         report,
     })
+}
+
+/// Walks one full bundle: replays its entries and adds them to the tree (taking the roots
+/// of wanted sizes on the way), and checks its full tiles against the disk.
+fn walk_bundle(
+    dir: &Path,
+    read: ReadBundle,
+    replay: &mut Replay<'_>,
+    edge: &mut TreeEdge,
+    completed: &mut Vec<FullTile>,
+    wanted: &mut BTreeMap<u64, Option<Hash>>,
+    repairs: &mut Repairs,
+) -> Result<(), AuditOpenError> {
+    let base = read.bundle * TILE_WIDTH as u64;
+    let (bytes, ranges) = match (read.bytes, &read.ranges) {
+        (Ok(bytes), Ok(ranges)) => (bytes, ranges),
+        (Err(e), _) => return Err(AuditOpenError::Storage(e)),
+        (_, Err(e)) => {
+            return Err(corrupt(
+                base,
+                format!("bundle {}: {e}", storage::bundle_rel(read.bundle)),
+            ));
+        }
+    };
+    for (i, range) in ranges.iter().enumerate() {
+        let index = base + i as u64;
+        replay(index, &bytes[range.clone()])
+            .map_err(|what| AuditOpenError::Replay { index, what })?;
+    }
+    // A wanted size inside the bundle needs the tree entry by entry.
+    let inside = wanted
+        .range(base + 1..base + TILE_WIDTH as u64)
+        .next()
+        .is_some();
+    if inside || !edge.push_bundle(&read.leaves, read.root, completed) {
+        for leaf in &read.leaves {
+            edge.push(*leaf, completed);
+            if let Some(root) = wanted.get_mut(&edge.size()) {
+                *root = Some(edge.root());
+            }
+        }
+    } else if let Some(root) = wanted.get_mut(&edge.size()) {
+        *root = Some(edge.root());
+    }
+    for tile in completed.drain(..) {
+        if let TileOnDisk::Missing = check_tile(dir, &tile)? {
+            repairs.tiles.push((tile.level, tile.index));
+        }
+    }
+    Ok(())
+}
+
+/// The `log_rollback` event recorded when a rollback is accepted.
+fn rollback_entry(config: &LogConfig, rollback: &Rollback) -> Result<Vec<u8>, AuditOpenError> {
+    Event {
+        v: EVENT_VERSION,
+        time_ms: crate::timestamp::now_ms(),
+        proxy: config.proxy.clone(),
+        actor: None,
+        drill: None,
+        event: EventKind::LogRollback {
+            published_size: rollback.published_size,
+            published_root: rollback.published_root.clone(),
+            size: rollback.size,
+            detail: format!("{rollback}; accepted by the operator"),
+        },
+    }
+    .to_bytes()
+    .map_err(|e| corrupt(rollback.size, e))
 }
 
 impl AuditLog {
     /// Opens (or creates) the log in `config.dir`, recovering from any crash, and calls
     /// `replay` with every entry in order before any new entry can be appended.
+    ///
+    /// Every file is read and checked before any is written: a log that is corrupt, or
+    /// behind its published checkpoint (unless the rollback is accepted), is refused with
+    /// its files as they were.
     pub fn open(
         config: LogConfig,
         mut replay: impl FnMut(u64, &[u8]) -> Result<(), String>,
@@ -356,15 +727,31 @@ impl AuditLog {
         if lock.try_lock().is_err() {
             return Err(AuditOpenError::Locked(dir.display().to_string()));
         }
-        // Leftovers of writes cut by a crash; their targets are rewritten below if needed.
+        let origin = checkpoint::origin(&config.proxy);
+        let recovered = recover(&config, &origin, &mut replay)?;
+
+        // Every check passed: now write what recovery decided. Leftovers of writes cut by
+        // a crash go first; their targets are rewritten here if needed.
         if let Ok(entries) = std::fs::read_dir(dir.join(storage::TMP_DIR)) {
             for entry in entries.flatten() {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
-        let origin = checkpoint::origin(&config.proxy);
-        let recovered = recover(&config, &origin, &mut replay)?;
         let mut report = recovered.report;
+        let repairs = recovered.repairs;
+        for (b, bytes) in &repairs.bundles {
+            storage::write_atomic(&dir, &storage::bundle_rel(*b), bytes)?;
+            report.files_repaired += 1;
+        }
+        for (level, index) in &repairs.tiles {
+            let data = recompute_tile(&dir, *level, *index)?;
+            storage::write_atomic(&dir, &storage::tile_rel(*level, *index), &data)?;
+            report.files_repaired += 1;
+        }
+        if let Some(bytes) = &repairs.wal {
+            storage::write_atomic(&dir, WAL_FILE, bytes)?;
+        }
+
         let state = Arc::new(Mutex::new(State {
             edge: recovered.edge,
             latest: recovered.latest,
@@ -379,20 +766,47 @@ impl AuditLog {
             origin: origin.clone(),
             key: Arc::clone(&config.key),
             interval: config.checkpoint_interval,
+            published: config.published.clone(),
             state: Arc::clone(&state),
             wal,
             pending: recovered.pending,
             unsigned_since: None,
             _lock: lock,
         };
-        // Entries with no checkpoint yet (recovered after a crash) get one now.
-        let needs = {
+        // An accepted rollback is the log's next entry, before any other.
+        if let Some(rollback) = recovered.rollback {
+            let entry = rollback_entry(&config, &rollback)?;
+            let (reply, rx) = mpsc::sync_channel(1);
+            writer.commit(vec![(entry.clone(), reply)]);
+            let appended = rx
+                .recv()
+                .unwrap_or(Err(AuditAppendError::Closed))
+                .map_err(|e| corrupt(rollback.size, format!("recording the rollback: {e}")))?;
+            replay(appended.index, &entry).map_err(|what| AuditOpenError::Replay {
+                index: appended.index,
+                what,
+            })?;
+            report.rollback = Some(rollback);
+        }
+        // Entries with no checkpoint yet (recovered after a crash) get one now; a
+        // published checkpoint that is missing or older than the latest is brought level.
+        let (needs, latest) = {
             let s = lock_state(&state);
-            s.edge.size() > s.latest.as_ref().map_or(0, |c| c.size)
+            (
+                s.edge.size() > s.latest.as_ref().map_or(0, |c| c.size),
+                s.latest.clone(),
+            )
         };
         if needs {
             writer.sign().map_err(|e| corrupt(0, e))?;
             report.checkpoint_signed = true;
+        } else if let (Some(path), Some(latest)) = (&config.published, &latest)
+            && recovered
+                .published
+                .as_ref()
+                .is_none_or(|p| p.size < latest.size)
+        {
+            storage::write_file_atomic(path, &latest.note)?;
         }
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
@@ -561,12 +975,27 @@ impl AuditLog {
     /// only when full).
     pub fn hash_tile(&self, level: u8, index: u64) -> Option<Vec<u8>> {
         let state = lock_state(&self.state);
+        if level >= super::tree::tile_levels(state.edge.size()) {
+            return None;
+        }
         if state.edge.holds(level, index) {
             let data = state.edge.partial_tile(level);
             return (!data.is_empty()).then_some(data);
         }
         drop(state);
         std::fs::read(self.dir.join(storage::tile_rel(level, index))).ok()
+    }
+
+    /// Reads the entries from index `from` up to the current size, lazily: a bundle (or
+    /// the write-ahead file) at a time, so memory stays bounded however long the log is.
+    /// Appends made meanwhile are read once [`EntryReader::extend_to`] raises the end.
+    pub fn entries_from(&self, from: u64) -> EntryReader {
+        EntryReader {
+            dir: self.dir.clone(),
+            next: from,
+            end: self.size(),
+            batch: std::collections::VecDeque::new(),
+        }
     }
 
     /// Stops the writer after it has answered every queued append, signing a final
@@ -589,11 +1018,97 @@ impl Drop for AuditLog {
     }
 }
 
+/// Entries of an open log read in order from its files (see [`AuditLog::entries_from`]).
+#[derive(Debug)]
+pub struct EntryReader {
+    dir: PathBuf,
+    /// The index of the next entry to return.
+    next: u64,
+    /// One past the last entry to return.
+    end: u64,
+    /// Entries read ahead, starting at `next`.
+    batch: std::collections::VecDeque<Vec<u8>>,
+}
+
+impl EntryReader {
+    /// The index of the next entry it returns.
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// Reads on up to `end` entries (the log's size at a later time; never lowered).
+    pub fn extend_to(&mut self, end: u64) {
+        self.end = self.end.max(end);
+    }
+
+    /// Reads the entries from `next` on: the rest of its full bundle, or the records of the
+    /// write-ahead file. The writer moves entries from that file into a bundle while this
+    /// reads, so an entry found in neither is looked for again.
+    fn fill(&mut self) -> Result<(), StorageError> {
+        let b = self.next / TILE_WIDTH as u64;
+        for _ in 0..3 {
+            let bundle = self.dir.join(storage::bundle_rel(b));
+            match storage::read_bundle(&self.dir, b) {
+                Ok(bytes) => {
+                    let entries = storage::parse_bundle(&bytes)
+                        .map_err(|e| storage::err(&bundle, format!("entry {}: {e}", self.next)))?;
+                    let skip = usize::try_from(self.next % TILE_WIDTH as u64).unwrap_or(0);
+                    self.batch
+                        .extend(entries.into_iter().skip(skip).map(<[u8]>::to_vec));
+                    return Ok(());
+                }
+                Err(_) if !bundle.exists() => {}
+                Err(e) => return Err(e),
+            }
+            let wal_path = self.dir.join(WAL_FILE);
+            let wal = storage::read_wal(&wal_path).map_err(|e| storage::err(&wal_path, e))?;
+            for record in wal.records {
+                let wanted = self.next + self.batch.len() as u64;
+                if record.index == wanted && wanted < self.end {
+                    self.batch.push_back(record.data);
+                }
+            }
+            if !self.batch.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(storage::err(
+            &self.dir,
+            format!(
+                "entry {} is in neither a bundle nor the write-ahead file",
+                self.next
+            ),
+        ))
+    }
+}
+
+impl Iterator for EntryReader {
+    type Item = Result<(u64, Vec<u8>), StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.end {
+            self.batch.clear();
+            return None;
+        }
+        if self.batch.is_empty()
+            && let Err(e) = self.fill()
+        {
+            return Some(Err(e));
+        }
+        let entry = self.batch.pop_front()?;
+        let index = self.next;
+        self.next += 1;
+        Some(Ok((index, entry)))
+    }
+}
+
 struct Writer {
     dir: PathBuf,
     origin: String,
     key: Arc<SigningKey>,
     interval: Duration,
+    /// Where the newest signed checkpoint is also kept, outside the log directory.
+    published: Option<PathBuf>,
     state: Arc<Mutex<State>>,
     wal: std::fs::File,
     /// Entries of the bundle being filled (also in the write-ahead file).
@@ -730,7 +1245,7 @@ impl Writer {
             )
             .map_err(|e| e.to_string())?;
         }
-        write_tiles(&self.dir, tiles, None).map_err(|e| e.to_string())?;
+        write_tiles(&self.dir, tiles).map_err(|e| e.to_string())?;
         // Trim the write-ahead file to the entries of the bundle now being filled.
         let mut wal_bytes = storage::wal_header();
         let base = (bundles.last().map_or(0, |(i, _)| i + 1)) * TILE_WIDTH as u64;
@@ -779,6 +1294,10 @@ impl Writer {
             .map_err(|e| format!("{}: {e}", history.display()))?;
         storage::write_atomic(&self.dir, storage::CHECKPOINT_FILE, &note)
             .map_err(|e| e.to_string())?;
+        // Published last: it never runs ahead of the log's own files.
+        if let Some(path) = &self.published {
+            storage::write_file_atomic(path, &note).map_err(|e| e.to_string())?;
+        }
         let verified = VerifiedCheckpoint { size, root, note };
         lock_state(&self.state).latest = Some(verified.clone());
         self.unsigned_since = None;

@@ -23,6 +23,8 @@ fn config(dir: &Path) -> LogConfig {
         proxy: ProxyId::new("proxy-a").unwrap(),
         key: key(),
         checkpoint_interval: Duration::from_millis(50),
+        published: None,
+        accept_rollback: false,
     }
 }
 
@@ -287,4 +289,272 @@ fn a_second_writer_is_refused() {
         AuditLog::open(config(dir.path()), |_, _| Ok(())),
         Err(AuditOpenError::Locked(_))
     ));
+}
+
+/// Every file under `dir` (relative path, bytes), sorted.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().to_path_buf();
+                out.push((rel, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A log config that keeps its published checkpoint in `published`.
+fn published_config(dir: &Path, published: &Path, accept: bool) -> LogConfig {
+    LogConfig {
+        published: Some(published.to_path_buf()),
+        accept_rollback: accept,
+        ..config(dir)
+    }
+}
+
+fn append_range(config: LogConfig, range: std::ops::Range<u64>) {
+    let (log, _) = AuditLog::open(config, |_, _| Ok(())).unwrap();
+    for i in range {
+        log.append(event(i)).unwrap();
+    }
+    log.close();
+}
+
+#[test]
+fn a_log_restored_from_an_older_copy_is_refused_untouched_unless_accepted_and_then_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let published = tmp.path().join("published-checkpoint");
+    let backup = tmp.path().join("backup");
+    append_range(published_config(&dir, &published, false), 0..300);
+    // The published checkpoint is kept outside the log and follows it.
+    let (_, size, _) = super::checkpoint::peek(&std::fs::read(&published).unwrap()).unwrap();
+    assert_eq!(size, 300);
+    copy_dir(&dir, &backup);
+    append_range(published_config(&dir, &published, false), 300..620);
+
+    // The older copy put back: consistent in itself, just shorter.
+    std::fs::remove_dir_all(&dir).unwrap();
+    copy_dir(&backup, &dir);
+    let before = snapshot(&dir);
+    let err = AuditLog::open(published_config(&dir, &published, false), |_, _| Ok(())).unwrap_err();
+    match &err {
+        AuditOpenError::RolledBack(r) => {
+            assert_eq!((r.size, r.published_size, r.diverged), (300, 620, false));
+        }
+        other => panic!("expected a rollback, got {other}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains("300 entries") && message.contains("620 entries"),
+        "{message}"
+    );
+    assert!(snapshot(&dir) == before, "a refused open wrote to the log");
+
+    // Accepted: the rollback is the next entry, replayed like any other, and the log
+    // publishes from where it now is.
+    let mut replayed = Vec::new();
+    let (log, report) = AuditLog::open(published_config(&dir, &published, true), |i, e| {
+        replayed.push((i, e.to_vec()));
+        Ok(())
+    })
+    .unwrap();
+    let rollback = report.rollback.clone().unwrap();
+    assert_eq!((rollback.size, rollback.published_size), (300, 620));
+    assert_eq!(replayed.len(), 301);
+    let (index, entry) = replayed.last().unwrap();
+    assert_eq!(*index, 300);
+    match Event::from_bytes(entry).unwrap().event {
+        EventKind::LogRollback {
+            published_size,
+            size,
+            published_root,
+            ..
+        } => {
+            assert_eq!((published_size, size), (620, 300));
+            assert_eq!(published_root, rollback.published_root);
+        }
+        other => panic!("expected log_rollback, got {other:?}"),
+    }
+    assert_eq!(log.latest_checkpoint().unwrap().size, 301);
+    assert_eq!(log.append(event(301)).unwrap().index, 301);
+    log.close();
+    assert!(verify_dir(&dir, Some(key().public_key())).is_ok());
+    // The accepted log is now the published one: it opens without the flag.
+    let (log, report) =
+        AuditLog::open(published_config(&dir, &published, false), |_, _| Ok(())).unwrap();
+    assert!(report.rollback.is_none());
+    assert_eq!(log.size(), 302);
+}
+
+#[test]
+fn a_log_replaced_by_another_history_of_the_same_length_is_refused_as_diverged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let other = tmp.path().join("other");
+    let published = tmp.path().join("published-checkpoint");
+    let unused = tmp.path().join("unused");
+    append_range(published_config(&dir, &published, false), 0..40);
+    // The same proxy key signed another history of 40 entries.
+    let (log, _) = AuditLog::open(published_config(&other, &unused, false), |_, _| Ok(())).unwrap();
+    for i in 0..40 {
+        log.append(event(i + 1000)).unwrap();
+    }
+    log.close();
+    std::fs::remove_dir_all(&dir).unwrap();
+    copy_dir(&other, &dir);
+    let err = AuditLog::open(published_config(&dir, &published, false), |_, _| Ok(())).unwrap_err();
+    assert!(
+        matches!(&err, AuditOpenError::RolledBack(r) if r.diverged && r.size == 40),
+        "{err}"
+    );
+    assert!(err.to_string().contains("another history"), "{err}");
+}
+
+#[test]
+fn a_published_checkpoint_not_signed_by_the_key_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let published = tmp.path().join("published-checkpoint");
+    append_range(published_config(&dir, &published, false), 0..5);
+    let other = SigningKey::from_seed(&[9; 32]).unwrap();
+    let origin = super::checkpoint::origin(&ProxyId::new("proxy-a").unwrap());
+    let forged = super::checkpoint::sign(&origin, 5, super::tree::leaf_hash(b"x"), &other).unwrap();
+    std::fs::write(&published, forged).unwrap();
+    let err = AuditLog::open(published_config(&dir, &published, false), |_, _| Ok(())).unwrap_err();
+    assert!(matches!(err, AuditOpenError::Published { .. }), "{err}");
+}
+
+#[test]
+fn a_damaged_record_in_the_middle_of_the_write_ahead_file_refuses_the_open_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    for i in 0..20 {
+        log.append(event(i)).unwrap();
+    }
+    // Entries 15..19 are acknowledged but not yet covered by a checkpoint: reading past
+    // the damage would silently drop them.
+    log.checkpoint_now().unwrap();
+    drop(log);
+    let wal = dir.path().join(storage::WAL_FILE);
+    let mut bytes = std::fs::read(&wal).unwrap();
+    let offset = 8
+        + (0..10)
+            .map(|i| storage::record_len(event(i).len()))
+            .sum::<usize>();
+    bytes[offset + 20] ^= 0x01;
+    std::fs::write(&wal, &bytes).unwrap();
+    let before = snapshot(dir.path());
+    let err = AuditLog::open(config(dir.path()), |_, _| Ok(())).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, AuditOpenError::Corrupt { index: 10, .. })
+            && message.contains(&format!("at byte {offset}")),
+        "{message}"
+    );
+    assert!(
+        snapshot(dir.path()) == before,
+        "a refused open wrote to the log"
+    );
+    let defect = verify_dir(dir.path(), None).unwrap_err();
+    assert_eq!(defect.kind, DefectKind::RecordDamaged, "{defect}");
+    assert_eq!(defect.index, Some(10));
+}
+
+#[test]
+fn recovery_checks_the_checkpoint_before_it_writes_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    for i in 0..10 {
+        log.append(event(i)).unwrap();
+    }
+    drop(log);
+    // A torn tail recovery would cut, and a checkpoint that no longer verifies.
+    let wal = dir.path().join(storage::WAL_FILE);
+    let mut bytes = std::fs::read(&wal).unwrap();
+    let mut extra = Vec::new();
+    storage::encode_record(&mut extra, 10, &event(10));
+    bytes.extend_from_slice(&extra[..extra.len() / 2]);
+    std::fs::write(&wal, &bytes).unwrap();
+    let note = dir.path().join(storage::CHECKPOINT_FILE);
+    let text = String::from_utf8(std::fs::read(&note).unwrap()).unwrap();
+    std::fs::write(&note, text.replacen("\n10\n", "\n9\n", 1)).unwrap();
+    let before = snapshot(dir.path());
+    assert!(matches!(
+        AuditLog::open(config(dir.path()), |_, _| Ok(())),
+        Err(AuditOpenError::Corrupt { .. })
+    ));
+    assert!(
+        snapshot(dir.path()) == before,
+        "the torn tail was cut before the checks"
+    );
+}
+
+#[test]
+fn missing_tiles_are_rebuilt_from_the_entries_and_the_history_is_not_needed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    let n = 3 * TILE_WIDTH as u64 + 5;
+    for i in 0..n {
+        log.append(event(i)).unwrap();
+    }
+    drop(log);
+    for b in 0..3 {
+        std::fs::remove_file(dir.path().join(storage::tile_rel(0, b))).unwrap();
+    }
+    // The latest checkpoint is read from its own file: the history is not read at open.
+    let history = dir.path().join(storage::HISTORY_FILE);
+    let kept = std::fs::read(&history).unwrap();
+    std::fs::write(&history, b"\xff\xff\xff\xffnot a history").unwrap();
+    let (log, report) = AuditLog::open(config(dir.path()), |_, _| Ok(())).unwrap();
+    assert_eq!(report.files_repaired, 3);
+    drop(log);
+    std::fs::write(&history, kept).unwrap();
+    assert!(verify_dir(dir.path(), Some(key().public_key())).is_ok());
+}
+
+#[test]
+fn entries_are_read_lazily_from_any_index_while_the_log_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    let n = 2 * TILE_WIDTH as u64 + 40;
+    for i in 0..n {
+        log.append(event(i)).unwrap();
+    }
+    for from in [0, 1, 255, 256, 300, 512, n - 1, n] {
+        let read: Vec<(u64, Vec<u8>)> = log.entries_from(from).map(Result::unwrap).collect();
+        assert_eq!(read.len() as u64, n - from, "from {from}");
+        for (index, entry) in read {
+            assert_eq!(entry, event(index));
+        }
+    }
+    // Entries appended while reading (one of them fills a bundle, which moves entries out
+    // of the write-ahead file) are read once the end is raised.
+    let mut reader = log.entries_from(n - 2);
+    assert_eq!(reader.next().unwrap().unwrap().0, n - 2);
+    for i in n..3 * TILE_WIDTH as u64 + 3 {
+        log.append(event(i)).unwrap();
+    }
+    reader.extend_to(log.size());
+    let rest: Vec<u64> = reader.map(|r| r.unwrap().0).collect();
+    assert_eq!(rest, (n - 1..3 * TILE_WIDTH as u64 + 3).collect::<Vec<_>>());
 }

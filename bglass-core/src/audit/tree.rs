@@ -48,6 +48,21 @@ pub fn subtree_root(hashes: &[Hash]) -> Hash {
     row.first().copied().unwrap_or(EMPTY_HASH)
 }
 
+/// Highest tile level C2SP tlog-tiles allows.
+pub const MAX_TILE_LEVEL: u8 = 63;
+
+/// How many tile levels hold at least one hash in a tree of `size` leaves: level `L` holds
+/// the hashes of complete subtrees of 256^L leaves, so it exists once `size` ≥ 256^L.
+pub fn tile_levels(size: u64) -> u8 {
+    let mut levels = 0u8;
+    let mut hashes = size;
+    while hashes > 0 {
+        levels += 1;
+        hashes >>= TILE_HEIGHT;
+    }
+    levels
+}
+
 /// A tile that has just become full: write it to disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FullTile {
@@ -108,7 +123,7 @@ impl TreeEdge {
     /// Adds `hash` to the incomplete tile of `level`, carrying full tiles upwards.
     fn carry(&mut self, mut level: usize, mut hash: Hash, completed: &mut Vec<FullTile>) {
         loop {
-            if self.partial.len() <= level {
+            while self.partial.len() <= level {
                 self.partial.push(Vec::with_capacity(TILE_WIDTH));
             }
             let row = &mut self.partial[level];
@@ -147,7 +162,8 @@ impl TreeEdge {
 
     /// Whether tile (`level`, `index`) is the incomplete one held in memory.
     pub fn holds(&self, level: u8, index: u64) -> bool {
-        index == self.size >> (u32::from(TILE_HEIGHT) * (u32::from(level) + 1))
+        let shift = u32::from(TILE_HEIGHT) * (u32::from(level) + 1);
+        index == self.size.checked_shr(shift).unwrap_or(0)
     }
 }
 

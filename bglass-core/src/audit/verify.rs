@@ -63,6 +63,9 @@ pub enum DefectKind {
     TileMissing,
     /// Entries are missing (a gap, or a tail cut below what a checkpoint covers).
     EntriesMissing,
+    /// A record of the write-ahead file is damaged in a way no crash leaves (valid records
+    /// follow it, or it is whole but altered).
+    RecordDamaged,
     /// No key to check signatures against.
     NoKey,
     /// A checkpoint's signature does not verify: it was altered.
@@ -114,12 +117,6 @@ fn defect(index: Option<u64>, kind: DefectKind, what: impl Into<String>) -> Defe
     }
 }
 
-/// A stored checkpoint to check: where it came from and its bytes.
-struct StoredCheckpoint {
-    label: String,
-    note: Vec<u8>,
-}
-
 /// A tile that disagreed with the entries (kept until the checkpoints say which is wrong).
 struct TileDiff {
     first_entry: u64,
@@ -132,13 +129,14 @@ struct TileDiff {
 /// it, the key recorded in the log's first entry is used and a warning says so.
 pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, Defect> {
     let mut warnings = Vec::new();
-    let checkpoints = read_checkpoints(dir, &mut warnings)?;
+    // The checkpoints are streamed twice (their sizes now, their signatures once the
+    // entries are walked), so a long history is never held in memory.
     let mut wanted: BTreeMap<u64, Option<Hash>> = BTreeMap::new();
-    for c in &checkpoints {
-        if let Some((_, size, _)) = checkpoint::peek(&c.note) {
+    let checkpoints = scan_checkpoints(dir, &mut warnings, |_, note| {
+        if let Some((_, size, _)) = checkpoint::peek(note) {
             wanted.insert(size, None);
         }
-    }
+    })?;
 
     let mut edge = TreeEdge::new();
     let mut completed = Vec::new();
@@ -285,11 +283,11 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
         let wal = storage::read_wal(&dir.join(WAL_FILE));
         match wal {
             Err(e) => {
-                entry_defect = Some(defect(
-                    Some(edge.size()),
-                    DefectKind::Unreadable,
-                    e.to_string(),
-                ))
+                let (index, kind) = match e.index() {
+                    Some(index) => (index, DefectKind::RecordDamaged),
+                    None => (edge.size(), DefectKind::Unreadable),
+                };
+                entry_defect = Some(defect(Some(index), kind, e.to_string()));
             }
             Ok(wal) => {
                 for record in wal.records {
@@ -330,6 +328,9 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
         return Err(d.clone());
     }
     if entries == 0 {
+        if let Some(d) = entry_defect {
+            return Err(d);
+        }
         return Err(defect(
             None,
             DefectKind::EntriesMissing,
@@ -364,11 +365,13 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
     // first, so that a disagreeing one can be named against the nearest one that agrees.
     let origin = checkpoint::origin(&proxy);
     let mut checkpoint_defect: Option<Defect> = None;
-    let mut agreeing: Vec<(u64, &str)> = Vec::new();
-    let mut forks: Vec<(u64, &str)> = Vec::new();
+    // Agreeing checkpoints by size (the first of each), and the first fork: (size, position).
+    let mut agreeing: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut fork: Option<(u64, u64)> = None;
     let mut latest: Option<(u64, Hash)> = None;
-    for c in &checkpoints {
-        let verified = match checkpoint::verify(&c.note, &origin, &key) {
+    let mut check = |position: u64, note: &[u8]| {
+        let label = checkpoints.label(position);
+        let verified = match checkpoint::verify(note, &origin, &key) {
             Ok(v) => v,
             Err(e) => {
                 let kind = match e {
@@ -376,9 +379,9 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
                     CheckpointError::WrongKey { .. } => DefectKind::CheckpointWrongKey,
                     _ => DefectKind::CheckpointMalformed,
                 };
-                let index = checkpoint::peek(&c.note).map(|(_, s, _)| s);
-                checkpoint_defect.get_or_insert(defect(index, kind, format!("{}: {e}", c.label)));
-                continue;
+                let index = checkpoint::peek(note).map(|(_, s, _)| s);
+                checkpoint_defect.get_or_insert(defect(index, kind, format!("{label}: {e}")));
+                return;
             }
         };
         if verified.size > entries {
@@ -386,39 +389,43 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
                 Some(entries),
                 DefectKind::EntriesMissing,
                 format!(
-                    "{} covers {} entries but the log holds {entries}: entries {entries}..{} are missing (tail truncated)",
-                    c.label, verified.size, verified.size
+                    "{label} covers {} entries but the log holds {entries}: entries {entries}..{} are missing (tail truncated)",
+                    verified.size, verified.size
                 ),
             ));
-            continue;
+            return;
         }
         if wanted.get(&verified.size).copied().flatten() == Some(verified.root) {
-            agreeing.push((verified.size, &c.label));
+            agreeing.entry(verified.size).or_insert(position);
             if latest.is_none_or(|(s, _)| verified.size >= s) {
                 latest = Some((verified.size, verified.root));
             }
         } else {
-            forks.push((verified.size, &c.label));
+            fork.get_or_insert((verified.size, position));
         }
-    }
-    if let Some((size, label)) = forks.first() {
+    };
+    scan_checkpoints(dir, &mut Vec::new(), &mut check)?;
+    if let Some((size, position)) = fork {
         // The nearest agreeing checkpoint at or after the fork's size, else the largest.
         let witness = agreeing
-            .iter()
-            .filter(|(s, _)| s >= size)
-            .min_by_key(|(s, _)| *s)
-            .or_else(|| agreeing.iter().max_by_key(|(s, _)| *s));
+            .range(size..)
+            .next()
+            .or_else(|| agreeing.iter().next_back());
         let context = match witness {
-            Some((s, l)) => format!(
-                "it is inconsistent with {l} (size {s}), which matches the entries (a fork)"
+            Some((s, p)) => format!(
+                "it is inconsistent with {} (size {s}), which matches the entries (a fork)",
+                checkpoints.label(*p)
             ),
             None => "the entries were rewritten, or the proxy signed a view that was never its log"
                 .to_owned(),
         };
         checkpoint_defect.get_or_insert(defect(
-            Some(*size),
+            Some(size),
             DefectKind::CheckpointFork,
-            format!("{label} (size {size}) does not match the entries: {context}"),
+            format!(
+                "{} (size {size}) does not match the entries: {context}",
+                checkpoints.label(position)
+            ),
         ));
     }
 
@@ -469,7 +476,7 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
     }
     Ok(VerifyReport {
         entries,
-        checkpoints: checkpoints.len(),
+        checkpoints: usize::try_from(checkpoints.count).unwrap_or(usize::MAX),
         latest,
         proxy,
         key,
@@ -654,35 +661,56 @@ fn compare_tiles(
     }
 }
 
-fn read_checkpoints(
+/// The stored checkpoints: how many, and how to name one by its position.
+struct Checkpoints {
+    /// Notes in the history.
+    history: u64,
+    /// All of them: the history, and the `checkpoint` file when it is not the history's
+    /// last note (position `history`).
+    count: u64,
+}
+
+impl Checkpoints {
+    fn label(&self, position: u64) -> String {
+        if position < self.history {
+            format!("checkpoint #{} in {HISTORY_FILE}", position + 1)
+        } else {
+            format!("the checkpoint in {}", storage::CHECKPOINT_FILE)
+        }
+    }
+}
+
+/// Streams every stored checkpoint through `f` (position, note): the history in order,
+/// then the `checkpoint` file when it differs from the history's last note.
+fn scan_checkpoints(
     dir: &Path,
     warnings: &mut Vec<String>,
-) -> Result<Vec<StoredCheckpoint>, Defect> {
-    let (history, _, torn) = storage::read_history(&dir.join(HISTORY_FILE))
-        .map_err(|e| defect(None, DefectKind::Unreadable, e.to_string()))?;
+    mut f: impl FnMut(u64, &[u8]),
+) -> Result<Checkpoints, Defect> {
+    let mut last: Vec<u8> = Vec::new();
+    let mut history = 0u64;
+    let (_, torn) = storage::for_each_history(&dir.join(HISTORY_FILE), |position, note| {
+        f(position, note);
+        history = position + 1;
+        last.clear();
+        last.extend_from_slice(note);
+        Ok(())
+    })
+    .map_err(|e| defect(None, DefectKind::Unreadable, e.to_string()))?;
     if let Some(why) = torn {
         warnings.push(format!(
             "{HISTORY_FILE} ends with an incomplete record ({why})"
         ));
     }
-    let mut out: Vec<StoredCheckpoint> = history
-        .into_iter()
-        .enumerate()
-        .map(|(i, note)| StoredCheckpoint {
-            label: format!("checkpoint #{} in {HISTORY_FILE}", i + 1),
-            note,
-        })
-        .collect();
+    let mut count = history;
     let latest_path = dir.join(storage::CHECKPOINT_FILE);
     if latest_path.exists() {
         let note = storage::read_bounded(&latest_path, checkpoint::MAX_CHECKPOINT_BYTES as u64)
             .map_err(|e| defect(None, DefectKind::CheckpointMalformed, e.to_string()))?;
-        if out.last().is_none_or(|c| c.note != note) {
-            out.push(StoredCheckpoint {
-                label: format!("the checkpoint in {}", storage::CHECKPOINT_FILE),
-                note,
-            });
+        if history == 0 || last != note {
+            f(history, &note);
+            count += 1;
         }
     }
-    Ok(out)
+    Ok(Checkpoints { history, count })
 }

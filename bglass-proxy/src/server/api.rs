@@ -11,6 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bglass_core::api::{ProofView, ServiceStatus, StatusView};
 use bglass_core::audit::event::{Event, EventKind, StoredEnvelope};
+use bglass_core::audit::tree::{MAX_TILE_LEVEL, tile_levels};
 use bglass_core::envelope::{Action, DecodedEnvelope, EnvelopeError, VerifiedEnvelope};
 use bglass_core::id::RequestId;
 use bglass_core::roster::{Responder, Role};
@@ -581,6 +582,30 @@ fn tile(proxy: &Proxy, caller: &Responder, path: &str) -> Result<Response<Body>,
     let level: u8 = level
         .parse()
         .map_err(|_| Refusal::new("malformed", 400, "tile level is a number"))?;
+    if level > MAX_TILE_LEVEL {
+        return Err(Refusal::new(
+            "malformed",
+            400,
+            format!(
+                "tile level {level} is not a tile level (C2SP tiles have levels 0..={MAX_TILE_LEVEL})"
+            ),
+        ));
+    }
+    let size = proxy.log.size();
+    let levels = tile_levels(size);
+    if level >= levels {
+        let exist = match levels {
+            0 => "none".to_owned(),
+            n => format!("levels 0..={}", n - 1),
+        };
+        return Err(Refusal::new(
+            "malformed",
+            400,
+            format!(
+                "tile level {level} does not exist in a tree of {size} entries (it has {exist})"
+            ),
+        ));
+    }
     let index_path = index_path.split(".p/").next().unwrap_or_default();
     let mut index = 0u64;
     for part in index_path.split('/') {

@@ -19,7 +19,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bglass_core::api::ApiError;
 use bglass_core::audit::event::{EVENT_VERSION, Event, EventKind};
-use bglass_core::audit::log::{Appended, AuditLog, LogConfig, Submitted};
+use bglass_core::audit::log::{Appended, AuditLog, AuditOpenError, LogConfig, Submitted};
 use bglass_core::catalog::Catalog;
 use bglass_core::failstale::FailStale;
 use bglass_core::grant::GrantVerifier;
@@ -58,6 +58,12 @@ pub enum StartError {
     /// The audit log could not be opened: the proxy refuses to run without it.
     #[error("audit log: {0}")]
     Audit(String),
+    /// The audit log is behind the newest checkpoint this proxy published, and the
+    /// operator has not accepted that.
+    #[error(
+        "audit log rolled back: {0}. Nothing was served. If this log is the one to keep (the newer one is lost), start with --accept-rollback: the rollback is then recorded in the log before anything is served"
+    )]
+    RolledBack(String),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -162,8 +168,28 @@ fn secret_bytes(vault: &Vault, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>
         .map_err(|_| StartError::Config(format!("vault entry {name} is not base64")))
 }
 
+/// How to start.
+#[derive(Debug, Default, Clone)]
+pub struct StartOptions {
+    /// Start on a log that is behind the newest checkpoint this proxy published (restored
+    /// from an older copy), recording the rollback in the log first.
+    pub accept_rollback: bool,
+}
+
+/// Where the proxy keeps the newest checkpoint it has published, outside its log directory,
+/// so that a log restored from an older copy is noticed at start.
+pub const PUBLISHED_CHECKPOINT_FILE: &str = "published-checkpoint";
+
 /// Loads everything and opens the log (replaying it into the state).
 pub fn start(config_path: &Path) -> Result<(Arc<Proxy>, Startup), StartError> {
+    start_with(config_path, &StartOptions::default())
+}
+
+/// [`start`] with options.
+pub fn start_with(
+    config_path: &Path,
+    options: &StartOptions,
+) -> Result<(Arc<Proxy>, Startup), StartError> {
     let config = ProxyConfig::load(config_path).map_err(config_err)?;
     let identity = VaultIdentity::open_file(&config.vault_identity).map_err(config_err)?;
     let vault = Vault::open(&config.vault, &identity).map_err(config_err)?;
@@ -193,20 +219,25 @@ pub fn start(config_path: &Path) -> Result<(Arc<Proxy>, Startup), StartError> {
     let roster = Roster::load(&config.roster).map_err(config_err)?;
 
     let mut state = State::new();
-    let mut backlog = Vec::new();
     let log_config = LogConfig {
-        dir: config.data_dir.join("log"),
-        proxy: config.id.clone(),
-        key: Arc::clone(&key),
-        checkpoint_interval: std::time::Duration::from_secs(1),
+        published: Some(config.data_dir.join(PUBLISHED_CHECKPOINT_FILE)),
+        accept_rollback: options.accept_rollback,
+        ..LogConfig::new(
+            config.data_dir.join("log"),
+            config.id.clone(),
+            Arc::clone(&key),
+        )
     };
-    let (log, recovery) = AuditLog::open(log_config, |index, bytes| {
-        let event = Event::from_bytes(bytes).map_err(|e| e.to_string())?;
-        state.apply(index, &event);
-        backlog.push((index, event));
-        Ok(())
-    })
-    .map_err(|e| StartError::Audit(e.to_string()))?;
+    let (log, recovery) = AuditLog::open(log_config, |index, bytes| state.replay(index, bytes))
+        .map_err(|e| match e {
+            AuditOpenError::RolledBack(rollback) => StartError::RolledBack(rollback.to_string()),
+            other => StartError::Audit(other.to_string()),
+        })?;
+    if let Some(rollback) = &recovery.rollback {
+        eprintln!("bglass-proxy: ROLLBACK ACCEPTED and recorded in the audit log: {rollback}");
+    } else if options.accept_rollback {
+        eprintln!("bglass-proxy: --accept-rollback given, but the audit log is not rolled back");
+    }
 
     let (notify, notify_rx) = tokio::sync::mpsc::unbounded_channel();
     let (refusals, refusals_rx) = tokio::sync::mpsc::channel(admission::IMMEDIATE_PER_MINUTE * 4);
@@ -237,7 +268,6 @@ pub fn start(config_path: &Path) -> Result<(Arc<Proxy>, Startup), StartError> {
         Startup {
             chain,
             tls_key,
-            backlog,
             notify_rx,
             refusals_rx,
             recovered: recovery.entries,
@@ -250,7 +280,6 @@ pub fn start(config_path: &Path) -> Result<(Arc<Proxy>, Startup), StartError> {
 pub struct Startup {
     chain: Vec<CertificateDer<'static>>,
     tls_key: PrivatePkcs8KeyDer<'static>,
-    backlog: Vec<(u64, Event)>,
     notify_rx: tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
     refusals_rx: tokio::sync::mpsc::Receiver<admission::Immediate>,
     /// Entries replayed from the log.
@@ -617,12 +646,7 @@ pub async fn serve_on(
         .record(None, start)
         .await
         .map_err(|r| StartError::Audit(r.message))?;
-    let tasks = ops::spawn_all(
-        &proxy,
-        startup.backlog,
-        startup.notify_rx,
-        startup.refusals_rx,
-    );
+    let tasks = ops::spawn_all(&proxy, startup.notify_rx, startup.refusals_rx);
     ready();
 
     let mut connections = tokio::task::JoinSet::new();

@@ -24,7 +24,6 @@ use crate::state::Refusal;
 /// Starts every background task.
 pub fn spawn_all(
     proxy: &Arc<Proxy>,
-    backlog: Vec<(u64, Event)>,
     notify_rx: tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
     refusals_rx: tokio::sync::mpsc::Receiver<super::admission::Immediate>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -37,11 +36,7 @@ pub fn spawn_all(
         tasks.push(tokio::spawn(metrics(Arc::clone(proxy), addr)));
     }
     tasks.push(tokio::spawn(reload(Arc::clone(proxy))));
-    tasks.push(tokio::spawn(notifier(
-        Arc::clone(proxy),
-        backlog,
-        notify_rx,
-    )));
+    tasks.push(tokio::spawn(notifier(Arc::clone(proxy), notify_rx)));
     tasks
 }
 
@@ -491,17 +486,20 @@ fn save_cursor(path: &Path, cursor: &Cursor) {
     }
 }
 
+/// Entries read from the log's files per step of the notifier's catch-up.
+const NOTIFY_BATCH: usize = 256;
+
 /// Delivers notifications from the log, in order, to every target. Fail open: delivery
 /// never blocks access; a target that is down is retried with backoff (up to a minute), and
 /// the cursor file makes delivery survive restarts (at least once).
-async fn notifier(
-    proxy: Arc<Proxy>,
-    backlog: Vec<(u64, Event)>,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
-) {
+///
+/// The notifier reads the log itself, lazily, from the oldest target's cursor: entries
+/// written before this start, and any it fell behind on, are read from the log's files a
+/// bundle at a time (bounded memory however long the log); once caught up, appended events
+/// arrive on `rx`. With no target it stops at once and nothing is read or queued.
+async fn notifier(proxy: Arc<Proxy>, mut rx: tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>) {
     let targets = proxy.config.notify.clone();
     if targets.is_empty() {
-        while rx.recv().await.is_some() {}
         return;
     }
     let path = cursor_path(&proxy);
@@ -509,46 +507,160 @@ async fn notifier(
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    // Events already in the log when the proxy started, then live ones.
-    let mut queue: std::collections::VecDeque<(u64, Event)> = backlog.into_iter().collect();
+    let mut next = targets
+        .iter()
+        .map(|t| cursor.next.get(&t.url).copied().unwrap_or(0))
+        .min()
+        .unwrap_or(0);
+    let mut reader = proxy.log.entries_from(next);
+    let mut saved = (cursor_text(&cursor), std::time::Instant::now());
     loop {
-        while let Ok(item) = rx.try_recv() {
-            queue.push_back(item);
-        }
-        let Some((index, event)) = queue.pop_front() else {
-            match rx.recv().await {
-                Some(item) => queue.push_back(item),
-                None => return,
+        let size = proxy.log.size();
+        if next < size {
+            // Behind: read from the files. Events sent meanwhile are in the files too.
+            while rx.try_recv().is_ok() {}
+            if reader.position() != next {
+                reader = proxy.log.entries_from(next);
             }
-            continue;
-        };
-        let catalog = proxy.catalog.current();
-        let Some(text) = summary(&event, &catalog) else {
-            advance(&mut cursor, &targets, index);
-            continue;
-        };
-        for target in &targets {
-            if cursor.next.get(&target.url).copied().unwrap_or(0) > index {
-                continue;
-            }
-            let mut backoff = Duration::from_millis(500);
-            loop {
-                match deliver(target, index, &event, &text).await {
-                    Ok(()) => {
-                        proxy.metrics.notify(true);
-                        break;
+            reader.extend_to(size);
+            let read = tokio::task::spawn_blocking(move || {
+                let batch: Vec<_> = reader.by_ref().take(NOTIFY_BATCH).collect();
+                (reader, batch)
+            })
+            .await;
+            let Ok((back, batch)) = read else {
+                return;
+            };
+            reader = back;
+            for item in batch {
+                match item {
+                    Ok((index, bytes)) => {
+                        notify_entry(&proxy, &targets, &mut cursor, &path, &mut rx, index, &bytes)
+                            .await;
+                        next = index + 1;
                     }
-                    Err(_) => {
-                        proxy.metrics.notify(false);
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(60));
+                    Err(e) => {
+                        eprintln!("bglass-proxy: notifier cannot read the audit log: {e}");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        reader = proxy.log.entries_from(next);
+                        break;
                     }
                 }
             }
-            cursor.next.insert(target.url.clone(), index + 1);
-            save_cursor(&path, &cursor);
+            continue;
         }
-        advance(&mut cursor, &targets, index);
+        // Caught up: keep the cursor, then wait for the next event (or look again now and
+        // then, for entries appended without one).
+        save_if_changed(&path, &cursor, &mut saved);
+        let received = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+        match received {
+            Ok(Some((index, event))) if index == next => {
+                if let Some(text) = summary(&event, &proxy.catalog.current()) {
+                    deliver_all(
+                        &proxy,
+                        &targets,
+                        &mut cursor,
+                        &path,
+                        &mut rx,
+                        index,
+                        &event,
+                        &text,
+                    )
+                    .await;
+                }
+                advance(&mut cursor, &targets, index);
+                next = index + 1;
+            }
+            // Already delivered (events can arrive out of order), or ahead: the files.
+            Ok(Some(_)) | Err(_) => {}
+            Ok(None) => return,
+        }
+    }
+}
+
+/// Notifies one entry read from the log's files. Entries of kinds that are never notified
+/// are recognised without being parsed.
+async fn notify_entry(
+    proxy: &Proxy,
+    targets: &[NotifyTarget],
+    cursor: &mut Cursor,
+    path: &Path,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
+    index: u64,
+    bytes: &[u8],
+) {
+    let notified = bglass_core::audit::event::peek_kind(bytes)
+        .is_none_or(|kind| NOTIFIED_KINDS.contains(&kind));
+    if notified {
+        match Event::from_bytes(bytes) {
+            Ok(event) => {
+                if let Some(text) = summary(&event, &proxy.catalog.current()) {
+                    deliver_all(proxy, targets, cursor, path, rx, index, &event, &text).await;
+                }
+            }
+            Err(e) => eprintln!("bglass-proxy: notifier skips audit entry {index}: {e}"),
+        }
+    }
+    advance(cursor, targets, index);
+}
+
+/// The event kinds [`summary`] may notify.
+const NOTIFIED_KINDS: &[&str] = &["grant", "request"];
+
+/// Delivers one notification to every target whose cursor has not passed it, retrying a
+/// target that is down with backoff.
+#[allow(clippy::too_many_arguments)]
+async fn deliver_all(
+    proxy: &Proxy,
+    targets: &[NotifyTarget],
+    cursor: &mut Cursor,
+    path: &Path,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
+    index: u64,
+    event: &Event,
+    text: &str,
+) {
+    for target in targets {
+        if cursor.next.get(&target.url).copied().unwrap_or(0) > index {
+            continue;
+        }
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            match deliver(target, index, event, text).await {
+                Ok(()) => {
+                    proxy.metrics.notify(true);
+                    break;
+                }
+                Err(_) => {
+                    proxy.metrics.notify(false);
+                    // What is appended meanwhile is read from the files afterwards: do not
+                    // hold it in memory while the target is down.
+                    while rx.try_recv().is_ok() {}
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
+        cursor.next.insert(target.url.clone(), index + 1);
+        save_cursor(path, cursor);
+    }
+}
+
+fn cursor_text(cursor: &Cursor) -> Vec<u8> {
+    serde_json::to_vec(cursor).unwrap_or_default()
+}
+
+/// Saves the cursor when it moved since the last save, at most once a second (entries
+/// passed without a notification move it too, so that a restart does not read them again;
+/// a delivery saves it at once).
+fn save_if_changed(path: &Path, cursor: &Cursor, saved: &mut (Vec<u8>, std::time::Instant)) {
+    if saved.1.elapsed() < Duration::from_secs(1) {
+        return;
+    }
+    let text = cursor_text(cursor);
+    if text != saved.0 {
+        save_cursor(path, cursor);
+        *saved = (text, std::time::Instant::now());
     }
 }
 

@@ -176,6 +176,13 @@ fn detail(event: &Event) -> String {
         K::DrillStart { scenario, .. } => format!("scenario {scenario}"),
         K::DrillStop {} => String::new(),
         K::DrillResult { .. } => "result recorded".to_owned(),
+        K::LogRollback {
+            published_size,
+            size,
+            ..
+        } => format!(
+            "ROLLBACK accepted by the operator: started on {size} entries, {published_size} had been published"
+        ),
         _ => String::new(),
     }
 }

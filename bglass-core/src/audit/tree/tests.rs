@@ -232,3 +232,19 @@ fn tile_paths_follow_c2sp() {
         "tile/entries/x001/000"
     );
 }
+
+#[test]
+fn tile_levels_follow_the_size_and_the_edge_never_overflows_a_shift() {
+    assert_eq!(tile_levels(0), 0);
+    assert_eq!(tile_levels(1), 1);
+    assert_eq!(tile_levels(255), 1);
+    assert_eq!(tile_levels(256), 2);
+    assert_eq!(tile_levels(65_535), 2);
+    assert_eq!(tile_levels(65_536), 3);
+    assert_eq!(tile_levels(u64::MAX), 8);
+    let edge = TreeEdge::new();
+    for level in [0, 6, 7, 8, 63, 200, 255] {
+        assert!(edge.holds(level, 0), "level {level}");
+        assert!(!edge.holds(level, 1), "level {level}");
+    }
+}
