@@ -500,6 +500,26 @@ fn cookies_identity_headers_and_echoes_of_the_credential_do_not_cross_the_data_p
         "xff=127.0.0.1|webauth=|realip=|cookie=session=minted-with-the-credential"
     );
 
+    // A very long path is stored cut, so that no use entry nears the entry size limit.
+    let long = format!("/s/grafana/{}", "a".repeat(6_000));
+    let answer = alice.send("GET", &long, None, &with_grant);
+    assert_eq!(answer.status, 404, "{answer:?}");
+    let stored: Vec<String> = events(&w, 0)
+        .iter()
+        .filter_map(|e| {
+            e["event"]["event"]["use_start"]["path"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .filter(|p| p.starts_with("/aaaa"))
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(
+        stored[0].len() <= 1024 && stored[0].ends_with('…'),
+        "{}",
+        stored[0].len()
+    );
+
     // `bglass curl` does not present the tool's bglass-refusal header as a refusal.
     let out = w.bglass("alice", &["curl", "grafana", "/set-cookie"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);

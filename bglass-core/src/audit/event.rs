@@ -510,4 +510,16 @@ mod tests {
             Err(EventError::Version(2))
         ));
     }
+
+    #[test]
+    fn stored_paths_are_cut_at_a_character_boundary_and_marked() {
+        assert_eq!(stored_path("/api/health"), "/api/health");
+        let long = format!("/{}", "é".repeat(2000));
+        let stored = stored_path(&long);
+        assert!(stored.len() <= MAX_STORED_PATH, "{}", stored.len());
+        assert!(stored.ends_with('…'));
+        assert!(long.starts_with(stored.trim_end_matches('…')));
+        let exact = "x".repeat(MAX_STORED_PATH);
+        assert_eq!(stored_path(&exact), exact);
+    }
 }
