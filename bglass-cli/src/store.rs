@@ -142,10 +142,16 @@ fn new_private_file() -> std::fs::OpenOptions {
 /// Writes a state file atomically: a new temporary file of its own (`.NAME.RANDOM.tmp`,
 /// mode 0600) in the same directory, synced, then renamed over the file.
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> CliResult {
+    let text = serde_json::to_vec_pretty(value).map_err(CliError::internal)?;
+    write_private(path, &text)
+}
+
+/// Writes a private file atomically: a new temporary file of its own (`.NAME.RANDOM.tmp`,
+/// mode 0600) in the same directory, synced, then renamed over the file.
+pub fn write_private(path: &Path, text: &[u8]) -> CliResult {
     let parent = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)
         .map_err(|e| CliError::user(format!("cannot create {}: {e}", parent.display())))?;
-    let text = serde_json::to_vec_pretty(value).map_err(CliError::internal)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -154,7 +160,7 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> CliResult {
     use std::io::Write;
     let written = new_private_file()
         .open(&tmp)
-        .and_then(|mut f| f.write_all(&text).and_then(|()| f.sync_all()))
+        .and_then(|mut f| f.write_all(text).and_then(|()| f.sync_all()))
         .and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
@@ -226,6 +232,16 @@ impl Store {
             }
         }
         Ok(record)
+    }
+
+    /// Takes the state lock outside an async runtime, waiting while another `bglass` of this
+    /// responder holds it.
+    pub fn lock_blocking(&self) -> CliResult<StateLock> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?
+            .block_on(self.lock())
     }
 
     /// Takes the state lock, waiting (without blocking the runtime) while another `bglass`

@@ -318,23 +318,22 @@ fn save(
         .map_err(|e| CliError::user(format!("cannot create {}: {e}", dir.display())))?;
     let key_path = dir.join(service.as_str());
     let cert_path = dir.join(format!("{service}-cert.pub"));
-    let write = |path: &Path, text: &str| -> CliResult {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        options
-            .open(path)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .map_err(|e| CliError::user(format!("cannot write {}: {e}", path.display())))
-    };
+    let write = |path: &Path, text: &str| crate::store::write_private(path, text.as_bytes());
+    // Another bglass of this responder may save at the same time: one at a time.
+    let _lock = session.store.lock_blocking()?;
     write(&key_path, private)?;
     write(&cert_path, &format!("{}\n", issued.certificate))?;
     let known = dir.join("known_hosts");
-    let existing = std::fs::read_to_string(&known).unwrap_or_default();
+    let existing = match std::fs::read_to_string(&known) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(CliError::user(format!(
+                "cannot read {}: {e}",
+                known.display()
+            )));
+        }
+    };
     let line = format!("{service}.breakglass {}\n", issued.host_key);
     if !existing.contains(&line) {
         write(&known, &format!("{existing}{line}"))?;
