@@ -31,6 +31,10 @@ pub const REPLAY_IGNORES: &[&str] = &[
     "config_reload",
     "drill_result",
     "log_rollback",
+    "log_failed",
+    "log_recovered",
+    "storage_low",
+    "storage_ok",
 ];
 
 /// Nonces remembered (within the ±5 min window).
@@ -1040,6 +1044,18 @@ mod tests {
                 size: 1,
                 detail: "d".to_owned(),
             },
+            EventKind::LogFailed {
+                error: "No space left on device".to_owned(),
+            },
+            EventKind::LogRecovered {
+                failed_ms: 1,
+                error: "No space left on device".to_owned(),
+            },
+            EventKind::StorageLow {
+                free_bytes: 1,
+                threshold_bytes: 2,
+            },
+            EventKind::StorageOk { free_bytes: 3 },
         ];
         let mut names: Vec<&str> = kinds.iter().map(EventKind::type_name).collect();
         names.sort_unstable();

@@ -269,6 +269,33 @@ pub enum EventKind {
         /// What was found, in a sentence.
         detail: String,
     },
+    /// The log could not write or sync its files (a full disk, an I/O error, a read-only
+    /// file system): from this entry until the matching [`EventKind::LogRecovered`], the
+    /// proxy refused every access. Written by the log itself, into space it kept in reserve
+    /// for this, when the file system lets it.
+    LogFailed {
+        /// What failed, as the operating system said it.
+        error: String,
+    },
+    /// The log could write and sync again (written by the log itself); access resumed.
+    LogRecovered {
+        /// When the failure began, Unix ms.
+        failed_ms: u64,
+        /// What had failed.
+        error: String,
+    },
+    /// Free space under the proxy's data directory fell below the warning threshold.
+    StorageLow {
+        /// Bytes free (available to the proxy).
+        free_bytes: u64,
+        /// The threshold, bytes.
+        threshold_bytes: u64,
+    },
+    /// Free space is above the warning threshold again.
+    StorageOk {
+        /// Bytes free (available to the proxy).
+        free_bytes: u64,
+    },
     /// A live drill started.
     DrillStart {
         /// The scenario's name.
@@ -309,6 +336,10 @@ impl EventKind {
             Self::Review { .. } => "review",
             Self::ConfigReload { .. } => "config_reload",
             Self::LogRollback { .. } => "log_rollback",
+            Self::LogFailed { .. } => "log_failed",
+            Self::LogRecovered { .. } => "log_recovered",
+            Self::StorageLow { .. } => "storage_low",
+            Self::StorageOk { .. } => "storage_ok",
             Self::DrillStart { .. } => "drill_start",
             Self::DrillStop {} => "drill_stop",
             Self::DrillResult { .. } => "drill_result",

@@ -221,6 +221,43 @@ struct State {
     edge: TreeEdge,
     latest: Option<VerifiedCheckpoint>,
     failed: Option<String>,
+    /// When the current failure began, Unix ms.
+    failed_since_ms: Option<u64>,
+    /// Failures since the log was opened.
+    failures: u64,
+    /// The last failure the log recovered from.
+    last_recovery: Option<LogRecovery>,
+}
+
+/// The log's health, for status, metrics and alerts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogHealth {
+    /// The current failure: the log refuses every append until it recovers.
+    pub failed: Option<LogFailure>,
+    /// Failures since the log was opened.
+    pub failures: u64,
+    /// The last failure the log recovered from.
+    pub last_recovery: Option<LogRecovery>,
+}
+
+/// A failure the log is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFailure {
+    /// Since when, Unix ms.
+    pub since_ms: u64,
+    /// What failed.
+    pub error: String,
+}
+
+/// A failure the log recovered from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecovery {
+    /// When it failed, Unix ms.
+    pub failed_ms: u64,
+    /// When it recovered, Unix ms.
+    pub recovered_ms: u64,
+    /// What had failed.
+    pub error: String,
 }
 
 /// An open, writable audit log.
@@ -756,6 +793,9 @@ impl AuditLog {
             edge: recovered.edge,
             latest: recovered.latest,
             failed: None,
+            failed_since_ms: None,
+            failures: 0,
+            last_recovery: None,
         }));
         let wal = std::fs::OpenOptions::new()
             .append(true)
@@ -866,6 +906,19 @@ impl AuditLog {
     /// Why the log stopped accepting entries, if it did.
     pub fn failure(&self) -> Option<String> {
         lock_state(&self.state).failed.clone()
+    }
+
+    /// Whether the log works, since when it failed, and its last recovery.
+    pub fn health(&self) -> LogHealth {
+        let s = lock_state(&self.state);
+        LogHealth {
+            failed: s.failed.as_ref().map(|error| LogFailure {
+                since_ms: s.failed_since_ms.unwrap_or(0),
+                error: error.clone(),
+            }),
+            failures: s.failures,
+            last_recovery: s.last_recovery.clone(),
+        }
     }
 
     /// The log's origin (`bglass/<proxy>`).
@@ -1163,7 +1216,11 @@ impl Writer {
 
     fn fail(&self, why: String) -> AuditAppendError {
         let mut state = lock_state(&self.state);
-        state.failed.get_or_insert(why.clone());
+        if state.failed.is_none() {
+            state.failed = Some(why.clone());
+            state.failed_since_ms = Some(crate::timestamp::now_ms());
+            state.failures += 1;
+        }
         AuditAppendError::Failed(why)
     }
 

@@ -183,6 +183,16 @@ fn detail(event: &Event) -> String {
         } => format!(
             "ROLLBACK accepted by the operator: started on {size} entries, {published_size} had been published"
         ),
+        K::LogFailed { error } => format!("AUDIT LOG FAILED, access refused: {error}"),
+        K::LogRecovered { failed_ms, error } => format!(
+            "audit log recovered, access resumed (failed since {}: {error})",
+            timestamp::format_ms(*failed_ms)
+        ),
+        K::StorageLow {
+            free_bytes,
+            threshold_bytes,
+        } => format!("LOW DISK SPACE: {free_bytes} bytes free, below {threshold_bytes}"),
+        K::StorageOk { free_bytes } => format!("disk space back: {free_bytes} bytes free"),
         _ => String::new(),
     }
 }
