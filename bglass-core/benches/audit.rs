@@ -54,8 +54,11 @@ fn open(dir: &std::path::Path, key: &Arc<SigningKey>) -> AuditLog {
         proxy: ProxyId::new("proxy-a").unwrap(),
         key: Arc::clone(key),
         checkpoint_interval: Duration::from_secs(1),
-        published: None,
-        accept_rollback: false,
+        ..LogConfig::new(
+            dir.to_path_buf(),
+            ProxyId::new("proxy-a").unwrap(),
+            Arc::clone(key),
+        )
     };
     AuditLog::open(config, |_, _| Ok(())).unwrap().0
 }

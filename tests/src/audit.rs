@@ -31,8 +31,7 @@ pub fn open_with(dir: &Path, replay: impl FnMut(u64, &[u8]) -> Result<(), String
         proxy: ProxyId::new(PROXY).unwrap(),
         key: proxy_key(),
         checkpoint_interval: Duration::from_millis(100),
-        published: None,
-        accept_rollback: false,
+        ..LogConfig::new(dir.to_path_buf(), ProxyId::new(PROXY).unwrap(), proxy_key())
     };
     match AuditLog::open(config, replay) {
         Ok((log, _)) => log,

@@ -20,4 +20,6 @@ pub mod tree;
 pub mod verify;
 
 #[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
 mod tests;

@@ -7,17 +7,17 @@ use std::time::Duration;
 use super::event::{EVENT_VERSION, Event, EventKind};
 use super::log::{AuditLog, AuditOpenError, LogConfig};
 use super::receipt::ReceiptError;
-use super::storage;
+use super::storage::{self, Disk};
 use super::tree::TILE_WIDTH;
 use super::verify::{DefectKind, KeySource, verify_dir};
 use crate::id::{GrantId, ProxyId};
 use crate::keys::SigningKey;
 
-fn key() -> Arc<SigningKey> {
+pub(super) fn key() -> Arc<SigningKey> {
     Arc::new(SigningKey::from_seed(&[7; 32]).unwrap())
 }
 
-fn config(dir: &Path) -> LogConfig {
+pub(super) fn config(dir: &Path) -> LogConfig {
     LogConfig {
         dir: dir.to_path_buf(),
         proxy: ProxyId::new("proxy-a").unwrap(),
@@ -25,10 +25,12 @@ fn config(dir: &Path) -> LogConfig {
         checkpoint_interval: Duration::from_millis(50),
         published: None,
         accept_rollback: false,
+        reserve_bytes: 0,
+        disk: Disk::default(),
     }
 }
 
-fn event(i: u64) -> Vec<u8> {
+pub(super) fn event(i: u64) -> Vec<u8> {
     let kind = if i == 0 {
         EventKind::ProxyStart {
             key: key().public_key(),
@@ -292,7 +294,7 @@ fn a_second_writer_is_refused() {
 }
 
 /// Every file under `dir` (relative path, bytes), sorted.
-fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+pub(super) fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
             let path = entry.path();
@@ -495,9 +497,17 @@ fn recovery_checks_the_checkpoint_before_it_writes_anything() {
     storage::encode_record(&mut extra, 10, &event(10));
     bytes.extend_from_slice(&extra[..extra.len() / 2]);
     std::fs::write(&wal, &bytes).unwrap();
+    // A checkpoint file signed by the log's key over another root of the same size: it
+    // contradicts the history, which no crash does.
     let note = dir.path().join(storage::CHECKPOINT_FILE);
-    let text = String::from_utf8(std::fs::read(&note).unwrap()).unwrap();
-    std::fs::write(&note, text.replacen("\n10\n", "\n9\n", 1)).unwrap();
+    let forged = crate::audit::checkpoint::sign(
+        &crate::audit::checkpoint::origin(&ProxyId::new("proxy-a").unwrap()),
+        10,
+        crate::audit::tree::Hash([9; 32]),
+        &key(),
+    )
+    .unwrap();
+    std::fs::write(&note, forged).unwrap();
     let before = snapshot(dir.path());
     assert!(matches!(
         AuditLog::open(config(dir.path()), |_, _| Ok(())),

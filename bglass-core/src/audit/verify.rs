@@ -172,7 +172,30 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
     // Full bundles, then the entries after them. Reading stops at the first entry that is
     // not a valid event; a tile disagreement is noted and judged once checkpoints are known.
     let mut entry_defect: Option<Defect> = None;
-    let bundles = storage::count_bundles(dir);
+    let mut short_tiles: Vec<String> = Vec::new();
+    let mut bundles = storage::count_bundles(dir);
+    // The write-ahead file keeps the last full bundle's entries until the next bundle is
+    // full: a last bundle a crash left short is read from there instead.
+    if bundles > 0 {
+        let last = bundles - 1;
+        let base = last * TILE_WIDTH as u64;
+        let parses = storage::read_bundle(dir, last)
+            .ok()
+            .is_some_and(|b| storage::parse_bundle(&b).is_ok());
+        let held = storage::read_wal(&dir.join(WAL_FILE)).ok().map_or(0, |w| {
+            w.records
+                .iter()
+                .filter(|r| r.index >= base && r.index < base + TILE_WIDTH as u64)
+                .count()
+        });
+        if !parses && held == TILE_WIDTH {
+            bundles = last;
+            warnings.push(format!(
+                "{} is torn (cut short or garbled by a crash); its entries are whole in {WAL_FILE} and were read from there (opening the log rewrites it)",
+                storage::bundle_rel(last)
+            ));
+        }
+    }
     let head_proxy = first_proxy(dir);
     let head_proxy = &head_proxy;
     std::thread::scope(|scope| {
@@ -240,8 +263,9 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
                     let index = edge.size();
                     if tile_diff.is_none()
                         && let Some(stored) = &stored0
-                        && stored.get(position * HASH_SIZE..(position + 1) * HASH_SIZE)
-                            != Some(&leaf.0[..])
+                        && let Some(hash) =
+                            stored.get(position * HASH_SIZE..(position + 1) * HASH_SIZE)
+                        && hash != &leaf.0[..]
                     {
                         tile_diff = Some(TileDiff {
                             first_entry: base + position as u64,
@@ -266,6 +290,7 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
                 dir,
                 &completed,
                 &mut tile_diff,
+                &mut short_tiles,
                 stored0.as_deref().map(|d| (b, d)),
             );
             completed.clear();
@@ -312,18 +337,21 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
                         break;
                     }
                     note_root(&edge, &mut wanted);
-                    compare_tiles(dir, &completed, &mut tile_diff, None);
+                    compare_tiles(dir, &completed, &mut tile_diff, &mut short_tiles, None);
                     completed.clear();
                 }
                 if let Some(why) = wal.torn {
                     warnings.push(format!(
-                        "{WAL_FILE} ends with an incomplete record ({why}): an append cut by a crash, never acknowledged unless a checkpoint covers it"
+                        "{WAL_FILE} has a torn tail after entry {} ({} bytes: {why}): an append a crash cut short or garbled; no checkpoint covers it, so nothing acknowledged was lost",
+                        edge.size().saturating_sub(1),
+                        wal.torn_bytes
                     ));
                 }
             }
         }
     }
     let entries = edge.size();
+    warnings.append(&mut short_tiles);
     if let Some(d) = entry_defect.as_ref().filter(|d| d.index == Some(0)) {
         return Err(d.clone());
     }
@@ -369,10 +397,20 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
     let mut agreeing: BTreeMap<u64, u64> = BTreeMap::new();
     let mut fork: Option<(u64, u64)> = None;
     let mut latest: Option<(u64, Hash)> = None;
+    let mut torn_notes: Vec<String> = Vec::new();
     let mut check = |position: u64, note: &[u8]| {
         let label = checkpoints.label(position);
         let verified = match checkpoint::verify(note, &origin, &key) {
             Ok(v) => v,
+            // A crash can leave the note being appended garbled (the last of the history),
+            // and the `checkpoint` file is only a copy of a history note: neither is
+            // evidence of alteration when nothing follows it.
+            Err(e) if checkpoints.torn_candidate(position) => {
+                torn_notes.push(format!(
+                    "{label} does not verify ({e}): the note a crash interrupted; the checkpoints before it stand"
+                ));
+                return;
+            }
             Err(e) => {
                 let kind = match e {
                     CheckpointError::BadSignature => DefectKind::CheckpointAltered,
@@ -405,6 +443,7 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
         }
     };
     scan_checkpoints(dir, &mut Vec::new(), &mut check)?;
+    warnings.extend(torn_notes);
     if let Some((size, position)) = fork {
         // The nearest agreeing checkpoint at or after the fork's size, else the largest.
         let witness = agreeing
@@ -618,6 +657,7 @@ fn compare_tiles(
     dir: &Path,
     tiles: &[FullTile],
     diff: &mut Option<TileDiff>,
+    short: &mut Vec<String>,
     level0: Option<(u64, &[u8])>,
 ) {
     if diff.is_some() {
@@ -639,6 +679,16 @@ fn compare_tiles(
                     missing: true,
                 });
                 return;
+            }
+            // A prefix of the right hashes: a write a crash cut short (tiles are written
+            // whole through a temporary file, so only a lying disk leaves one), rebuilt from
+            // the entries when the log is opened.
+            Ok(stored) if stored.len() < tile.data.len() && tile.data.starts_with(&stored) => {
+                short.push(format!(
+                    "{rel} is short ({} of {} bytes, a torn write): its hashes are recomputed from the entries when the log is opened",
+                    stored.len(),
+                    tile.data.len()
+                ));
             }
             Ok(stored) if stored != tile.data => {
                 let position = (0..TILE_WIDTH)
@@ -671,6 +721,12 @@ struct Checkpoints {
 }
 
 impl Checkpoints {
+    /// Whether a note that does not verify may be a crash artefact: the history's last
+    /// note (when nothing follows it in the history), or the `checkpoint` file.
+    fn torn_candidate(&self, position: u64) -> bool {
+        position + 1 == self.history || position == self.history
+    }
+
     fn label(&self, position: u64) -> String {
         if position < self.history {
             format!("checkpoint #{} in {HISTORY_FILE}", position + 1)
@@ -689,7 +745,7 @@ fn scan_checkpoints(
 ) -> Result<Checkpoints, Defect> {
     let mut last: Vec<u8> = Vec::new();
     let mut history = 0u64;
-    let (_, torn) = storage::for_each_history(&dir.join(HISTORY_FILE), |position, note| {
+    let (_, torn) = storage::for_each_history(&dir.join(HISTORY_FILE), |position, _, note| {
         f(position, note);
         history = position + 1;
         last.clear();
@@ -699,7 +755,7 @@ fn scan_checkpoints(
     .map_err(|e| defect(None, DefectKind::Unreadable, e.to_string()))?;
     if let Some(why) = torn {
         warnings.push(format!(
-            "{HISTORY_FILE} ends with an incomplete record ({why})"
+            "{HISTORY_FILE} has a torn tail after checkpoint #{history} ({why}): a note a crash cut short; the checkpoints before it stand"
         ));
     }
     let mut count = history;

@@ -1,0 +1,581 @@
+//! The writer thread: it owns the log's files. Appends are written in one batch and one
+//! sync (group commit) and answered once durable; full bundles, tiles and checkpoints follow.
+//!
+//! When a write or a sync fails (a full disk, an I/O error, a read-only file system, the
+//! directory gone), the log fails closed: every append is refused from then on. If the
+//! error is a full disk, the writer frees its reserve file and uses that space to record the
+//! failure (`log_failed`) and sign a checkpoint. Then it retries with backoff. A retry never
+//! trusts the file it failed on (after a failed fsync the kernel may have dropped the dirty
+//! pages): it rewrites the write-ahead file whole, from memory, through a new file, checks
+//! that the files it wrote before are still there, writes what it owed (bundles, tiles, the
+//! history cut back to its last good length), and remakes the reserve. Once all of that is
+//! written and synced, it records `log_recovered` and accepts appends again.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::super::checkpoint::{self, VerifiedCheckpoint};
+use super::super::event::{EVENT_VERSION, Event, EventKind};
+use super::super::storage::{self, Disk, WAL_FILE};
+use super::super::tree::{FullTile, TILE_WIDTH, TreeEdge, leaf_hash};
+use super::recover::recompute_tile;
+use super::{Appended, AuditAppendError, Command, LogRecovery, State, lock_state};
+use crate::id::ProxyId;
+use crate::keys::SigningKey;
+
+/// Most entries written in one group commit.
+const MAX_BATCH: usize = 8192;
+/// First wait before retrying after a failure; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The reserve file, in the log directory.
+pub(super) const RESERVE_FILE: &str = "reserve";
+
+type Reply = mpsc::SyncSender<Result<Appended, AuditAppendError>>;
+
+/// The `errno` of a full disk.
+const ENOSPC: i32 = 28;
+
+/// A failure the writer is in.
+struct Failure {
+    since_ms: u64,
+    error: String,
+    /// Whether `log_failed` is in the log.
+    recorded: bool,
+    next_try: Instant,
+    backoff: Duration,
+}
+
+pub(super) struct Writer {
+    pub dir: PathBuf,
+    pub origin: String,
+    pub proxy: ProxyId,
+    pub key: Arc<SigningKey>,
+    pub interval: Duration,
+    /// Where the newest signed checkpoint is also kept, outside the log directory.
+    pub published: Option<PathBuf>,
+    pub disk: Disk,
+    pub state: Arc<Mutex<State>>,
+    /// The write-ahead file, open for appending (`None` after a failure, until rewritten).
+    pub wal: Option<File>,
+    /// What the write-ahead file holds, acknowledged: entries from index `wal_base`.
+    pub wal_entries: Vec<Vec<u8>>,
+    pub wal_base: u64,
+    /// Full bundles written to disk.
+    pub bundles: u64,
+    /// Full tiles completed but not yet written.
+    pub tiles_owed: Vec<FullTile>,
+    /// The checkpoint history's length: everything before it is whole.
+    pub history_len: u64,
+    /// Bytes of the reserve file (0: none is kept).
+    pub reserve_bytes: u64,
+    /// Whether the reserve file is in place.
+    pub reserve_held: bool,
+    /// When the oldest entry not covered by a checkpoint was written.
+    pub unsigned_since: Option<Instant>,
+    failure: Option<Failure>,
+    pub _lock: File,
+}
+
+impl Writer {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        dir: PathBuf,
+        origin: String,
+        proxy: ProxyId,
+        key: Arc<SigningKey>,
+        interval: Duration,
+        published: Option<PathBuf>,
+        disk: Disk,
+        state: Arc<Mutex<State>>,
+        lock: File,
+    ) -> Self {
+        Self {
+            dir,
+            origin,
+            proxy,
+            key,
+            interval,
+            published,
+            disk,
+            state,
+            wal: None,
+            wal_entries: Vec::new(),
+            wal_base: 0,
+            bundles: 0,
+            tiles_owed: Vec::new(),
+            history_len: 0,
+            reserve_bytes: 0,
+            reserve_held: false,
+            unsigned_since: None,
+            failure: None,
+            _lock: lock,
+        }
+    }
+
+    pub(super) fn run(mut self, rx: &mpsc::Receiver<Command>) {
+        loop {
+            let mut timeout = match self.unsigned_since {
+                Some(since) => self.interval.saturating_sub(since.elapsed()),
+                None => Duration::from_secs(3600),
+            };
+            if let Some(f) = &self.failure {
+                timeout = timeout.min(f.next_try.saturating_duration_since(Instant::now()));
+            }
+            let first = match rx.recv_timeout(timeout) {
+                Ok(command) => Some(command),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut appends = Vec::new();
+            let mut checkpoints = Vec::new();
+            let mut next = first;
+            while let Some(command) = next {
+                match command {
+                    Command::Append(entry, reply) => appends.push((entry, reply)),
+                    Command::Checkpoint(reply) => checkpoints.push(reply),
+                }
+                next = if appends.len() < MAX_BATCH {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            if self
+                .failure
+                .as_ref()
+                .is_some_and(|f| Instant::now() >= f.next_try)
+            {
+                self.retry();
+            }
+            if !appends.is_empty() {
+                self.commit(appends);
+            }
+            let due = self
+                .unsigned_since
+                .is_some_and(|s| s.elapsed() >= self.interval);
+            if (due || !checkpoints.is_empty()) && self.failure.is_none() {
+                let result = self.sign_if_needed();
+                for reply in checkpoints {
+                    let _ = reply.send(result.clone());
+                }
+            } else {
+                let why = self.failure.as_ref().map(|f| f.error.clone());
+                for reply in checkpoints {
+                    let _ = reply.send(Err(AuditAppendError::Failed(
+                        why.clone().unwrap_or_default(),
+                    )));
+                }
+            }
+        }
+        // Closing: cover every entry with a checkpoint.
+        if self.failure.is_none() {
+            let _ = self.sign_if_needed();
+        }
+    }
+
+    /// Enters the failed state (or stays in it): appends are refused from now on. On a full
+    /// disk, the reserve is freed and the failure recorded in the space it leaves.
+    fn fail(&mut self, errno: Option<i32>, why: String) -> AuditAppendError {
+        // Never append to a file whose last write or sync failed.
+        self.wal = None;
+        if self.failure.is_none() {
+            let since_ms = crate::timestamp::now_ms();
+            {
+                let mut state = lock_state(&self.state);
+                state.failed = Some(why.clone());
+                state.failed_since_ms = Some(since_ms);
+                state.failures += 1;
+            }
+            self.failure = Some(Failure {
+                since_ms,
+                error: why.clone(),
+                recorded: false,
+                next_try: Instant::now() + FIRST_BACKOFF,
+                backoff: FIRST_BACKOFF,
+            });
+            if errno == Some(ENOSPC) && self.reserve_held {
+                let reserve = self.dir.join(RESERVE_FILE);
+                if self.disk.remove(&reserve).is_ok() {
+                    self.reserve_held = false;
+                }
+                let _ = self.record_failure();
+            }
+        }
+        AuditAppendError::Failed(why)
+    }
+
+    /// Writes `log_failed` (and a checkpoint covering it) when the disk lets it: the
+    /// write-ahead file is rewritten whole with the failure as its last entry.
+    fn record_failure(&mut self) -> bool {
+        let Some(failure) = &self.failure else {
+            return true;
+        };
+        if failure.recorded {
+            return true;
+        }
+        let kind = EventKind::LogFailed {
+            error: failure.error.clone(),
+        };
+        if self.append_own(kind).is_err() {
+            return false;
+        }
+        if let Some(f) = &mut self.failure {
+            f.recorded = true;
+        }
+        let _ = self.sign();
+        true
+    }
+
+    /// Tries to leave the failed state; on failure, waits longer before the next try.
+    fn retry(&mut self) {
+        match self.recover() {
+            Ok(()) => {}
+            Err(why) => {
+                if let Some(f) = &mut self.failure {
+                    f.backoff = (f.backoff * 2).min(MAX_BACKOFF);
+                    f.next_try = Instant::now() + f.backoff;
+                    // The state says what failed first; the latest reason goes with it.
+                    let mut state = lock_state(&self.state);
+                    state.failed = Some(format!("{} (retrying: {why})", f.error));
+                }
+            }
+        }
+    }
+
+    /// Rewrites and checks everything the failure may have left behind; clears the failure
+    /// once every write and sync succeeded.
+    fn recover(&mut self) -> Result<(), String> {
+        // The files written before the failure must still be there (a directory removed or
+        // replaced under the proxy is not recovered from: the log is not there to extend).
+        if !self.dir.is_dir() {
+            return Err(format!("{} is missing", self.dir.display()));
+        }
+        let checkpoint_there = self.dir.join(storage::CHECKPOINT_FILE).exists();
+        if lock_state(&self.state).latest.is_some() && !checkpoint_there {
+            return Err(format!(
+                "{} no longer holds the checkpoint this log signed: the log directory was removed or replaced; restart the proxy to examine it",
+                self.dir.display()
+            ));
+        }
+        let on_disk = storage::count_bundles(&self.dir);
+        if on_disk < self.bundles {
+            return Err(format!(
+                "{} holds {on_disk} full bundles, but this log wrote {}: the log directory was removed or replaced; restart the proxy to examine it",
+                self.dir.display(),
+                self.bundles
+            ));
+        }
+        // Space first: the reserve back in place (what a full disk needs, and proof the
+        // disk takes writes).
+        self.make_reserve()
+            .map_err(|e| format!("the reserve file: {e}"))?;
+        // The write-ahead file, whole, from memory (and the failure, if not yet recorded).
+        self.rewrite_wal().map_err(|e| e.to_string())?;
+        if !self.record_failure() {
+            return Err("recording the failure in the log".to_owned());
+        }
+        // The history, cut back to its last whole note.
+        self.cut_history().map_err(|e| e.to_string())?;
+        // Bundles and tiles owed.
+        self.flush_bundles().map_err(|e| e.to_string())?;
+        let Some(failure) = self.failure.take() else {
+            return Ok(());
+        };
+        let recovered_ms = crate::timestamp::now_ms();
+        {
+            let mut state = lock_state(&self.state);
+            state.failed = None;
+            state.failed_since_ms = None;
+            state.last_recovery = Some(LogRecovery {
+                failed_ms: failure.since_ms,
+                recovered_ms,
+                error: failure.error.clone(),
+            });
+        }
+        let recovered = EventKind::LogRecovered {
+            failed_ms: failure.since_ms,
+            error: failure.error,
+        };
+        if let Err(e) = self.append_own(recovered) {
+            return Err(format!("recording the recovery: {e}"));
+        }
+        self.sign().map(|_| ())
+    }
+
+    /// Creates the reserve file when it is missing: `reserve_bytes` of zeros, synced.
+    pub(super) fn make_reserve(&mut self) -> Result<(), storage::StorageError> {
+        if self.reserve_bytes == 0 || self.reserve_held {
+            return Ok(());
+        }
+        let zeros = vec![0u8; usize::try_from(self.reserve_bytes.min(64 << 20)).unwrap_or(0)];
+        self.disk
+            .write_atomic(&self.dir, RESERVE_FILE, &zeros)
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(self.dir.join(RESERVE_FILE));
+            })?;
+        self.reserve_held = true;
+        Ok(())
+    }
+
+    /// Rewrites the write-ahead file whole from `wal_entries`, through a new file, and opens
+    /// it for appending.
+    fn rewrite_wal(&mut self) -> Result<(), storage::StorageError> {
+        let mut bytes = storage::wal_header();
+        for (i, data) in self.wal_entries.iter().enumerate() {
+            storage::encode_record(&mut bytes, self.wal_base + i as u64, data);
+        }
+        self.disk.write_atomic(&self.dir, WAL_FILE, &bytes)?;
+        let path = self.dir.join(WAL_FILE);
+        self.wal = Some(
+            self.disk
+                .open_append(&path)
+                .map_err(|e| storage::err(&path, e))?,
+        );
+        Ok(())
+    }
+
+    /// Cuts the checkpoint history back to its last whole note (after a failed append).
+    fn cut_history(&mut self) -> Result<(), storage::StorageError> {
+        let path = self.dir.join(storage::HISTORY_FILE);
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+        if len == self.history_len {
+            return Ok(());
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| storage::err(&path, e))?;
+        self.disk
+            .set_len(&file, &path, self.history_len)
+            .and_then(|()| self.disk.sync_all(&file, &path))
+            .map_err(|e| storage::err(&path, e))
+    }
+
+    /// Appends one of the log's own entries (failure, recovery, rollback) while appends of
+    /// others may be refused: written and synced, or an error.
+    pub(super) fn append_own(&mut self, kind: EventKind) -> Result<Appended, String> {
+        let entry = Event {
+            v: EVENT_VERSION,
+            time_ms: crate::timestamp::now_ms(),
+            proxy: self.proxy.clone(),
+            actor: None,
+            drill: None,
+            event: kind,
+        }
+        .to_bytes()
+        .map_err(|e| e.to_string())?;
+        if self.wal.is_none() {
+            self.rewrite_wal().map_err(|e| e.to_string())?;
+        }
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.write_batch(vec![(entry, reply)]);
+        rx.recv()
+            .unwrap_or(Err(AuditAppendError::Closed))
+            .map_err(|e| e.to_string())
+    }
+
+    pub(super) fn commit(&mut self, appends: Vec<(Vec<u8>, Reply)>) {
+        if let Some(f) = &self.failure {
+            let why = lock_state(&self.state)
+                .failed
+                .clone()
+                .unwrap_or_else(|| f.error.clone());
+            for (_, reply) in appends {
+                let _ = reply.send(Err(AuditAppendError::Failed(why.clone())));
+            }
+            return;
+        }
+        self.write_batch(appends);
+    }
+
+    /// Writes a batch to the write-ahead file with one write and one sync, then answers it.
+    fn write_batch(&mut self, appends: Vec<(Vec<u8>, Reply)>) {
+        let mut edge: TreeEdge = lock_state(&self.state).edge.clone();
+        let mut buffer = Vec::new();
+        let mut accepted = Vec::with_capacity(appends.len());
+        for (entry, reply) in appends {
+            if entry.is_empty() || entry.len() > storage::MAX_ENTRY_BYTES {
+                let _ = reply.send(Err(AuditAppendError::Size(entry.len())));
+                continue;
+            }
+            let index = edge.size() + accepted.len() as u64;
+            storage::encode_record(&mut buffer, index, &entry);
+            accepted.push((entry, reply));
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        let path = self.dir.join(WAL_FILE);
+        let written = match self.wal.as_mut() {
+            None => Err(std::io::Error::other("the write-ahead file is not open")),
+            Some(file) => {
+                let disk = self.disk.clone();
+                disk.write_all(file, &path, &buffer)
+                    .and_then(|()| disk.sync_data(file, &path))
+                    .and_then(|()| {
+                        // Written to a file nobody can open any more: not durable.
+                        use std::os::unix::fs::MetadataExt;
+                        match file.metadata() {
+                            Ok(m) if m.nlink() == 0 => Err(std::io::Error::other(
+                                "the write-ahead file was removed from the log directory",
+                            )),
+                            Ok(_) => Ok(()),
+                            Err(e) => Err(e),
+                        }
+                    })
+            }
+        };
+        if let Err(e) = written {
+            let err = self.fail(e.raw_os_error(), format!("writing {}: {e}", path.display()));
+            for (_, reply) in accepted {
+                let _ = reply.send(Err(err.clone()));
+            }
+            return;
+        }
+        // Durable from here on: every entry is answered Ok.
+        let mut completed = Vec::new();
+        let mut answers = Vec::with_capacity(accepted.len());
+        for (entry, reply) in accepted {
+            let leaf = leaf_hash(&entry);
+            let index = edge.size();
+            edge.push(leaf, &mut completed);
+            self.wal_entries.push(entry);
+            answers.push((reply, Appended { index, leaf }));
+        }
+        self.tiles_owed.extend(completed);
+        lock_state(&self.state).edge = edge;
+        self.unsigned_since.get_or_insert_with(Instant::now);
+        for (reply, appended) in answers {
+            let _ = reply.send(Ok(appended));
+        }
+        if let Err(e) = self.flush_bundles() {
+            // The entries are durable in the write-ahead file; the bundle is written again
+            // when the disk recovers (or by recovery at the next open).
+            let _ = self.fail(e.errno, e.to_string());
+        }
+    }
+
+    /// Writes every full bundle not yet on disk (from the write-ahead entries), the tiles
+    /// owed, then trims the write-ahead file to the last full bundle and the one being
+    /// filled.
+    fn flush_bundles(&mut self) -> Result<(), storage::StorageError> {
+        let size = lock_state(&self.state).edge.size();
+        let full = size / TILE_WIDTH as u64;
+        if full == self.bundles && self.tiles_owed.is_empty() {
+            return Ok(());
+        }
+        while self.bundles < full {
+            let b = self.bundles;
+            let first = usize::try_from(b * TILE_WIDTH as u64 - self.wal_base).unwrap_or(0);
+            let entries = self
+                .wal_entries
+                .get(first..first + TILE_WIDTH)
+                .ok_or_else(|| storage::err(&self.dir, format!("bundle {b} is not in memory")))?;
+            self.disk.write_atomic(
+                &self.dir,
+                &storage::bundle_rel(b),
+                &storage::encode_bundle(entries),
+            )?;
+            self.bundles += 1;
+        }
+        while let Some(tile) = self.tiles_owed.first() {
+            let rel = storage::tile_rel(tile.level, tile.index);
+            // A tile from before a failure may already be there (written, then the failure).
+            let same = std::fs::read(self.dir.join(&rel)).is_ok_and(|d| d == tile.data);
+            if !same {
+                self.disk.write_atomic(&self.dir, &rel, &tile.data)?;
+            }
+            self.tiles_owed.remove(0);
+        }
+        // Keep the last full bundle's entries (they rebuild it if a crash leaves it short).
+        let keep_from = self.bundles.saturating_sub(1) * TILE_WIDTH as u64;
+        if keep_from > self.wal_base {
+            let drop = usize::try_from(keep_from - self.wal_base).unwrap_or(0);
+            let kept: Vec<Vec<u8>> = self.wal_entries.split_off(drop.min(self.wal_entries.len()));
+            let old = std::mem::replace(&mut self.wal_entries, kept);
+            let old_base = self.wal_base;
+            self.wal_base = keep_from;
+            if let Err(e) = self.rewrite_wal() {
+                // Put the entries back: the old file still holds them all.
+                let mut all = old;
+                all.append(&mut self.wal_entries);
+                self.wal_entries = all;
+                self.wal_base = old_base;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn sign_if_needed(&mut self) -> Result<VerifiedCheckpoint, AuditAppendError> {
+        let (size, latest) = {
+            let s = lock_state(&self.state);
+            (s.edge.size(), s.latest.clone())
+        };
+        match latest {
+            Some(c) if c.size == size => {
+                self.unsigned_since = None;
+                Ok(c)
+            }
+            _ if size == 0 => Err(AuditAppendError::Failed("the log is empty".to_owned())),
+            _ => self.sign().map_err(AuditAppendError::Failed),
+        }
+    }
+
+    /// Signs a checkpoint of the log as it is: appended to the history, then the
+    /// `checkpoint` file, then the published copy outside the log.
+    pub(super) fn sign(&mut self) -> Result<VerifiedCheckpoint, String> {
+        let (size, root) = {
+            let s = lock_state(&self.state);
+            (s.edge.size(), s.edge.root())
+        };
+        let note =
+            checkpoint::sign(&self.origin, size, root, &self.key).map_err(|e| e.to_string())?;
+        let history = self.dir.join(storage::HISTORY_FILE);
+        let record = storage::encode_history(&note);
+        let appended = self.disk.open_append(&history).and_then(|mut file| {
+            self.disk.write_all(&mut file, &history, &record)?;
+            self.disk.sync_data(&file, &history)
+        });
+        if let Err(e) = appended {
+            let err = self.fail(
+                e.raw_os_error(),
+                format!("appending to {}: {e}", history.display()),
+            );
+            return Err(err.to_string());
+        }
+        self.history_len += record.len() as u64;
+        if let Err(e) = self
+            .disk
+            .write_atomic(&self.dir, storage::CHECKPOINT_FILE, &note)
+        {
+            let err = self.fail(e.errno, e.to_string());
+            return Err(err.to_string());
+        }
+        // Published last: it never runs ahead of the log's own files.
+        if let Some(path) = &self.published {
+            let path = path.clone();
+            if let Err(e) = self.disk.write_file_atomic(&path, &note) {
+                let err = self.fail(e.errno, e.to_string());
+                return Err(err.to_string());
+            }
+        }
+        let verified = VerifiedCheckpoint { size, root, note };
+        lock_state(&self.state).latest = Some(verified.clone());
+        self.unsigned_since = None;
+        Ok(verified)
+    }
+
+    /// Writes full tiles (recomputed from the bundles below when needed) at open.
+    pub(super) fn repair_tile(&self, level: u8, index: u64) -> Result<(), String> {
+        let data = recompute_tile(&self.dir, level, index).map_err(|e| e.to_string())?;
+        self.disk
+            .write_atomic(&self.dir, &storage::tile_rel(level, index), &data)
+            .map_err(|e| e.to_string())
+    }
+}
