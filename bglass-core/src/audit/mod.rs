@@ -22,4 +22,6 @@ pub mod verify;
 #[cfg(test)]
 mod crash_tests;
 #[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod tests;

@@ -27,6 +27,7 @@ pub(super) fn config(dir: &Path) -> LogConfig {
         accept_rollback: false,
         reserve_bytes: 0,
         disk: Disk::default(),
+        retry_after: Duration::from_millis(100),
     }
 }
 

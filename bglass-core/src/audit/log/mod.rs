@@ -52,6 +52,8 @@ pub struct LogConfig {
     pub reserve_bytes: u64,
     /// The file operations of the writer (tests inject faults through it).
     pub disk: Disk,
+    /// First wait before retrying after a failed write; it doubles, up to 2 s.
+    pub retry_after: Duration,
 }
 
 impl LogConfig {
@@ -67,6 +69,7 @@ impl LogConfig {
             accept_rollback: false,
             reserve_bytes: 0,
             disk: Disk::default(),
+            retry_after: Duration::from_millis(100),
         }
     }
 }
@@ -400,6 +403,7 @@ impl AuditLog {
         writer.bundles = recovered.bundles;
         writer.history_len = recovered.history_len;
         writer.reserve_bytes = config.reserve_bytes;
+        writer.first_backoff = config.retry_after;
         writer.reserve_held = config.reserve_bytes > 0
             && std::fs::metadata(dir.join(writer::RESERVE_FILE))
                 .is_ok_and(|m| m.len() == config.reserve_bytes);

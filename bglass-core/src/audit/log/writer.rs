@@ -28,8 +28,6 @@ use crate::keys::SigningKey;
 
 /// Most entries written in one group commit.
 const MAX_BATCH: usize = 8192;
-/// First wait before retrying after a failure; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// The reserve file, in the log directory.
@@ -73,6 +71,8 @@ pub(super) struct Writer {
     pub history_len: u64,
     /// Bytes of the reserve file (0: none is kept).
     pub reserve_bytes: u64,
+    /// First wait before retrying after a failure; it doubles up to [`MAX_BACKOFF`].
+    pub first_backoff: Duration,
     /// Whether the reserve file is in place.
     pub reserve_held: bool,
     /// When the oldest entry not covered by a checkpoint was written.
@@ -110,6 +110,7 @@ impl Writer {
             tiles_owed: Vec::new(),
             history_len: 0,
             reserve_bytes: 0,
+            first_backoff: Duration::from_millis(100),
             reserve_held: false,
             unsigned_since: None,
             failure: None,
@@ -195,8 +196,8 @@ impl Writer {
                 since_ms,
                 error: why.clone(),
                 recorded: false,
-                next_try: Instant::now() + FIRST_BACKOFF,
-                backoff: FIRST_BACKOFF,
+                next_try: Instant::now() + self.first_backoff,
+                backoff: self.first_backoff,
             });
             if errno == Some(ENOSPC) && self.reserve_held {
                 let reserve = self.dir.join(RESERVE_FILE);
@@ -334,7 +335,7 @@ impl Writer {
         self.wal = Some(
             self.disk
                 .open_append(&path)
-                .map_err(|e| storage::err(&path, e))?,
+                .map_err(|e| storage::io_err(&path, &e))?,
         );
         Ok(())
     }
@@ -349,11 +350,11 @@ impl Writer {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
-            .map_err(|e| storage::err(&path, e))?;
+            .map_err(|e| storage::io_err(&path, &e))?;
         self.disk
             .set_len(&file, &path, self.history_len)
             .and_then(|()| self.disk.sync_all(&file, &path))
-            .map_err(|e| storage::err(&path, e))
+            .map_err(|e| storage::io_err(&path, &e))
     }
 
     /// Appends one of the log's own entries (failure, recovery, rollback) while appends of
@@ -537,6 +538,12 @@ impl Writer {
         let note =
             checkpoint::sign(&self.origin, size, root, &self.key).map_err(|e| e.to_string())?;
         let history = self.dir.join(storage::HISTORY_FILE);
+        // A note a failed append left half-written goes first: the new one follows the
+        // last whole note.
+        if let Err(e) = self.cut_history() {
+            let err = self.fail(e.errno, e.to_string());
+            return Err(err.to_string());
+        }
         let record = storage::encode_history(&note);
         let appended = self.disk.open_append(&history).and_then(|mut file| {
             self.disk.write_all(&mut file, &history, &record)?;

@@ -68,7 +68,7 @@ pub(crate) fn err(path: &Path, what: impl std::fmt::Display) -> StorageError {
 }
 
 /// A storage failure from an operating-system error, keeping its number.
-pub(crate) fn io_err(path: &Path, e: &std::io::Error) -> StorageError {
+pub fn io_err(path: &Path, e: &std::io::Error) -> StorageError {
     StorageError {
         path: path.display().to_string(),
         what: e.to_string(),
