@@ -106,6 +106,14 @@ impl Verifiers for NoteVerifier {
     }
 }
 
+impl CheckpointError {
+    /// Whether the bytes are not a note at all (cut short or garbled, as a crash leaves a
+    /// note it was writing), rather than a whole note that fails its signature.
+    pub fn is_unreadable(&self) -> bool {
+        matches!(self, Self::Note(_) | Self::Malformed)
+    }
+}
+
 /// Why a checkpoint was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

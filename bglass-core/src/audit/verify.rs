@@ -405,7 +405,7 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
             // A crash can leave the note being appended garbled (the last of the history),
             // and the `checkpoint` file is only a copy of a history note: neither is
             // evidence of alteration when nothing follows it.
-            Err(e) if checkpoints.torn_candidate(position) => {
+            Err(e) if checkpoints.torn_candidate(position) && e.is_unreadable() => {
                 torn_notes.push(format!(
                     "{label} does not verify ({e}): the note a crash interrupted; the checkpoints before it stand"
                 ));

@@ -203,7 +203,7 @@ fn latest_checkpoint(
         Some((at, note)) => match verify(note) {
             Ok(v) => Some(v),
             // Only the last note may be torn (written when the crash came): cut it.
-            Err(e) if end.torn.is_none() => {
+            Err(e) if end.torn.is_none() && e.is_unreadable() => {
                 history_len = *at;
                 torn = Some(format!(
                     "its last note (at byte {at}) does not verify ({e}): written when a crash came"
@@ -232,9 +232,15 @@ fn latest_checkpoint(
         repairs.history_cut = Some(history_len);
     }
     let file_path = dir.join(storage::CHECKPOINT_FILE);
+    // A short or garbled file is what a crash can leave (it is rewritten); a whole note
+    // that fails its signature is not.
     let from_file = match storage::read_bounded(&file_path, checkpoint::MAX_CHECKPOINT_BYTES as u64)
     {
-        Ok(note) => verify(&note).ok(),
+        Ok(note) => match verify(&note) {
+            Ok(v) => Some(v),
+            Err(e) if e.is_unreadable() => None,
+            Err(e) => return Err(corrupt(0, format!("the checkpoint file: {e}"))),
+        },
         Err(_) if !file_path.exists() => None,
         Err(e) => return Err(e.into()),
     };
