@@ -31,6 +31,7 @@ pub fn spawn_all(
         tokio::spawn(handshake_refusals(Arc::clone(proxy), refusals_rx)),
         tokio::spawn(expiries(Arc::clone(proxy))),
         tokio::spawn(health(Arc::clone(proxy))),
+        tokio::spawn(super::storage::watch(Arc::clone(proxy))),
     ];
     if let Some(addr) = proxy.config.metrics_listen {
         tasks.push(tokio::spawn(metrics(Arc::clone(proxy), addr)));
@@ -270,6 +271,7 @@ async fn metrics(proxy: Arc<Proxy>, addr: std::net::SocketAddr) {
                             proxy.log.failure().is_some(),
                         );
                         text.push_str(&proxy.metrics.render_admission(&proxy.admission));
+                        text.push_str(&super::storage::render_metrics(&proxy));
                         let mut r = Response::new(full(text));
                         if let Ok(v) = http::HeaderValue::from_str("text/plain; version=0.0.4") {
                             r.headers_mut().insert(http::header::CONTENT_TYPE, v);
@@ -420,7 +422,7 @@ pub async fn end_grants_of_departed(proxy: &Arc<Proxy>) {
 }
 
 /// Whether and how an event is notified.
-fn summary(event: &Event, catalog: &Catalog) -> Option<String> {
+fn summary(proxy: &Proxy, event: &Event, catalog: &Catalog) -> Option<String> {
     let who = event
         .actor
         .as_ref()
@@ -463,6 +465,22 @@ fn summary(event: &Event, catalog: &Catalog) -> Option<String> {
             event.proxy,
             error.as_deref().unwrap_or("no reason given")
         )),
+        EventKind::LogFailed { error } => Some(super::storage::failed_summary(proxy, error)),
+        EventKind::LogRecovered { failed_ms, error } => Some(super::storage::recovered_summary(
+            proxy,
+            event.time_ms,
+            *failed_ms,
+            error,
+        )),
+        EventKind::StorageLow {
+            free_bytes,
+            threshold_bytes,
+        } => Some(super::storage::low_summary(
+            proxy,
+            *free_bytes,
+            *threshold_bytes,
+        )),
+        EventKind::StorageOk { free_bytes } => Some(super::storage::ok_summary(proxy, *free_bytes)),
         _ => None,
     }
 }
@@ -555,7 +573,7 @@ async fn notifier(proxy: Arc<Proxy>, mut rx: tokio::sync::mpsc::UnboundedReceive
         let received = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
         match received {
             Ok(Some((index, event))) if index == next => {
-                if let Some(text) = summary(&event, &proxy.catalog.current()) {
+                if let Some(text) = summary(&proxy, &event, &proxy.catalog.current()) {
                     deliver_all(
                         &proxy,
                         &targets,
@@ -594,7 +612,7 @@ async fn notify_entry(
     if notified {
         match Event::from_bytes(bytes) {
             Ok(event) => {
-                if let Some(text) = summary(&event, &proxy.catalog.current()) {
+                if let Some(text) = summary(proxy, &event, &proxy.catalog.current()) {
                     deliver_all(proxy, targets, cursor, path, rx, index, &event, &text).await;
                 }
             }
@@ -605,7 +623,15 @@ async fn notify_entry(
 }
 
 /// The event kinds [`summary`] may notify.
-const NOTIFIED_KINDS: &[&str] = &["grant", "request"];
+const NOTIFIED_KINDS: &[&str] = &[
+    "grant",
+    "request",
+    "config_reload",
+    "log_failed",
+    "log_recovered",
+    "storage_low",
+    "storage_ok",
+];
 
 /// Delivers one notification to every target whose cursor has not passed it, retrying a
 /// target that is down with backoff.
