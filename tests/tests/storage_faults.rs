@@ -35,12 +35,17 @@ struct Tmpfs {
 }
 
 impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Self {
+    /// Fails the test at once, saying why, unless it runs as root.
+    fn need_root() {
         let uid = Command::new("id").arg("-u").output().unwrap();
         assert!(
             uid.stdout == b"0\n",
-            "this test needs root: it mounts a tmpfs on the proxy's data directory (`mount -t tmpfs -o size={size} tmpfs DIR`) to fill the disk for real. CI runs it as root; run it as root, e.g. `sudo -E cargo test -p bglass-tests --test storage_faults`"
+            "this test needs root: it mounts a tmpfs on the proxy's data directory (`mount -t tmpfs -o size={TMPFS_SIZE} tmpfs DIR`) to fill the disk for real. CI runs it as root; run it as root, e.g. `sudo -E cargo test -p bglass-tests --test storage_faults`"
         );
+    }
+
+    fn mount(dir: &Path, size: &str) -> Self {
+        Self::need_root();
         let out = Command::new("mount")
             .args([
                 "-t",
@@ -313,6 +318,7 @@ fn world(warning: &str, reserve: &str) -> (World, u16) {
 
 #[test]
 fn a_full_disk_refuses_access_without_serving_unaudited_requests_and_recovers_by_itself() {
+    Tmpfs::need_root();
     let (w, hook) = world("1MiB", "256KiB");
     let data = w.proxies[0].dir.join("data");
     let tmpfs = Tmpfs::mount(&data, TMPFS_SIZE);
