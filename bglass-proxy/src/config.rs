@@ -484,6 +484,30 @@ tls_chain = "tls/chain.pem"
     }
 
     #[test]
+    fn the_generated_proxy_toml_documents_a_storage_section_that_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = ProxyId::new("proxy-a").unwrap();
+        let made =
+            crate::init::init(dir.path(), &id, "127.0.0.1:8443".parse().unwrap(), None).unwrap();
+        let text = std::fs::read_to_string(&made.config).unwrap();
+        assert_eq!(
+            ProxyConfig::load(&made.config).unwrap().storage,
+            StorageSettings::default()
+        );
+        // The commented example, uncommented, is valid and says the defaults.
+        let uncommented = text
+            .replace("# [storage]", "[storage]")
+            .replace("# free_space_warning", "free_space_warning")
+            .replace("# reserve = ", "reserve = ");
+        assert!(uncommented.contains("\n[storage]\nfree_space_warning = \"512MiB\""));
+        std::fs::write(&made.config, &uncommented).unwrap();
+        assert_eq!(
+            ProxyConfig::load(&made.config).unwrap().storage,
+            StorageSettings::default()
+        );
+    }
+
+    #[test]
     fn storage_sizes_are_read() {
         let config =
             load("[storage]\nfree_space_warning = \"1GiB\"\nreserve = \"64KiB\"\n").unwrap();

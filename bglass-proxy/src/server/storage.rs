@@ -20,6 +20,7 @@ use bglass_core::api::{AuditRecoveryView, StorageStatus};
 use bglass_core::audit::event::EventKind;
 use bglass_core::audit::log::{LogFailure, LogHealth};
 use bglass_core::duration::elapsed_text;
+use bglass_core::id::ProxyId;
 use bglass_core::size::ByteSize;
 use bglass_core::timestamp;
 
@@ -122,10 +123,10 @@ pub fn free_bytes(dir: &Path) -> Result<u64, String> {
 }
 
 /// What an operator does when the log failed.
-fn operator_action(proxy: &Proxy) -> String {
+fn operator_action(data_dir: &Path) -> String {
     format!(
         "free space under {} (or check the disk: I/O errors in the kernel log, a read-only remount, a missing directory); the proxy retries by itself and resumes without a restart once it can write its log",
-        proxy.config.data_dir.display()
+        data_dir.display()
     )
 }
 
@@ -137,7 +138,7 @@ pub fn announce_failure(proxy: &Proxy, failure: &LogFailure) {
             "bglass-proxy: AUDIT LOG FAILED at {}: {}; refusing all access until it can write again. What to do: {}",
             timestamp::format_ms(failure.since_ms),
             failure.error,
-            operator_action(proxy)
+            operator_action(&proxy.config.data_dir)
         );
     }
 }
@@ -157,44 +158,35 @@ pub fn refusal_message(health: &LogHealth, why: &str) -> String {
     }
 }
 
-/// The notification of a `log_failed` event.
-pub fn failed_summary(proxy: &Proxy, error: &str) -> String {
-    format!(
-        "AUDIT LOG FAILED on {}: access refused: {error}; {}",
-        proxy.config.id,
-        operator_action(proxy)
-    )
-}
-
-/// The notification of a `log_recovered` event recorded at `time_ms`.
-pub fn recovered_summary(proxy: &Proxy, time_ms: u64, failed_ms: u64, error: &str) -> String {
-    format!(
-        "audit log of {} recovered after {}; access resumed (it failed at {}: {error})",
-        proxy.config.id,
-        elapsed_text(time_ms.saturating_sub(failed_ms)),
-        timestamp::format_ms(failed_ms)
-    )
-}
-
-/// The notification of a `storage_low` event.
-pub fn low_summary(proxy: &Proxy, free: u64, threshold: u64) -> String {
-    format!(
-        "LOW DISK SPACE on {}: {} free under {}, below the warning threshold of {}; free space there before the audit log runs out (the proxy then refuses all access)",
-        proxy.config.id,
-        ByteSize::from_bytes(free),
-        proxy.config.data_dir.display(),
-        ByteSize::from_bytes(threshold)
-    )
-}
-
-/// The notification of a `storage_ok` event.
-pub fn ok_summary(proxy: &Proxy, free: u64) -> String {
-    format!(
-        "disk space on {} is back above the warning threshold: {} free under {}",
-        proxy.config.id,
-        ByteSize::from_bytes(free),
-        proxy.config.data_dir.display()
-    )
+/// The notification of a storage event of `proxy` (whose data directory is `data_dir`):
+/// `log_failed`, `log_recovered`, `storage_low`, `storage_ok`; `None` for other kinds.
+pub fn summary(proxy: &ProxyId, data_dir: &Path, time_ms: u64, kind: &EventKind) -> Option<String> {
+    Some(match kind {
+        EventKind::LogFailed { error } => format!(
+            "AUDIT LOG FAILED on {proxy}: access refused: {error}; {}",
+            operator_action(data_dir)
+        ),
+        EventKind::LogRecovered { failed_ms, error } => format!(
+            "audit log of {proxy} recovered after {}; access resumed (it failed at {}: {error})",
+            elapsed_text(time_ms.saturating_sub(*failed_ms)),
+            timestamp::format_ms(*failed_ms)
+        ),
+        EventKind::StorageLow {
+            free_bytes,
+            threshold_bytes,
+        } => format!(
+            "LOW DISK SPACE on {proxy}: {} free under {}, below the warning threshold of {}; free space there before the audit log runs out (the proxy then refuses all access)",
+            ByteSize::from_bytes(*free_bytes),
+            data_dir.display(),
+            ByteSize::from_bytes(*threshold_bytes)
+        ),
+        EventKind::StorageOk { free_bytes } => format!(
+            "disk space on {proxy} is back above the warning threshold: {} free under {}",
+            ByteSize::from_bytes(*free_bytes),
+            data_dir.display()
+        ),
+        _ => return None,
+    })
 }
 
 /// Measures free space and watches the log's health every [`INTERVAL`], until aborted.
@@ -408,6 +400,71 @@ mod tests {
         let missing = dir.path().join("gone");
         let e = free_bytes(&missing).unwrap_err();
         assert!(e.contains("gone") && e.contains("No such file"), "{e}");
+    }
+
+    #[test]
+    fn storage_events_are_notified_with_what_to_do() {
+        let proxy = ProxyId::new("proxy-a").unwrap();
+        let dir = Path::new("/var/lib/bglass/data");
+        let failed = summary(
+            &proxy,
+            dir,
+            5_000,
+            &EventKind::LogFailed {
+                error: "No space left on device (os error 28)".to_owned(),
+            },
+        )
+        .unwrap();
+        assert!(
+            failed.starts_with(
+                "AUDIT LOG FAILED on proxy-a: access refused: No space left on device (os error 28); free space under /var/lib/bglass/data"
+            ) && failed.contains("resumes without a restart"),
+            "{failed}"
+        );
+        let recovered = summary(
+            &proxy,
+            dir,
+            1_700_000_095_000,
+            &EventKind::LogRecovered {
+                failed_ms: 1_700_000_000_000,
+                error: "No space left on device (os error 28)".to_owned(),
+            },
+        )
+        .unwrap();
+        assert!(
+            recovered.starts_with("audit log of proxy-a recovered after 1m35s; access resumed"),
+            "{recovered}"
+        );
+        let low = summary(
+            &proxy,
+            dir,
+            0,
+            &EventKind::StorageLow {
+                free_bytes: 300 << 20,
+                threshold_bytes: 512 << 20,
+            },
+        )
+        .unwrap();
+        assert!(
+            low.starts_with(
+                "LOW DISK SPACE on proxy-a: 300 MiB free under /var/lib/bglass/data, below the warning threshold of 512 MiB"
+            ),
+            "{low}"
+        );
+        let ok = summary(
+            &proxy,
+            dir,
+            0,
+            &EventKind::StorageOk {
+                free_bytes: 3 << 30,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            ok,
+            "disk space on proxy-a is back above the warning threshold: 3 GiB free under /var/lib/bglass/data"
+        );
+        assert_eq!(summary(&proxy, dir, 0, &EventKind::DrillStop {}), None);
     }
 
     #[test]
