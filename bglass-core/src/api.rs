@@ -136,8 +136,47 @@ pub struct StatusView {
     /// The audit log's failure, if it failed (the proxy then refuses access).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_failure: Option<String>,
+    /// Since when the audit log has been failed, Unix ms (while it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_failed_since_ms: Option<u64>,
+    /// Audit log failures since the proxy started (each one refused access until the log
+    /// could write again).
+    #[serde(default)]
+    pub audit_failures: u64,
+    /// The last audit log failure the proxy recovered from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_last_recovery: Option<AuditRecoveryView>,
+    /// The disk under the proxy's data directory (absent from proxies that do not report it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageStatus>,
     /// Services.
     pub services: Vec<ServiceStatus>,
+}
+
+/// An audit log failure the proxy recovered from, in `/v1/status`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditRecoveryView {
+    /// When the log failed, Unix ms.
+    pub failed_ms: u64,
+    /// When it could write again (and access resumed), Unix ms.
+    pub recovered_ms: u64,
+    /// What had failed.
+    pub error: String,
+}
+
+/// The disk under the proxy's data directory, in `/v1/status`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StorageStatus {
+    /// Bytes free (available to the proxy); absent when not measured yet or not measurable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_bytes: Option<u64>,
+    /// The warning threshold (`[storage] free_space_warning`), bytes.
+    pub threshold_bytes: u64,
+    /// Free space fell below the threshold and has not risen clearly above it since.
+    pub low: bool,
+    /// Why free space could not be measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A proof answer: hashes, base64.

@@ -121,6 +121,24 @@ impl fmt::Display for HumanDuration {
     }
 }
 
+/// A length of time in milliseconds for people, in the canonical form of durations
+/// (`1m30s`, `2h5m`, `3d4h`), without the 30-day bound; below a second "less than a second".
+pub fn elapsed_text(ms: u64) -> String {
+    let mut rest = ms / 1000;
+    if rest == 0 {
+        return "less than a second".to_owned();
+    }
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        let n = rest / size;
+        rest %= size;
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    out
+}
+
 impl serde::Serialize for HumanDuration {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -170,6 +188,17 @@ mod tests {
             secs("99999999999999999999s"),
             Err(DurationError::TooLong(_))
         ));
+    }
+
+    #[test]
+    fn elapsed_time_reads_like_a_duration() {
+        assert_eq!(elapsed_text(0), "less than a second");
+        assert_eq!(elapsed_text(999), "less than a second");
+        assert_eq!(elapsed_text(1_000), "1s");
+        assert_eq!(elapsed_text(90_500), "1m30s");
+        assert_eq!(elapsed_text(7_500_000), "2h5m");
+        assert_eq!(elapsed_text(40 * 86_400_000 + 3_600_000), "40d1h");
+        assert!(!elapsed_text(u64::MAX).is_empty());
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! - [`envelope`]: signed requests from responders.
 //! - [`grant`]: signed grants from proxies; [`grant::VerifiedGrant`] only from verification.
 //! - [`failstale`]: keep the last good configuration when a reload is rejected.
-//! - [`source`], [`id`], [`duration`]: strict file reading, names and durations.
+//! - [`source`], [`id`], [`duration`], [`size`]: strict file reading, names, durations and
+//!   sizes.
 
 pub mod api;
 pub mod audit;
@@ -23,6 +24,7 @@ pub mod id;
 pub mod keys;
 pub mod roster;
 pub mod scenario;
+pub mod size;
 pub mod source;
 pub mod timestamp;
 pub mod vault;

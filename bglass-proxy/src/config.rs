@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use bglass_core::duration::HumanDuration;
 use bglass_core::id::ProxyId;
+use bglass_core::size::{ByteSize, SizeError};
 use bglass_core::source::{Located, Source, SourceLimits, SourceProblem};
 use toml::Spanned;
 
@@ -43,6 +44,37 @@ pub enum NotifyFormat {
     Json,
     /// `{"text": "…"}`, accepted by Slack-compatible webhooks.
     Slack,
+}
+
+/// Free-space warning threshold when `proxy.toml` sets none.
+pub const DEFAULT_FREE_SPACE_WARNING: ByteSize = ByteSize::from_bytes(512 << 20);
+/// Size of the audit log's reserve file when `proxy.toml` sets none.
+pub const DEFAULT_RESERVE: ByteSize = ByteSize::from_bytes(8 << 20);
+/// Smallest reserve accepted: room for a failure record, a recovery record and a
+/// checkpoint, with margin.
+pub const MIN_RESERVE: ByteSize = ByteSize::from_bytes(64 << 10);
+/// Largest reserve accepted.
+pub const MAX_RESERVE: ByteSize = ByteSize::from_bytes(1 << 30);
+
+/// The `[storage]` section: watching the space left under the data directory, and what the
+/// audit log keeps in reserve for when it runs out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageSettings {
+    /// Below this many free bytes under the data directory the proxy warns (stderr, a
+    /// `storage_low` audit event, `bglass status`, a notification). 0: never.
+    pub free_space_warning_bytes: u64,
+    /// The size of the audit log's reserve file, released when the disk is full so that
+    /// the log can still record its failure and a final checkpoint.
+    pub reserve_bytes: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            free_space_warning_bytes: DEFAULT_FREE_SPACE_WARNING.bytes(),
+            reserve_bytes: DEFAULT_RESERVE.bytes(),
+        }
+    }
 }
 
 /// Limits of the HTTP listener and the data plane.
@@ -95,6 +127,8 @@ pub struct ProxyConfig {
     pub notify: Vec<NotifyTarget>,
     /// What binds SSH certificates to the access path (`[ssh]`).
     pub ssh: SshSettings,
+    /// Free-space warning and the audit log's reserve (`[storage]`).
+    pub storage: StorageSettings,
 }
 
 #[derive(serde::Deserialize)]
@@ -115,6 +149,15 @@ struct Raw {
     notify: Vec<Spanned<RawNotify>>,
     #[serde(default)]
     ssh: Option<RawSsh>,
+    #[serde(default)]
+    storage: Option<RawStorage>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    free_space_warning: Option<Spanned<String>>,
+    reserve: Option<Spanned<String>>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -184,6 +227,20 @@ pub enum ProxyConfigProblem {
     /// The `[ssh]` section is invalid.
     #[error(transparent)]
     Ssh(SshSettingsProblem),
+    /// A size in `[storage]` does not parse.
+    #[error("storage.{field}: {error}")]
+    Size {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        error: SizeError,
+    },
+    /// `storage.reserve` is out of range.
+    #[error("storage.reserve is {value}; it must be between {min} and {max}", min = MIN_RESERVE, max = MAX_RESERVE)]
+    Reserve {
+        /// The size given.
+        value: ByteSize,
+    },
 }
 
 /// A located `proxy.toml` error.
@@ -346,6 +403,36 @@ impl ProxyConfig {
                 ProxyConfigProblem::Ssh(problem),
             )
         })?;
+        let raw_storage = raw.storage.unwrap_or_default();
+        let size = |field: &'static str,
+                    v: &Option<Spanned<String>>,
+                    default: ByteSize|
+         -> Result<(ByteSize, std::ops::Range<usize>), ProxyConfigError> {
+            match v {
+                None => Ok((default, 0..0)),
+                Some(s) => s
+                    .get_ref()
+                    .parse::<ByteSize>()
+                    .map(|b| (b, s.span()))
+                    .map_err(|error| err(s.span(), ProxyConfigProblem::Size { field, error })),
+            }
+        };
+        let (warning, _) = size(
+            "free_space_warning",
+            &raw_storage.free_space_warning,
+            DEFAULT_FREE_SPACE_WARNING,
+        )?;
+        let (reserve, reserve_span) = size("reserve", &raw_storage.reserve, DEFAULT_RESERVE)?;
+        if !(MIN_RESERVE..=MAX_RESERVE).contains(&reserve) {
+            return Err(err(
+                reserve_span,
+                ProxyConfigProblem::Reserve { value: reserve },
+            ));
+        }
+        let storage = StorageSettings {
+            free_space_warning_bytes: warning.bytes(),
+            reserve_bytes: reserve.bytes(),
+        };
         Ok(Self {
             path: path.to_path_buf(),
             id,
@@ -360,6 +447,124 @@ impl ProxyConfig {
             limits,
             notify,
             ssh,
+            storage,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    const BASE: &str = r#"id = "proxy-a"
+listen = "127.0.0.1:8443"
+services = "services.toml"
+roster = "responders.toml"
+data_dir = "data"
+vault = "secrets.age"
+vault_identity = "vault.key"
+tls_chain = "tls/chain.pem"
+"#;
+
+    fn load(extra: &str) -> Result<ProxyConfig, ProxyConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("proxy.toml");
+        std::fs::write(&path, format!("{BASE}{extra}")).unwrap();
+        ProxyConfig::load(&path)
+    }
+
+    #[test]
+    fn storage_defaults_to_a_512mib_warning_and_an_8mib_reserve() {
+        let config = load("").unwrap();
+        assert_eq!(config.storage.free_space_warning_bytes, 512 << 20);
+        assert_eq!(config.storage.reserve_bytes, 8 << 20);
+        assert_eq!(config.storage, StorageSettings::default());
+    }
+
+    #[test]
+    fn the_generated_proxy_toml_documents_a_storage_section_that_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = ProxyId::new("proxy-a").unwrap();
+        let made =
+            crate::init::init(dir.path(), &id, "127.0.0.1:8443".parse().unwrap(), None).unwrap();
+        let text = std::fs::read_to_string(&made.config).unwrap();
+        assert_eq!(
+            ProxyConfig::load(&made.config).unwrap().storage,
+            StorageSettings::default()
+        );
+        // The commented example, uncommented, is valid and says the defaults.
+        let uncommented = text
+            .replace("# [storage]", "[storage]")
+            .replace("# free_space_warning", "free_space_warning")
+            .replace("# reserve = ", "reserve = ");
+        assert!(uncommented.contains("\n[storage]\nfree_space_warning = \"512MiB\""));
+        std::fs::write(&made.config, &uncommented).unwrap();
+        assert_eq!(
+            ProxyConfig::load(&made.config).unwrap().storage,
+            StorageSettings::default()
+        );
+    }
+
+    #[test]
+    fn storage_sizes_are_read() {
+        let config =
+            load("[storage]\nfree_space_warning = \"1GiB\"\nreserve = \"64KiB\"\n").unwrap();
+        assert_eq!(config.storage.free_space_warning_bytes, 1 << 30);
+        assert_eq!(config.storage.reserve_bytes, 64 << 10);
+        let off = load("[storage]\nfree_space_warning = \"0B\"\n").unwrap();
+        assert_eq!(off.storage.free_space_warning_bytes, 0);
+        assert_eq!(off.storage.reserve_bytes, 8 << 20);
+    }
+
+    #[test]
+    fn bad_storage_settings_are_refused_with_their_line() {
+        let cases = [
+            (
+                "free_space_warning = \"512\"",
+                "storage.free_space_warning: size \"512\" is invalid",
+            ),
+            (
+                "free_space_warning = \"1.5GiB\"",
+                "storage.free_space_warning: size \"1.5GiB\" is invalid",
+            ),
+            (
+                "free_space_warning = \"lots\"",
+                "storage.free_space_warning: size \"lots\" is invalid",
+            ),
+            (
+                "free_space_warning = \"\"",
+                "storage.free_space_warning: size is empty",
+            ),
+            (
+                "reserve = \"32KiB\"",
+                "storage.reserve is 32 KiB; it must be between 64 KiB and 1 GiB",
+            ),
+            (
+                "reserve = \"2GiB\"",
+                "storage.reserve is 2 GiB; it must be between 64 KiB and 1 GiB",
+            ),
+            (
+                "reserve = \"99999999999999999999B\"",
+                "storage.reserve: size \"99999999999999999999B\" is too large",
+            ),
+        ];
+        for (line, want) in cases {
+            let e = load(&format!("[storage]\n{line}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{line}: {e}");
+            // Located on the line of the value (the section header is line 9).
+            assert!(e.contains("proxy.toml:10:"), "{line}: {e}");
+        }
+        let unknown = load("[storage]\nfree_space = \"1GiB\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("free_space"), "{unknown}");
+        let number = load("[storage]\nreserve = 65536\n")
+            .unwrap_err()
+            .to_string();
+        assert!(number.contains("proxy.toml:10:"), "{number}");
     }
 }

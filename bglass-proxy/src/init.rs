@@ -212,6 +212,15 @@ tls_chain = "tls/chain.pem"
 # source_addresses = ["{source}"]
 # certificate_ttl = "5m"
 
+# The disk that holds data_dir. Below free_space_warning the proxy warns (stderr, a
+# storage_low audit event, `bglass status`, a notification, bglass_data_free_bytes): when the
+# audit log cannot write, every access is refused until it can again. The log keeps a
+# reserve file of `reserve` bytes, released when the disk is full so that it can still record
+# its failure and a final checkpoint. Sizes like 64KiB, 512MiB, 1GiB.
+# [storage]
+# free_space_warning = "512MiB"   # "0B": never warn
+# reserve = "8MiB"                # 64KiB to 1GiB
+
 # Notifications of glass-break events, emergency bypasses and pending approvals. They never
 # block access: queued from the audit log, retried with backoff.
 # [[notify]]

@@ -460,6 +460,8 @@ fn status(proxy: &Proxy, caller: &Responder) -> Response<Body> {
             }
         })
         .collect();
+    let (audit_failed_since_ms, audit_failures, audit_last_recovery, storage) =
+        super::storage::status(proxy);
     json(
         StatusCode::OK,
         &StatusView {
@@ -472,6 +474,10 @@ fn status(proxy: &Proxy, caller: &Responder) -> Response<Body> {
             roster_rejected: proxy.roster.last_rejection().map(|r| r.reason),
             log_size: proxy.log.size(),
             audit_failure: proxy.log.failure(),
+            audit_failed_since_ms,
+            audit_failures,
+            audit_last_recovery,
+            storage: Some(storage),
             services,
         },
     )

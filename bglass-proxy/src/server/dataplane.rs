@@ -167,13 +167,7 @@ pub async fn authorize(
     want: &[&str],
 ) -> Result<Authorized, Refusal> {
     if let Some(why) = proxy.log.failure() {
-        proxy.metrics.denial("audit_failed");
-        return Err(Refusal::new(
-            "audit_failed",
-            503,
-            format!("the proxy cannot write its audit log ({why}), so it refuses access"),
-        )
-        .hint("try another proxy"));
+        return Err(proxy.audit_failed(&why));
     }
     let caller = match proxy.responder_of(peer) {
         Ok(c) => c,

@@ -7,6 +7,7 @@ mod api;
 mod dataplane;
 mod hygiene;
 mod ops;
+mod storage;
 mod tunnel;
 
 use std::collections::HashMap;
@@ -120,6 +121,8 @@ pub struct Proxy {
     pub admission: Arc<admission::Admission>,
     /// The client to upstream tools (plain HTTP, or pinned HTTPS).
     upstream: crate::upstream::Upstreams,
+    /// Free space under the data directory, and what was announced of the log's health.
+    storage: storage::StorageWatch,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -259,6 +262,7 @@ pub fn start_with(
         request_waiters: Mutex::new(HashMap::new()),
         pending_changes: tokio::sync::watch::channel(0).0,
         upstream,
+        storage: storage::StorageWatch::default(),
         verifier,
         key,
         config,
@@ -410,17 +414,16 @@ impl Proxy {
         }
     }
 
+    /// The refusal while the audit log cannot write: it says since when and that the proxy
+    /// retries by itself; the first one of a failure tells the operator what to do.
     fn audit_failed(&self, why: &str) -> Refusal {
         self.metrics.denial("audit_failed");
-        eprintln!(
-            "bglass-proxy: AUDIT LOG FAILURE: {why}; refusing access until the log is repaired"
-        );
-        Refusal::new(
-            "audit_failed",
-            503,
-            "the proxy cannot write its audit log, so it refuses access",
-        )
-        .hint("try another proxy; the operator must repair this one")
+        let health = self.log.health();
+        if let Some(failure) = &health.failed {
+            storage::announce_failure(self, failure);
+        }
+        Refusal::new("audit_failed", 503, storage::refusal_message(&health, why))
+            .hint("try another proxy, or this one again shortly: it resumes by itself")
     }
 
     /// Records a refusal (best effort: a refusal is already a "no").

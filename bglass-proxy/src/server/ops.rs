@@ -31,6 +31,7 @@ pub fn spawn_all(
         tokio::spawn(handshake_refusals(Arc::clone(proxy), refusals_rx)),
         tokio::spawn(expiries(Arc::clone(proxy))),
         tokio::spawn(health(Arc::clone(proxy))),
+        tokio::spawn(super::storage::watch(Arc::clone(proxy))),
     ];
     if let Some(addr) = proxy.config.metrics_listen {
         tasks.push(tokio::spawn(metrics(Arc::clone(proxy), addr)));
@@ -270,6 +271,7 @@ async fn metrics(proxy: Arc<Proxy>, addr: std::net::SocketAddr) {
                             proxy.log.failure().is_some(),
                         );
                         text.push_str(&proxy.metrics.render_admission(&proxy.admission));
+                        text.push_str(&super::storage::render_metrics(&proxy));
                         let mut r = Response::new(full(text));
                         if let Ok(v) = http::HeaderValue::from_str("text/plain; version=0.0.4") {
                             r.headers_mut().insert(http::header::CONTENT_TYPE, v);
@@ -420,7 +422,7 @@ pub async fn end_grants_of_departed(proxy: &Arc<Proxy>) {
 }
 
 /// Whether and how an event is notified.
-fn summary(event: &Event, catalog: &Catalog) -> Option<String> {
+fn summary(event: &Event, catalog: &Catalog, data_dir: &Path) -> Option<String> {
     let who = event
         .actor
         .as_ref()
@@ -463,7 +465,7 @@ fn summary(event: &Event, catalog: &Catalog) -> Option<String> {
             event.proxy,
             error.as_deref().unwrap_or("no reason given")
         )),
-        _ => None,
+        kind => super::storage::summary(&event.proxy, data_dir, event.time_ms, kind),
     }
 }
 
@@ -555,7 +557,9 @@ async fn notifier(proxy: Arc<Proxy>, mut rx: tokio::sync::mpsc::UnboundedReceive
         let received = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
         match received {
             Ok(Some((index, event))) if index == next => {
-                if let Some(text) = summary(&event, &proxy.catalog.current()) {
+                if let Some(text) =
+                    summary(&event, &proxy.catalog.current(), &proxy.config.data_dir)
+                {
                     deliver_all(
                         &proxy,
                         &targets,
@@ -594,7 +598,9 @@ async fn notify_entry(
     if notified {
         match Event::from_bytes(bytes) {
             Ok(event) => {
-                if let Some(text) = summary(&event, &proxy.catalog.current()) {
+                if let Some(text) =
+                    summary(&event, &proxy.catalog.current(), &proxy.config.data_dir)
+                {
                     deliver_all(proxy, targets, cursor, path, rx, index, &event, &text).await;
                 }
             }
@@ -605,7 +611,15 @@ async fn notify_entry(
 }
 
 /// The event kinds [`summary`] may notify.
-const NOTIFIED_KINDS: &[&str] = &["grant", "request"];
+const NOTIFIED_KINDS: &[&str] = &[
+    "grant",
+    "request",
+    "config_reload",
+    "log_failed",
+    "log_recovered",
+    "storage_low",
+    "storage_ok",
+];
 
 /// Delivers one notification to every target whose cursor has not passed it, retrying a
 /// target that is down with backoff.
@@ -716,5 +730,79 @@ async fn deliver(
         Ok(())
     } else {
         Err(format!("status {status}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use bglass_core::audit::event::EVENT_VERSION;
+    use bglass_core::id::ProxyId;
+
+    fn event(kind: EventKind) -> Event {
+        Event {
+            v: EVENT_VERSION,
+            time_ms: 1_700_000_000_000,
+            proxy: ProxyId::new("proxy-a").unwrap(),
+            actor: None,
+            drill: None,
+            event: kind,
+        }
+    }
+
+    /// Every kind the notifier summarises is one it reads from the log's files too (where
+    /// it catches up after a restart, and where the log's own `log_failed` and
+    /// `log_recovered` entries reach it).
+    #[test]
+    fn proxy_events_that_are_notified_are_read_from_the_files_too() {
+        let catalog = Catalog::from_bytes(
+            Path::new("services.toml"),
+            b"version = 1\n\n[[service]]\nname = \"grafana\"\nkind = \"http\"\ndescription = \"Dashboards\"\nupstream = \"127.0.0.1:3000\"\nmax_ttl = \"4h\"\ndefault_ttl = \"1h\"\napprovals = 0\nhealth = { path = \"/\", expect_status = 200 }\n".to_vec(),
+        )
+        .unwrap();
+        let dir = Path::new("/srv/bglass/data");
+        let kinds = [
+            EventKind::ConfigReload {
+                file: "catalog".to_owned(),
+                accepted: false,
+                digest: None,
+                error: Some("services.toml:3:1: bad".to_owned()),
+            },
+            EventKind::LogFailed {
+                error: "No space left on device (os error 28)".to_owned(),
+            },
+            EventKind::LogRecovered {
+                failed_ms: 1_699_999_990_000,
+                error: "No space left on device (os error 28)".to_owned(),
+            },
+            EventKind::StorageLow {
+                free_bytes: 1,
+                threshold_bytes: 2,
+            },
+            EventKind::StorageOk { free_bytes: 3 },
+        ];
+        for kind in kinds {
+            let e = event(kind);
+            let name = e.event.type_name();
+            assert!(
+                summary(&e, &catalog, dir).is_some(),
+                "{name} is not notified"
+            );
+            assert!(
+                NOTIFIED_KINDS.contains(&name),
+                "{name} is skipped in the files"
+            );
+            let bytes = e.to_bytes().unwrap();
+            assert_eq!(bglass_core::audit::event::peek_kind(&bytes), Some(name));
+        }
+        let accepted = event(EventKind::ConfigReload {
+            file: "catalog".to_owned(),
+            accepted: true,
+            digest: Some("d".to_owned()),
+            error: None,
+        });
+        assert_eq!(summary(&accepted, &catalog, dir), None);
     }
 }
