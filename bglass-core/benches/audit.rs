@@ -21,6 +21,7 @@ fn event(i: u64, key: &SigningKey) -> Vec<u8> {
             version: "bench".to_owned(),
             catalog: "c".to_owned(),
             roster: "r".to_owned(),
+            recovered: None,
         }
     } else {
         // A typical data-plane event (the most frequent kind), about 250 bytes.

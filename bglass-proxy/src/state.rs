@@ -1025,6 +1025,7 @@ mod tests {
                 version: "v".to_owned(),
                 catalog: "c".to_owned(),
                 roster: "r".to_owned(),
+                recovered: None,
             },
             EventKind::ProxyStop {
                 reason: "signal".to_owned(),

@@ -62,6 +62,7 @@ pub fn start() -> Event {
             version: "test".to_owned(),
             catalog: "c".to_owned(),
             roster: "r".to_owned(),
+            recovered: None,
         },
     )
 }

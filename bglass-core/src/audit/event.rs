@@ -74,6 +74,9 @@ pub enum EventKind {
         catalog: String,
         /// Digest of the roster in force.
         roster: String,
+        /// What opening the log repaired (torn tails cut, files rewritten), when it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recovered: Option<String>,
     },
     /// The proxy stopped cleanly.
     ProxyStop {

@@ -38,6 +38,7 @@ pub(super) fn event(i: u64) -> Vec<u8> {
             version: "test".to_owned(),
             catalog: "c".to_owned(),
             roster: "r".to_owned(),
+            recovered: None,
         }
     } else {
         EventKind::Expiry {

@@ -225,6 +225,7 @@ pub fn start_with(
     let log_config = LogConfig {
         published: Some(config.data_dir.join(PUBLISHED_CHECKPOINT_FILE)),
         accept_rollback: options.accept_rollback,
+        reserve_bytes: config.storage.reserve_bytes,
         ..LogConfig::new(
             config.data_dir.join("log"),
             config.id.clone(),
@@ -240,6 +241,15 @@ pub fn start_with(
         eprintln!("bglass-proxy: ROLLBACK ACCEPTED and recorded in the audit log: {rollback}");
     } else if options.accept_rollback {
         eprintln!("bglass-proxy: --accept-rollback given, but the audit log is not rolled back");
+    }
+    let repaired = repairs_of(&recovery);
+    if let Some(what) = &repaired {
+        eprintln!("bglass-proxy: the audit log recovered from a crash: {what}");
+    }
+    if let Some(why) = &recovery.reserve_missing {
+        eprintln!(
+            "bglass-proxy: WARNING: the audit log's reserve file could not be made ({why}): on a full disk the log cannot record its failure until space returns"
+        );
     }
 
     let (notify, notify_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -275,6 +285,7 @@ pub fn start_with(
             notify_rx,
             refusals_rx,
             recovered: recovery.entries,
+            repaired,
         },
     ))
 }
@@ -288,6 +299,8 @@ pub struct Startup {
     refusals_rx: tokio::sync::mpsc::Receiver<admission::Immediate>,
     /// Entries replayed from the log.
     pub recovered: u64,
+    /// What opening the log repaired, in a sentence (recorded in `proxy_start`).
+    pub repaired: Option<String>,
 }
 
 impl Proxy {
@@ -644,6 +657,7 @@ pub async fn serve_on(
         version: env!("CARGO_PKG_VERSION").to_owned(),
         catalog: proxy.catalog.current().digest().to_owned(),
         roster: roster_digest(&proxy.config.roster),
+        recovered: startup.repaired.clone(),
     };
     proxy
         .record(None, start)
@@ -707,6 +721,39 @@ pub async fn serve_on(
         .await;
     let _ = proxy.log.checkpoint_now();
     Ok(())
+}
+
+/// What opening the log repaired, in a sentence, when it repaired anything.
+fn repairs_of(report: &bglass_core::audit::log::RecoveryReport) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(why) = &report.torn {
+        parts.push(format!(
+            "a torn tail of {} bytes cut from the write-ahead file after entry {} ({why}); nothing acknowledged was lost",
+            report.torn_bytes_dropped,
+            report.entries.saturating_sub(1)
+        ));
+    }
+    if let Some(why) = &report.history_torn {
+        parts.push(format!(
+            "a torn tail of {} bytes cut from the checkpoint history ({why})",
+            report.history_torn_bytes
+        ));
+    }
+    if report.checkpoint_file_repaired {
+        parts.push("the checkpoint file rewritten from the history".to_owned());
+    }
+    if let Some(b) = report.bundle_rebuilt {
+        parts.push(format!(
+            "entry bundle {b} rebuilt from the write-ahead file"
+        ));
+    }
+    if report.files_repaired > 0 {
+        parts.push(format!(
+            "{} bundle or tile files written again",
+            report.files_repaired
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 fn roster_digest(path: &Path) -> String {

@@ -39,6 +39,7 @@ fn event(i: u64, key: &SigningKey, t0: u64) -> Vec<u8> {
             version: "bench".to_owned(),
             catalog: "c".to_owned(),
             roster: "r".to_owned(),
+            recovered: None,
         }
     } else if i % 2 == 1 {
         // A data-plane request through a grant, recorded before it is forwarded: with its
