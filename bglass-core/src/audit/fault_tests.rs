@@ -264,3 +264,38 @@ fn eio_on_any_fsync_loses_nothing_acknowledged_and_the_log_recovers() {
 fn a_read_only_remount_at_any_write_loses_nothing_acknowledged_and_the_log_recovers() {
     every_operation(Kind::ReadOnly);
 }
+
+#[test]
+fn a_log_directory_removed_under_the_writer_fails_closed_and_says_so() {
+    let dir = scratch();
+    let log_dir = dir.path().join("log");
+    let (log, _) = AuditLog::open(
+        LogConfig {
+            retry_after: Duration::from_millis(2),
+            ..config(&log_dir)
+        },
+        |_, _| Ok(()),
+    )
+    .unwrap();
+    for i in 0..10 {
+        log.append(event(i)).unwrap();
+    }
+    log.checkpoint_now().unwrap();
+    std::fs::remove_dir_all(&log_dir).unwrap();
+    // The write-ahead file is gone: an append to it is not durable, so it is refused.
+    assert!(log.append(event(10)).is_err());
+    let started = Instant::now();
+    loop {
+        let why = log.failure().expect("the log must stay failed");
+        if why.contains("missing") || why.contains("removed") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{why}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // An empty directory in its place is not the log: still failed, still refusing.
+    std::fs::create_dir_all(log_dir.join("tmp")).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(log.failure().is_some_and(|w| w.contains("restart")), "{:?}", log.failure());
+    assert!(log.append(event(11)).is_err());
+}
