@@ -59,6 +59,7 @@ pub enum Command {
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Rehearse outages: simulate a scenario locally, run a live drill, score it.
+    #[cfg(feature = "drill")]
     #[command(subcommand)]
     Drill(DrillCommand),
     /// Print shell completions.
@@ -66,6 +67,7 @@ pub enum Command {
 }
 
 /// `bglass drill …`.
+#[cfg(feature = "drill")]
 #[derive(Debug, Subcommand)]
 pub enum DrillCommand {
     /// Run a scenario in a world on loopback (real proxies, simulated tools, fault links,
@@ -113,6 +115,7 @@ pub struct DrillSimulateArgs {
 }
 
 /// `bglass drill plan`.
+#[cfg(feature = "drill")]
 #[derive(Debug, Args)]
 pub struct DrillPlanArgs {
     /// The scenario file.
@@ -147,6 +150,7 @@ pub struct DrillDepsArgs {
 }
 
 /// `bglass drill start`.
+#[cfg(feature = "drill")]
 #[derive(Debug, Args)]
 pub struct DrillStartArgs {
     /// The scenario file (its tools, client-side faults and duration make the plan).
@@ -157,6 +161,7 @@ pub struct DrillStartArgs {
 }
 
 /// `bglass drill stop`.
+#[cfg(feature = "drill")]
 #[derive(Debug, Args)]
 pub struct DrillStopArgs {
     /// The drill's id [default: the drill running on the first proxy that answers].

@@ -2,15 +2,9 @@
 //! lives in its own file under `cmd/`.
 
 mod cli;
-mod client;
 mod cmd;
-mod config;
-mod drill;
-mod error;
-mod output;
-mod passphrase;
-mod store;
-mod tunnel;
+
+use bglass_client::{client, config, error, out, outln, passphrase, store, tunnel};
 
 use std::process::ExitCode;
 
@@ -36,6 +30,7 @@ fn main() -> ExitCode {
         cli::Command::Forward(args) => cmd::forward::run(cli.config.as_deref(), args),
         cli::Command::Catalog(cli::CatalogCommand::Check(args)) => cmd::catalog::check(args),
         cli::Command::Audit(command) => cmd::audit::run(cli.config.as_deref(), command),
+        #[cfg(feature = "drill")]
         cli::Command::Drill(command) => cmd::drill::run(cli.config.as_deref(), command),
         cli::Command::Completions(args) => cmd::completions::run(args),
     };

@@ -21,7 +21,7 @@ use bglass_core::vault::{Vault, VaultIdentity};
 
 use rustls_pki_types::pem::PemObject;
 
-use crate::tls::pin_of;
+use bglass_tls::pin_of;
 
 /// Vault names of the proxy's own keys (PKCS#8 or OpenSSH, base64).
 pub const SIGNING_KEY_SECRET: &str = "bglass.signing_key";

@@ -2,7 +2,6 @@
 //!
 //! - `init`: a new proxy cell (keys, certificates, vault, config).
 //! - `config`: `proxy.toml`.
-//! - `tls`: mutual TLS shared with the CLI (pinned CA, roster-gated client keys).
 //! - `state`: the proxy's live state, rebuilt from the audit log.
 //! - `server`: the listener, control API and data plane.
 //! - `check`: catalog and roster validation as the proxy loads them.
@@ -16,5 +15,4 @@ pub mod metrics;
 pub mod server;
 pub mod ssh_settings;
 pub mod state;
-pub mod tls;
 pub mod upstream;

@@ -37,7 +37,7 @@ use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureSchem
 
 use crate::server::Body;
 use crate::state::Refusal;
-use crate::tls::{pin_of, provider};
+use bglass_tls::{pin_of, provider};
 
 /// Time allowed to open a TCP connection to an upstream.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

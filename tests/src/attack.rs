@@ -244,11 +244,11 @@ pub async fn certless(
     from: std::net::IpAddr,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let pin: bglass_core::catalog::CertPin = pin.parse().unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(bglass_proxy::tls::provider())
+    let config = rustls::ClientConfig::builder_with_provider(bglass_tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(bglass_proxy::tls::PinnedCaVerifier::new(pin)))
+        .with_custom_certificate_verifier(Arc::new(bglass_tls::PinnedCaVerifier::new(pin)))
         .with_no_client_auth();
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(from, 0))?;
@@ -331,7 +331,7 @@ impl Impostor {
                 .unwrap()
                 .collect::<Result<_, _>>()
                 .unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(bglass_proxy::tls::provider())
+        let config = rustls::ServerConfig::builder_with_provider(bglass_tls::provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .unwrap()
             .with_no_client_auth()

@@ -14,7 +14,7 @@ use crate::world::{free_port, wait_port};
 
 /// `sha256:<hex>` of DER bytes, as the catalog writes pins.
 pub fn pin(der: &[u8]) -> String {
-    bglass_proxy::tls::pin_of(der).to_string()
+    bglass_tls::pin_of(der).to_string()
 }
 
 /// A CA and a server certificate it signed.

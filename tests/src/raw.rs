@@ -67,8 +67,7 @@ impl Raw {
         from: Option<std::net::IpAddr>,
     ) -> Self {
         let pin: CertPin = pin.parse().unwrap();
-        let tls =
-            bglass_proxy::tls::client_config(pin, &identity.key, identity.id.as_str()).unwrap();
+        let tls = bglass_tls::client_config(pin, &identity.key, identity.id.as_str()).unwrap();
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .timeout(Duration::from_secs(20))

@@ -84,7 +84,7 @@ pub fn run(world: &World, client: &Raw, token: &str, n: usize, proxy_pid: u32) -
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let p = &world.proxies[0];
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", p.port).parse().unwrap();
-    let config = bglass_proxy::tls::client_config(
+    let config = bglass_tls::client_config(
         p.pin.parse().unwrap(),
         &client.identity.key,
         client.identity.id.as_str(),

@@ -19,11 +19,11 @@ use crate::cli::{
     JsonArgs,
 };
 use crate::client::{Call, Session};
-use crate::drill::participant::{self, Plan, SshProbe, Target, TargetKind};
-use crate::drill::simulate;
-use crate::drill::world;
 use crate::error::{CliError, CliResult, ErrorKind};
 use bglass_core::catalog::TcpProbe;
+use bglass_drill::participant::{self, Plan, SshProbe, Target, TargetKind};
+use bglass_drill::simulate;
+use bglass_drill::world;
 
 /// Runs `bglass drill …`.
 pub fn run(config: Option<&Path>, command: DrillCommand) -> CliResult {

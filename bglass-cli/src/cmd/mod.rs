@@ -6,6 +6,7 @@ pub mod audit;
 pub mod catalog;
 pub mod completions;
 pub mod curl;
+#[cfg(feature = "drill")]
 pub mod drill;
 pub mod enroll;
 pub mod forward;
@@ -31,11 +32,7 @@ pub fn block_on<T>(future: impl Future<Output = CliResult<T>>) -> CliResult<T> {
     result
 }
 
-/// Prints a JSON value.
-pub fn print_json(value: &impl serde::Serialize) -> CliResult {
-    let text = serde_json::to_string_pretty(value).map_err(CliError::internal)?;
-    crate::outln!("{text}")
-}
+pub use bglass_client::output::print_json;
 
 /// Asks every proxy for a list at `path`; each item with its proxy's id. When no proxy
 /// answered, the list is unknown: an error naming each proxy and why (exit 4, or 3 when a

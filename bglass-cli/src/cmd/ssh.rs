@@ -10,8 +10,6 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use bglass_core::api::GRANT_HEADER;
 use bglass_core::id::ServiceName;
 
@@ -20,19 +18,7 @@ use crate::cli::SshArgs;
 use crate::client::{Session, answer, refusal_error};
 use crate::error::{CliError, CliResult, ErrorKind};
 use crate::tunnel::Dialer;
-
-/// What the proxy answers for a certificate request.
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct Issued {
-    pub(crate) certificate: String,
-    pub(crate) principals: Vec<String>,
-    pub(crate) host_key: String,
-    /// When the certificate ends (minutes after issue).
-    pub(crate) valid_before: u64,
-    /// When the grant ends (older proxies do not say).
-    #[serde(default)]
-    pub(crate) grant_expires: Option<u64>,
-}
+use bglass_client::ssh::{Issued, check_host_key};
 
 /// Quotes one argument for a POSIX shell.
 fn quote(arg: &str) -> String {
@@ -174,35 +160,6 @@ pub fn run(config: Option<&Path>, args: SshArgs) -> CliResult {
             "",
         ))
     }
-}
-
-/// Refuses a host whose key is not the catalog's pinned key.
-pub(crate) fn check_host_key(
-    ssh: &ssh2::Session,
-    service: &ServiceName,
-    pinned: &str,
-) -> CliResult {
-    let expected = pinned
-        .split_whitespace()
-        .nth(1)
-        .and_then(|b64| STANDARD.decode(b64).ok())
-        .ok_or_else(|| CliError::internal("the catalog's host key is not an OpenSSH key"))?;
-    let (presented, _) = ssh
-        .host_key()
-        .ok_or_else(|| CliError::internal("the host sent no key"))?;
-    if presented != expected.as_slice() {
-        let shown = format!(
-            "{} {}",
-            pinned.split_whitespace().next().unwrap_or("?"),
-            STANDARD.encode(presented)
-        );
-        return Err(CliError::new(
-            ErrorKind::Denied,
-            format!("the host key of {service} does not match the key pinned in the catalog; refusing to connect (presented: {shown})"),
-        )
-        .with_hint("if the host was rebuilt, the operator must update host_key in services.toml; otherwise this may be an impostor"));
-    }
-    Ok(())
 }
 
 /// Runs one command; returns its exit status.

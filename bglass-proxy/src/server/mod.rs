@@ -42,7 +42,7 @@ use crate::config::ProxyConfig;
 use crate::init::{CA_KEY_SECRET, SIGNING_KEY_SECRET, TLS_KEY_SECRET};
 use crate::metrics::Metrics;
 use crate::state::{Refusal, State};
-use crate::tls::KeyGate;
+use bglass_tls::KeyGate;
 
 /// The error type of bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -649,7 +649,7 @@ pub async fn serve_on(
         refusals: proxy.refusals.clone(),
     });
     let tls =
-        crate::tls::server_config(startup.chain, startup.tls_key, gate).map_err(config_err)?;
+        bglass_tls::server_config(startup.chain, startup.tls_key, gate).map_err(config_err)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
 
     let start = EventKind::ProxyStart {
@@ -781,7 +781,7 @@ async fn connection(
         .1
         .peer_certificates()
         .and_then(|certs| certs.first())
-        .and_then(crate::tls::ed25519_key_of);
+        .and_then(bglass_tls::ed25519_key_of);
     // Without a client key only /healthz is served, once: the connection is not kept.
     let keep_alive = key.is_some();
     let peer = Peer { key, addr };

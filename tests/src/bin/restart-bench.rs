@@ -287,13 +287,11 @@ fn main() {
     }
     let tls = {
         let pin: bglass_core::catalog::CertPin = pin.parse().unwrap();
-        let mut tls = rustls::ClientConfig::builder_with_provider(bglass_proxy::tls::provider())
+        let mut tls = rustls::ClientConfig::builder_with_provider(bglass_tls::provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .unwrap()
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(bglass_proxy::tls::PinnedCaVerifier::new(
-                pin,
-            )))
+            .with_custom_certificate_verifier(Arc::new(bglass_tls::PinnedCaVerifier::new(pin)))
             .with_no_client_auth();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         tls

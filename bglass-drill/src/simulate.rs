@@ -23,8 +23,8 @@ use bglass_core::timestamp;
 
 use super::participant::{self, Plan, Target};
 use super::world;
-use crate::client::{Call, Session};
-use crate::error::{CliError, CliResult, ErrorKind};
+use bglass_client::client::{Call, Session};
+use bglass_client::error::{CliError, CliResult, ErrorKind};
 
 /// What `bglass drill simulate` was asked.
 #[derive(Debug)]
@@ -150,16 +150,16 @@ pub fn run(options: Options) -> CliResult<bool> {
     let (card, logs) = runtime.block_on(simulate(&loaded, &id, &out, count, approvers))?;
     let (json_path, html_path) = write_reports(&out, &card)?;
     if options.json {
-        crate::cmd::print_json(&card)?;
+        bglass_client::output::print_json(&card)?;
     } else {
-        crate::out!("{}", card.to_text())?;
-        crate::outln!(
+        bglass_client::out!("{}", card.to_text())?;
+        bglass_client::outln!(
             "Reports: {} and {}",
             json_path.display(),
             html_path.display()
         )?;
         for (proxy, dir, key) in &logs {
-            crate::outln!(
+            bglass_client::outln!(
                 "Audit log of {proxy}: bglass audit verify {} --key {key}",
                 dir.display()
             )?;

@@ -16,10 +16,10 @@ use bglass_core::timestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::tools::{POSTGRES_SSL_REQUEST, REDIS_PING};
-use crate::client::{Call, Session, answer, refusal_error};
-use crate::error::{CliError, ErrorKind};
-use crate::store::HeldGrant;
-use crate::tunnel::Dialer;
+use bglass_client::client::{Call, Session, answer, refusal_error};
+use bglass_client::error::{CliError, ErrorKind};
+use bglass_client::store::HeldGrant;
+use bglass_client::tunnel::Dialer;
 
 /// Attempts per access before giving up.
 pub const ATTEMPTS: u32 = 3;
@@ -459,13 +459,15 @@ async fn probe_ssh(
         .await
         .map_err(|e| failed("certificate", "unavailable", format!("{url}: {e}")))?;
     let value = answer(response).await.map_err(|e| match e {
-        crate::client::CallError::Refused(status, e) => {
+        bglass_client::client::CallError::Refused(status, e) => {
             from_cli("certificate", &refusal_error(status, e))
         }
-        crate::client::CallError::Unavailable(why) => failed("certificate", "unavailable", why),
-        crate::client::CallError::Local(e) => from_cli("certificate", &e),
+        bglass_client::client::CallError::Unavailable(why) => {
+            failed("certificate", "unavailable", why)
+        }
+        bglass_client::client::CallError::Local(e) => from_cli("certificate", &e),
     })?;
-    let issued: crate::cmd::ssh::Issued = serde_json::from_value(value)
+    let issued: bglass_client::ssh::Issued = serde_json::from_value(value)
         .map_err(|e| failed("certificate", "bad_answer", e.to_string()))?;
     let dialer =
         Dialer::for_grant(session, conn, grant.clone()).map_err(|e| from_cli("tunnel", &e))?;
@@ -533,8 +535,18 @@ pub struct LoginRequest {
     pub host_key: String,
 }
 
+impl std::fmt::Debug for LoginRequest {
+    /// Never prints the session key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("service", &self.service)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How the login helper reports failure on its standard output.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct LoginFailure {
     /// A stable code.
     pub code: String,
@@ -591,7 +603,7 @@ where
 /// `bglass drill ssh-login` (internal): one SSH login over standard input, which is a
 /// socket carrying a length-prefixed [`LoginRequest`] and then the server's bytes. Exits
 /// 0 when the server accepted the certificate; otherwise prints a [`LoginFailure`].
-pub fn ssh_login_child() -> crate::error::CliResult {
+pub fn ssh_login_child() -> bglass_client::error::CliResult {
     use std::io::Read;
     let fail = |code: &str, detail: String| {
         let text = serde_json::to_string(&LoginFailure {
@@ -599,7 +611,7 @@ pub fn ssh_login_child() -> crate::error::CliResult {
             detail: detail.clone(),
         })
         .unwrap_or_default();
-        let _ = crate::outln!("{text}");
+        let _ = bglass_client::outln!("{text}");
         CliError::new(ErrorKind::Denied, detail)
     };
     let fd = std::os::fd::AsFd::as_fd(&std::io::stdin())
@@ -627,7 +639,7 @@ pub fn ssh_login_child() -> crate::error::CliResult {
     ssh.set_timeout(10_000);
     ssh.handshake()
         .map_err(|e| fail("ssh_handshake", e.to_string()))?;
-    crate::cmd::ssh::check_host_key(&ssh, &name, &login.host_key)
+    bglass_client::ssh::check_host_key(&ssh, &name, &login.host_key)
         .map_err(|e| fail("host_key_mismatch", e.to_string()))?;
     ssh.userauth_pubkey_memory(
         &login.user,

@@ -23,12 +23,12 @@ use bglass_core::vault::{Vault, VaultIdentity};
 
 use super::link::FaultLink;
 use super::tools::{self, Sshd, Tool};
-use crate::config::ProxyEntry;
-use crate::error::{CliError, CliResult};
+use bglass_client::config::ProxyEntry;
+use bglass_client::error::{CliError, CliResult};
 
 /// The catalog built into bglass (the repository's `services.toml`), for scenarios that
 /// name none.
-pub const SHIPPED_CATALOG: &str = include_str!("../../../services.toml");
+pub const SHIPPED_CATALOG: &str = include_str!("../../services.toml");
 
 /// A production dependency that the break-glass path turned out to need: the scenario
 /// declares it down, so its links are down for the whole drill.

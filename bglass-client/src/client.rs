@@ -141,7 +141,7 @@ pub struct Session {
 }
 
 fn http_client(entry: &ProxyEntry, identity: &ResponderIdentity) -> CliResult<reqwest::Client> {
-    let tls = bglass_proxy::tls::client_config(entry.pin, &identity.key, identity.id.as_str())
+    let tls = bglass_tls::client_config(entry.pin, &identity.key, identity.id.as_str())
         .map_err(|e| CliError::internal(format!("TLS setup: {e}")))?;
     let mut builder = reqwest::Client::builder();
     // A URL naming a host is dialled at its pinned address: never a DNS lookup (DESIGN §2).

@@ -1,4 +1,5 @@
-//! Mutual TLS between `bglass` and `bglass-proxy` (DESIGN §4), shared by both sides.
+//! Mutual TLS between `bglass` and `bglass-proxy`, shared by both sides (a crate of its own, so
+//! that the responder's binary links it without linking the proxy).
 //!
 //! - The proxy has its own CA. Clients trust exactly one CA: the one whose certificate's
 //!   SHA-256 equals the pin in their config. No public PKI, no system roots.

@@ -49,7 +49,7 @@ impl Dialer {
         conn: &crate::client::Conn,
         grant: HeldGrant,
     ) -> CliResult<Self> {
-        let config = bglass_proxy::tls::client_config(
+        let config = bglass_tls::client_config(
             conn.entry.pin,
             &session.identity.key,
             session.identity.id.as_str(),

@@ -31,3 +31,9 @@ macro_rules! outln {
 macro_rules! out {
     ($($arg:tt)*) => { $crate::output::write_out(format_args!($($arg)*)) };
 }
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> CliResult {
+    let text = serde_json::to_string_pretty(value).map_err(CliError::internal)?;
+    write_out(format_args!("{text}\n"))
+}
