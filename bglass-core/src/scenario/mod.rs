@@ -6,7 +6,6 @@
 //! catalog (services) and to the declared production dependencies are checked by
 //! [`Scenario::check`] once those files are loaded, with the same locations.
 
-mod millis;
 pub mod production;
 #[cfg(test)]
 mod tests;
@@ -20,7 +19,7 @@ use crate::catalog::Catalog;
 use crate::id::ServiceName;
 use crate::source::{Located, Position, Source, SourceLimits, SourceProblem};
 
-pub use millis::{Millis, MillisError};
+pub use crate::duration::{Millis, MillisError};
 pub use production::{Dependency, Production};
 
 /// The scenario format version this code reads.
