@@ -106,9 +106,9 @@ pub struct DrillInfo {
     /// The proxies, in priority order.
     pub proxies: Vec<String>,
     /// Participants.
-    pub participants: u32,
+    pub participants: u64,
     /// Approvers among them.
-    pub approvers: u32,
+    pub approvers: u64,
     /// The scenario's length, ms.
     pub duration_ms: u64,
     /// Things the reader must know about how the drill was run (e.g. how SSH was probed).

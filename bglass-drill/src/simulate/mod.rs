@@ -211,8 +211,8 @@ async fn simulate(
         wall_ms,
         down: scenario.down.iter().map(|d| d.value.to_string()).collect(),
         proxies: scenario.proxies.iter().map(ToString::to_string).collect(),
-        participants: count,
-        approvers,
+        participants: u64::from(count),
+        approvers: u64::from(approvers),
         duration_ms: scenario.duration.as_ms(),
         notes,
     };

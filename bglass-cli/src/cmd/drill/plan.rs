@@ -2,6 +2,7 @@
 
 use bglass_core::drill::percent;
 use bglass_core::duration::ms_text;
+use bglass_core::scenario::Expectations;
 use bglass_drill::live::client_faults;
 use bglass_drill::load::load;
 use bglass_drill::world;
@@ -133,8 +134,18 @@ pub(super) fn run(args: &DrillPlanArgs) -> CliResult {
             ));
         }
     }
+    out.push_str(&expectations(&s.expect));
+    out.push_str(&format!(
+        "\nRun it: bglass drill simulate {}\n",
+        args.scenario.display()
+    ));
+    crate::out!("{out}")
+}
+
+/// The scenario's expectations, a line each.
+fn expectations(e: &Expectations) -> String {
+    let mut out = String::new();
     out.push_str("Expectations:\n");
-    let e = &s.expect;
     if let Some(r) = e.success_rate {
         out.push_str(&format!("  success rate >= {}\n", percent(r)));
     }
@@ -164,9 +175,5 @@ pub(super) fn run(args: &DrillPlanArgs) -> CliResult {
                 .unwrap_or_default()
         ));
     }
-    out.push_str(&format!(
-        "\nRun it: bglass drill simulate {}\n",
-        args.scenario.display()
-    ));
-    crate::out!("{out}")
+    out
 }

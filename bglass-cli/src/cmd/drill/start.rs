@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use bglass_core::duration::ms_text;
 use bglass_core::envelope::Action;
 use bglass_drill::live::{drill_id, live_plan};
 use bglass_drill::load::load;
@@ -50,10 +51,10 @@ pub(super) fn run(config: Option<&Path>, args: &DrillStartArgs) -> CliResult {
             return print_json(&plan);
         }
         crate::outln!(
-            "Drill {} started on {} ({} s); participants run: bglass drill join",
+            "Drill {} started on {} ({}); participants run: bglass drill join",
             plan.drill,
             started.join(", "),
-            plan.duration_ms / 1000
+            ms_text(plan.duration_ms)
         )?;
         for f in failures {
             eprintln!("bglass: not started on {f}");
