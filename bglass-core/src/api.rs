@@ -2,6 +2,7 @@
 //! `docs/api.md`).
 
 use crate::audit::receipt::Receipt;
+use crate::catalog::{ServiceKind, TcpProbe};
 use crate::id::{GrantId, ProxyId, RequestId, ResponderId, ServiceName};
 
 /// The header that carries a grant on data-plane requests.
@@ -88,20 +89,60 @@ pub struct RequestView {
     pub seq: u64,
 }
 
+/// A catalog service's kind as the API names it (`http`, `ssh`, `tcp`): a client refuses
+/// an answer with a kind it does not know rather than guess how to reach the service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ServiceType {
+    /// A web tool or API reached through `/s/<name>/`.
+    Http,
+    /// An SSH host reached with a short-lived certificate.
+    Ssh,
+    /// A TCP service reached through a tunnel.
+    Tcp,
+}
+
+impl ServiceType {
+    /// The kind of a catalog service.
+    pub fn of(kind: &ServiceKind) -> Self {
+        match kind {
+            ServiceKind::Http { .. } => Self::Http,
+            ServiceKind::Ssh { .. } => Self::Ssh,
+            ServiceKind::Tcp { .. } => Self::Tcp,
+        }
+    }
+
+    /// The name as the catalog and the API write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Ssh => "ssh",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
 /// A catalog service's state in `/v1/status`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceStatus {
     /// Name.
     pub name: ServiceName,
     /// Kind.
-    pub kind: String,
+    pub kind: ServiceType,
     /// Approvals needed.
     pub approvals: u8,
     /// Emergency bypass allowed.
     pub emergency_bypass: bool,
     /// For TCP services, the protocol the health probe speaks (`postgres`, `redis`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probe: Option<String>,
+    pub probe: Option<TcpProbe>,
     /// For HTTP services, the health path (what a drill participant requests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_path: Option<String>,
@@ -184,4 +225,38 @@ pub struct StorageStatus {
 pub struct ProofView {
     /// The proof's hashes, base64.
     pub proof: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(kind: &str, probe: &str) -> Result<ServiceStatus, serde_json::Error> {
+        serde_json::from_str(&format!(
+            r#"{{"name":"db","kind":"{kind}","approvals":0,"emergency_bypass":false,{probe}"health":"up"}}"#
+        ))
+    }
+
+    /// Kinds and probes are the catalog's names on the wire, and an unknown one is refused
+    /// rather than read as something else.
+    #[test]
+    fn service_kinds_and_probes_are_typed_on_the_wire() {
+        let s = status("tcp", r#""probe":"postgres","#).unwrap();
+        assert_eq!(
+            (s.kind, s.probe),
+            (ServiceType::Tcp, Some(TcpProbe::Postgres))
+        );
+        assert_eq!(
+            serde_json::to_value(&s).unwrap()["probe"],
+            serde_json::json!("postgres")
+        );
+        assert_eq!(status("http", "").unwrap().kind, ServiceType::Http);
+        assert_eq!(format!("{:<4}|", ServiceType::Ssh), "ssh |");
+        assert!(status("ftp", "").is_err(), "an unknown kind");
+        assert!(
+            status("tcp", r#""probe":"mysql","#).is_err(),
+            "an unknown probe"
+        );
+        assert!(status("Tcp", "").is_err(), "names are lowercase");
+    }
 }

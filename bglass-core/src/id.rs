@@ -1,4 +1,5 @@
-//! Validated names: services, responders, proxies and vault secrets.
+//! Validated names: services, responders, proxies, vault secrets, and for drills the
+//! scenarios, drills and production dependencies.
 //!
 //! Names travel in URLs, log lines, certificates and file names, so each has a narrow
 //! alphabet and a length bound, checked once when the name is made.
@@ -175,6 +176,39 @@ name_type!(
     |c| lower_alnum(c) || matches!(c, '_' | '.' | '-')
 );
 
+name_type!(
+    /// A drill scenario's name (`name = …` in a scenario file): `[a-z0-9][a-z0-9-]{0,47}`,
+    /// short enough that a drill id made from it and a timestamp fits [`DrillId`].
+    ScenarioName,
+    "scenario name",
+    48,
+    "1-48 of a-z, 0-9 and '-', starting with a letter or digit",
+    lower_alnum,
+    |c| lower_alnum(c) || c == '-'
+);
+
+name_type!(
+    /// A drill's id, which tags the drill's audit events and grants:
+    /// `[a-z0-9][a-z0-9-]{0,63}` (`bglass drill` makes it `<scenario>-<YYYYMMDDhhmmss>`).
+    DrillId,
+    "drill id",
+    64,
+    "1-64 of a-z, 0-9 and '-', starting with a letter or digit",
+    lower_alnum,
+    |c| lower_alnum(c) || c == '-'
+);
+
+name_type!(
+    /// A declared production dependency (`zero-trust`, `idp`, `dns`), as a production file
+    /// declares it and a scenario's `down` names it: `[a-z0-9][a-z0-9-]{0,47}`.
+    DependencyName,
+    "dependency name",
+    48,
+    "1-48 of a-z, 0-9 and '-', starting with a letter or digit",
+    lower_alnum,
+    |c| lower_alnum(c) || c == '-'
+);
+
 /// Vault names with this prefix hold the proxy's own keys: never upstream credentials.
 pub const RESERVED_SECRET_PREFIX: &str = "bglass.";
 
@@ -292,6 +326,20 @@ mod tests {
         assert!(ResponderId::new("alice.smith_2").is_ok());
         assert!(ResponderId::new("alice smith").is_err());
         assert!(ResponderId::new(".alice").is_err());
+    }
+
+    #[test]
+    fn drill_names_start_with_a_letter_or_digit() {
+        assert!(ScenarioName::new("zero-trust-outage").is_ok());
+        assert!(ScenarioName::new(&"a".repeat(48)).is_ok());
+        assert!(ScenarioName::new(&"a".repeat(49)).is_err());
+        assert!(DrillId::new(&format!("{}-20261122031500", "a".repeat(48))).is_ok());
+        assert!(DrillId::new(&"a".repeat(65)).is_err());
+        for bad in ["-x", "", "A", "a_b", "a.b", "a b"] {
+            assert!(ScenarioName::new(bad).is_err(), "{bad:?}");
+            assert!(DrillId::new(bad).is_err(), "{bad:?}");
+            assert!(DependencyName::new(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use bglass_core::api::{GRANT_HEADER, RequestView};
 use bglass_core::catalog::{Service, ServiceKind, TcpProbe};
 use bglass_core::drill::{Access, Failure};
 use bglass_core::envelope::{AccessRequest, Action};
-use bglass_core::id::ServiceName;
+use bglass_core::id::{DrillId, ProxyId, ServiceName};
 use bglass_core::timestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -98,7 +98,7 @@ pub enum SshProbe {
 #[derive(Clone, Debug)]
 pub struct Plan {
     /// The drill's id (in the reason and incident of every request).
-    pub drill: String,
+    pub drill: DrillId,
     /// When the drill started (offsets and time to access are measured from here).
     pub start: Instant,
     /// No new attempt after this.
@@ -114,7 +114,7 @@ struct Failed {
     failure: Failure,
     /// A decision (denied by policy): retrying will not help.
     permanent: bool,
-    proxy: Option<String>,
+    proxy: Option<ProxyId>,
 }
 
 fn failed(stage: &str, code: &str, detail: impl Into<String>) -> Failed {
@@ -146,16 +146,12 @@ fn from_cli(stage: &str, e: &CliError) -> Failed {
     f
 }
 
-fn ms_since(t: Instant) -> u64 {
-    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
 /// One access: asks, waits, probes; retried up to [`ATTEMPTS`] times. `first` is the id of
 /// the participant's first proxy (an access served by another counts as a failover).
 pub async fn access(
     session: &mut Session,
     who: &str,
-    first: Option<&str>,
+    first: Option<&ProxyId>,
     service: &Target,
     plan: &Plan,
 ) -> Access {
@@ -164,7 +160,7 @@ pub async fn access(
         participant: who.to_owned(),
         service: service.name.to_string(),
         kind: service.kind.name().to_owned(),
-        start_ms: u64::try_from(begun.duration_since(plan.start).as_millis()).unwrap_or(0),
+        start_ms: crate::ms_between(plan.start, begun),
         ..Access::default()
     };
     for attempt in 1..=ATTEMPTS {
@@ -172,15 +168,15 @@ pub async fn access(
         match attempt_once(session, service, plan, &mut access).await {
             Ok(proxy) => {
                 access.ok = true;
-                access.tta_ms = Some(ms_since(begun));
-                access.failover = first.is_some_and(|f| f != proxy);
-                access.proxy = Some(proxy);
+                access.tta_ms = Some(crate::ms_since(begun));
+                access.failover = first.is_some_and(|f| *f != proxy);
+                access.proxy = Some(proxy.to_string());
                 access.failure = None;
                 return access;
             }
             Err(f) => {
-                if f.proxy.is_some() {
-                    access.proxy = f.proxy;
+                if let Some(proxy) = f.proxy {
+                    access.proxy = Some(proxy.to_string());
                 }
                 access.failure = Some(f.failure);
                 if f.permanent || attempt == ATTEMPTS || Instant::now() >= plan.deadline {
@@ -205,26 +201,22 @@ async fn attempt_once(
     service: &Target,
     plan: &Plan,
     access: &mut Access,
-) -> Result<String, Failed> {
+) -> Result<ProxyId, Failed> {
     let action = Action::Access(AccessRequest {
         service: service.name.clone(),
         ttl: None,
         reason: format!("drill {}", plan.drill),
         incident: format!("drill-{}", plan.drill),
         emergency: plan.emergency && service.emergency,
-        drill: Some(plan.drill.clone()),
+        drill: Some(plan.drill.to_string()),
     });
     let (value, index) = session
         .call(&Call::post("/v1/access", action))
         .await
         .map_err(|e| from_cli("request", &e))?;
-    let proxy = session.conns[index]
-        .record
-        .as_ref()
-        .map(|r| r.id.to_string())
-        .unwrap_or_default();
+    let proxy = session.conns[index].record.as_ref().map(|r| r.id.clone());
     let with_proxy = |mut f: Failed| {
-        f.proxy = Some(proxy.clone());
+        f.proxy = proxy.clone();
         f
     };
     let mut view: RequestView = serde_json::from_value(value)
@@ -254,7 +246,7 @@ async fn attempt_once(
             view = serde_json::from_value(value)
                 .map_err(|e| with_proxy(failed("approval", "bad_answer", e.to_string())))?;
         }
-        access.approval_ms = Some(ms_since(asked));
+        access.approval_ms = Some(crate::ms_since(asked));
     }
     if view.status != "granted" {
         let mut f = failed(
@@ -300,7 +292,7 @@ async fn attempt_once(
         }
     };
     match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
-        Ok(Ok(())) => Ok(proxy),
+        Ok(Ok(())) => Ok(held.proxy.clone()),
         Ok(Err(f)) => Err(with_proxy(f)),
         Err(_) => Err(with_proxy(failed(
             "tool",

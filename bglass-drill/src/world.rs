@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bglass_core::SecretString;
 use bglass_core::catalog::{Catalog, CertPin, ServiceKind};
-use bglass_core::id::{ProxyId, ResponderId};
+use bglass_core::id::{DependencyName, ProxyId, ResponderId, SecretName};
 use bglass_core::keys::{ResponderIdentity, SigningKey};
 use bglass_core::roster::{Responder, Role};
 use bglass_core::scenario::production::Endpoint;
@@ -22,20 +22,17 @@ use bglass_core::scenario::{FaultKind, Link, Production, Scenario};
 use bglass_core::vault::{Vault, VaultIdentity};
 
 use super::link::FaultLink;
+use super::participant::SshProbe;
 use super::tools::{self, Sshd, Tool};
 use bglass_client::config::ProxyEntry;
 use bglass_client::error::{CliError, CliResult};
-
-/// The catalog built into bglass (the repository's `services.toml`), for scenarios that
-/// name none.
-pub const SHIPPED_CATALOG: &str = include_str!("../../services.toml");
 
 /// A production dependency that the break-glass path turned out to need: the scenario
 /// declares it down, so its links are down for the whole drill.
 #[derive(Clone, Debug)]
 pub struct Forced {
     /// The dependency.
-    pub dependency: String,
+    pub dependency: DependencyName,
     /// Why it matched (`127.0.0.1:18011 is in 127.0.0.0/24`).
     pub why: String,
 }
@@ -44,7 +41,7 @@ pub struct Forced {
 #[derive(Debug)]
 pub struct WorldProxy {
     /// Its id (the scenario's name for it).
-    pub id: String,
+    pub id: ProxyId,
     /// Its directory.
     pub dir: PathBuf,
     /// Its signing key (for verifying its log).
@@ -97,7 +94,7 @@ pub struct World {
     /// The drill lead (starts and stops the drill on every proxy).
     pub lead: Member,
     /// How SSH tools are probed.
-    pub ssh: super::participant::SshProbe,
+    pub ssh: SshProbe,
     /// Things the report must say about how the world was built.
     pub notes: Vec<String>,
     tools: Vec<Tool>,
@@ -115,6 +112,33 @@ fn random_hex(bytes: usize) -> CliResult<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
+/// The simulated tools, the fault links in front of them, and the catalog text with each
+/// upstream moved to its link (and each SSH host key to the world's own).
+struct Stand {
+    tools: Vec<Tool>,
+    /// Vault secrets the HTTP tools check: (name, value).
+    secrets: Vec<(SecretName, String)>,
+    /// SSH tools to run `sshd` for: (service, port, host key, principals).
+    ssh_hosts: Vec<SshHost>,
+    links: BTreeMap<Link, Arc<FaultLink>>,
+    text: String,
+}
+
+/// One SSH tool's `sshd`, to be started once the proxies' SSH CAs exist.
+struct SshHost {
+    service: String,
+    port: u16,
+    host_key: String,
+    principals: Vec<String>,
+}
+
+/// The participants (approvers first), the drill lead, and the roster naming them.
+struct People {
+    members: Vec<Member>,
+    lead: Member,
+    roster: String,
+}
+
 /// Builds and starts the world for `scenario` in `dir` with `count` participants of whom
 /// `approvers` approve.
 pub async fn build(
@@ -128,14 +152,94 @@ pub async fn build(
     let original = Catalog::from_bytes(Path::new("catalog"), catalog_text.as_bytes().to_vec())
         .map_err(CliError::user)?;
     let mut notes = Vec::new();
-    let mut text = catalog_text.to_owned();
-
-    // Tools, then a link in front of each.
-    let mut tool_list = Vec::new();
-    let mut secrets: Vec<(String, String)> = Vec::new();
-    let mut ssh_hosts: Vec<(String, u16, String, Vec<String>)> = Vec::new();
     let have_sshd = Path::new(tools::SSHD).exists();
-    let mut links = BTreeMap::new();
+    let mut stand = stand_in(&original, catalog_text, have_sshd).await?;
+    let mut ssh = if have_sshd {
+        SshProbe::Login {
+            user: Some(tools::local_user()),
+        }
+    } else {
+        notes.push(format!(
+            "sshd is not installed ({} missing): SSH tools were probed by the SSH banner through the tunnel and a certificate issued by the proxy, not by a login.",
+            tools::SSHD
+        ));
+        SshProbe::Banner
+    };
+    if scenario
+        .faults
+        .iter()
+        .any(|f| f.link == Link::ProxyToNotify)
+    {
+        notes.push(
+            "faults on proxy->notify have no effect here: the simulated proxies send no notifications."
+                .to_owned(),
+        );
+    }
+    // Declared-down dependencies the path turns out to need: their links go down.
+    let forced = forced_links(scenario, &original, production);
+    let catalog = Catalog::from_bytes(
+        Path::new("world/services.toml"),
+        stand.text.as_bytes().to_vec(),
+    )
+    .map_err(|e| CliError::internal(format!("the world's catalog: {e}")))?;
+    let people = people(count, approvers)?;
+    let (mut proxies, listeners) = init_proxies(scenario, dir, &stand, &catalog, &people.roster)?;
+    let sshd = match start_sshd(dir, &stand.ssh_hosts, &proxies).await? {
+        Ok(sshd) => {
+            if let (false, SshProbe::Login { user: Some(user) }) = (sshd.is_empty(), &ssh) {
+                notes.push(format!(
+                    "SSH tools are real sshd processes ({}) trusting the proxies' SSH CAs; participants log in with their certificates as {user}.",
+                    tools::SSHD
+                ));
+            }
+            sshd
+        }
+        Err(why) => {
+            // Say so and probe less, rather than fail the drill for the simulator's sake.
+            notes.push(why);
+            for host in &stand.ssh_hosts {
+                let tool = tools::ssh_banner_on(host.port)
+                    .await
+                    .map_err(CliError::internal)?;
+                stand.tools.push(tool);
+            }
+            ssh = SshProbe::Banner;
+            Vec::new()
+        }
+    };
+    start_proxies(&mut proxies, listeners, &mut stand.links).await?;
+    for (link, f) in &forced {
+        if let Some(l) = stand.links.get(link) {
+            l.set_faults(vec![FaultKind::Down]);
+        }
+        notes.push(format!(
+            "{link} is down for the whole drill: the scenario declares {} down, and {}.",
+            f.dependency, f.why
+        ));
+    }
+    Ok(World {
+        catalog,
+        proxies,
+        links: stand.links,
+        forced,
+        members: people.members,
+        lead: people.lead,
+        ssh,
+        notes,
+        tools: stand.tools,
+        sshd,
+    })
+}
+
+/// A stand-in for each catalog service and a fault link in front of it.
+async fn stand_in(original: &Catalog, catalog_text: &str, have_sshd: bool) -> CliResult<Stand> {
+    let mut stand = Stand {
+        tools: Vec::new(),
+        secrets: Vec::new(),
+        ssh_hosts: Vec::new(),
+        links: BTreeMap::new(),
+        text: catalog_text.to_owned(),
+    };
     for service in original.services() {
         let name = service.name.to_string();
         if service.upstream.tls.is_some() {
@@ -150,8 +254,8 @@ pub async fn build(
                 let (header, value) = match inject {
                     Some(inject) => {
                         let secret = random_hex(24)?;
-                        let value = inject.format.replace("{}", &secret);
-                        secrets.push((inject.secret.to_string(), secret));
+                        let value = inject.render(&secret);
+                        stand.secrets.push((inject.secret.clone(), secret));
                         (inject.header.clone(), value)
                     }
                     None => ("x-bglass-drill-none".to_owned(), String::new()),
@@ -159,48 +263,36 @@ pub async fn build(
                 let tool = tools::http(name.clone(), header, value)
                     .await
                     .map_err(CliError::internal)?;
-                let addr = tool.addr;
-                tool_list.push(tool);
-                addr
+                stand.push(tool)
             }
             ServiceKind::Tcp { probe } => {
                 let tool = tools::tcp(*probe, format!("{name} ready\r\n"))
                     .await
                     .map_err(CliError::internal)?;
-                let addr = tool.addr;
-                tool_list.push(tool);
-                addr
+                stand.push(tool)
             }
             ServiceKind::Ssh {
                 principals,
                 host_key,
                 ..
-            } => {
-                if have_sshd {
-                    let key = ssh_key::PrivateKey::random(
-                        &mut rand_core::OsRng,
-                        ssh_key::Algorithm::Ed25519,
-                    )
-                    .map_err(|e| CliError::internal(format!("host key: {e}")))?;
-                    let public = key
-                        .public_key()
-                        .to_openssh()
-                        .map_err(|e| CliError::internal(format!("host key: {e}")))?;
-                    let private = key
-                        .to_openssh(ssh_key::LineEnding::LF)
-                        .map_err(|e| CliError::internal(format!("host key: {e}")))?
-                        .to_string();
-                    // The world's host key is pinned in the world's catalog.
-                    text = text.replace(&format!("{host_key:?}"), &format!("{public:?}"));
-                    let port = tools::free_port().map_err(CliError::internal)?;
-                    ssh_hosts.push((name.clone(), port, private, principals.clone()));
-                    SocketAddr::from(([127, 0, 0, 1], port))
-                } else {
-                    let tool = tools::ssh_banner().await.map_err(CliError::internal)?;
-                    let addr = tool.addr;
-                    tool_list.push(tool);
-                    addr
-                }
+            } if have_sshd => {
+                let (public, private) = host_key_pair()?;
+                // The world's host key is pinned in the world's catalog.
+                stand.text = stand
+                    .text
+                    .replace(&format!("{host_key:?}"), &format!("{public:?}"));
+                let port = tools::free_port().map_err(CliError::internal)?;
+                stand.ssh_hosts.push(SshHost {
+                    service: name.clone(),
+                    port,
+                    host_key: private,
+                    principals: principals.clone(),
+                });
+                SocketAddr::from(([127, 0, 0, 1], port))
+            }
+            ServiceKind::Ssh { .. } => {
+                let tool = tools::ssh_banner().await.map_err(CliError::internal)?;
+                stand.push(tool)
             }
             _ => {
                 return Err(CliError::user(format!(
@@ -208,58 +300,52 @@ pub async fn build(
                 )));
             }
         };
-        let link = Link::ProxyToService(name.clone());
+        let link = Link::ProxyToService(service.name.clone());
         let fault_link = FaultLink::bind(link.to_string(), upstream)
             .await
             .map_err(CliError::internal)?;
-        text = text.replace(
+        stand.text = stand.text.replace(
             &format!("\"{}\"", service.upstream.addr),
             &format!("\"{}\"", fault_link.addr()),
         );
-        links.insert(link, fault_link);
+        stand.links.insert(link, fault_link);
     }
-    let mut ssh = if have_sshd {
-        super::participant::SshProbe::Login {
-            user: Some(tools::local_user()),
-        }
-    } else {
-        notes.push(format!(
-            "sshd is not installed ({} missing): SSH tools were probed by the SSH banner through the tunnel and a certificate issued by the proxy, not by a login.",
-            tools::SSHD
-        ));
-        super::participant::SshProbe::Banner
-    };
-    if scenario
-        .faults
-        .iter()
-        .any(|f| f.link == Link::ProxyToNotify)
-    {
-        notes.push(
-            "faults on proxy->notify have no effect here: the simulated proxies send no notifications."
-                .to_owned(),
-        );
+    Ok(stand)
+}
+
+impl Stand {
+    /// Keeps `tool` running; returns its address.
+    fn push(&mut self, tool: Tool) -> SocketAddr {
+        let addr = tool.addr;
+        self.tools.push(tool);
+        addr
     }
+}
 
-    // Declared-down dependencies the path turns out to need: their links go down.
-    let forced = forced_links(scenario, &original, production);
-    let catalog = Catalog::from_bytes(Path::new("world/services.toml"), text.as_bytes().to_vec())
-        .map_err(|e| CliError::internal(format!("the world's catalog: {e}")))?;
+/// A fresh Ed25519 host key for an SSH tool: (public, private), OpenSSH format.
+fn host_key_pair() -> CliResult<(String, String)> {
+    let bad = |e: ssh_key::Error| CliError::internal(format!("host key: {e}"));
+    let key = ssh_key::PrivateKey::random(&mut rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+        .map_err(bad)?;
+    let public = key.public_key().to_openssh().map_err(bad)?;
+    let private = key.to_openssh(ssh_key::LineEnding::LF).map_err(bad)?;
+    Ok((public, private.to_string()))
+}
 
-    // Participants and the roster.
-    let mut members = Vec::new();
-    for i in 1..=count {
-        let id = ResponderId::new(&format!("p{i:04}")).map_err(CliError::internal)?;
-        members.push(Member {
-            id,
+/// `count` participants `p0001`, … (the first `approvers` approve), a drill lead, and
+/// the roster that names them.
+fn people(count: u32, approvers: u32) -> CliResult<People> {
+    let member = |id: &str, approver| -> CliResult<Member> {
+        Ok(Member {
+            id: ResponderId::new(id).map_err(CliError::internal)?,
             key: SigningKey::generate().map_err(CliError::internal)?,
-            approver: i <= approvers,
-        });
-    }
-    let lead = Member {
-        id: ResponderId::new("drill-lead").map_err(CliError::internal)?,
-        key: SigningKey::generate().map_err(CliError::internal)?,
-        approver: false,
+            approver,
+        })
     };
+    let members = (1..=count)
+        .map(|i| member(&format!("p{i:04}"), i <= approvers))
+        .collect::<CliResult<Vec<_>>>()?;
+    let lead = member("drill-lead", false)?;
     let mut roster =
         String::from("# The drill's synthetic participants (generated).\nversion = 1\n\n");
     for m in &members {
@@ -267,44 +353,53 @@ pub async fn build(
         if m.approver {
             roles.push(Role::Approver);
         }
-        roster.push_str(
-            &Responder {
-                id: m.id.clone(),
-                name: format!("Participant {}", m.id),
-                key: m.key.public_key(),
-                roles,
-            }
-            .to_toml(),
-        );
+        let entry = Responder {
+            id: m.id.clone(),
+            name: format!("Participant {}", m.id),
+            key: m.key.public_key(),
+            roles,
+        };
+        roster.push_str(&entry.to_toml());
         roster.push('\n');
     }
-    roster.push_str(
-        &Responder {
-            id: lead.id.clone(),
-            name: "Drill lead".to_owned(),
-            key: lead.key.public_key(),
-            roles: vec![Role::DrillLead],
-        }
-        .to_toml(),
-    );
+    let entry = Responder {
+        id: lead.id.clone(),
+        name: "Drill lead".to_owned(),
+        key: lead.key.public_key(),
+        roles: vec![Role::DrillLead],
+    };
+    roster.push_str(&entry.to_toml());
+    Ok(People {
+        members,
+        lead,
+        roster,
+    })
+}
 
-    // The catalog the proxies serve (upstreams moved to the links).
-    let served = Catalog::from_bytes(Path::new("services.toml"), text.as_bytes().to_vec())
-        .map_err(|e| CliError::internal(e.to_string()))?;
+/// A proxy made by `bglass-proxy init`, not yet started, and the listener it will serve.
+type Unstarted = (tokio::net::TcpListener, PathBuf);
 
-    // Proxies: listeners first (their certificates name the address), then init.
+/// Makes each of the scenario's proxies: its listener first (the certificate names the
+/// address), then `init`, the world's catalog and roster, and the tools' secrets.
+fn init_proxies(
+    scenario: &Scenario,
+    dir: &Path,
+    stand: &Stand,
+    served: &Catalog,
+    roster: &str,
+) -> CliResult<(Vec<WorldProxy>, Vec<Unstarted>)> {
     let mut proxies = Vec::new();
     let mut listeners = Vec::new();
-    for name in &scenario.proxies {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
+    for id in &scenario.proxies {
+        let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .map_err(CliError::internal)?;
+        listener.set_nonblocking(true).map_err(CliError::internal)?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(CliError::internal)?;
         let listen = listener.local_addr().map_err(CliError::internal)?;
-        let pdir = dir.join(name);
-        let id = ProxyId::new(name).map_err(CliError::internal)?;
-        let made = bglass_proxy::init::init(&pdir, &id, listen, None).map_err(CliError::user)?;
-        std::fs::write(pdir.join("services.toml"), &text).map_err(io_err(&pdir))?;
-        std::fs::write(pdir.join("responders.toml"), &roster).map_err(io_err(&pdir))?;
+        let pdir = dir.join(id.as_str());
+        let made = bglass_proxy::init::init(&pdir, id, listen, None).map_err(CliError::user)?;
+        std::fs::write(pdir.join("services.toml"), &stand.text).map_err(io_err(&pdir))?;
+        std::fs::write(pdir.join("responders.toml"), roster).map_err(io_err(&pdir))?;
         let config_text = std::fs::read_to_string(&made.config).map_err(io_err(&made.config))?;
         // Upstreams answer at once here; a stuck one should fail an attempt in seconds.
         let config_text = config_text.replacen(
@@ -313,35 +408,9 @@ pub async fn build(
             1,
         );
         std::fs::write(&made.config, config_text).map_err(io_err(&made.config))?;
-        let config = bglass_proxy::config::ProxyConfig::load(&made.config)
-            .map_err(|e| CliError::internal(e.to_string()))?;
-        let identity = VaultIdentity::open_file(&config.vault_identity)
-            .map_err(|e| CliError::internal(e.to_string()))?;
-        let mut vault =
-            Vault::open(&config.vault, &identity).map_err(|e| CliError::internal(e.to_string()))?;
-        for (name, value) in &secrets {
-            let name = bglass_core::id::SecretName::new(name).map_err(CliError::internal)?;
-            // Bound, as an operator binds them, to the services that inject them.
-            let bindings = served
-                .services()
-                .iter()
-                .filter(|s| {
-                    matches!(&s.kind, ServiceKind::Http { inject: Some(i), .. } if i.secret == name)
-                })
-                .map(|s| bglass_core::vault::Binding {
-                    service: s.name.to_string(),
-                    upstream: s.upstream.binding(),
-                })
-                .collect();
-            vault
-                .set_credential(name, SecretString::from(value.clone()), bindings)
-                .map_err(|e| CliError::internal(e.to_string()))?;
-        }
-        vault
-            .save(&config.vault, &identity)
-            .map_err(|e| CliError::internal(e.to_string()))?;
+        store_secrets(&made.config, &stand.secrets, served)?;
         proxies.push(WorldProxy {
-            id: name.clone(),
+            id: id.clone(),
             dir: pdir,
             key: made.signing_key,
             listen,
@@ -352,57 +421,86 @@ pub async fn build(
         });
         listeners.push((listener, made.config));
     }
+    Ok((proxies, listeners))
+}
 
-    // sshd for each SSH tool, trusting every proxy's SSH CA.
+/// Puts the tools' secrets in the vault of the proxy configured at `config`, each bound,
+/// as an operator binds them, to the services that inject it.
+fn store_secrets(
+    config: &Path,
+    secrets: &[(SecretName, String)],
+    served: &Catalog,
+) -> CliResult<()> {
+    let internal = |e: &dyn std::fmt::Display| CliError::internal(e.to_string());
+    let config = bglass_proxy::config::ProxyConfig::load(config).map_err(|e| internal(&e))?;
+    let identity = VaultIdentity::open_file(&config.vault_identity).map_err(|e| internal(&e))?;
+    let mut vault = Vault::open(&config.vault, &identity).map_err(|e| internal(&e))?;
+    for (name, value) in secrets {
+        let bindings = served
+            .services()
+            .iter()
+            .filter(|s| {
+                matches!(&s.kind, ServiceKind::Http { inject: Some(i), .. } if i.secret == *name)
+            })
+            .map(|s| bglass_core::vault::Binding {
+                service: s.name.to_string(),
+                upstream: s.upstream.binding(),
+            })
+            .collect();
+        vault
+            .set_credential(name.clone(), SecretString::from(value.clone()), bindings)
+            .map_err(|e| internal(&e))?;
+    }
+    vault
+        .save(&config.vault, &identity)
+        .map_err(|e| internal(&e))
+}
+
+/// Starts `sshd` for each SSH tool, trusting every proxy's SSH CA. `Ok(Err(why))` when one
+/// would not start: the world then probes SSH by banner, and the report says why.
+async fn start_sshd(
+    dir: &Path,
+    hosts: &[SshHost],
+    proxies: &[WorldProxy],
+) -> CliResult<Result<Vec<Sshd>, String>> {
     let cas: String = proxies
         .iter()
         .map(|p| format!("{}\n", p.ssh_ca.trim()))
         .collect();
     let mut sshd = Vec::new();
-    for (name, port, private, principals) in &ssh_hosts {
-        let sdir = dir.join("sshd").join(name);
-        let started = tokio::task::spawn_blocking({
-            let (sdir, private, cas, principals) = (
-                sdir.clone(),
-                private.clone(),
-                cas.clone(),
-                principals.clone(),
-            );
-            let port = *port;
-            move || Sshd::start(&sdir, port, private.as_bytes(), &cas, &principals)
+    for host in hosts {
+        let sdir = dir.join("sshd").join(&host.service);
+        let (key, cas, principals, port) = (
+            host.host_key.clone(),
+            cas.clone(),
+            host.principals.clone(),
+            host.port,
+        );
+        let started = tokio::task::spawn_blocking(move || {
+            Sshd::start(&sdir, port, key.as_bytes(), &cas, &principals)
         })
         .await
         .map_err(CliError::internal)?;
         match started {
             Ok(started) => sshd.push(started),
             Err(e) => {
-                // Say so and probe less, rather than fail the drill for the simulator's sake.
-                notes.push(format!(
-                    "sshd could not be started for {name} ({e}): SSH tools were probed by the SSH banner through the tunnel and a certificate issued by the proxy, not by a login."
-                ));
-                sshd.clear();
-                for (_, port, _, _) in &ssh_hosts {
-                    tool_list.push(
-                        tools::ssh_banner_on(*port)
-                            .await
-                            .map_err(CliError::internal)?,
-                    );
-                }
-                ssh = super::participant::SshProbe::Banner;
-                break;
+                return Ok(Err(format!(
+                    "sshd could not be started for {} ({e}): SSH tools were probed by the SSH banner through the tunnel and a certificate issued by the proxy, not by a login.",
+                    host.service
+                )));
             }
         }
     }
-    if let (false, super::participant::SshProbe::Login { user: Some(user) }) =
-        (sshd.is_empty(), &ssh)
-    {
-        notes.push(format!(
-            "SSH tools are real sshd processes ({}) trusting the proxies' SSH CAs; participants log in with their certificates as {user}.",
-            tools::SSHD
-        ));
-    }
+    Ok(Ok(sshd))
+}
 
-    // Start the proxies, then a link in front of each.
+/// Starts each proxy on its listener (`bglass-proxy run`'s code, in-process), waits until
+/// it serves, and puts a fault link in front of it.
+async fn start_proxies(
+    proxies: &mut [WorldProxy],
+    listeners: Vec<Unstarted>,
+    links: &mut BTreeMap<Link, Arc<FaultLink>>,
+) -> CliResult<()> {
     for (proxy, (listener, config)) in proxies.iter_mut().zip(listeners) {
         let (running, startup) = bglass_proxy::server::start(&config)
             .map_err(|e| CliError::internal(format!("proxy {}: {e}", proxy.id)))?;
@@ -413,11 +511,11 @@ pub async fn build(
             let ready = move || {
                 let _ = ready_tx.send(());
             };
+            let until = async {
+                let _ = stopped.await;
+            };
             if let Err(e) =
-                bglass_proxy::server::serve_on(running, startup, listener, ready, async {
-                    let _ = stopped.await;
-                })
-                .await
+                bglass_proxy::server::serve_on(running, startup, listener, ready, until).await
             {
                 eprintln!("bglass: drill proxy {id} stopped: {e}");
             }
@@ -432,27 +530,7 @@ pub async fn build(
             .map_err(CliError::internal)?;
         links.insert(link, fault_link);
     }
-    for (link, f) in &forced {
-        if let Some(l) = links.get(link) {
-            l.set_faults(vec![FaultKind::Down]);
-        }
-        notes.push(format!(
-            "{link} is down for the whole drill: the scenario declares {} down, and {}.",
-            f.dependency, f.why
-        ));
-    }
-    Ok(World {
-        catalog,
-        proxies,
-        links,
-        forced,
-        members,
-        lead,
-        ssh,
-        notes,
-        tools: tool_list,
-        sshd,
-    })
+    Ok(())
 }
 
 /// The links a scenario's down dependencies take down: every tool whose upstream matches
@@ -474,7 +552,7 @@ pub fn forced_links(
             let endpoint = Endpoint::Addr(service.upstream.addr);
             if let Some(why) = dependency.matches(&endpoint) {
                 forced
-                    .entry(Link::ProxyToService(service.name.to_string()))
+                    .entry(Link::ProxyToService(service.name.clone()))
                     .or_insert(Forced {
                         dependency: down.value.clone(),
                         why: format!("the upstream of {}: {why}", service.name),

@@ -848,7 +848,7 @@ impl State {
                 .as_ref()
                 .and_then(of_request)
                 .or_else(|| grant.as_ref().and_then(of_grant)),
-            EventKind::DrillStart { plan, .. } => plan.as_ref().map(|p| p.drill.clone()),
+            EventKind::DrillStart { plan, .. } => plan.as_ref().map(|p| p.drill.to_string()),
             EventKind::DrillStop {} => self.drill.clone(),
             _ => None,
         }
@@ -894,7 +894,7 @@ impl State {
         Ok(vec![(
             Some(ctx.caller.id.clone()),
             EventKind::DrillStart {
-                scenario: plan.scenario.clone(),
+                scenario: plan.scenario.to_string(),
                 envelope: Some(envelope),
                 plan: Some(plan.clone()),
             },
@@ -1037,7 +1037,7 @@ mod tests {
                 error: None,
             },
             EventKind::DrillResult {
-                summary: serde_json::json!({"ok": true}),
+                summary: bglass_core::drill::DrillSummary::default(),
             },
             EventKind::LogRollback {
                 published_size: 2,

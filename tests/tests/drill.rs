@@ -1,7 +1,7 @@
 //! Drill mode end to end: `bglass drill simulate` on the shipped scenarios (real proxies in
 //! process, real TLS, real sshd, fault links), `drill deps` on the planted hidden
 //! dependency, a live drill among a real `bglass-proxy` and four `bglass` processes, and
-//! the HTML report rendered by headless Chromium.
+//! the HTML report as headless Chromium renders it.
 
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -398,8 +398,19 @@ success_rate = 1.0
     );
 }
 
-/// report.html renders in headless Chromium: a screenshot is taken and the rendered page
-/// holds its three charts.
+/// The part of a serialised DOM from `<svg id="ID"` to its `</svg>`.
+fn svg_in<'a>(dom: &'a str, id: &str) -> &'a str {
+    let start = dom
+        .find(&format!("<svg id=\"{id}\""))
+        .unwrap_or_else(|| panic!("chart {id} missing from the rendered DOM"));
+    let len = dom[start..].find("</svg>").expect("an svg that ends");
+    &dom[start..start + len]
+}
+
+/// report.html as headless Chromium parses and lays it out (`--dump-dom` serialises the
+/// document once it has loaded): the three charts are SVG elements with one bar per
+/// non-empty histogram bucket, a track and a bar per tool, a row per fault, and the
+/// scorecard's numbers from report.json are the page's figures.
 #[test]
 fn the_html_report_renders_in_headless_chromium() {
     let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
@@ -411,44 +422,81 @@ fn the_html_report_renders_in_headless_chromium() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let (r, _) = simulate(
+    let (r, report) = simulate(
         &root().join("drills/degraded-links.toml"),
         &out,
         &["--participants", "4"],
     );
     assert_no_panic(&r);
     let page = format!("file://{}", out.join("report.html").display());
-    let shot = tmp.path().join("report.png");
     let profile = tmp.path().join("profile");
-    let base = |extra: &[String]| {
-        let mut c = std::process::Command::new(&chromium);
-        c.args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(extra)
-        .arg(&page);
-        run(&mut c)
-    };
-    let s = base(&[
-        format!("--screenshot={}", shot.display()),
-        "--window-size=1280,2400".to_owned(),
-    ]);
-    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot ({e}): {}", s.stderr));
-    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
-    assert!(png.len() > 20_000, "a blank page? {} bytes", png.len());
-    let dom = base(&["--dump-dom".to_owned()]);
-    for id in ["tta-histogram", "tool-success", "fault-timeline"] {
+    let mut c = std::process::Command::new(&chromium);
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--dump-dom",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .arg(&page);
+    let dom = run(&mut c);
+    assert!(
+        dom.stdout.contains("</html>"),
+        "no DOM from chromium: {}",
+        dom.stderr
+    );
+    let dom = dom.stdout;
+
+    // The histogram: a bar (with its count above it) for each bucket that has successes.
+    let histogram = svg_in(&dom, "tta-histogram");
+    let buckets = report["histogram"].as_array().unwrap();
+    let filled = buckets.iter().filter(|b| b["count"] != 0).count();
+    assert!(filled > 0, "{report}");
+    assert_eq!(histogram.matches("<rect ").count(), filled, "{histogram}");
+    let successes: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert!(histogram.contains(&format!("{successes} successful accesses")));
+
+    // Success by tool: a track and a bar per tool, each tool named with its rate.
+    let tools = svg_in(&dom, "tool-success");
+    let scored = report["tools"].as_array().unwrap();
+    assert_eq!(tools.matches("<rect ").count(), 2 * scored.len(), "{tools}");
+    for t in scored {
+        let name = t["service"].as_str().unwrap();
         assert!(
-            dom.stdout.contains(&format!("id=\"{id}\"")),
-            "chart {id} missing from the rendered DOM"
+            tools.contains(&format!(">{name}</text>")),
+            "no bar for {name}"
         );
+        let line = format!("{}/{} ok", t["succeeded"], t["accesses"]);
+        assert!(tools.contains(&line), "{name}: no {line}");
     }
-    assert!(dom.stdout.contains("<rect"), "the charts have no bars");
+
+    // The fault timeline: a labelled row per fault, then the accesses started.
+    let timeline = svg_in(&dom, "fault-timeline");
+    for f in report["faults"].as_array().unwrap() {
+        let link = f["link"].as_str().unwrap().replace('>', "&gt;");
+        assert!(timeline.contains(&format!(">{link} {}", f["kind"].as_str().unwrap())));
+    }
+    assert!(timeline.contains("accesses started"), "{timeline}");
+
+    // The figures are the scorecard's.
+    for figure in [
+        format!("<b>{} / {}</b>", report["succeeded"], report["accesses"]),
+        format!("<b>{} ms</b><span>time to access p50", report["tta"]["p50"]),
+        format!("<b>{} ms</b><span>time to access p95", report["tta"]["p95"]),
+        format!(
+            "<b>{} / {}</b><span>found in the audit log",
+            report["audit"]["found"], report["audit"]["checked"]
+        ),
+    ] {
+        assert!(dom.contains(&figure), "no {figure} in the rendered page");
+    }
+    let verdict = if report["passed"] == true {
+        "PASS"
+    } else {
+        "FAIL"
+    };
+    assert!(dom.contains(&format!("role=\"status\">{verdict}</div>")));
 }

@@ -312,10 +312,11 @@ pub enum EventKind {
     },
     /// A live drill stopped.
     DrillStop {},
-    /// A drill's result.
+    /// A drill's result: counts and whole milliseconds only, never a float (a float does
+    /// not survive decoding and re-encoding, and an entry must).
     DrillResult {
-        /// The scorecard, as produced by the drill runner.
-        summary: serde_json::Value,
+        /// The scorecard's totals.
+        summary: crate::drill::DrillSummary,
     },
 }
 

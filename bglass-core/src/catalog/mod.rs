@@ -271,8 +271,9 @@ impl Injection {
     }
 }
 
-/// How the prober checks a TCP service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the prober checks a TCP service (named on the wire as in the catalog).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum TcpProbe {
     /// A TCP connection succeeds.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::scenario::Expectations;
 
 fn ok(p: &str, s: &str, tta: u64, proxy: &str) -> Access {
     Access {
@@ -115,12 +116,10 @@ fn scorecard_counts_tools_causes_failovers_and_histogram() {
         "40 ms falls in the 26-50 bucket"
     );
     assert!(!card.passed, "success rate 50% < 100%");
-    let text = card.to_text();
-    assert!(
-        text.contains("[NOT MET] success rate >= 100% — 50% (2 of 4)"),
-        "{text}"
-    );
-    assert!(text.contains("Result: FAIL"), "{text}");
+    let unmet: Vec<&Outcome> = card.expectations.iter().filter(|o| !o.met).collect();
+    assert_eq!(unmet.len(), 1, "{:?}", card.expectations);
+    assert_eq!(unmet[0].expectation, "success rate >= 100%");
+    assert_eq!(unmet[0].actual, "50% (2 of 4)");
 }
 
 #[test]
@@ -140,7 +139,13 @@ fn an_unverified_log_or_an_unaudited_access_fails_the_drill() {
         &Expectations::default(),
     );
     assert!(!card.passed);
-    assert!(card.to_text().contains("primary: entry 3: altered"));
+    assert!(
+        card.expectations
+            .iter()
+            .any(|o| !o.met && o.actual == "primary: entry 3: altered"),
+        "{:?}",
+        card.expectations
+    );
 
     let mut audit = verified_log();
     audit.checked = 1;
@@ -168,189 +173,65 @@ fn a_dependency_is_the_cause_before_the_faults() {
     assert_eq!(f.cause(), "hidden dependency: zero-trust");
 }
 
-// ---------------------------------------------------------------------------------------
-// report.html (`html::to_html`)
-// ---------------------------------------------------------------------------------------
-
-use crate::scenario::{FaultKind, Link, Millis};
-
-const HOSTILE: &str = "<script>alert('x&y')</script>\"";
-
-fn fault(link: Link, kind: FaultKind, start: u64, end: u64, note: Option<&str>) -> Fault {
-    Fault {
-        link,
-        kind,
-        start: Millis::from_ms(start),
-        end: Millis::from_ms(end),
-        note: note.map(str::to_owned),
-        at: None,
-    }
-}
-
-fn html_card(hostile: &str, expect_rate: f64) -> Scorecard {
-    let tools = vec![
-        ("grafana".to_owned(), "http".to_owned()),
-        (hostile.to_owned(), "ssh".to_owned()),
-    ];
-    let mut accesses = vec![
-        ok(hostile, "grafana", 40, "primary"),
-        ok("b", "grafana", 12_000, "secondary"),
-        failed("a", hostile, "upstream_unreachable", &[hostile]),
-    ];
-    accesses[2].start_ms = 5_000;
-    let mut audit = verified_log();
-    audit.checked = 2;
-    audit.found = 2;
-    audit.missing = vec![hostile.to_owned()];
-    audit.logs[0].dir = hostile.to_owned();
-    let drill = DrillInfo {
-        id: "d-1".to_owned(),
-        scenario: hostile.to_owned(),
-        description: hostile.to_owned(),
-        mode: "simulate".to_owned(),
-        started_ms: 1_700_000_000_000,
-        wall_ms: 20_000,
-        duration_ms: 30_000,
-        down: vec![hostile.to_owned()],
-        proxies: vec!["primary".to_owned(), "secondary".to_owned()],
-        participants: 2,
-        approvers: 1,
-        notes: vec![hostile.to_owned()],
-        ..DrillInfo::default()
-    };
-    let faults = vec![
-        fault(
-            Link::ProxyToService("logs".to_owned()),
-            FaultKind::Down,
-            1_000,
-            45_000,
-            Some(hostile),
-        ),
-        fault(
-            Link::ResponderToProxy("primary".to_owned()),
-            FaultKind::Latency {
-                latency: Millis::from_ms(300),
-                jitter: Millis::from_ms(20),
-            },
-            0,
-            10_000,
-            None,
-        ),
-    ];
-    let expect = Expectations {
-        success_rate: Some(expect_rate),
-        ..Expectations::default()
-    };
-    Scorecard::compute(drill, &tools, accesses, faults, audit, &expect)
-}
-
-fn assert_self_contained(page: &str) {
-    let lower = page.to_ascii_lowercase();
-    assert!(!lower.contains("<script"), "no JavaScript");
-    assert!(!lower.contains("http://"), "no external URL");
-    assert!(!lower.contains("https://"), "no external URL");
-    assert!(!lower.contains("url("), "no CSS resource");
-    assert!(!lower.contains("<img"), "no images");
-    assert!(!lower.contains("<link"), "no stylesheets");
-    assert!(lower.starts_with("<!doctype html>"));
-    assert!(page.contains("<meta charset=\"utf-8\">"));
-    assert!(page.trim_end().ends_with("</html>"));
-}
-
-fn assert_charts(page: &str) {
-    for id in ["tta-histogram", "tool-success", "fault-timeline"] {
-        let open = format!("<svg id=\"{id}\" role=\"img\" aria-label=\"");
-        assert_eq!(page.matches(&open).count(), 1, "one svg #{id}");
-    }
-}
-
 #[test]
-fn html_escape_covers_the_five_special_characters() {
-    assert_eq!(html::escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&#39;");
-    assert_eq!(html::escape("plain ≤ text"), "plain ≤ text");
-    assert_eq!(html::escape(""), "");
+fn the_histogram_counts_each_time_in_one_bucket() {
+    let h = histogram(&[0, 25, 26, 10_000, 10_001, u64::MAX]);
+    assert_eq!(h.len(), BUCKETS_MS.len());
+    assert_eq!(h[0].count, 2, "0 and 25 ms");
+    assert_eq!(h[1].count, 1, "26 ms");
+    assert_eq!(h[12].count, 1, "10 s");
+    assert_eq!(h[13].count, 2, "over 10 s, up to the largest");
 }
 
+/// `drill_result` holds integers only: it survives decoding and re-encoding exactly, and
+/// an entry with a float, or with the free-form summary of old, is not an event.
 #[test]
-fn html_report_has_the_three_charts_and_escapes_every_string() {
-    let card = html_card(HOSTILE, 1.0);
-    let page = html::to_html(&card);
-    assert_charts(&page);
-    assert_self_contained(&page);
-    assert!(!page.contains("<script>"), "hostile strings are escaped");
-    assert!(page.contains("&lt;script&gt;alert(&#39;x&amp;y&#39;)&lt;/script&gt;&quot;"));
-    assert!(page.contains("<title>Drill d-1 — &lt;script&gt;"));
-    assert!(page.contains("FAIL</title>"), "title names the result");
-    assert!(page.contains("NOT MET"));
-    assert!(page.contains("≤25 ms"), "first bucket label");
-    assert!(page.contains("&gt;10 s"), "open last bucket label");
-    assert!(page.contains("proxy-&gt;service:logs down"), "fault label");
-    assert!(page.contains("responder-&gt;proxy:primary latency 300ms ±20ms"));
-    assert!(page.contains("2/2 ok · p95 12000 ms"), "tool bar label");
-    assert!(
-        page.len() < 100_000,
-        "a small drill makes a small page: {}",
-        page.len()
-    );
-}
-
-#[test]
-fn html_report_shows_pass_when_every_expectation_holds() {
-    let card = html_card("ssh-box", 0.5);
-    assert!(card.passed, "{:?}", card.expectations);
-    let page = html::to_html(&card);
-    assert!(page.contains("PASS</title>"));
-    assert!(page.contains("<div class=\"badge pass\" role=\"status\">PASS</div>"));
-    assert!(!page.contains("NOT MET"));
-}
-
-#[test]
-fn html_report_of_an_empty_scorecard_still_has_every_chart() {
-    for card in [
-        Scorecard::default(),
-        Scorecard::compute(
-            DrillInfo::default(),
-            &[],
-            Vec::new(),
-            Vec::new(),
-            AuditCheck::default(),
-            &Expectations::default(),
-        ),
-    ] {
-        let page = html::to_html(&card);
-        assert_charts(&page);
-        assert_self_contained(&page);
-        assert!(page.contains("no faults"));
-        assert!(page.contains("no tools"));
-        assert!(page.contains("FAIL"));
-    }
-}
-
-#[test]
-fn html_report_summarises_a_large_access_log_instead_of_listing_it() {
+fn drill_result_round_trips_and_refuses_floats() {
+    use crate::audit::event::{Event, EventKind};
     let tools = vec![("grafana".to_owned(), "http".to_owned())];
-    let accesses: Vec<Access> = (0..36_000u64)
-        .map(|i| {
-            let mut a = ok(&format!("p{i}"), "grafana", i % 3_000, "primary");
-            a.start_ms = i * 5;
-            a
-        })
-        .collect();
-    let drill = DrillInfo {
-        duration_ms: 180_000,
-        ..DrillInfo::default()
-    };
+    let mut audit = verified_log();
+    audit.checked = 1;
+    audit.found = 1;
     let card = Scorecard::compute(
-        drill,
+        DrillInfo::default(),
         &tools,
-        accesses,
+        vec![
+            ok("a", "grafana", 40, "primary"),
+            failed("b", "grafana", "timeout", &[]),
+        ],
         Vec::new(),
-        verified_log(),
+        audit,
         &Expectations::default(),
     );
-    let page = html::to_html(&card);
-    assert_charts(&page);
-    assert!(page.contains("Access log: 36000 accesses"));
-    assert!(!page.contains("p35999"), "no row per access");
-    assert!(page.len() < 100_000, "page is {} bytes", page.len());
+    let summary = card.summary();
+    assert_eq!((summary.accesses, summary.succeeded), (2, 1));
+    assert_eq!(summary.tta_max_ms, 40);
+    assert_eq!(summary.expectations, 3);
+    assert!(
+        summary.passed && summary.unmet == 0,
+        "{:?}",
+        card.expectations
+    );
+    let event = Event {
+        v: crate::audit::event::EVENT_VERSION,
+        time_ms: 1_760_003,
+        proxy: crate::id::ProxyId::new("proxy-a").unwrap(),
+        actor: None,
+        drill: Some("d-1".to_owned()),
+        event: EventKind::DrillResult { summary },
+    };
+    let bytes = event.to_bytes().unwrap();
+    let again = Event::from_bytes(&bytes).unwrap();
+    assert_eq!(again, event);
+    assert_eq!(again.to_bytes().unwrap(), bytes, "the same bytes again");
+
+    let text = String::from_utf8(bytes).unwrap();
+    let float = text.replace("\"tta_p50_ms\":40", "\"tta_p50_ms\":1.5e70");
+    assert_ne!(float, text);
+    assert!(Event::from_bytes(float.as_bytes()).is_err(), "a float");
+    let free_form = r#"{"v":1,"time_ms":1760003,"proxy":"proxy-a","actor":null,"event":{"drill_result":{"summary":{"s":1,"n":[1,2.5]}}}}"#;
+    assert!(
+        Event::from_bytes(free_form.as_bytes()).is_err(),
+        "free-form"
+    );
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use toml::Spanned;
 
+use crate::id::{DependencyName, NameError};
 use crate::source::{Located, Source, SourceLimits, SourceProblem};
 
 /// Size and line limits checked before parsing.
@@ -37,7 +38,7 @@ pub struct Production {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dependency {
     /// Its name (`zero-trust`, `idp`, `dns`, …), used in scenarios' `down`.
-    pub name: String,
+    pub name: DependencyName,
     /// What it is.
     pub description: String,
     /// Address ranges it serves (an endpoint inside one depends on it).
@@ -142,11 +143,11 @@ pub enum ProductionProblem {
     #[error("unsupported production file version {0} (this bglass reads version 1)")]
     Version(i64),
     /// A name is invalid.
-    #[error("dependency name {0:?} is invalid: use 1-48 characters a-z, 0-9 and -")]
-    Name(String),
+    #[error(transparent)]
+    Name(NameError),
     /// A name is used twice.
-    #[error("dependency {0:?} is declared twice")]
-    Duplicate(String),
+    #[error("dependency \"{0}\" is declared twice")]
+    Duplicate(DependencyName),
     /// A range is malformed.
     #[error("range {0:?} is not an address range like 10.0.0.0/8 or fd00::/8")]
     Range(String),
@@ -160,8 +161,8 @@ pub enum ProductionProblem {
     #[error("too many entries: limit {0}")]
     TooMany(usize),
     /// A dependency matches nothing.
-    #[error("dependency {0:?} lists no ranges, addresses or hosts, and does not resolve names")]
-    Empty(String),
+    #[error("dependency \"{0}\" lists no ranges, addresses or hosts, and does not resolve names")]
+    Empty(DependencyName),
     /// A description is invalid.
     #[error("description must be 1-400 characters without control characters")]
     Text,
@@ -252,19 +253,9 @@ impl Production {
         for d in &raw.dependency {
             let span = d.span();
             let d = d.get_ref();
-            let name = d.name.get_ref();
-            let valid = !name.is_empty()
-                && name.len() <= 48
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !valid {
-                return Err(err(
-                    d.name.span(),
-                    ProductionProblem::Name(name.chars().take(48).collect()),
-                ));
-            }
-            if dependencies.iter().any(|x| &x.name == name) {
+            let name = DependencyName::new(d.name.get_ref())
+                .map_err(|e| err(d.name.span(), ProductionProblem::Name(e)))?;
+            if dependencies.iter().any(|x| x.name == name) {
                 return Err(err(
                     d.name.span(),
                     ProductionProblem::Duplicate(name.clone()),
@@ -340,8 +331,8 @@ impl Production {
     }
 
     /// The dependency with this name.
-    pub fn get(&self, name: &str) -> Option<&Dependency> {
-        self.dependencies.iter().find(|d| d.name == name)
+    pub fn get(&self, name: &DependencyName) -> Option<&Dependency> {
+        self.dependencies.iter().find(|d| d.name == *name)
     }
 
     /// Every declared dependency `endpoint` depends on, with why.

@@ -1,6 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::id::{DependencyName, ProxyId};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -54,7 +55,7 @@ fn every_shipped_scenario_loads_and_checks_against_its_catalog() {
 #[test]
 fn a_minimal_scenario_takes_the_defaults() {
     let s = parse(MINIMAL).unwrap();
-    assert_eq!(s.proxies, vec!["primary".to_owned()]);
+    assert_eq!(s.proxies, vec![ProxyId::new("primary").unwrap()]);
     assert_eq!(s.participants.services, None);
     assert_eq!(s.participants.arrival, Millis::default());
     assert!(s.faults.is_empty());
@@ -96,7 +97,10 @@ hold = "1s"
     )
     .unwrap();
     assert_eq!(s.faults.len(), 4);
-    assert_eq!(s.faults[0].link, Link::ResponderToProxy("a".into()));
+    assert_eq!(
+        s.faults[0].link,
+        Link::ResponderToProxy(ProxyId::new("a").unwrap())
+    );
     assert_eq!(
         s.faults[0].end.as_ms(),
         10_000,
@@ -311,7 +315,7 @@ fn references_are_checked_against_the_catalog_and_production() {
 #[test]
 fn production_dependencies_match_addresses_ranges_and_names() {
     let p = Production::load(&root().join("drills/production.toml")).unwrap();
-    let zt = p.get("zero-trust").unwrap();
+    let zt = p.get(&DependencyName::new("zero-trust").unwrap()).unwrap();
     let addr = |s: &str| production::Endpoint::Addr(s.parse().unwrap());
     assert!(
         zt.matches(&addr("127.0.9.7:443"))
@@ -319,7 +323,7 @@ fn production_dependencies_match_addresses_ranges_and_names() {
             .contains("127.0.9.0/24")
     );
     assert!(zt.matches(&addr("127.0.0.1:18001")).is_none());
-    let idp = p.get("idp").unwrap();
+    let idp = p.get(&DependencyName::new("idp").unwrap()).unwrap();
     assert!(idp.matches(&addr("127.0.8.10:443")).is_some());
     assert!(
         idp.matches(&addr("127.0.8.10:80")).is_none(),
@@ -329,7 +333,7 @@ fn production_dependencies_match_addresses_ranges_and_names() {
         host: "bglass.example".into(),
         port: 443,
     };
-    let dns = p.get("dns").unwrap();
+    let dns = p.get(&DependencyName::new("dns").unwrap()).unwrap();
     assert!(dns.matches(&name).unwrap().contains("needs dns"));
     let pinned = production::Endpoint::PinnedName {
         host: "bglass.example".into(),
@@ -343,7 +347,12 @@ fn production_dependencies_match_addresses_ranges_and_names() {
         host: "proxy.corp.example".into(),
         addr: "127.0.0.1:8443".parse().unwrap(),
     };
-    assert!(p.get("corp-network").unwrap().matches(&corp).is_some());
+    assert!(
+        p.get(&DependencyName::new("corp-network").unwrap())
+            .unwrap()
+            .matches(&corp)
+            .is_some()
+    );
 
     for (bad, rule) in [
         (

@@ -259,7 +259,7 @@ async fn mutate(
                     Action::Revoke { grant, .. } | Action::Review { grant, .. } => {
                         state.grants.get(grant).and_then(|g| g.claims.drill.clone())
                     }
-                    Action::DrillStart(plan) => Some(plan.drill.clone()),
+                    Action::DrillStart(plan) => Some(plan.drill.to_string()),
                     _ => state.drill.clone(),
                 };
                 let events: Vec<Event> = events
@@ -435,13 +435,11 @@ fn status(proxy: &Proxy, caller: &Responder) -> Response<Body> {
             let (up, detail) = health.get(s.name.as_str()).cloned().unwrap_or((None, None));
             ServiceStatus {
                 name: s.name.clone(),
-                kind: s.kind_name().to_owned(),
+                kind: bglass_core::api::ServiceType::of(&s.kind),
                 approvals: s.approvals,
                 emergency_bypass: s.emergency.is_some(),
                 probe: match &s.kind {
-                    bglass_core::catalog::ServiceKind::Tcp { probe } => {
-                        Some(probe.name().to_owned())
-                    }
+                    bglass_core::catalog::ServiceKind::Tcp { probe } => Some(*probe),
                     _ => None,
                 },
                 health_path: match &s.kind {
