@@ -144,7 +144,8 @@ fn http_client(entry: &ProxyEntry, identity: &ResponderIdentity) -> CliResult<re
     let tls = bglass_tls::client_config(entry.pin, &identity.key, identity.id.as_str())
         .map_err(|e| CliError::internal(format!("TLS setup: {e}")))?;
     let mut builder = reqwest::Client::builder();
-    // A URL naming a host is dialled at its pinned address: never a DNS lookup (DESIGN §2).
+    // A URL naming a host is dialled at its pinned address: never a DNS lookup (DNS may be
+    // what is down during an incident).
     if let Some(host) = url_host(&entry.url)
         && host.parse::<std::net::IpAddr>().is_err()
     {

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod access;
+pub mod act;
 pub mod approvals;
 pub mod audit;
 pub mod catalog;
@@ -33,6 +34,54 @@ pub fn block_on<T>(future: impl Future<Output = CliResult<T>>) -> CliResult<T> {
 }
 
 pub use bglass_client::output::print_json;
+
+/// A command-line value as one of the core's validated types (`ServiceName`, `GrantId`,
+/// …): an invalid value is a user error (exit 1) with the type's own message, after the
+/// argument's `label` when one is given.
+pub fn parse_arg<T>(label: Option<&str>, text: &str) -> CliResult<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| match label {
+        Some(label) => CliError::user(format!("{label}: {e}")),
+        None => CliError::user(e),
+    })
+}
+
+/// Prints the list at `path` from every proxy that answers: as JSON objects
+/// `{"proxy": …, KEY: …}` with `json`, else one `line` per item, or `empty` when there is
+/// none.
+pub fn list_from_every_proxy<T>(
+    config: Option<&std::path::Path>,
+    json: bool,
+    path: &str,
+    key: &str,
+    empty: &str,
+    line: impl Fn(&str, &T) -> String,
+) -> CliResult
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let mut session = crate::client::Session::open(config)?;
+    block_on(async move {
+        let all: Vec<(String, T)> = from_every_proxy(&mut session, path).await?;
+        if json {
+            let doc: Vec<_> = all
+                .iter()
+                .map(|(proxy, item)| serde_json::json!({ "proxy": proxy, key: item }))
+                .collect();
+            return print_json(&doc);
+        }
+        if all.is_empty() {
+            return crate::outln!("{empty}");
+        }
+        for (proxy, item) in &all {
+            crate::outln!("{}", line(proxy, item))?;
+        }
+        Ok(())
+    })
+}
 
 /// Asks every proxy for a list at `path`; each item with its proxy's id. When no proxy
 /// answered, the list is unknown: an error naming each proxy and why (exit 4, or 3 when a

@@ -374,8 +374,7 @@ fn empty() -> Body {
 
 /// Runs `bglass open`.
 pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
-    let service =
-        ServiceName::new(&args.service).map_err(|e| CliError::user(format!("service: {e}")))?;
+    let service: ServiceName = super::parse_arg(Some("service"), &args.service)?;
     if !args.local.ip().is_loopback() {
         return Err(
             CliError::user("--local must be a loopback address (127.0.0.1:PORT)")

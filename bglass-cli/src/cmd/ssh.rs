@@ -39,8 +39,7 @@ fn ssh_error(what: &str, e: &ssh2::Error) -> CliError {
 
 /// Runs `bglass ssh`.
 pub fn run(config: Option<&Path>, args: SshArgs) -> CliResult {
-    let service =
-        ServiceName::new(&args.service).map_err(|e| CliError::user(format!("service: {e}")))?;
+    let service: ServiceName = super::parse_arg(Some("service"), &args.service)?;
     let session = Session::open(config)?;
     let (grant, conn) = session
         .held_grants(&service)?
