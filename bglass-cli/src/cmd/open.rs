@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bglass_core::api::GRANT_HEADER;
+use bglass_core::headers::is_hop_by_hop;
 use bglass_core::id::ServiceName;
 use bglass_core::timestamp;
 use bytes::Bytes;
@@ -328,8 +329,8 @@ async fn relay(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Respons
         let referer_with_secret =
             name == header::REFERER && value.to_str().map_or(true, |v| v.contains(SESSION_PARAM));
         if name != header::HOST
-            && name != header::CONNECTION
             && name != header::COOKIE
+            && !is_hop_by_hop(name.as_str())
             && !referer_with_secret
         {
             request = request.header(name, value);
@@ -345,7 +346,7 @@ async fn relay(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Respons
         Ok(response) => {
             let mut builder = hyper::Response::builder().status(response.status());
             for (name, value) in response.headers() {
-                if name != header::TRANSFER_ENCODING && name != header::CONNECTION {
+                if !is_hop_by_hop(name.as_str()) {
                     builder = builder.header(name, value);
                 }
             }
