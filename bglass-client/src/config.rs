@@ -153,7 +153,7 @@ pub enum UrlProblem {
     Ip,
     /// The host is not a DNS name.
     #[error("the host is invalid: {0}")]
-    Host(bglass_core::id::NameError),
+    Host(Box<bglass_core::id::NameError>),
     /// A host name without a pinned address.
     #[error(
         "a host name needs DNS, which may be down: use an IP literal, or add address = \"IP:PORT\""
@@ -193,7 +193,7 @@ pub fn parse_proxy_url(url: &str, address: Option<&str>) -> Result<SocketAddr, U
     if host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
         return Err(UrlProblem::Ip);
     }
-    DnsName::new(host).map_err(UrlProblem::Host)?;
+    DnsName::new(host).map_err(|e| UrlProblem::Host(Box::new(e)))?;
     // A host name is allowed only with its address pinned beside it: the break-glass path
     // must not need DNS, which may be the very thing that is down.
     let address = address.ok_or(UrlProblem::NeedsAddress)?;

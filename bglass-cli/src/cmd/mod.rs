@@ -91,17 +91,15 @@ pub async fn from_every_proxy<T: serde::de::DeserializeOwned>(
     session: &mut crate::client::Session,
     path: &str,
 ) -> CliResult<Vec<(String, T)>> {
+    use crate::client::{Call, CallFailure};
     // Say once, at the end, which proxies did not answer (not once per retry).
     let verbose = std::mem::replace(&mut session.verbose, false);
     let mut all = Vec::new();
     let mut answered = 0;
-    let mut failures: Vec<(String, CliError)> = Vec::new();
+    let mut failures: Vec<(String, CallFailure)> = Vec::new();
     for i in 0..session.conns.len() {
         let url = session.conns[i].entry.url.clone();
-        match session
-            .call_with(&crate::client::Call::get(path), Some(i))
-            .await
-        {
+        match session.attempt(&Call::get(path), Some(i)).await {
             Ok((value, _)) => {
                 answered += 1;
                 let list: Vec<T> = serde_json::from_value(value).map_err(CliError::internal)?;
@@ -112,29 +110,28 @@ pub async fn from_every_proxy<T: serde::de::DeserializeOwned>(
                     .unwrap_or_default();
                 all.extend(list.into_iter().map(|item| (proxy.clone(), item)));
             }
-            Err(e) if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Denied) => {
-                failures.push((url, e));
-            }
-            Err(e) => {
+            Err(CallFailure::Local(e)) => {
                 session.verbose = verbose;
                 return Err(e);
             }
+            Err(e) => failures.push((url, e)),
         }
     }
     session.verbose = verbose;
-    let why = |(url, e): &(String, CliError)| match e.kind() {
-        ErrorKind::Denied => format!("{url}: refused: {e}"),
-        _ => crate::client::unavailable_reasons(e),
+    let why = |(url, e): &(String, CallFailure)| match e {
+        CallFailure::Unavailable(tried) => CallFailure::reasons(tried),
+        CallFailure::Refused { status, .. } if *status < 500 => format!("{url}: refused: {e}"),
+        _ => format!("{url}: {e}"),
     };
     if answered == 0 {
+        let reasons: Vec<String> = failures.iter().map(why).collect();
         if let Some(pos) = failures
             .iter()
-            .position(|(_, e)| e.kind() == ErrorKind::Denied)
+            .position(|(_, e)| matches!(e, CallFailure::Refused { status, .. } if *status < 500))
         {
             let (_, e) = failures.swap_remove(pos);
-            return Err(e);
+            return Err(e.into());
         }
-        let reasons: Vec<String> = failures.iter().map(why).collect();
         return Err(CliError::new(
             ErrorKind::Unavailable,
             format!(
