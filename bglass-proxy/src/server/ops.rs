@@ -251,6 +251,13 @@ async fn metrics(proxy: Arc<Proxy>, addr: std::net::SocketAddr) {
             return;
         }
     };
+    // The address bound (with port 0 the system chose the port).
+    if let Ok(bound) = listener.local_addr() {
+        eprintln!(
+            "bglass-proxy {}: metrics listening on {bound}",
+            proxy.config.id
+        );
+    }
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
