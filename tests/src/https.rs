@@ -8,9 +8,11 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::world::{free_port, wait_port};
+use crate::ports::PortHold;
+use crate::wait::eventually;
+use crate::world::wait_port;
 
 /// `sha256:<hex>` of DER bytes, as the catalog writes pins.
 pub fn pin(der: &[u8]) -> String {
@@ -74,9 +76,11 @@ pub struct TlsNginx {
 }
 
 impl TlsNginx {
-    /// Starts nginx in `dir` with `certs`.
+    /// Starts nginx in `dir` with `certs`. nginx is another program: its ports are held
+    /// until it listens on them.
     pub fn start(dir: &Path, certs: &Certs, token: &str) -> Self {
-        let (port, port_tls12) = (free_port(), free_port());
+        let holds = [PortHold::new(), PortHold::new()];
+        let (port, port_tls12) = (holds[0].port(), holds[1].port());
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         std::fs::write(dir.join("chain.pem"), &certs.chain_pem).unwrap();
         std::fs::write(dir.join("key.pem"), &certs.key_pem).unwrap();
@@ -118,6 +122,7 @@ impl TlsNginx {
             .unwrap();
         wait_port(port);
         wait_port(port_tls12);
+        drop(holds);
         Self {
             port,
             port_tls12,
@@ -191,19 +196,14 @@ impl Recorder {
 
     /// Waits until at least `n` connections have been recorded.
     pub fn wait_for(&self, n: usize, within: Duration) -> Vec<Vec<u8>> {
-        let started = Instant::now();
-        loop {
-            let seen = self.seen();
-            if seen.len() >= n {
-                return seen;
-            }
-            assert!(
-                started.elapsed() < within,
-                "only {} connection(s) reached the recorder within {within:?}",
-                seen.len()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        eventually(
+            within,
+            &format!("{n} connection(s) to reach the recorder"),
+            || {
+                let seen = self.seen();
+                (seen.len() >= n).then_some(seen)
+            },
+        )
     }
 }
 

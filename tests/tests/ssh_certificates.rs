@@ -8,10 +8,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bglass_tests::world::{SSH_CATALOG, World, current_user};
-use bglass_tests::{Run, assert_no_panic, command, run};
+use bglass_tests::{Run, assert_no_panic, command, eventually, run, wait_past};
 use serde_json::Value;
 
 fn world(proxy_toml_extra: &str) -> World {
@@ -23,9 +23,7 @@ fn world(proxy_toml_extra: &str) -> World {
     w.start_redis();
     w.catalog(SSH_CATALOG);
     if !proxy_toml_extra.is_empty() {
-        let config = &w.proxies[0].config;
-        let text = std::fs::read_to_string(config).unwrap();
-        std::fs::write(config, format!("{text}\n{proxy_toml_extra}")).unwrap();
+        bglass_tests::toml::append(&w.proxies[0].config, proxy_toml_extra);
     }
     w.start_all();
     w
@@ -250,15 +248,7 @@ fn a_saved_certificate_dies_with_its_short_life_while_bglass_ssh_keeps_working()
     let ok = direct_ssh(&w, "127.0.0.1", &key, &cert);
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
     let (_, to) = validity(&describe(&cert));
-    // Wait (polling) until the certificate's end has passed.
-    let started = Instant::now();
-    while now() <= to {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "valid until {to}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_past(to, "the certificate's end");
     let late = direct_ssh(&w, "127.0.0.1", &key, &cert);
     assert_ne!(late.code, Some(0), "an expired certificate logged in");
     assert!(sshd_log(&w).contains("expired"), "{}", sshd_log(&w));
@@ -375,25 +365,22 @@ fn ssh_services_sharing_a_principal_are_refused_unless_both_opt_in_even_on_live_
     let before = w.bglass("alice", &["status", "--json"]);
     let digest_before =
         serde_json::from_str::<Value>(&before.stdout).unwrap()[0]["status"]["catalog"].clone();
-    let services = w.proxies[0].dir.join("services.toml");
-    let good = std::fs::read_to_string(&services).unwrap();
-    std::fs::write(&services, good.replace("\"dbadmin\"", "\"breakglass\"")).unwrap();
+    // db-host now claims bastion's principal, neither opting in.
+    bglass_tests::toml::edit(&w.proxies[0].dir.join("services.toml"), |doc| {
+        bglass_tests::toml::service(doc, "db-host")["principals"] =
+            toml_edit::value(toml_edit::Array::from_iter(["dba", "breakglass"]));
+    });
     w.hup(0);
-    let started = Instant::now();
-    let (status, rejected) = loop {
-        let out = w.bglass("alice", &["status", "--json"]);
-        let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
-        if let Some(r) = v[0]["status"]["catalog_rejected"].as_str() {
-            break (v.clone(), r.to_owned());
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "no rejection reported: {}\n{}",
-            out.stdout,
-            w.logs()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    let (status, rejected) = eventually(
+        Duration::from_secs(15),
+        "the rejection of the sharing catalog in bglass status",
+        || {
+            let out = w.bglass("alice", &["status", "--json"]);
+            let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+            let rejected = v[0]["status"]["catalog_rejected"].as_str()?.to_owned();
+            Some((v, rejected))
+        },
+    );
     assert!(
         rejected.contains("services.toml:") && rejected.contains("share_principals"),
         "{rejected}"
