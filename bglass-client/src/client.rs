@@ -21,7 +21,7 @@ use bglass_core::timestamp;
 
 use crate::config::{self, Config, ProxyEntry};
 use crate::error::{CliError, CliResult, ErrorKind};
-pub use crate::failure::{CallError, CallFailure, SplitView, Unavailable, refusal_error};
+pub use crate::failure::{CallError, CallFailure, Refusal, SplitView, Unavailable, refusal_error};
 use crate::passphrase;
 use crate::store::{ProxyRecord, Store};
 
@@ -237,9 +237,7 @@ impl Session {
                             None => failures.push((url, why)),
                         }
                     }
-                    Err(CallError::Refused { status, error }) => {
-                        return Err(CallFailure::Refused { status, error });
-                    }
+                    Err(CallError::Refused(refusal)) => return Err(CallFailure::Refused(refusal)),
                     Err(CallError::Local(e)) => return Err(CallFailure::Local(e)),
                 }
             }
@@ -545,7 +543,7 @@ pub async fn answer(response: reqwest::Response) -> Result<serde_json::Value, Ca
             message: error.message,
         }));
     }
-    Err(CallError::Refused { status, error })
+    Err(CallError::Refused(Refusal { status, error }))
 }
 
 #[cfg(test)]

@@ -142,16 +142,34 @@ pub enum CallError {
     #[error(transparent)]
     Unavailable(Unavailable),
     /// The proxy answered with a refusal: do not try others.
-    #[error("{} ({})", .error.message, .error.error)]
-    Refused {
-        /// The HTTP status.
-        status: u16,
-        /// The proxy's refusal.
-        error: ApiError,
-    },
+    #[error(transparent)]
+    Refused(Refusal),
     /// A local problem.
     #[error(transparent)]
     Local(CliError),
+}
+
+/// A proxy's refusal: its HTTP status and what it said.
+#[derive(Debug, thiserror::Error)]
+#[error("{} ({})", .error.message, .error.error)]
+pub struct Refusal {
+    /// The HTTP status.
+    pub status: u16,
+    /// The proxy's refusal.
+    pub error: ApiError,
+}
+
+impl Refusal {
+    /// Whether the proxy refused the request itself (4xx), rather than failed to serve it.
+    pub fn is_denial(&self) -> bool {
+        self.status < 500
+    }
+}
+
+impl From<Refusal> for CliError {
+    fn from(r: Refusal) -> Self {
+        refusal_error(r.status, r.error)
+    }
 }
 
 impl From<CliError> for CallError {
@@ -170,7 +188,7 @@ impl From<CallError> for CliError {
     fn from(e: CallError) -> Self {
         match e {
             CallError::Unavailable(why) => CliError::new(ErrorKind::Unavailable, why),
-            CallError::Refused { status, error } => refusal_error(status, error),
+            CallError::Refused(refusal) => refusal.into(),
             CallError::Local(e) => e,
         }
     }
@@ -184,13 +202,8 @@ pub enum CallFailure {
     #[error("no proxy answered: {}", CallFailure::reasons(.0))]
     Unavailable(Vec<(String, Unavailable)>),
     /// A proxy refused.
-    #[error("{} ({})", .error.message, .error.error)]
-    Refused {
-        /// The HTTP status.
-        status: u16,
-        /// The proxy's refusal.
-        error: ApiError,
-    },
+    #[error(transparent)]
+    Refused(Refusal),
     /// A local problem.
     #[error(transparent)]
     Local(CliError),
@@ -214,7 +227,7 @@ impl From<CallFailure> for CliError {
                 CliError::new(ErrorKind::Unavailable, unavailable)
                     .with_hint("check the network path to the proxies; `bglass status` lists them")
             }
-            CallFailure::Refused { status, error } => refusal_error(status, error),
+            CallFailure::Refused(refusal) => refusal.into(),
             CallFailure::Local(e) => e,
         }
     }

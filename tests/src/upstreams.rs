@@ -7,10 +7,40 @@
 //! the held port over), so that no parallel test is handed the same port meanwhile.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use crate::ports::PortHold;
 use crate::world::{UPSTREAM_PASSWORD, UPSTREAM_USER, World, current_user, wait_port};
+
+/// nginx's `user` line: run as root, its workers would otherwise drop to `nobody`, who
+/// cannot read the test's directories.
+pub fn nginx_user_line() -> &'static str {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    if root { "user root;\n" } else { "" }
+}
+
+/// Runs nginx in the foreground with `prefix/nginx.conf`, relative paths under `prefix`.
+pub fn spawn_nginx(prefix: &Path) -> Child {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| {
+            panic!("nginx is not installed; scripts/test installs it (apt-get install nginx-light)")
+        });
+    Command::new(nginx)
+        .arg("-p")
+        .arg(prefix)
+        .arg("-c")
+        .arg(prefix.join("nginx.conf"))
+        .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
 
 impl World {
     /// Starts nginx on loopback, accepting only `UPSTREAM_USER:UPSTREAM_PASSWORD`.
@@ -27,35 +57,13 @@ impl World {
             format!("{UPSTREAM_USER}:{{PLAIN}}{UPSTREAM_PASSWORD}\n"),
         )
         .unwrap();
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout == b"0\n")
-            .unwrap_or(false);
         let p = prefix.display();
         let conf = format!(
             "{user}worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n  access_log {p}/access.log;\n  client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n  fastcgi_temp_path {p}/tmp/fastcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n  server {{\n    listen 127.0.0.1:{port};\n    root {p}/www;\n    location / {{\n      auth_basic \"tool\";\n      auth_basic_user_file {p}/htpasswd;\n    }}\n    location = /slow {{\n      auth_basic \"tool\";\n      auth_basic_user_file {p}/htpasswd;\n      limit_rate 100k;\n      alias {p}/www/big;\n    }}\n    location = /echo-headers {{\n      default_type text/plain;\n      return 200 \"xff=$http_x_forwarded_for|webauth=$http_x_webauth_user|realip=$http_x_real_ip|cookie=$http_cookie\";\n    }}\n    location = /set-cookie {{\n      auth_basic \"tool\";\n      auth_basic_user_file {p}/htpasswd;\n      add_header Set-Cookie \"session=minted-with-the-credential; Path=/; HttpOnly\" always;\n      add_header bglass-refusal \"your_session_expired\" always;\n      add_header X-Echo-Auth $http_authorization always;\n      alias {p}/www/api/health;\n    }}\n  }}\n}}\n",
-            user = if root { "user root;\n" } else { "" },
+            user = nginx_user_line(),
         );
         std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
-        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or_else(|| {
-                panic!(
-                    "nginx is not installed; scripts/test installs it (apt-get install nginx-light)"
-                )
-            });
-        let child = Command::new(nginx)
-            .arg("-p")
-            .arg(&prefix)
-            .arg("-c")
-            .arg(prefix.join("nginx.conf"))
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = spawn_nginx(&prefix);
         self.nginx = Some(child);
         self.nginx_port = port;
         wait_port(port);

@@ -554,6 +554,26 @@ impl World {
         serde_json::from_str(&out.stdout).unwrap()
     }
 
+    /// `bglass status --json` as `who`: one object a proxy (`null` when it printed no JSON).
+    pub fn status(&self, who: &str) -> serde_json::Value {
+        let out = self.bglass(who, &["status", "--json"]);
+        serde_json::from_str(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Waits until the first proxy's status, as `who` sees it, reports a rejected catalog
+    /// reload; the status then, and the rejection.
+    pub fn catalog_rejection(&self, who: &str) -> (serde_json::Value, String) {
+        eventually(
+            Duration::from_secs(15),
+            "a rejected catalog reload in bglass status",
+            || {
+                let status = self.status(who);
+                let rejected = status[0]["status"]["catalog_rejected"].as_str()?.to_owned();
+                Some((status, rejected))
+            },
+        )
+    }
+
     /// Fetches proxy `i`'s metrics.
     pub fn metrics(&self, i: usize) -> String {
         use std::io::Write;

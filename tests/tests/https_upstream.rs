@@ -65,9 +65,7 @@ fn health(w: &World, service: &str) -> (String, String) {
         Duration::from_secs(25),
         &format!("a health verdict for {service}"),
         || {
-            let out = w.bglass("alice", &["status", "--json"]);
-            let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
-            let s = v[0]["status"]["services"]
+            let s = w.status("alice")[0]["status"]["services"]
                 .as_array()?
                 .iter()
                 .find(|s| s["name"] == service)?
@@ -131,9 +129,7 @@ fn pinned_https_upstreams_serve_through_the_data_plane_and_the_prober() {
     // The operator pins another CA for k8s: the connection pooled under the old pin is not
     // reused; the next request is refused.
     let other = ca_and_server(SERVER_NAME);
-    let before = w.bglass("alice", &["status", "--json"]);
-    let digest =
-        serde_json::from_str::<Value>(&before.stdout).unwrap()[0]["status"]["catalog"].clone();
+    let digest = w.status("alice")[0]["status"]["catalog"].clone();
     bglass_tests::toml::edit(&w.proxies[0].dir.join("services.toml"), |doc| {
         bglass_tests::toml::service(doc, "k8s")["upstream_pin"] =
             toml_edit::value(other.ca_pin.as_str());
@@ -143,9 +139,8 @@ fn pinned_https_upstreams_serve_through_the_data_plane_and_the_prober() {
     w.set_secret("k8s_token", TOKEN);
     w.hup(0);
     eventually(Duration::from_secs(15), "the new catalog in force", || {
-        let out = w.bglass("alice", &["status", "--json"]);
-        let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
-        v[0]["status"]["catalog"] != digest && !v[0]["status"]["catalog"].is_null()
+        let catalog = w.status("alice")[0]["status"]["catalog"].clone();
+        catalog != digest && !catalog.is_null()
     });
     let out = w.bglass("alice", &["curl", "k8s", "/api/v1/namespaces"]);
     assert!(

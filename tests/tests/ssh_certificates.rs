@@ -8,10 +8,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bglass_tests::world::{SSH_CATALOG, World, current_user};
-use bglass_tests::{Run, assert_no_panic, command, eventually, run, wait_past};
+use bglass_tests::{Run, assert_no_panic, command, now_secs, run, wait_past};
 use serde_json::Value;
 
 fn world(proxy_toml_extra: &str) -> World {
@@ -131,13 +130,6 @@ fn validity(description: &str) -> (u64, u64) {
     (epoch_of(from.trim()), epoch_of(to.trim()))
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 #[test]
 fn a_saved_certificate_is_refused_by_sshd_from_any_address_but_the_proxys() {
     let w = world("");
@@ -198,7 +190,7 @@ fn certificates_live_minutes_not_the_grants_hours_and_each_session_gets_a_fresh_
         grant_exp - grant_nbf >= 30 * 60,
         "the test needs a long grant: {granted}"
     );
-    let asked = now();
+    let asked = now_secs();
     let (saved, _, cert) = save_cert(&w, "alice", "bastion");
     let (from, to) = validity(&describe(&cert));
     assert!(
@@ -236,7 +228,7 @@ fn certificates_live_minutes_not_the_grants_hours_and_each_session_gets_a_fresh_
     assert_eq!(serials.len(), 3, "{certs:?}");
     for c in &certs {
         let before = c["valid_before"].as_u64().unwrap();
-        assert!(before <= now() + 5 * 60 + 5, "{c}");
+        assert!(before <= now_secs() + 5 * 60 + 5, "{c}");
     }
 }
 
@@ -362,25 +354,14 @@ fn ssh_services_sharing_a_principal_are_refused_unless_both_opt_in_even_on_live_
     // good catalog.
     w.catalog(&sharing("dbadmin", false, false));
     w.start_all();
-    let before = w.bglass("alice", &["status", "--json"]);
-    let digest_before =
-        serde_json::from_str::<Value>(&before.stdout).unwrap()[0]["status"]["catalog"].clone();
+    let digest_before = w.status("alice")[0]["status"]["catalog"].clone();
     // db-host now claims bastion's principal, neither opting in.
     bglass_tests::toml::edit(&w.proxies[0].dir.join("services.toml"), |doc| {
         bglass_tests::toml::service(doc, "db-host")["principals"] =
             toml_edit::value(toml_edit::Array::from_iter(["dba", "breakglass"]));
     });
     w.hup(0);
-    let (status, rejected) = eventually(
-        Duration::from_secs(15),
-        "the rejection of the sharing catalog in bglass status",
-        || {
-            let out = w.bglass("alice", &["status", "--json"]);
-            let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
-            let rejected = v[0]["status"]["catalog_rejected"].as_str()?.to_owned();
-            Some((v, rejected))
-        },
-    );
+    let (status, rejected) = w.catalog_rejection("alice");
     assert!(
         rejected.contains("services.toml:") && rejected.contains("share_principals"),
         "{rejected}"

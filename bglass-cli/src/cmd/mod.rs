@@ -120,14 +120,14 @@ pub async fn from_every_proxy<T: serde::de::DeserializeOwned>(
     session.verbose = verbose;
     let why = |(url, e): &(String, CallFailure)| match e {
         CallFailure::Unavailable(tried) => CallFailure::reasons(tried),
-        CallFailure::Refused { status, .. } if *status < 500 => format!("{url}: refused: {e}"),
+        CallFailure::Refused(refusal) if refusal.is_denial() => format!("{url}: refused: {e}"),
         _ => format!("{url}: {e}"),
     };
     if answered == 0 {
         let reasons: Vec<String> = failures.iter().map(why).collect();
         if let Some(pos) = failures
             .iter()
-            .position(|(_, e)| matches!(e, CallFailure::Refused { status, .. } if *status < 500))
+            .position(|(_, e)| matches!(e, CallFailure::Refused(r) if r.is_denial()))
         {
             let (_, e) = failures.swap_remove(pos);
             return Err(e.into());
