@@ -60,12 +60,24 @@ pub async fn on_its_proxy(session: &mut Session, subject: Subject<'_>) -> CliRes
     Ok(found)
 }
 
-/// Signs `action`, sends it to `path` on the proxy holding `subject`, and reports the
-/// answer: as JSON with `json`, else with `report`. A revoked grant is forgotten locally.
+/// What `action` acts on, and the route that takes it.
+fn target(action: &Action) -> CliResult<(Subject<'_>, &'static str)> {
+    match action {
+        Action::Approve { request } => Ok((Subject::Request(request), "/v1/approve")),
+        Action::Deny { request, .. } => Ok((Subject::Request(request), "/v1/deny")),
+        Action::Revoke { grant, .. } => Ok((Subject::Grant(grant), "/v1/revoke")),
+        Action::Review { grant, .. } => Ok((Subject::Grant(grant), "/v1/review")),
+        _ => Err(CliError::internal(
+            "only approve, deny, revoke and review act on a request or grant",
+        )),
+    }
+}
+
+/// Signs `action`, sends it to the proxy holding the request or grant it acts on, and
+/// reports the answer: as JSON with `json`, else with `report`. A revoked grant is
+/// forgotten locally.
 pub fn act<T>(
     config: Option<&Path>,
-    subject: Subject<'_>,
-    path: &str,
     action: Action,
     json: bool,
     report: impl FnOnce(&T) -> CliResult,
@@ -75,6 +87,7 @@ where
 {
     let mut session = Session::open(config)?;
     block_on(async move {
+        let (subject, path) = target(&action)?;
         let proxy = on_its_proxy(&mut session, subject).await?;
         let (value, _) = session
             .call_with(&Call::post(path, action.clone()), proxy)

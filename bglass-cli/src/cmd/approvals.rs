@@ -8,7 +8,7 @@ use bglass_core::envelope::Action;
 use bglass_core::id::RequestId;
 use bglass_core::timestamp;
 
-use super::act::{Subject, act};
+use super::act::act;
 use super::parse_arg;
 use crate::cli::{ApproveArgs, DenyArgs, JsonArgs};
 use crate::error::CliResult;
@@ -65,15 +65,10 @@ fn print_request(r: &RequestView) -> CliResult {
 
 /// Approves a request.
 pub fn approve(config: Option<&Path>, args: ApproveArgs) -> CliResult {
-    let id = request_id(&args.request)?;
-    let action = Action::Approve {
-        request: id.clone(),
-    };
+    let request = request_id(&args.request)?;
     act(
         config,
-        Subject::Request(&id),
-        "/v1/approve",
-        action,
+        Action::Approve { request },
         args.json,
         print_request,
     )
@@ -81,16 +76,11 @@ pub fn approve(config: Option<&Path>, args: ApproveArgs) -> CliResult {
 
 /// Denies a request.
 pub fn deny(config: Option<&Path>, args: DenyArgs) -> CliResult {
-    let id = request_id(&args.request)?;
-    let action = Action::Deny {
-        request: id.clone(),
-        reason: args.reason,
-    };
+    let request = request_id(&args.request)?;
+    let reason = args.reason;
     act(
         config,
-        Subject::Request(&id),
-        "/v1/deny",
-        action,
+        Action::Deny { request, reason },
         args.json,
         print_request,
     )

@@ -7,7 +7,7 @@ use bglass_core::envelope::Action;
 use bglass_core::id::GrantId;
 use bglass_core::timestamp;
 
-use super::act::{Subject, act};
+use super::act::act;
 use super::parse_arg;
 use crate::cli::{JsonArgs, ReviewArgs, RevokeArgs};
 use crate::error::CliResult;
@@ -58,34 +58,16 @@ fn print_grant(what: &str) -> impl FnOnce(&GrantView) -> CliResult + '_ {
 
 /// Revokes a grant.
 pub fn revoke(config: Option<&Path>, args: RevokeArgs) -> CliResult {
-    let id = grant_id(&args.grant)?;
-    let action = Action::Revoke {
-        grant: id.clone(),
-        reason: args.reason,
-    };
-    act(
-        config,
-        Subject::Grant(&id),
-        "/v1/revoke",
-        action,
-        args.json,
-        print_grant("revoked"),
-    )
+    let grant = grant_id(&args.grant)?;
+    let reason = args.reason;
+    let report = print_grant("revoked");
+    act(config, Action::Revoke { grant, reason }, args.json, report)
 }
 
 /// Closes the review of an emergency bypass.
 pub fn review(config: Option<&Path>, args: ReviewArgs) -> CliResult {
-    let id = grant_id(&args.grant)?;
-    let action = Action::Review {
-        grant: id.clone(),
-        note: args.note,
-    };
-    act(
-        config,
-        Subject::Grant(&id),
-        "/v1/review",
-        action,
-        args.json,
-        print_grant("reviewed"),
-    )
+    let grant = grant_id(&args.grant)?;
+    let note = args.note;
+    let report = print_grant("reviewed");
+    act(config, Action::Review { grant, note }, args.json, report)
 }
