@@ -251,13 +251,9 @@ async fn metrics(proxy: Arc<Proxy>, addr: std::net::SocketAddr) {
             return;
         }
     };
-    // The address bound (with port 0 the system chose the port).
-    if let Ok(bound) = listener.local_addr() {
-        eprintln!(
-            "bglass-proxy {}: metrics listening on {bound}",
-            proxy.config.id
-        );
-    }
+    // With port 0 the system chose the port: say which.
+    let (id, bound) = (&proxy.config.id, listener.local_addr().unwrap_or(addr));
+    eprintln!("bglass-proxy {id}: metrics listening on {bound}");
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
