@@ -263,12 +263,20 @@ pub async fn certless(
 
 /// Every event of proxy `i`'s log, as `bglass audit show --json` prints them.
 pub fn events(w: &World, i: usize) -> Vec<Value> {
+    try_events(w, i).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`events`], or why `bglass audit show` could not read the log: while the proxy writes
+/// it, a reader may find a file the checkpoint names not written yet (polls try again).
+pub fn try_events(w: &World, i: usize) -> Result<Vec<Value>, String> {
     let home = tempfile::tempdir().unwrap();
     let out = run(command("bglass", home.path())
         .args(["audit", "show", "--json"])
         .arg(w.proxies[i].log_dir()));
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    serde_json::from_str(&out.stdout).unwrap()
+    if out.code != Some(0) {
+        return Err(format!("audit show exited {:?}: {}", out.code, out.stderr));
+    }
+    Ok(serde_json::from_str(&out.stdout).unwrap())
 }
 
 /// The denial events of proxy `i`'s log: (reason, detail).
@@ -287,15 +295,18 @@ pub fn denials(w: &World, i: usize) -> Vec<(String, String)> {
 
 /// Waits up to `secs` until `cond` holds for proxy `i`'s events.
 pub fn wait_events(w: &World, i: usize, secs: u64, what: &str, cond: impl Fn(&[Value]) -> bool) {
-    let mut last = Vec::new();
+    let mut last = Ok(Vec::new());
     let held = within(Duration::from_secs(secs), || {
-        last = events(w, i);
-        cond(&last)
+        last = try_events(w, i);
+        last.as_ref().is_ok_and(|events| cond(events))
     });
     assert!(
         held.is_some(),
         "{what}: not in the log within {secs}s: {}",
-        serde_json::to_string_pretty(&last).unwrap_or_default()
+        match &last {
+            Ok(events) => serde_json::to_string_pretty(events).unwrap_or_default(),
+            Err(e) => e.clone(),
+        }
     );
 }
 
