@@ -21,6 +21,7 @@ use bglass_core::timestamp;
 
 use crate::config::{self, Config, ProxyEntry};
 use crate::error::{CliError, CliResult, ErrorKind};
+pub use crate::failure::{CallError, CallFailure, Refusal, SplitView, Unavailable, refusal_error};
 use crate::passphrase;
 use crate::store::{ProxyRecord, Store};
 
@@ -46,17 +47,6 @@ fn random_unit() -> f64 {
     f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX)
 }
 
-/// How the message of [`Session::call`]'s unavailability error starts.
-const NO_PROXY_ANSWERED: &str = "no proxy answered: ";
-
-/// The reasons in an unavailability error of [`Session::call_with`] (`URL: why`, one per
-/// proxy tried), without the leading "no proxy answered".
-pub fn unavailable_reasons(e: &CliError) -> String {
-    let text = e.to_string();
-    text.strip_prefix(NO_PROXY_ANSWERED)
-        .map_or(text.clone(), str::to_owned)
-}
-
 /// One proxy as the session uses it.
 #[derive(Debug)]
 pub struct Conn {
@@ -69,31 +59,6 @@ pub struct Conn {
     contacted: bool,
     /// A refusal banner was printed for it in this run (print each once).
     warned: bool,
-}
-
-/// Why a call to one proxy failed.
-#[derive(Debug)]
-pub enum CallError {
-    /// Not reachable, busy, or refused by its own failure: try the next proxy.
-    Unavailable(String),
-    /// The proxy answered with a refusal: do not try others.
-    Refused(u16, ApiError),
-    /// A local problem.
-    Local(CliError),
-}
-
-/// Why a proxy cannot be trusted (split view, or no checkpoint although its log was seen
-/// before): a banner to print once, loudly, and the short reason; then it counts as
-/// unavailable.
-struct Distrust {
-    banner: String,
-    why: String,
-}
-
-impl From<CliError> for CallError {
-    fn from(e: CliError) -> Self {
-        Self::Local(e)
-    }
 }
 
 /// A request to make, signed per proxy when it carries an action.
@@ -144,7 +109,8 @@ fn http_client(entry: &ProxyEntry, identity: &ResponderIdentity) -> CliResult<re
     let tls = bglass_tls::client_config(entry.pin, &identity.key, identity.id.as_str())
         .map_err(|e| CliError::internal(format!("TLS setup: {e}")))?;
     let mut builder = reqwest::Client::builder();
-    // A URL naming a host is dialled at its pinned address: never a DNS lookup (DESIGN §2).
+    // A URL naming a host is dialled at its pinned address: never a DNS lookup (DNS may be
+    // what is down during an incident).
     if let Some(host) = url_host(&entry.url)
         && host.parse::<std::net::IpAddr>().is_err()
     {
@@ -242,8 +208,18 @@ impl Session {
         call: &Call,
         only: Option<usize>,
     ) -> CliResult<(serde_json::Value, usize)> {
+        Ok(self.attempt(call, only).await?)
+    }
+
+    /// Like [`Self::call_with`], with the failure as a value: which proxies were tried and
+    /// why each did not answer, or the refusal.
+    pub async fn attempt(
+        &mut self,
+        call: &Call,
+        only: Option<usize>,
+    ) -> Result<(serde_json::Value, usize), CallFailure> {
         // The latest reason per proxy, in priority order.
-        let mut failures: Vec<(String, String)> = Vec::new();
+        let mut failures: Vec<(String, Unavailable)> = Vec::new();
         for round in 1..=MAX_ROUNDS {
             for i in 0..self.conns.len() {
                 if only.is_some_and(|o| o != i) {
@@ -261,23 +237,15 @@ impl Session {
                             None => failures.push((url, why)),
                         }
                     }
-                    Err(CallError::Refused(status, e)) => return Err(refusal_error(status, e)),
-                    Err(CallError::Local(e)) => return Err(e),
+                    Err(CallError::Refused(refusal)) => return Err(CallFailure::Refused(refusal)),
+                    Err(CallError::Local(e)) => return Err(CallFailure::Local(e)),
                 }
             }
             if round < MAX_ROUNDS {
                 tokio::time::sleep(backoff(round, random_unit())).await;
             }
         }
-        let reasons: Vec<String> = failures
-            .iter()
-            .map(|(url, why)| format!("{url}: {why}"))
-            .collect();
-        Err(CliError::new(
-            ErrorKind::Unavailable,
-            format!("{NO_PROXY_ANSWERED}{}", reasons.join("; ")),
-        )
-        .with_hint("check the network path to the proxies; `bglass status` lists them"))
+        Err(CallFailure::Unavailable(failures))
     }
 
     async fn try_one(&mut self, i: usize, call: &Call) -> Result<serde_json::Value, CallError> {
@@ -290,7 +258,7 @@ impl Session {
                 .record
                 .as_ref()
                 .map(|r| r.id.clone())
-                .ok_or_else(|| CallError::Unavailable("proxy id unknown".to_owned()))?;
+                .ok_or(CallError::Unavailable(Unavailable::IdUnknown))?;
             let body = self.seal(action, &audience)?;
             request = request
                 .body(body)
@@ -299,7 +267,7 @@ impl Session {
         let response = request
             .send()
             .await
-            .map_err(|e| CallError::Unavailable(describe(&e)))?;
+            .map_err(|e| CallError::Unavailable(Unavailable::Transport(e)))?;
         answer(response).await
     }
 
@@ -333,9 +301,11 @@ impl Session {
             match self.contact_once(i).await {
                 Ok(Contact::Done) => return Ok(()),
                 Ok(Contact::Raced) => {}
-                Ok(Contact::Distrusted(Distrust { banner, why })) => {
+                Ok(Contact::Distrusted(why)) => {
                     let conn = &mut self.conns[i];
-                    if !conn.warned {
+                    if !conn.warned
+                        && let Some(banner) = why.banner(&conn.entry.url)
+                    {
                         conn.warned = true;
                         eprintln!("{banner}");
                     }
@@ -344,9 +314,7 @@ impl Session {
                 Err(e) => return Err(e),
             }
         }
-        Err(CallError::Unavailable(
-            "its stored checkpoint kept changing under concurrent bglass commands".to_owned(),
-        ))
+        Err(CallError::Unavailable(Unavailable::CheckpointChurn))
     }
 
     async fn contact_once(&mut self, i: usize) -> Result<Contact, CallError> {
@@ -357,35 +325,31 @@ impl Session {
             .get(format!("{base}/healthz"))
             .send()
             .await
-            .map_err(|e| CallError::Unavailable(describe(&e)))?;
+            .map_err(|e| CallError::Unavailable(Unavailable::Transport(e)))?;
         let health: serde_json::Value = health
             .json()
             .await
-            .map_err(|e| CallError::Unavailable(e.to_string()))?;
+            .map_err(|e| CallError::Unavailable(Unavailable::Read(e)))?;
         let id: ProxyId = serde_json::from_value(health["proxy"].clone())
-            .map_err(|_| CallError::Unavailable("the proxy did not name itself".to_owned()))?;
-        let key: PublicKey = serde_json::from_value(health["key"].clone()).map_err(|_| {
-            CallError::Unavailable("the proxy did not give its signing key".to_owned())
-        })?;
+            .map_err(|_| CallError::Unavailable(Unavailable::Unnamed))?;
+        let key: PublicKey = serde_json::from_value(health["key"].clone())
+            .map_err(|_| CallError::Unavailable(Unavailable::NoKey))?;
         if let Some(known) = &conn.record
             && (known.id != id || known.key != key)
         {
-            return Ok(split_view(
-                &conn.entry.url,
-                &format!(
-                    "it now presents itself as {id} with key {}, but this machine knew it as {} with key {}",
-                    key.key_id(),
-                    known.id,
-                    known.key.key_id()
-                ),
-            ));
+            return Ok(split_view(SplitView::Identity {
+                key: key.key_id(),
+                id,
+                known_id: known.id.clone(),
+                known_key: known.key.key_id(),
+            }));
         }
         let checkpoint = conn
             .http
             .get(format!("{base}/v1/audit/checkpoint"))
             .send()
             .await
-            .map_err(|e| CallError::Unavailable(describe(&e)))?;
+            .map_err(|e| CallError::Unavailable(Unavailable::Transport(e)))?;
         if !checkpoint.status().is_success() {
             let status = checkpoint.status().as_u16();
             if let Some(known) = &conn.record {
@@ -398,7 +362,11 @@ impl Session {
                     .chars()
                     .take(120)
                     .collect();
-                return Ok(no_checkpoint(&conn.entry.url, known.size, status, &detail));
+                return Ok(Contact::Distrusted(Unavailable::NoCheckpoint {
+                    status,
+                    detail,
+                    known: known.size,
+                }));
             }
             // A brand-new proxy signs its first checkpoint within a second of starting:
             // remember who it is for this run (nothing to check its log against yet).
@@ -419,15 +387,12 @@ impl Session {
         let note = checkpoint
             .bytes()
             .await
-            .map_err(|e| CallError::Unavailable(e.to_string()))?;
+            .map_err(|e| CallError::Unavailable(Unavailable::Read(e)))?;
         let origin = checkpoint::origin(&id);
         let verified = match checkpoint::verify(&note, &origin, &key) {
             Ok(v) => v,
             Err(e) => {
-                return Ok(split_view(
-                    &conn.entry.url,
-                    &format!("its checkpoint does not verify: {e}"),
-                ));
+                return Ok(split_view(SplitView::Checkpoint(e)));
             }
         };
         if let Some(known) = &conn.record {
@@ -438,13 +403,10 @@ impl Session {
                 )))
             })?;
             if verified.size < known.size {
-                return Ok(split_view(
-                    &conn.entry.url,
-                    &format!(
-                        "its log shrank from {} to {} entries",
-                        known.size, verified.size
-                    ),
-                ));
+                return Ok(split_view(SplitView::Shrank {
+                    known: known.size,
+                    size: verified.size,
+                }));
             }
             let proof: Vec<Hash> = if verified.size == known.size {
                 Vec::new()
@@ -457,11 +419,11 @@ impl Session {
                     ))
                     .send()
                     .await
-                    .map_err(|e| CallError::Unavailable(describe(&e)))?;
+                    .map_err(|e| CallError::Unavailable(Unavailable::Transport(e)))?;
                 let value: serde_json::Value = answer
                     .json()
                     .await
-                    .map_err(|e| CallError::Unavailable(e.to_string()))?;
+                    .map_err(|e| CallError::Unavailable(Unavailable::Read(e)))?;
                 value["proof"]
                     .as_array()
                     .map(|a| {
@@ -472,13 +434,10 @@ impl Session {
                     .unwrap_or_default()
             };
             if !check_consistency(&proof, verified.size, verified.root, known.size, old_root) {
-                return Ok(split_view(
-                    &conn.entry.url,
-                    &format!(
-                        "its log of {} entries does not extend the {} entries this machine saw before",
-                        verified.size, known.size
-                    ),
-                ));
+                return Ok(split_view(SplitView::Forked {
+                    size: verified.size,
+                    known: known.size,
+                }));
             }
         }
         let record = ProxyRecord {
@@ -517,60 +476,17 @@ enum Contact {
     Done,
     /// Another `bglass` stored a different record meanwhile: check again against it.
     Raced,
-    /// The proxy cannot be trusted.
-    Distrusted(Distrust),
+    /// The proxy cannot be trusted (a split view, or no checkpoint).
+    Distrusted(Unavailable),
+}
+
+fn split_view(what: SplitView) -> Contact {
+    Contact::Distrusted(Unavailable::SplitView(what))
 }
 
 fn decode_hash(text: &str) -> Option<Hash> {
     let bytes = STANDARD.decode(text).ok()?;
     Some(Hash(bytes.try_into().ok()?))
-}
-
-fn split_view(url: &str, what: &str) -> Contact {
-    Contact::Distrusted(Distrust {
-        banner: format!(
-            "\n!!! SPLIT VIEW: the proxy at {url} is not showing this machine the same audit log as before: {what}.\n!!! Do not trust it. Report this to your security team with the files in state/proxies/ beside your bglass config.\n"
-        ),
-        why: format!("refused: split view ({what})"),
-    })
-}
-
-/// A proxy whose log this machine has seen does not show its current checkpoint.
-fn no_checkpoint(url: &str, known_size: u64, status: u16, detail: &str) -> Contact {
-    let what = format!(
-        "asked for its signed audit checkpoint, it answered HTTP {status} ({detail}), but this machine saw {known_size} entries of its log before"
-    );
-    Contact::Distrusted(Distrust {
-        banner: format!(
-            "\n!!! NO CHECKPOINT: the proxy at {url} does not show its audit checkpoint: {what}.\n!!! Its log may have been reset, replaced or forked: bglass does not use it now. If this lasts more than a few seconds, report it to your security team with the files in state/proxies/ beside your bglass config.\n"
-        ),
-        why: format!("refused: no audit checkpoint ({what})"),
-    })
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text
-}
-
-/// The CLI error for a proxy's refusal: denied, or unavailable for server-side failures.
-pub fn refusal_error(status: u16, e: ApiError) -> CliError {
-    let kind = if status >= 500 {
-        ErrorKind::Unavailable
-    } else {
-        ErrorKind::Denied
-    };
-    let err = CliError::new(kind, format!("{} ({})", e.message, e.error)).with_code(e.error);
-    match e.hint {
-        Some(h) => err.with_hint(h),
-        None => err,
-    }
 }
 
 impl Session {
@@ -609,10 +525,10 @@ pub async fn answer(response: reqwest::Response) -> Result<serde_json::Value, Ca
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| CallError::Unavailable(e.to_string()))?;
+        .map_err(|e| CallError::Unavailable(Unavailable::Read(e)))?;
     if (200..300).contains(&status) {
         return serde_json::from_slice(&bytes)
-            .map_err(|e| CallError::Unavailable(format!("bad answer: {e}")));
+            .map_err(|e| CallError::Unavailable(Unavailable::BadAnswer(e)));
     }
     let error: ApiError = serde_json::from_slice(&bytes).unwrap_or(ApiError {
         error: format!("http_{status}"),
@@ -621,9 +537,13 @@ pub async fn answer(response: reqwest::Response) -> Result<serde_json::Value, Ca
     });
     // A proxy that cannot audit, or is saturated, is unavailable: the next one may serve.
     if matches!(error.error.as_str(), "audit_failed" | "busy") || status == 502 || status == 503 {
-        return Err(CallError::Unavailable(error.message));
+        return Err(CallError::Unavailable(Unavailable::CannotServe {
+            status,
+            code: error.error,
+            message: error.message,
+        }));
     }
-    Err(CallError::Refused(status, error))
+    Err(CallError::Refused(Refusal { status, error }))
 }
 
 #[cfg(test)]

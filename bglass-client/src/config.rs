@@ -3,13 +3,14 @@
 //!
 //! Found via `--config`, then `BGLASS_CONFIG`, then `$XDG_CONFIG_HOME/bglass/config.toml`,
 //! then `$HOME/.config/bglass/config.toml`. Only environment variables are consulted, never
-//! the password database, so a static binary needs no NSS modules (DESIGN §2).
+//! the password database, so a static binary needs no NSS modules (and works where the
+//! directory service is down).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use bglass_core::catalog::CertPin;
-use bglass_core::id::ResponderId;
+use bglass_core::id::{DnsName, ResponderId};
 use bglass_core::source::{Located, Source, SourceLimits, SourceProblem};
 use toml::Spanned;
 
@@ -109,7 +110,7 @@ pub enum ConfigProblem {
         /// The value.
         url: String,
         /// Why.
-        reason: &'static str,
+        reason: UrlProblem,
     },
     /// A pin is malformed.
     #[error("{0}")]
@@ -121,58 +122,84 @@ pub enum ConfigProblem {
     #[error("identity must name the encrypted key file")]
     Identity,
     /// A proxy is listed twice.
-    #[error("proxy {0} is listed twice")]
-    DuplicateProxy(String),
+    #[error("proxy {url} is listed twice")]
+    DuplicateProxy {
+        /// The URL of the second entry.
+        url: String,
+    },
 }
 
 /// A config error: file, line, column and the rule.
 pub type ConfigError = Located<ConfigProblem>;
 
+/// Why a proxy URL (with its optional pinned `address`) is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlProblem {
+    /// Not `https://`.
+    #[error("it must start with https://")]
+    NotHttps,
+    /// A path, query or user part.
+    #[error("give only https://HOST:PORT, without a path, query or user")]
+    Extra,
+    /// No port.
+    #[error("a port is required (https://IP:PORT)")]
+    NoPort,
+    /// The port is not 1-65535.
+    #[error("the port must be a number 1-65535")]
+    Port,
+    /// Looks like an IP address but is not one.
+    #[error("the IP address is invalid")]
+    Ip,
+    /// The host is not a DNS name.
+    #[error("the host is invalid: {0}")]
+    Host(Box<bglass_core::id::NameError>),
+    /// A host name without a pinned address.
+    #[error(
+        "a host name needs DNS, which may be down: use an IP literal, or add address = \"IP:PORT\""
+    )]
+    NeedsAddress,
+    /// A pinned address beside an IP literal.
+    #[error("an address is only needed when the url names a host")]
+    NeedlessAddress,
+    /// The pinned address is not `IP:PORT`.
+    #[error("address must be an IP literal and port")]
+    Address,
+    /// The pinned address's port is not the URL's.
+    #[error("the address's port differs from the url's")]
+    AddressPort,
+}
+
 /// Parses a proxy URL: `https://IP:PORT[/]`, or `https://NAME:PORT` when a pinned `address`
 /// is given. Returns the address to connect to.
-pub fn parse_proxy_url(url: &str, address: Option<&str>) -> Result<SocketAddr, &'static str> {
-    let rest = url
-        .strip_prefix("https://")
-        .ok_or("it must start with https://")?;
+pub fn parse_proxy_url(url: &str, address: Option<&str>) -> Result<SocketAddr, UrlProblem> {
+    let rest = url.strip_prefix("https://").ok_or(UrlProblem::NotHttps)?;
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains('/') || rest.contains('?') || rest.contains('@') {
-        return Err("give only https://HOST:PORT, without a path, query or user");
+        return Err(UrlProblem::Extra);
     }
     if let Ok(addr) = rest.parse::<SocketAddr>() {
         if address.is_some() {
-            return Err("an address is only needed when the url names a host");
+            return Err(UrlProblem::NeedlessAddress);
         }
         return Ok(addr);
     }
-    let (host, port) = rest
-        .rsplit_once(':')
-        .ok_or("a port is required (https://IP:PORT)")?;
+    let (host, port) = rest.rsplit_once(':').ok_or(UrlProblem::NoPort)?;
     let port: u16 = port
         .parse()
         .ok()
         .filter(|p| *p != 0)
-        .ok_or("the port must be a number 1-65535")?;
+        .ok_or(UrlProblem::Port)?;
     if host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
-        return Err("the IP address is invalid");
+        return Err(UrlProblem::Ip);
     }
-    let valid_host = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    if !valid_host {
-        return Err("the host is invalid");
-    }
+    DnsName::new(host).map_err(|e| UrlProblem::Host(Box::new(e)))?;
     // A host name is allowed only with its address pinned beside it: the break-glass path
-    // must not need DNS (DESIGN §2).
-    let address = address.ok_or(
-        "a host name needs DNS, which may be down: use an IP literal, or add address = \"IP:PORT\"",
-    )?;
-    let addr: SocketAddr = address
-        .parse()
-        .map_err(|_| "address must be an IP literal and port")?;
+    // must not need DNS, which may be the very thing that is down.
+    let address = address.ok_or(UrlProblem::NeedsAddress)?;
+    let addr: SocketAddr = address.parse().map_err(|_| UrlProblem::Address)?;
     if addr.port() != port {
-        return Err("the address's port differs from the url's");
+        return Err(UrlProblem::AddressPort);
     }
     Ok(addr)
 }
@@ -223,7 +250,7 @@ impl Config {
             if proxies.iter().any(|p| p.addr == addr) {
                 return Err(err(
                     entry.url.span(),
-                    ConfigProblem::DuplicateProxy(url.clone()),
+                    ConfigProblem::DuplicateProxy { url: url.clone() },
                 ));
             }
             proxies.push(ProxyEntry {
@@ -288,6 +315,7 @@ mod tests {
         assert!(
             parse_proxy_url("https://proxy.example:8443", None)
                 .unwrap_err()
+                .to_string()
                 .contains("DNS")
         );
         assert_eq!(
@@ -296,6 +324,10 @@ mod tests {
         );
         assert!(parse_proxy_url("https://proxy.example:8443", Some("127.0.0.2:9999")).is_err());
         assert!(parse_proxy_url("https://999.1.1.1:8443", None).is_err());
+        assert!(matches!(
+            parse_proxy_url("https://-proxy.example:8443", Some("127.0.0.2:8443")),
+            Err(UrlProblem::Host(_))
+        ));
     }
 
     #[test]

@@ -142,5 +142,7 @@ impl fmt::Display for CliError {
     }
 }
 
+impl std::error::Error for CliError {}
+
 /// Result of a command.
 pub type CliResult<T = ()> = Result<T, CliError>;

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod failure;
 pub mod output;
 pub mod passphrase;
 pub mod ssh;

@@ -6,13 +6,25 @@ use std::sync::Arc;
 
 use bglass_core::api::{ApiError, GRANT_HEADER};
 use bglass_core::id::ServiceName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
+use http::{StatusCode, header};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 
 use crate::client::{Session, refusal_error};
 use crate::error::{CliError, CliResult, ErrorKind};
 use crate::store::HeldGrant;
+
+/// The `Upgrade` token the proxy's tunnel route expects.
+const TUNNEL_PROTOCOL: &str = "bglass-tunnel";
+
+/// The most of a refusal's body read (its JSON says why).
+const MAX_REFUSAL_BYTES: usize = 64 * 1024;
+
+/// An open tunnel: the service's bytes both ways.
+pub type Tunnel = TokioIo<Upgraded>;
 
 /// What is needed to open tunnels for one grant (cheap to clone into tasks).
 #[derive(Clone)]
@@ -62,8 +74,10 @@ impl Dialer {
         })
     }
 
-    /// Opens one tunnel.
-    pub async fn dial(&self) -> CliResult<TlsStream<TcpStream>> {
+    /// Opens one tunnel: mutual TLS to the proxy, then the upgrade request through hyper's
+    /// HTTP/1.1 client; after `101 Switching Protocols` the upgraded connection (with any
+    /// bytes the proxy sent after its answer) carries the service's bytes both ways.
+    pub async fn dial(&self) -> CliResult<Tunnel> {
         let unavailable = |e: &dyn std::fmt::Display| {
             CliError::new(ErrorKind::Unavailable, format!("{} did not answer: {e}", self.grant.proxy_url))
                 .with_hint("grants are per proxy: if it is down, run `bglass access` again to get one from another")
@@ -77,54 +91,48 @@ impl Dialer {
         .map_err(|e| unavailable(&e))?;
         let _ = tcp.set_nodelay(true);
         let name = rustls_pki_types::ServerName::IpAddress(self.addr.ip().into());
-        let mut tls = self
+        let tls = self
             .tls
             .connect(name, tcp)
             .await
             .map_err(|e| unavailable(&e))?;
-        let head = format!(
-            "GET /v1/tunnel/{} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: bglass-tunnel\r\n{GRANT_HEADER}: {}\r\n\r\n",
-            self.grant.service, self.addr, self.grant.token
-        );
-        tls.write_all(head.as_bytes())
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| unavailable(&e))?;
-        // Read the answer's head one byte at a time: the tunnel's first bytes may follow it.
-        let mut answer = Vec::new();
-        while !answer.ends_with(b"\r\n\r\n") {
-            if answer.len() > 16 * 1024 {
-                return Err(unavailable(&"answer head too long"));
-            }
-            let byte = tls.read_u8().await.map_err(|e| unavailable(&e))?;
-            answer.push(byte);
+        // The connection task ends when the upgrade hands the stream over (or on an error,
+        // which the request below reports).
+        tokio::spawn(async move {
+            let _ = connection.with_upgrades().await;
+        });
+        let request = hyper::Request::get(format!("/v1/tunnel/{}", self.grant.service))
+            .header(header::HOST, self.addr.to_string())
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, TUNNEL_PROTOCOL)
+            .header(GRANT_HEADER, &self.grant.token)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| CliError::internal(format!("the tunnel request: {e}")))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let status = response.status();
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            let upgraded = hyper::upgrade::on(response)
+                .await
+                .map_err(|e| unavailable(&e))?;
+            return Ok(TokioIo::new(upgraded));
         }
-        let head = String::from_utf8_lossy(&answer);
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| unavailable(&"not an HTTP answer"))?;
-        if status == 101 {
-            return Ok(tls);
-        }
-        // A refusal: its JSON body follows (Content-Length).
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())?
-            })
-            .unwrap_or(0)
-            .min(64 * 1024);
-        let mut body = vec![0u8; length];
-        let _ = tls.read_exact(&mut body).await;
+        // A refusal: its JSON body says why.
+        let body = Limited::new(response.into_body(), MAX_REFUSAL_BYTES)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let error: ApiError = serde_json::from_slice(&body).unwrap_or(ApiError {
-            error: format!("http_{status}"),
-            message: format!("the proxy refused the tunnel ({status})"),
+            error: format!("http_{}", status.as_u16()),
+            message: format!("the proxy refused the tunnel ({})", status.as_u16()),
             hint: None,
         });
-        Err(refusal_error(status, error))
+        Err(refusal_error(status.as_u16(), error))
     }
 }

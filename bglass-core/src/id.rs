@@ -209,6 +209,62 @@ name_type!(
     |c| lower_alnum(c) || c == '-'
 );
 
+/// A DNS host name: dot-separated labels of 1-63 of a-z, 0-9 and '-', none starting or
+/// ending with '-', at most 253 characters, the last label not all digits (an IP address is
+/// written as an IP literal, never as a name). Catalog server names and the proxies' host
+/// names in the CLI's config are checked by this one rule.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct DnsName(String);
+
+impl DnsName {
+    /// Longest accepted name, in characters.
+    pub const MAX_LEN: usize = 253;
+    /// The rule, in words.
+    pub const RULE: &'static str = "dot-separated labels of 1-63 of a-z, 0-9 and '-', not starting or ending with '-', the last not all digits (write an IP address as an IP literal)";
+
+    /// Validates and wraps a DNS name.
+    pub fn new(value: &str) -> Result<Self, NameError> {
+        const WHAT: &str = "DNS name";
+        let length = value.chars().count();
+        if length == 0 {
+            return Err(NameError::Empty { what: WHAT });
+        }
+        if length > Self::MAX_LEN {
+            return Err(NameError::TooLong {
+                what: WHAT,
+                value: shorten(value),
+                length,
+                limit: Self::MAX_LEN,
+            });
+        }
+        let label_ok = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        let last_numeric = value
+            .rsplit('.')
+            .next()
+            .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()));
+        if value.split('.').all(label_ok) && !last_numeric {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(NameError::Invalid {
+                what: WHAT,
+                value: shorten(value),
+                rule: Self::RULE,
+            })
+        }
+    }
+}
+
+string_newtype_impls!(DnsName, NameError);
+
 /// Vault names with this prefix hold the proxy's own keys: never upstream credentials.
 pub const RESERVED_SECRET_PREFIX: &str = "bglass.";
 
@@ -340,6 +396,35 @@ mod tests {
             assert!(DrillId::new(bad).is_err(), "{bad:?}");
             assert!(DependencyName::new(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn dns_names() {
+        for good in [
+            "kubernetes.internal",
+            "k8s-api",
+            "a.b-c.d9",
+            "proxy-a.example",
+        ] {
+            assert!(DnsName::new(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "Proxy.example",
+            "proxy..example",
+            "-proxy.example",
+            "proxy-.example",
+            "proxy.example.",
+            "10.0.0.5",
+            "a_b.example",
+        ] {
+            assert!(DnsName::new(bad).is_err(), "{bad}");
+        }
+        assert!(matches!(
+            DnsName::new(&"a".repeat(254)),
+            Err(NameError::TooLong { .. })
+        ));
+        assert!(DnsName::new(&"a".repeat(64)).is_err());
     }
 
     #[test]

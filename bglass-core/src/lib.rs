@@ -20,6 +20,7 @@ pub mod duration;
 pub mod envelope;
 pub mod failstale;
 pub mod grant;
+pub mod headers;
 pub mod id;
 pub mod keys;
 pub mod roster;

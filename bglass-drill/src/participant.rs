@@ -16,7 +16,7 @@ use bglass_core::timestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::tools::{POSTGRES_SSL_REQUEST, REDIS_PING};
-use bglass_client::client::{Call, Session, answer, refusal_error};
+use bglass_client::client::{Call, Session, answer};
 use bglass_client::error::{CliError, ErrorKind};
 use bglass_client::store::HeldGrant;
 use bglass_client::tunnel::Dialer;
@@ -450,15 +450,9 @@ async fn probe_ssh(
         .send()
         .await
         .map_err(|e| failed("certificate", "unavailable", format!("{url}: {e}")))?;
-    let value = answer(response).await.map_err(|e| match e {
-        bglass_client::client::CallError::Refused(status, e) => {
-            from_cli("certificate", &refusal_error(status, e))
-        }
-        bglass_client::client::CallError::Unavailable(why) => {
-            failed("certificate", "unavailable", why)
-        }
-        bglass_client::client::CallError::Local(e) => from_cli("certificate", &e),
-    })?;
+    let value = answer(response)
+        .await
+        .map_err(|e| from_cli("certificate", &e.into()))?;
     let issued: bglass_client::ssh::Issued = serde_json::from_value(value)
         .map_err(|e| failed("certificate", "bad_answer", e.to_string()))?;
     let dialer =

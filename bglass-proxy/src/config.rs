@@ -273,19 +273,16 @@ impl ProxyConfig {
             .map_err(|e| err(raw.id.span(), ProxyConfigProblem::Id(e)))?;
         let addr =
             |field: &'static str, v: &Spanned<String>| -> Result<SocketAddr, ProxyConfigError> {
-                v.get_ref()
-                    .parse::<SocketAddr>()
-                    .ok()
-                    .filter(|a| a.port() != 0)
-                    .ok_or_else(|| {
-                        err(
-                            v.span(),
-                            ProxyConfigProblem::Address {
-                                field,
-                                value: v.get_ref().chars().take(64).collect(),
-                            },
-                        )
-                    })
+                // Port 0 lets the system choose: the proxy prints the address it bound.
+                v.get_ref().parse::<SocketAddr>().ok().ok_or_else(|| {
+                    err(
+                        v.span(),
+                        ProxyConfigProblem::Address {
+                            field,
+                            value: v.get_ref().chars().take(64).collect(),
+                        },
+                    )
+                })
             };
         let listen = addr("listen", &raw.listen)?;
         let metrics_listen = raw

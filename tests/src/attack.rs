@@ -6,10 +6,11 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::wait::{eventually, within};
 use crate::world::World;
 use crate::{command, run};
 
@@ -82,9 +83,19 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Starts one on `port`, appending each JSON body to `bodies`.
-    pub fn start(port: u16, bodies: Arc<Mutex<Vec<Value>>>) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    /// Starts one on a port the system chooses, appending each JSON body to `bodies`.
+    pub fn start(bodies: Arc<Mutex<Vec<Value>>>) -> Self {
+        Self::serve(TcpListener::bind("127.0.0.1:0").unwrap(), bodies)
+    }
+
+    /// Starts one on `port`: a port a [`crate::ports::PortHold`] keeps for it, where the
+    /// proxy was told to deliver before the receiver was up (it takes the held port over).
+    pub fn start_on(port: u16, bodies: Arc<Mutex<Vec<Value>>>) -> Self {
+        Self::serve(TcpListener::bind(("127.0.0.1", port)).unwrap(), bodies)
+    }
+
+    fn serve(listener: TcpListener, bodies: Arc<Mutex<Vec<Value>>>) -> Self {
+        let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (b, s) = (Arc::clone(&bodies), Arc::clone(&stop));
@@ -105,6 +116,8 @@ impl Receiver {
                             b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                         );
                     }
+                    // Nothing to accept: the accept loop idles briefly between checks of
+                    // its stop flag (it waits for no particular event).
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
@@ -119,24 +132,20 @@ impl Receiver {
 
     /// Waits up to `secs` for a notification whose summary contains `what`.
     pub fn wait_for(&self, what: &str, secs: u64) {
-        let started = Instant::now();
-        loop {
-            if self
-                .bodies
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|b| b["summary"].as_str().unwrap_or("").contains(what))
-            {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(secs),
-                "no notification containing {what:?}: {:?}",
+        eventually(
+            Duration::from_secs(secs),
+            &format!(
+                "a notification containing {what:?} (so far: {:?})",
                 self.bodies.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            ),
+            || {
+                self.bodies
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|b| b["summary"].as_str().unwrap_or("").contains(what))
+            },
+        );
     }
 
     /// Stops it (its port refuses connections afterwards).
@@ -215,24 +224,18 @@ impl SlowUpstream {
 
     /// Waits up to `secs` for a request whose head contains `needle`; its head.
     pub fn wait_request(&self, needle: &str, secs: u64) -> String {
-        let started = Instant::now();
-        loop {
-            if let Some(head) = self
-                .heads
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|h| h.contains(needle))
-            {
-                return head.clone();
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(secs),
-                "no request for {needle} reached the upstream: {:?}",
-                self.heads.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(
+            Duration::from_secs(secs),
+            &format!("a request for {needle} to reach the upstream"),
+            || {
+                self.heads
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|h| h.contains(needle))
+                    .cloned()
+            },
+        )
     }
 }
 
@@ -260,12 +263,20 @@ pub async fn certless(
 
 /// Every event of proxy `i`'s log, as `bglass audit show --json` prints them.
 pub fn events(w: &World, i: usize) -> Vec<Value> {
+    try_events(w, i).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`events`], or why `bglass audit show` could not read the log: while the proxy writes
+/// it, a reader may find a file the checkpoint names not written yet (polls try again).
+pub fn try_events(w: &World, i: usize) -> Result<Vec<Value>, String> {
     let home = tempfile::tempdir().unwrap();
     let out = run(command("bglass", home.path())
         .args(["audit", "show", "--json"])
         .arg(w.proxies[i].log_dir()));
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    serde_json::from_str(&out.stdout).unwrap()
+    if out.code != Some(0) {
+        return Err(format!("audit show exited {:?}: {}", out.code, out.stderr));
+    }
+    Ok(serde_json::from_str(&out.stdout).unwrap())
 }
 
 /// The denial events of proxy `i`'s log: (reason, detail).
@@ -284,19 +295,19 @@ pub fn denials(w: &World, i: usize) -> Vec<(String, String)> {
 
 /// Waits up to `secs` until `cond` holds for proxy `i`'s events.
 pub fn wait_events(w: &World, i: usize, secs: u64, what: &str, cond: impl Fn(&[Value]) -> bool) {
-    let started = Instant::now();
-    loop {
-        let events = events(w, i);
-        if cond(&events) {
-            return;
+    let mut last = Ok(Vec::new());
+    let held = within(Duration::from_secs(secs), || {
+        last = try_events(w, i);
+        last.as_ref().is_ok_and(|events| cond(events))
+    });
+    assert!(
+        held.is_some(),
+        "{what}: not in the log within {secs}s: {}",
+        match &last {
+            Ok(events) => serde_json::to_string_pretty(events).unwrap_or_default(),
+            Err(e) => e.clone(),
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(secs),
-            "{what}: not in the log within {secs}s: {}",
-            serde_json::to_string_pretty(&events).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    );
 }
 
 /// A server in place of a stopped proxy, with the proxy's own TLS certificate and key (what

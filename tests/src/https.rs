@@ -6,11 +6,14 @@
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::world::{free_port, wait_port};
+use crate::ports::PortHold;
+use crate::upstreams::{nginx_user_line, spawn_nginx};
+use crate::wait::eventually;
+use crate::world::wait_port;
 
 /// `sha256:<hex>` of DER bytes, as the catalog writes pins.
 pub fn pin(der: &[u8]) -> String {
@@ -74,17 +77,14 @@ pub struct TlsNginx {
 }
 
 impl TlsNginx {
-    /// Starts nginx in `dir` with `certs`.
+    /// Starts nginx in `dir` with `certs`. nginx is another program: its ports are held
+    /// until it listens on them.
     pub fn start(dir: &Path, certs: &Certs, token: &str) -> Self {
-        let (port, port_tls12) = (free_port(), free_port());
+        let holds = [PortHold::new(), PortHold::new()];
+        let (port, port_tls12) = (holds[0].port(), holds[1].port());
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         std::fs::write(dir.join("chain.pem"), &certs.chain_pem).unwrap();
         std::fs::write(dir.join("key.pem"), &certs.key_pem).unwrap();
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout == b"0\n")
-            .unwrap_or(false);
         let p = dir.display();
         let server = |port: u16, protocols: &str| {
             format!(
@@ -93,31 +93,15 @@ impl TlsNginx {
         };
         let conf = format!(
             "{user}worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log info;\nevents {{ worker_connections 64; }}\nhttp {{\n  log_format audit '\"$request\" $status auth=\"$http_authorization\" host=\"$host\" sni=\"$ssl_server_name\" tls=\"$ssl_protocol\"';\n  access_log {p}/access.log audit;\n  client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n  fastcgi_temp_path {p}/tmp/fastcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n{a}{b}}}\n",
-            user = if root { "user root;\n" } else { "" },
+            user = nginx_user_line(),
             a = server(port, "TLSv1.2 TLSv1.3"),
             b = server(port_tls12, "TLSv1.2"),
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or_else(|| {
-                panic!(
-                    "nginx is not installed; scripts/test installs it (apt-get install nginx-light)"
-                )
-            });
-        let child = Command::new(nginx)
-            .arg("-p")
-            .arg(dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = spawn_nginx(dir);
         wait_port(port);
         wait_port(port_tls12);
+        drop(holds);
         Self {
             port,
             port_tls12,
@@ -191,19 +175,14 @@ impl Recorder {
 
     /// Waits until at least `n` connections have been recorded.
     pub fn wait_for(&self, n: usize, within: Duration) -> Vec<Vec<u8>> {
-        let started = Instant::now();
-        loop {
-            let seen = self.seen();
-            if seen.len() >= n {
-                return seen;
-            }
-            assert!(
-                started.elapsed() < within,
-                "only {} connection(s) reached the recorder within {within:?}",
-                seen.len()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        eventually(
+            within,
+            &format!("{n} connection(s) to reach the recorder"),
+            || {
+                let seen = self.seen();
+                (seen.len() >= n).then_some(seen)
+            },
+        )
     }
 }
 

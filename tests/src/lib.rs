@@ -7,10 +7,17 @@
 
 pub mod attack;
 pub mod audit;
+pub mod catalogs;
 pub mod https;
+pub mod ports;
 pub mod raw;
+pub mod toml;
 pub mod tunnels;
+pub mod upstreams;
+pub mod wait;
 pub mod world;
+
+pub use wait::eventually;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -90,6 +97,45 @@ pub fn run(cmd: &mut Command) -> Run {
             stderr: format!("could not start {cmd:?}: {e}"),
         },
     }
+}
+
+/// The Unix time in whole seconds (what grants and certificates count in).
+pub fn now_secs() -> u64 {
+    bglass_core::timestamp::now_ms() / 1000
+}
+
+/// Waits until the clock has passed Unix second `secs` (a grant's or certificate's end):
+/// the event is the clock's, so this polls it.
+#[track_caller]
+pub fn wait_past(secs: u64, what: &str) {
+    let left = secs.saturating_sub(now_secs()) + 2;
+    eventually(std::time::Duration::from_secs(left), what, || {
+        now_secs() > secs
+    });
+}
+
+/// Reads the first line a child printed on its standard output (piped), e.g. the address a
+/// command listening on port 0 bound.
+pub fn first_line(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    // Keep the rest of the output flowing into a pipe nobody reads no further.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    line
+}
+
+/// The port of the first `127.0.0.1:PORT` in `text`.
+pub fn loopback_port(text: &str) -> u16 {
+    text.split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no 127.0.0.1:PORT in {text:?}"))
 }
 
 /// Asserts that a run did not panic: Rust panics exit 101 and print "panicked".

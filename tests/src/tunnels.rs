@@ -150,8 +150,7 @@ pub fn run(world: &World, client: &Raw, token: &str, n: usize, proxy_pid: u32) -
                 held.push(t);
             }
         }
-        // All still open: measure the proxy now.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // All open, each has echoed: measure the proxy now.
         let rss = rss_kib(proxy_pid);
         for mut t in held {
             let _ = t.shutdown().await;

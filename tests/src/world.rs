@@ -1,12 +1,22 @@
 //! A small world on loopback for end-to-end tests: proxies made by the real
 //! `bglass-proxy init` and run as processes, responders enrolled by the real `bglass enroll`,
-//! and a real nginx that accepts only the credential the proxy injects.
+//! and the real upstreams of `upstreams.rs`.
+//!
+//! Ports: a proxy starts the first time on port 0 and prints the addresses it bound; the
+//! world reads them, writes them into the proxy's `proxy.toml` (it restarts on the address
+//! its clients know) and into every responder's `config.toml`. Until then, and while a proxy
+//! is stopped, a [`PortHold`] keeps its port: connections are refused, as to a proxy that is
+//! down, and no other test is handed the port.
 
-use std::net::TcpListener;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+pub use crate::catalogs::{SSH_CATALOG, TEST_CATALOG};
+use crate::ports::PortHold;
+use crate::wait::eventually;
 use crate::{Run, bin, command, run};
 
 /// The passphrase of every test responder.
@@ -16,24 +26,8 @@ pub const UPSTREAM_USER: &str = "grafana-sa";
 /// The upstream password nginx accepts (must never reach a responder).
 pub const UPSTREAM_PASSWORD: &str = "upstream-s3cret-7f1c";
 
-/// A free loopback port (bound, then released), never the same twice in this process:
-/// tests run in parallel threads, and the kernel may hand a just-released port out again.
-pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("no free port: {e}"));
-        let mut given = GIVEN
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+/// How long a proxy may take to start listening, or to sign its first checkpoint.
+const START_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The Basic credential nginx accepts, as injected.
 pub fn upstream_credential() -> String {
@@ -50,15 +44,19 @@ pub struct Proxy {
     pub dir: PathBuf,
     /// Its proxy.toml.
     pub config: PathBuf,
-    /// TLS port.
+    /// TLS port (held, and refusing connections, until the proxy first starts).
     pub port: u16,
-    /// Metrics port.
+    /// Metrics port (likewise).
     pub metrics_port: u16,
     /// The CA pin.
     pub pin: String,
     /// The signing key.
     pub key: String,
     child: Option<Child>,
+    /// Whether proxy.toml names the ports yet (after the first start).
+    bound: bool,
+    /// The ports' holds while the proxy does not listen on them.
+    holds: Vec<PortHold>,
 }
 
 impl Proxy {
@@ -73,6 +71,25 @@ impl Proxy {
     /// Its stderr.
     pub fn stderr_path(&self) -> PathBuf {
         self.dir.join("proxy.stderr")
+    }
+
+    /// The tree size of the latest checkpoint in its log directory (0 when there is none).
+    fn checkpoint_size(&self) -> u64 {
+        std::fs::read(
+            self.log_dir()
+                .join(bglass_core::audit::storage::CHECKPOINT_FILE),
+        )
+        .ok()
+        .and_then(|note| bglass_core::audit::checkpoint::peek(&note))
+        .map_or(0, |(_, size, _)| size)
+    }
+
+    /// Holds its ports while it does not listen.
+    fn hold_ports(&mut self) {
+        self.holds = vec![
+            PortHold::again(self.port),
+            PortHold::again(self.metrics_port),
+        ];
     }
 }
 
@@ -98,52 +115,57 @@ pub struct World {
     pub responders: Vec<Responder>,
     /// nginx's port (0 when not started).
     pub nginx_port: u16,
-    nginx: Option<Child>,
-    /// A port nothing listens on (for a "down" upstream).
+    pub(crate) nginx: Option<Child>,
+    /// A port nothing listens on (for a "down" upstream), held for the world's life.
     pub dead_port: u16,
+    _dead: PortHold,
     /// sshd's port and host public key, once started.
     pub sshd: Option<(u16, String)>,
     /// Redis's port, once started.
     pub redis_port: u16,
-    others: Vec<Child>,
+    pub(crate) others: Vec<Child>,
 }
 
-fn output(cmd: &mut Command) -> Run {
-    run(cmd)
+/// The address after `prefix` in a line of `text` ("…listening on 127.0.0.1:PORT (…").
+fn announced(text: &str, prefix: &str) -> Option<u16> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(prefix)?;
+        let addr = rest.split_whitespace().next()?;
+        addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
+    })
 }
 
 impl World {
     /// Proxies named `proxies`, responders `(id, roles)` enrolled with all proxies in order.
     pub fn new(proxies: &[&str], responders: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let dead = PortHold::new();
         let mut world = World {
             proxies: Vec::new(),
             responders: Vec::new(),
             nginx_port: 0,
             nginx: None,
-            dead_port: free_port(),
+            dead_port: dead.port(),
+            _dead: dead,
             sshd: None,
             redis_port: 0,
             others: Vec::new(),
             dir,
         };
         for id in proxies {
-            let port = free_port();
-            let metrics_port = free_port();
             let pdir = world.dir.path().join(id);
-            let out = output(
-                command("bglass-proxy", world.dir.path())
-                    .args(["init", "--dir"])
-                    .arg(&pdir)
-                    .args([
-                        "--id",
-                        id,
-                        "--listen",
-                        &format!("127.0.0.1:{port}"),
-                        "--metrics",
-                        &format!("127.0.0.1:{metrics_port}"),
-                    ]),
-            );
+            // Port 0: the proxy's first start picks its ports (its certificate names the IP).
+            let out = run(command("bglass-proxy", world.dir.path())
+                .args(["init", "--dir"])
+                .arg(&pdir)
+                .args([
+                    "--id",
+                    id,
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--metrics",
+                    "127.0.0.1:0",
+                ]));
             assert_eq!(out.code, Some(0), "init {id}: {}", out.stderr);
             let field = |name: &str| {
                 out.stdout
@@ -152,15 +174,18 @@ impl World {
                     .map(|v| v.trim().to_owned())
                     .unwrap_or_else(|| panic!("init printed no {name}: {}", out.stdout))
             };
+            let holds = vec![PortHold::new(), PortHold::new()];
             world.proxies.push(Proxy {
                 id: (*id).to_owned(),
                 config: pdir.join("proxy.toml"),
                 dir: pdir,
-                port,
-                metrics_port,
+                port: holds[0].port(),
+                metrics_port: holds[1].port(),
                 pin: field("pin"),
                 key: field("signing key"),
                 child: None,
+                bound: false,
+                holds,
             });
         }
         for (id, roles) in responders {
@@ -181,7 +206,7 @@ impl World {
             for p in &world.proxies {
                 cmd.args(["--proxy", &p.url(), "--pin", &p.pin]);
             }
-            let out = output(&mut cmd);
+            let out = run(&mut cmd);
             assert_eq!(out.code, Some(0), "enroll {id}: {}", out.stderr);
             world.responders.push(Responder {
                 id: (*id).to_owned(),
@@ -204,6 +229,7 @@ impl World {
     /// services.toml, and stores the upstream credential in every vault.
     pub fn catalog(&self, catalog: &str) {
         let (ssh_port, host_key) = self.sshd.clone().unwrap_or((self.dead_port, String::new()));
+        // Placeholders in a template, filled in before it is TOML.
         let text = catalog
             .replace("{nginx}", &self.nginx_port.to_string())
             .replace("{dead}", &self.dead_port.to_string())
@@ -256,180 +282,55 @@ impl World {
         }
     }
 
-    /// Starts nginx on loopback, accepting only `UPSTREAM_USER:UPSTREAM_PASSWORD`.
-    pub fn start_nginx(&mut self) {
-        let port = free_port();
-        let prefix = self.dir.path().join("nginx");
-        std::fs::create_dir_all(prefix.join("www/api")).unwrap();
-        std::fs::create_dir_all(prefix.join("tmp")).unwrap();
-        std::fs::write(prefix.join("www/api/health"), "nginx says ok\n").unwrap();
-        std::fs::write(prefix.join("www/big"), vec![b'x'; 1 << 20]).unwrap();
-        std::fs::write(
-            prefix.join("htpasswd"),
-            format!("{UPSTREAM_USER}:{{PLAIN}}{UPSTREAM_PASSWORD}\n"),
-        )
-        .unwrap();
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout == b"0\n")
-            .unwrap_or(false);
-        let p = prefix.display();
-        let conf = format!(
-            "{user}worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n  access_log {p}/access.log;\n  client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n  fastcgi_temp_path {p}/tmp/fastcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n  server {{\n    listen 127.0.0.1:{port};\n    root {p}/www;\n    location / {{\n      auth_basic \"tool\";\n      auth_basic_user_file {p}/htpasswd;\n    }}\n    location = /slow {{\n      auth_basic \"tool\";\n      auth_basic_user_file {p}/htpasswd;\n      limit_rate 100k;\n      alias {p}/www/big;\n    }}\n    location = /echo-headers {{\n      default_type text/plain;\n      return 200 \"xff=$http_x_forwarded_for|webauth=$http_x_webauth_user|realip=$http_x_real_ip|cookie=$http_cookie\";\n    }}\n    location = /set-cookie {{\n      auth_basic \"tool\";\n      auth_basic_user_file {p}/htpasswd;\n      add_header Set-Cookie \"session=minted-with-the-credential; Path=/; HttpOnly\" always;\n      add_header bglass-refusal \"your_session_expired\" always;\n      add_header X-Echo-Auth $http_authorization always;\n      alias {p}/www/api/health;\n    }}\n  }}\n}}\n",
-            user = if root { "user root;\n" } else { "" },
-        );
-        std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
-        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or_else(|| {
-                panic!(
-                    "nginx is not installed; scripts/test installs it (apt-get install nginx-light)"
-                )
-            });
-        let child = Command::new(nginx)
-            .arg("-p")
-            .arg(&prefix)
-            .arg("-c")
-            .arg(prefix.join("nginx.conf"))
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.nginx = Some(child);
-        self.nginx_port = port;
-        wait_port(port);
-    }
-
-    /// Starts OpenSSH's sshd on loopback, trusting the SSH CAs of every proxy (plus
-    /// `extra_cas`), with the principal `breakglass` allowed to log in as the current user.
-    pub fn start_sshd(&mut self, extra_cas: &[String]) {
-        let port = free_port();
-        let dir = self.dir.path().join("sshd");
-        std::fs::create_dir_all(dir.join("principals")).unwrap();
-        let key = dir.join("host_ed25519");
-        let status = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let host_pub = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-        let host_pub = host_pub
-            .split_whitespace()
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let mut cas: Vec<String> = self
-            .proxies
-            .iter()
-            .map(|p| std::fs::read_to_string(p.dir.join("ssh_ca.pub")).unwrap())
-            .collect();
-        cas.extend(extra_cas.iter().cloned());
-        std::fs::write(dir.join("ca.pub"), cas.join("\n")).unwrap();
-        std::fs::write(dir.join("principals").join(current_user()), "breakglass\n").unwrap();
-        let _ = std::fs::create_dir_all("/run/sshd");
-        let d = dir.display();
-        std::fs::write(
-            dir.join("sshd_config"),
-            format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\nTrustedUserCAKeys {d}/ca.pub\nAuthorizedPrincipalsFile {d}/principals/%u\nAuthorizedKeysFile none\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n"
-            ),
-        )
-        .unwrap();
-        let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or_else(|| {
-                panic!("sshd is not installed; scripts/test installs openssh-server")
-            });
-        let log = std::fs::File::create(dir.join("sshd.log")).unwrap();
-        let child = Command::new(sshd)
-            .arg("-D")
-            .arg("-e")
-            .arg("-f")
-            .arg(dir.join("sshd_config"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.others.push(child);
-        wait_port(port);
-        self.sshd = Some((port, host_pub));
-    }
-
-    /// Starts redis-server on loopback (no persistence).
-    pub fn start_redis(&mut self) {
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("redis-server: {e}; scripts/test installs redis-server"));
-        self.others.push(child);
-        wait_port(port);
-        self.redis_port = port;
-    }
-
     /// Starts proxy `i` and waits until it answers and has signed its first checkpoint.
     pub fn start(&mut self, i: usize) {
         self.start_with(i, &[]);
     }
 
     /// Starts proxy `i` with extra arguments to `bglass-proxy run` and waits until it
-    /// answers.
+    /// answers and has signed its first checkpoint.
     pub fn start_with(&mut self, i: usize, extra: &[&str]) {
         self.start_full(i, &[], extra);
     }
 
     /// Starts proxy `i` under `wrapper` (e.g. `["prlimit", "--nofile=512:512"]`), and waits
-    /// until it answers.
+    /// until it answers and has signed its first checkpoint.
     pub fn start_wrapped(&mut self, i: usize, wrapper: &[&str]) {
         self.start_full(i, wrapper, &[]);
     }
 
     fn start_full(&mut self, i: usize, wrapper: &[&str], extra: &[&str]) {
+        // Its start event is in the log once it listens: the first checkpoint of this run
+        // covers more entries than the log held before.
+        let before = self.proxies[i].checkpoint_size();
         self.start_listening_wrapped(i, wrapper, extra);
-        // Its first checkpoint follows its start event within a second.
-        std::thread::sleep(Duration::from_millis(1200));
-        // Something else answering on the port would pass the connect test: the proxy
-        // itself must still be running.
-        if let Some(c) = self.proxies[i].child.as_mut()
-            && let Ok(Some(status)) = c.try_wait()
-        {
-            panic!(
-                "proxy {} exited ({status}): {}",
-                self.proxies[i].id,
-                std::fs::read_to_string(self.proxies[i].stderr_path()).unwrap_or_default()
-            );
-        }
+        let p = &mut self.proxies[i];
+        eventually(
+            START_DEADLINE,
+            &format!("the first checkpoint of proxy {} after its start", p.id),
+            || {
+                assert_running(p);
+                p.checkpoint_size() > before
+            },
+        );
     }
 
-    /// Starts proxy `i` and returns as soon as its port accepts connections, before its
-    /// first checkpoint (a fresh log has none for about a second).
+    /// Starts proxy `i` and returns as soon as it listens, before its first checkpoint (a
+    /// fresh log has none for about a second).
     pub fn start_listening(&mut self, i: usize) {
         self.start_listening_wrapped(i, &[], &[]);
     }
 
     fn start_listening_wrapped(&mut self, i: usize, wrapper: &[&str], extra: &[&str]) {
         let p = &mut self.proxies[i];
+        let stderr_path = p.stderr_path();
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(p.stderr_path())
+            .open(&stderr_path)
             .unwrap();
+        // What this run prints starts here (the file keeps every run's).
+        let offset = stderr.metadata().unwrap().len();
         let mut cmd = match wrapper.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
@@ -448,27 +349,44 @@ impl World {
             .spawn()
             .unwrap();
         p.child = Some(child);
-        let port = p.port;
-        let started = Instant::now();
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            if let Some(c) = self.proxies[i].child.as_mut()
-                && let Ok(Some(status)) = c.try_wait()
-            {
-                panic!(
-                    "proxy {} exited ({status}): {}",
-                    self.proxies[i].id,
-                    std::fs::read_to_string(self.proxies[i].stderr_path()).unwrap_or_default()
+        let listening = format!("bglass-proxy {}: listening on ", p.id);
+        let metrics = format!("bglass-proxy {}: metrics listening on ", p.id);
+        let (port, metrics_port) =
+            eventually(START_DEADLINE, &format!("proxy {} to listen", p.id), || {
+                assert_running(p);
+                let text = read_from(&stderr_path, offset);
+                assert!(
+                    !text.contains("metrics listener"),
+                    "proxy {} could not listen for metrics: {text}",
+                    p.id
                 );
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "proxy did not start"
+                Some((announced(&text, &listening)?, announced(&text, &metrics)?))
+            });
+        if p.bound {
+            assert_eq!(
+                (port, metrics_port),
+                (p.port, p.metrics_port),
+                "proxy {} moved",
+                p.id
             );
-            std::thread::sleep(Duration::from_millis(10));
+        } else {
+            // From now on it restarts on these ports, and responders find it there.
+            p.port = port;
+            p.metrics_port = metrics_port;
+            p.bound = true;
+            crate::toml::edit(&p.config, |doc| {
+                doc["listen"] = toml_edit::value(format!("127.0.0.1:{port}"));
+                doc["metrics_listen"] = toml_edit::value(format!("127.0.0.1:{metrics_port}"));
+            });
+            let url = p.url();
+            for r in &self.responders {
+                crate::toml::edit(&r.config, |doc| {
+                    doc["proxy"][i]["url"] = toml_edit::value(&url);
+                });
+            }
         }
+        // It listens: the holds can go.
+        self.proxies[i].holds.clear();
     }
 
     /// Starts every proxy.
@@ -479,8 +397,8 @@ impl World {
     }
 
     /// Runs proxy `i` (`bglass-proxy run` with `extra` arguments) expecting it to refuse to
-    /// start: returns its result once it exits. Panics when it starts serving instead (its
-    /// port answers) or neither happens within 60 s.
+    /// start: returns its result once it exits. Panics when it starts serving instead (it
+    /// says it listens) or neither happens within 60 s.
     pub fn start_refused(&self, i: usize, extra: &[&str]) -> Run {
         let p = &self.proxies[i];
         let mut child = Command::new(bin("bglass-proxy"))
@@ -492,55 +410,60 @@ impl World {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                return child.wait_with_output().unwrap().into();
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", p.port)).is_ok() {
-                let _ = child.kill();
-                let out: Run = child.wait_with_output().unwrap().into();
-                panic!(
-                    "proxy {} started serving instead of refusing: {}",
-                    p.id, out.stderr
-                );
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("proxy {} neither refused nor served within 60 s", p.id);
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let stdout = drain(child.stdout.take().unwrap());
+        let stderr = drain(child.stderr.take().unwrap());
+        let listening = format!("bglass-proxy {}: listening on ", p.id);
+        let exited = eventually(
+            Duration::from_secs(60),
+            &format!("proxy {} to refuse to start", p.id),
+            || {
+                let text = stderr.lock().unwrap().clone();
+                if text.contains(&listening) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("proxy {} started serving instead of refusing: {text}", p.id);
+                }
+                child.try_wait().unwrap()
+            },
+        );
+        // The pipes close with the process; what it wrote is all read then.
+        let read_all = |buffer: &Arc<Mutex<String>>| {
+            eventually(Duration::from_secs(5), "the proxy's output", || {
+                Arc::strong_count(buffer) == 1
+            });
+            buffer.lock().unwrap().clone()
+        };
+        Run {
+            code: exited.code(),
+            stdout: read_all(&stdout),
+            stderr: read_all(&stderr),
         }
     }
 
     /// Stops proxy `i` as an operator does (SIGTERM: it records its stop and signs a final
     /// checkpoint) and waits for it to exit.
     pub fn stop(&mut self, i: usize) {
-        if let Some(mut c) = self.proxies[i].child.take() {
+        let p = &mut self.proxies[i];
+        if let Some(mut c) = p.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
                 .status();
-            let started = Instant::now();
-            loop {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                if started.elapsed() > Duration::from_secs(30) {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    panic!("proxy {} did not stop on SIGTERM", self.proxies[i].id);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            eventually(
+                Duration::from_secs(30),
+                &format!("proxy {} to stop on SIGTERM", p.id),
+                || c.try_wait().unwrap().is_some(),
+            );
+            p.hold_ports();
         }
     }
 
     /// SIGKILLs proxy `i`.
     pub fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.proxies[i].child.take() {
+        let p = &mut self.proxies[i];
+        if let Some(mut c) = p.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            p.hold_ports();
         }
     }
 
@@ -631,9 +554,29 @@ impl World {
         serde_json::from_str(&out.stdout).unwrap()
     }
 
+    /// `bglass status --json` as `who`: one object a proxy (`null` when it printed no JSON).
+    pub fn status(&self, who: &str) -> serde_json::Value {
+        let out = self.bglass(who, &["status", "--json"]);
+        serde_json::from_str(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Waits until the first proxy's status, as `who` sees it, reports a rejected catalog
+    /// reload; the status then, and the rejection.
+    pub fn catalog_rejection(&self, who: &str) -> (serde_json::Value, String) {
+        eventually(
+            Duration::from_secs(15),
+            "a rejected catalog reload in bglass status",
+            || {
+                let status = self.status(who);
+                let rejected = status[0]["status"]["catalog_rejected"].as_str()?.to_owned();
+                Some((status, rejected))
+            },
+        )
+    }
+
     /// Fetches proxy `i`'s metrics.
     pub fn metrics(&self, i: usize) -> String {
-        use std::io::{Read, Write};
+        use std::io::Write;
         let mut s =
             std::net::TcpStream::connect(("127.0.0.1", self.proxies[i].metrics_port)).unwrap();
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -646,16 +589,53 @@ impl World {
     }
 }
 
+/// Panics with its stderr when proxy `p` has exited (something else answering on its
+/// port, or an old line in its stderr, must not pass for it).
+fn assert_running(p: &mut Proxy) {
+    if let Some(c) = p.child.as_mut()
+        && let Ok(Some(status)) = c.try_wait()
+    {
+        panic!(
+            "proxy {} exited ({status}): {}",
+            p.id,
+            std::fs::read_to_string(p.stderr_path()).unwrap_or_default()
+        );
+    }
+}
+
+/// The text of `path` from byte `offset` on.
+fn read_from(path: &Path, offset: u64) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let start = usize::try_from(offset).unwrap().min(bytes.len());
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
+/// Reads `pipe` to its end in a thread; the text so far. The thread drops its handle when
+/// the pipe closes.
+fn drain(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&text);
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    });
+    text
+}
+
 /// Waits until something listens on `port`.
 pub fn wait_port(port: u16) {
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "nothing listens on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(
+        Duration::from_secs(20),
+        &format!("something to listen on port {port}"),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
 }
 
 impl Drop for World {
@@ -686,58 +666,6 @@ pub fn current_user() -> String {
         .unwrap_or_else(|_| "root".to_owned())
 }
 
-/// The catalog of the SSH and TCP tests: `bastion` (ssh, no approval), `brief` (ssh, 5 s
-/// grants), `impostor` (ssh, another host key pinned), `redis` (tcp). The three SSH
-/// services are one sshd, so they share the principal `breakglass`, and say so.
-pub const SSH_CATALOG: &str = r#"version = 1
-
-[[service]]
-name = "bastion"
-kind = "ssh"
-description = "SSH bastion"
-upstream = "127.0.0.1:{ssh}"
-max_ttl = "1h"
-default_ttl = "30m"
-approvals = 0
-principals = ["breakglass"]
-share_principals = true
-host_key = "{hostkey}"
-
-[[service]]
-name = "brief"
-kind = "ssh"
-description = "SSH with 5-second grants"
-upstream = "127.0.0.1:{ssh}"
-max_ttl = "1h"
-default_ttl = "5s"
-approvals = 0
-principals = ["breakglass"]
-share_principals = true
-host_key = "{hostkey}"
-
-[[service]]
-name = "impostor"
-kind = "ssh"
-description = "The same host, with another key pinned"
-upstream = "127.0.0.1:{ssh}"
-max_ttl = "1h"
-default_ttl = "30m"
-approvals = 0
-principals = ["breakglass"]
-share_principals = true
-host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0/BI1KeVrrphI4X6+F7i7ANSpCOIVU1XEA7twXn56K"
-
-[[service]]
-name = "redis"
-kind = "tcp"
-description = "A TCP service"
-upstream = "127.0.0.1:{redis}"
-max_ttl = "1h"
-default_ttl = "30m"
-approvals = 0
-probe = "redis"
-"#;
-
 /// Every file under `dir`, recursively, as bytes.
 pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
@@ -754,53 +682,3 @@ pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     out
 }
-
-/// A catalog for tests: `grafana` (no approval) and `argocd` (one approval, emergency
-/// bypass) on nginx, `down` on a dead port, `prom` on nginx with a 30 s max TTL.
-pub const TEST_CATALOG: &str = r#"version = 1
-
-[[service]]
-name = "grafana"
-kind = "http"
-description = "Dashboards"
-upstream = "127.0.0.1:{nginx}"
-max_ttl = "4h"
-default_ttl = "1h"
-approvals = 0
-health = { path = "/api/health", expect_status = 200, auth = true }
-inject = { header = "Authorization", secret = "nginx_basic", format = "Basic {}" }
-
-[[service]]
-name = "argocd"
-kind = "http"
-description = "Deploys"
-upstream = "127.0.0.1:{nginx}"
-max_ttl = "2h"
-default_ttl = "30m"
-approvals = 1
-emergency_bypass = true
-emergency_ttl = "10m"
-health = { path = "/api/health", expect_status = 200, auth = true }
-inject = { header = "Authorization", secret = "nginx_basic", format = "Basic {}" }
-
-[[service]]
-name = "prom"
-kind = "http"
-description = "Metrics, short grants"
-upstream = "127.0.0.1:{nginx}"
-max_ttl = "1h"
-default_ttl = "3s"
-approvals = 0
-health = { path = "/api/health", expect_status = 200, auth = true }
-inject = { header = "Authorization", secret = "nginx_basic", format = "Basic {}" }
-
-[[service]]
-name = "down"
-kind = "http"
-description = "A tool that is down"
-upstream = "127.0.0.1:{dead}"
-max_ttl = "1h"
-default_ttl = "30m"
-approvals = 0
-health = { path = "/", expect_status = 200 }
-"#;

@@ -34,6 +34,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_entry() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // The crash's moment, chosen per round (no event to wait for: any moment will do).
         std::thread::sleep(Duration::from_millis(delay_ms(round)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();

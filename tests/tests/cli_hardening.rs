@@ -6,7 +6,7 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bglass_tests::attack::Impostor;
-use bglass_tests::world::{PASSPHRASE, TEST_CATALOG, World, files_under, free_port, wait_port};
-use bglass_tests::{assert_no_panic, bin};
+use bglass_tests::world::{PASSPHRASE, TEST_CATALOG, World, files_under};
+use bglass_tests::{assert_no_panic, bin, first_line, loopback_port};
 
 /// The test catalog plus `echo`: an HTTP upstream that answers every request with the
 /// request head it received (what the forwarder and the proxy let through).
@@ -131,36 +131,29 @@ impl Drop for Forwarder {
     }
 }
 
-/// `bglass open SERVICE` as `who`, on loopback port `local`; returns the process and the
-/// URL it printed.
-fn open(w: &World, who: &str, service: &str, local: u16) -> (Forwarder, String) {
+/// `bglass open SERVICE` as `who`, on a loopback port the system chooses; returns the
+/// process, the URL it printed and its port.
+fn open(w: &World, who: &str, service: &str) -> (Forwarder, String, u16) {
     let mut child = Command::new(bin("bglass"))
         .env("BGLASS_PASSPHRASE", PASSPHRASE)
         .env("HOME", w.dir.path())
         .arg("--config")
         .arg(&w.responder(who).config)
-        .args([
-            "open",
-            service,
-            "--no-browser",
-            "--local",
-            &format!("127.0.0.1:{local}"),
-        ])
+        .args(["open", service, "--no-browser", "--local", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    // It listens before it prints its URL.
+    let line = first_line(&mut child);
     let child = Forwarder(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
     let url = line
         .split_whitespace()
         .find(|t| t.starts_with("http://"))
         .unwrap_or_else(|| panic!("open printed no URL: {line:?}"))
         .to_owned();
-    wait_port(local);
-    (child, url)
+    let local = loopback_port(&url);
+    (child, url, local)
 }
 
 /// Headless Chromium loads `url`, follows what the pages do for a few (virtual) seconds,
@@ -204,10 +197,12 @@ fn open_forwarder_serves_only_the_responders_browser() {
     w.set_tcp_port(echo_port);
     w.catalog(&catalog_with_echo());
     w.start_all();
+    w.access("carol", "grafana");
+    w.access("carol", "echo");
+    let (forwarder, url, local) = open(&w, "carol", "grafana");
     // A page on another site (localhost is not 127.0.0.1 to a browser) that posts to the
     // forwarder as soon as it loads; the tool's home page links there after a moment (as
     // a responder following a link would).
-    let local = free_port();
     let (attacker_port, attacker_seen) = tiny_server(Some(format!(
         "<html><body>evil<form id=f method=POST action=\"http://127.0.0.1:{local}/api/health?attack=browser-form\"><input name=x value=1></form><script>fetch('http://127.0.0.1:{local}/api/health?attack=browser-fetch',{{method:'POST',mode:'no-cors',credentials:'include',body:'x'}});document.getElementById('f').submit()</script></body></html>"
     )));
@@ -216,10 +211,6 @@ fn open_forwarder_serves_only_the_responders_browser() {
         format!("<html><body>grafana home page<script>location.href='http://localhost:{attacker_port}/'</script></body></html>\n"),
     )
     .unwrap();
-    w.access("carol", "grafana");
-    w.access("carol", "echo");
-
-    let (forwarder, url) = open(&w, "carol", "grafana", local);
     let base = format!("http://127.0.0.1:{local}");
 
     // 1. Another local user, without the session secret: refused, nothing reaches the tool.
@@ -404,8 +395,7 @@ fn open_forwarder_serves_only_the_responders_browser() {
     assert!(requests.iter().any(|r| r.contains("legit=post")), "{log}");
 
     // 6. The forwarder's cookie and secret (also in a Referer) never reach the tool.
-    let local = free_port();
-    let (forwarder, url) = open(&w, "carol", "echo", local);
+    let (forwarder, url, local) = open(&w, "carol", "echo");
     let base = format!("http://127.0.0.1:{local}");
     let first = curl(false, &[&url]);
     let cookie = first

@@ -6,11 +6,11 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bglass_tests::https::{Certs, Recorder, TlsNginx, ca_and_server, is_client_hello};
 use bglass_tests::world::World;
-use bglass_tests::{command, run};
+use bglass_tests::{command, eventually, run};
 use serde_json::Value;
 
 /// The credential the proxy injects; nginx accepts nothing else.
@@ -61,28 +61,23 @@ fn events(w: &World) -> Vec<Value> {
 
 /// Polls `bglass status` until `service` has a health verdict; returns (health, detail).
 fn health(w: &World, service: &str) -> (String, String) {
-    let started = Instant::now();
-    loop {
-        let out = w.bglass("alice", &["status", "--json"]);
-        let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
-        let entry = v[0]["status"]["services"]
-            .as_array()
-            .and_then(|list| list.iter().find(|s| s["name"] == service).cloned());
-        if let Some(s) = entry
-            && s["health"] != "unknown"
-        {
-            return (
-                s["health"].as_str().unwrap_or_default().to_owned(),
-                s["detail"].as_str().unwrap_or_default().to_owned(),
-            );
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(25),
-            "no health verdict for {service}: {}",
-            out.stdout
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    eventually(
+        Duration::from_secs(25),
+        &format!("a health verdict for {service}"),
+        || {
+            let s = w.status("alice")[0]["status"]["services"]
+                .as_array()?
+                .iter()
+                .find(|s| s["name"] == service)?
+                .clone();
+            (s["health"] != "unknown").then(|| {
+                (
+                    s["health"].as_str().unwrap_or_default().to_owned(),
+                    s["detail"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+        },
+    )
 }
 
 #[test]
@@ -134,33 +129,19 @@ fn pinned_https_upstreams_serve_through_the_data_plane_and_the_prober() {
     // The operator pins another CA for k8s: the connection pooled under the old pin is not
     // reused; the next request is refused.
     let other = ca_and_server(SERVER_NAME);
-    let before = w.bglass("alice", &["status", "--json"]);
-    let digest =
-        serde_json::from_str::<Value>(&before.stdout).unwrap()[0]["status"]["catalog"].clone();
-    let services = w.proxies[0].dir.join("services.toml");
-    let text = std::fs::read_to_string(&services).unwrap();
-    let first = text.find(&certs.ca_pin).unwrap();
-    let moved = format!(
-        "{}{}{}",
-        &text[..first],
-        other.ca_pin,
-        &text[first + certs.ca_pin.len()..]
-    );
-    std::fs::write(&services, moved).unwrap();
+    let digest = w.status("alice")[0]["status"]["catalog"].clone();
+    bglass_tests::toml::edit(&w.proxies[0].dir.join("services.toml"), |doc| {
+        bglass_tests::toml::service(doc, "k8s")["upstream_pin"] =
+            toml_edit::value(other.ca_pin.as_str());
+    });
     // A new pin is a new upstream: the operator binds the credential to it on purpose
     // (without that, the push is rejected and the old pin stays in force).
     w.set_secret("k8s_token", TOKEN);
     w.hup(0);
-    let started = Instant::now();
-    loop {
-        let out = w.bglass("alice", &["status", "--json"]);
-        let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
-        if v[0]["status"]["catalog"] != digest && !v[0]["status"]["catalog"].is_null() {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(15), "no reload");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually(Duration::from_secs(15), "the new catalog in force", || {
+        let catalog = w.status("alice")[0]["status"]["catalog"].clone();
+        catalog != digest && !catalog.is_null()
+    });
     let out = w.bglass("alice", &["curl", "k8s", "/api/v1/namespaces"]);
     assert!(
         out.stderr.contains("(upstream_pin_mismatch)"),

@@ -4,13 +4,13 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bglass_tests::raw::Raw;
 use bglass_tests::world::{
     TEST_CATALOG, UPSTREAM_PASSWORD, World, files_under, upstream_credential,
 };
-use bglass_tests::{assert_no_panic, run};
+use bglass_tests::{assert_no_panic, eventually, run, wait_past};
 use serde_json::Value;
 
 fn world() -> World {
@@ -111,33 +111,20 @@ fn access_then_curl_reaches_nginx_with_the_injected_credential_only() {
     // `bglass open`: a loopback forwarder that adds the grant; a browser (here a plain
     // HTTP client) needs no credential at all, only the session secret in the printed URL,
     // which it trades for a cookie (tests/cli_hardening.rs attacks the forwarder).
-    let local = bglass_tests::world::free_port();
     let carol_cfg = w.responder("carol").config.clone();
     let mut forwarder = std::process::Command::new(bglass_tests::bin("bglass"))
         .env("BGLASS_PASSPHRASE", bglass_tests::world::PASSPHRASE)
         .env("HOME", w.dir.path())
         .arg("--config")
         .arg(&carol_cfg)
-        .args([
-            "open",
-            "grafana",
-            "--no-browser",
-            "--local",
-            &format!("127.0.0.1:{local}"),
-        ])
+        .args(["open", "grafana", "--no-browser", "--local", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let printed = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(forwarder.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        line
-    };
-    bglass_tests::world::wait_port(local);
+    // It listens before it prints its URL (on the port the system chose).
+    let printed = bglass_tests::first_line(&mut forwarder);
+    let local = bglass_tests::loopback_port(&printed);
     let http = |request: String| {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
@@ -286,20 +273,19 @@ fn approvals_self_approval_ttl_from_approval_and_emergency_review() {
         .stderr(std::process::Stdio::piped());
     let child = waiting.spawn().unwrap();
 
-    let started = Instant::now();
-    let id = loop {
-        let list = w.bglass("bob", &["requests", "--json"]);
-        let v: Value = serde_json::from_str(&list.stdout).unwrap_or(Value::Null);
-        if let Some(id) = v.get(0).and_then(|r| r["request"]["id"].as_str()) {
-            break id.to_owned();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no pending request: {}",
-            list.stderr
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let (id, created_s) = eventually(
+        Duration::from_secs(20),
+        "alice's pending request in bob's list",
+        || {
+            let list = w.bglass("bob", &["requests", "--json"]);
+            let v: Value = serde_json::from_str(&list.stdout).unwrap_or(Value::Null);
+            let request = &v.get(0)?["request"];
+            Some((
+                request["id"].as_str()?.to_owned(),
+                request["created_ms"].as_u64()? / 1000,
+            ))
+        },
+    );
     let self_approval = w.bglass("alice", &["approve", &id]);
     assert_eq!(self_approval.code, Some(3), "{}", self_approval.stderr);
     assert!(
@@ -317,7 +303,8 @@ fn approvals_self_approval_ttl_from_approval_and_emergency_review() {
         carol_approval.stderr
     );
 
-    std::thread::sleep(Duration::from_secs(2));
+    // Approved two whole seconds after it was asked: the grant's TTL must count from here.
+    wait_past(created_s + 1, "two seconds after the request");
     let approved = w.bglass("bob", &["approve", &id]);
     assert_eq!(approved.code, Some(0), "{}", approved.stderr);
     let out = child.wait_with_output().unwrap();

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bglass_tests::attack::Receiver;
-use bglass_tests::world::{TEST_CATALOG, World, free_port};
-use bglass_tests::{command, run};
+use bglass_tests::ports::PortHold;
+use bglass_tests::world::{TEST_CATALOG, World};
+use bglass_tests::{command, eventually, run};
 use serde_json::Value;
 
 fn world() -> World {
@@ -96,32 +97,12 @@ fn kill_9_and_restart_restores_grants_and_pending_requests_from_the_log() {
 fn an_invalid_catalog_push_is_rejected_and_the_last_good_one_served() {
     let mut w = world();
     w.start_all();
-    let services = w.proxies[0].dir.join("services.toml");
-    let good = std::fs::read_to_string(&services).unwrap();
-    std::fs::write(
-        &services,
-        good.replace("max_ttl = \"4h\"", "max_ttl = \"forever\""),
-    )
-    .unwrap();
+    bglass_tests::toml::edit(&w.proxies[0].dir.join("services.toml"), |doc| {
+        bglass_tests::toml::service(doc, "grafana")["max_ttl"] = toml_edit::value("forever");
+    });
     w.hup(0);
 
-    let started = Instant::now();
-    let status = loop {
-        let out = w.bglass("alice", &["status", "--json"]);
-        let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
-        let rejected = v[0]["status"]["catalog_rejected"]
-            .as_str()
-            .map(str::to_owned);
-        if let Some(r) = rejected {
-            break r;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "no rejection reported: {}",
-            out.stdout
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    let (_, status) = w.catalog_rejection("alice");
     assert!(
         status.contains("services.toml:") && status.contains("max_ttl"),
         "{status}"
@@ -204,14 +185,13 @@ fn a_rewritten_log_is_detected_by_the_cli_and_refused() {
 #[test]
 fn webhooks_fail_open_and_deliver_after_the_receiver_returns_even_across_restarts() {
     let mut w = world();
-    let port = free_port();
-    let config = w.proxies[0].config.clone();
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!("{text}\n[[notify]]\nurl = \"http://127.0.0.1:{port}/hook\"\nformat = \"json\"\n"),
-    )
-    .unwrap();
+    // The receiver's port, refusing connections until the receiver comes up on it.
+    let hook = PortHold::new();
+    let port = hook.port();
+    bglass_tests::toml::append(
+        &w.proxies[0].config,
+        &format!("[[notify]]\nurl = \"http://127.0.0.1:{port}/hook\"\nformat = \"json\"\n"),
+    );
     w.start_all();
 
     // The receiver is down: access still works at once.
@@ -245,7 +225,7 @@ fn webhooks_fail_open_and_deliver_after_the_receiver_returns_even_across_restart
 
     // It comes back: the queued events arrive.
     let bodies = Arc::new(Mutex::new(Vec::new()));
-    let receiver = Receiver::start(port, Arc::clone(&bodies));
+    let receiver = Receiver::start_on(port, Arc::clone(&bodies));
     receiver.wait_for("Glass broken: alice was granted grafana", 90);
     receiver.wait_for("EMERGENCY BYPASS: alice broke glass on argocd", 90);
     receiver.stop();
@@ -268,7 +248,7 @@ fn webhooks_fail_open_and_deliver_after_the_receiver_returns_even_across_restart
     w.kill(0);
     w.start(0);
     let bodies2 = Arc::new(Mutex::new(Vec::new()));
-    let receiver = Receiver::start(port, Arc::clone(&bodies2));
+    let receiver = Receiver::start_on(port, Arc::clone(&bodies2));
     receiver.wait_for("Approval needed: bob asks for argocd", 90);
     // Delivered once: the first events are not sent again after the restart.
     assert!(
@@ -365,9 +345,20 @@ fn metrics_parse_as_prometheus_text_and_carry_the_counters() {
         .code,
         Some(3)
     );
-    // Let the health prober run once (every 10 s; the first at start-up).
-    std::thread::sleep(Duration::from_secs(1));
-    let samples = parse_prometheus(&w.metrics(0));
+    // The health prober's first round (at start-up) is in the metrics.
+    let samples = eventually(
+        Duration::from_secs(15),
+        "the first health probes in the metrics",
+        || {
+            let samples = parse_prometheus(&w.metrics(0));
+            let probed = |service: &str| {
+                samples
+                    .iter()
+                    .any(|(n, l, _)| n == "bglass_service_up" && l.contains(service))
+            };
+            (probed("\"grafana\"") && probed("\"down\"")).then_some(samples)
+        },
+    );
     let value = |name: &str, label: &str| {
         samples
             .iter()

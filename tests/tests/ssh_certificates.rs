@@ -8,10 +8,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bglass_tests::world::{SSH_CATALOG, World, current_user};
-use bglass_tests::{Run, assert_no_panic, command, run};
+use bglass_tests::{Run, assert_no_panic, command, now_secs, run, wait_past};
 use serde_json::Value;
 
 fn world(proxy_toml_extra: &str) -> World {
@@ -23,9 +22,7 @@ fn world(proxy_toml_extra: &str) -> World {
     w.start_redis();
     w.catalog(SSH_CATALOG);
     if !proxy_toml_extra.is_empty() {
-        let config = &w.proxies[0].config;
-        let text = std::fs::read_to_string(config).unwrap();
-        std::fs::write(config, format!("{text}\n{proxy_toml_extra}")).unwrap();
+        bglass_tests::toml::append(&w.proxies[0].config, proxy_toml_extra);
     }
     w.start_all();
     w
@@ -133,13 +130,6 @@ fn validity(description: &str) -> (u64, u64) {
     (epoch_of(from.trim()), epoch_of(to.trim()))
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 #[test]
 fn a_saved_certificate_is_refused_by_sshd_from_any_address_but_the_proxys() {
     let w = world("");
@@ -200,7 +190,7 @@ fn certificates_live_minutes_not_the_grants_hours_and_each_session_gets_a_fresh_
         grant_exp - grant_nbf >= 30 * 60,
         "the test needs a long grant: {granted}"
     );
-    let asked = now();
+    let asked = now_secs();
     let (saved, _, cert) = save_cert(&w, "alice", "bastion");
     let (from, to) = validity(&describe(&cert));
     assert!(
@@ -238,7 +228,7 @@ fn certificates_live_minutes_not_the_grants_hours_and_each_session_gets_a_fresh_
     assert_eq!(serials.len(), 3, "{certs:?}");
     for c in &certs {
         let before = c["valid_before"].as_u64().unwrap();
-        assert!(before <= now() + 5 * 60 + 5, "{c}");
+        assert!(before <= now_secs() + 5 * 60 + 5, "{c}");
     }
 }
 
@@ -250,15 +240,7 @@ fn a_saved_certificate_dies_with_its_short_life_while_bglass_ssh_keeps_working()
     let ok = direct_ssh(&w, "127.0.0.1", &key, &cert);
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
     let (_, to) = validity(&describe(&cert));
-    // Wait (polling) until the certificate's end has passed.
-    let started = Instant::now();
-    while now() <= to {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "valid until {to}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_past(to, "the certificate's end");
     let late = direct_ssh(&w, "127.0.0.1", &key, &cert);
     assert_ne!(late.code, Some(0), "an expired certificate logged in");
     assert!(sshd_log(&w).contains("expired"), "{}", sshd_log(&w));
@@ -372,28 +354,14 @@ fn ssh_services_sharing_a_principal_are_refused_unless_both_opt_in_even_on_live_
     // good catalog.
     w.catalog(&sharing("dbadmin", false, false));
     w.start_all();
-    let before = w.bglass("alice", &["status", "--json"]);
-    let digest_before =
-        serde_json::from_str::<Value>(&before.stdout).unwrap()[0]["status"]["catalog"].clone();
-    let services = w.proxies[0].dir.join("services.toml");
-    let good = std::fs::read_to_string(&services).unwrap();
-    std::fs::write(&services, good.replace("\"dbadmin\"", "\"breakglass\"")).unwrap();
+    let digest_before = w.status("alice")[0]["status"]["catalog"].clone();
+    // db-host now claims bastion's principal, neither opting in.
+    bglass_tests::toml::edit(&w.proxies[0].dir.join("services.toml"), |doc| {
+        bglass_tests::toml::service(doc, "db-host")["principals"] =
+            toml_edit::value(toml_edit::Array::from_iter(["dba", "breakglass"]));
+    });
     w.hup(0);
-    let started = Instant::now();
-    let (status, rejected) = loop {
-        let out = w.bglass("alice", &["status", "--json"]);
-        let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
-        if let Some(r) = v[0]["status"]["catalog_rejected"].as_str() {
-            break (v.clone(), r.to_owned());
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "no rejection reported: {}\n{}",
-            out.stdout,
-            w.logs()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    let (status, rejected) = w.catalog_rejection("alice");
     assert!(
         rejected.contains("services.toml:") && rejected.contains("share_principals"),
         "{rejected}"

@@ -9,8 +9,8 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bglass_tests::world::{PASSPHRASE, SSH_CATALOG, World, current_user, free_port, wait_port};
-use bglass_tests::{bin, command, run};
+use bglass_tests::world::{PASSPHRASE, SSH_CATALOG, World, current_user};
+use bglass_tests::{bin, eventually, first_line, loopback_port, run, wait_past};
 use serde_json::Value;
 
 fn world(extra_cas: &[String]) -> World {
@@ -25,17 +25,16 @@ fn world(extra_cas: &[String]) -> World {
     w
 }
 
-fn events(w: &World) -> Vec<Value> {
-    let home = tempfile::tempdir().unwrap();
-    let out = run(command("bglass", home.path())
-        .args(["audit", "show", "--json"])
-        .arg(w.proxies[0].log_dir()));
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    serde_json::from_str::<Vec<Value>>(&out.stdout)
-        .unwrap()
-        .into_iter()
-        .map(|e| e["event"]["event"].clone())
-        .collect()
+/// The events of the proxy's log (the inner event of each entry); `None` while a read
+/// races the proxy's writing (polls try again).
+fn events(w: &World) -> Option<Vec<Value>> {
+    let events = bglass_tests::attack::try_events(w, 0).ok()?;
+    Some(
+        events
+            .into_iter()
+            .map(|e| e["event"]["event"].clone())
+            .collect(),
+    )
 }
 
 /// Runs the system ssh directly against sshd (not through the proxy) with a key and cert.
@@ -130,8 +129,20 @@ fn ssh_runs_commands_with_a_certificate_and_passes_the_exit_status() {
         log.contains("Accepted certificate ID \"bglass:alice:g-"),
         "{log}"
     );
-    // Audited: the certificate, and each tunnel opened and closed with its bytes.
-    let ev = events(&w);
+    // Audited: the certificate, and each tunnel opened and closed with its bytes (a close
+    // is recorded as the proxy sees the tunnel end).
+    let ev = eventually(
+        Duration::from_secs(10),
+        "four tunnel closes in the log",
+        || {
+            let ev = events(&w)?;
+            (ev.iter()
+                .filter(|e| e.get("tunnel_close").is_some())
+                .count()
+                >= 4)
+                .then_some(ev)
+        },
+    );
     let certs: Vec<&Value> = ev.iter().filter_map(|e| e.get("ssh_certificate")).collect();
     assert_eq!(certs.len(), 4);
     assert_eq!(certs[0]["principals"], serde_json::json!(["breakglass"]));
@@ -160,7 +171,7 @@ fn certificates_end_with_the_grant_foreign_cas_and_wrong_host_keys_are_refused()
     let w = world(&[]);
 
     // A 5-second grant: save its key and certificate for the system ssh.
-    w.access("alice", "brief");
+    let exp = w.access("alice", "brief")["grant"]["exp"].as_u64().unwrap();
     let saved = w.bglass(
         "alice",
         &["ssh", "brief", "--user", &current_user(), "--save-cert"],
@@ -179,7 +190,7 @@ fn certificates_end_with_the_grant_foreign_cas_and_wrong_host_keys_are_refused()
     assert_eq!(before.code, Some(0), "{}", before.stderr);
     assert_eq!(before.stdout, "direct-ok\n");
     // After the grant's end, sshd itself refuses it.
-    std::thread::sleep(Duration::from_secs(6));
+    wait_past(exp, "the 5-second grant to end");
     let after = direct_ssh(&w, &key, &cert);
     assert_ne!(after.code, Some(0), "an expired certificate was accepted");
     let log = std::fs::read_to_string(w.dir.path().join("sshd/sshd.log")).unwrap();
@@ -282,18 +293,18 @@ fn forward_serves_redis_cli_and_revocation_closes_forwarded_connections_within_a
     let w = world(&[]);
     let granted = w.access("carol", "redis");
     let grant = granted["grant"]["id"].as_str().unwrap().to_owned();
-    let local = free_port();
     let mut forward = Command::new(bin("bglass"))
         .env("BGLASS_PASSPHRASE", PASSPHRASE)
         .env("HOME", w.dir.path())
         .arg("--config")
         .arg(&w.responder("carol").config)
-        .args(["forward", "redis", "--local", &format!("127.0.0.1:{local}")])
-        .stdout(Stdio::null())
+        .args(["forward", "redis", "--local", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_port(local);
+    // It listens before it says where ("forwarding 127.0.0.1:PORT to redis …").
+    let local = loopback_port(&first_line(&mut forward));
     let cli = |args: &[&str]| {
         run(Command::new("redis-cli")
             .args(["-p", &local.to_string()])
@@ -330,16 +341,21 @@ fn forward_serves_redis_cli_and_revocation_closes_forwarded_connections_within_a
     let _ = forward.wait();
 
     // Bytes audited both ways, and the cut attributed to the revocation.
-    std::thread::sleep(Duration::from_millis(500));
-    let ev = events(&w);
+    let revoked =
+        |c: &Value| c["reason"] == "revoked" && c["bytes_up"] == 6 && c["bytes_down"] == 7;
+    let ev = eventually(
+        Duration::from_secs(10),
+        "the revoked tunnel's close in the log",
+        || {
+            let ev = events(&w)?;
+            ev.iter()
+                .filter_map(|e| e.get("tunnel_close"))
+                .any(revoked)
+                .then_some(ev)
+        },
+    );
     let closes: Vec<&Value> = ev.iter().filter_map(|e| e.get("tunnel_close")).collect();
     assert!(closes.len() >= 4, "{ev:?}");
-    assert!(
-        closes
-            .iter()
-            .any(|c| c["reason"] == "revoked" && c["bytes_up"] == 6 && c["bytes_down"] == 7),
-        "{closes:?}"
-    );
     // The redis-cli runs moved bytes both ways too (the readiness probe's empty connection
     // is a tunnel with no bytes, also recorded).
     assert!(closes.iter().filter(|c| c["bytes_up"].as_u64().unwrap() > 0 && c["bytes_down"].as_u64().unwrap() > 0).count() >= 4);
@@ -365,17 +381,17 @@ fn a_thousand_concurrent_tunnels_through_one_proxy_none_dropped() {
     let result = tunnels::run(&w, &alice, &token, 1000, w.pid(0).unwrap());
     assert_eq!(result.opened, 1000, "{result:?}");
     assert_eq!(result.echoed, 1000, "{result:?}");
-    // Every tunnel is in the log, opened and closed.
-    std::thread::sleep(Duration::from_secs(2));
-    let ev = events(&w);
-    assert_eq!(
-        ev.iter().filter(|e| e.get("tunnel_open").is_some()).count(),
-        1000
+    // Every tunnel is in the log, opened and closed (closes are recorded as the proxy sees
+    // each tunnel end).
+    let count = |ev: &[Value], kind: &str| ev.iter().filter(|e| e.get(kind).is_some()).count();
+    let ev = eventually(
+        Duration::from_secs(30),
+        "1000 tunnel closes in the log",
+        || {
+            let ev = events(&w)?;
+            (count(&ev, "tunnel_close") >= 1000).then_some(ev)
+        },
     );
-    assert_eq!(
-        ev.iter()
-            .filter(|e| e.get("tunnel_close").is_some())
-            .count(),
-        1000
-    );
+    assert_eq!(count(&ev, "tunnel_open"), 1000);
+    assert_eq!(count(&ev, "tunnel_close"), 1000);
 }

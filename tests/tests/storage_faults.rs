@@ -19,8 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bglass_tests::attack::{Receiver, events, wait_events};
+use bglass_tests::ports::PortHold;
 use bglass_tests::raw::Raw;
-use bglass_tests::world::{TEST_CATALOG, World, free_port};
+use bglass_tests::wait::within;
+use bglass_tests::world::{TEST_CATALOG, World};
 use bglass_tests::{command, run};
 use serde_json::Value;
 
@@ -199,7 +201,8 @@ impl Responder {
                 let refused = !answer.served();
                 a.lock().unwrap().push(answer);
                 if refused {
-                    // Refusals come at once: do not spin.
+                    // Refusals come at once: pace the requests rather than spin (this waits
+                    // for no event).
                     std::thread::sleep(Duration::from_millis(20));
                 }
             }
@@ -217,13 +220,11 @@ impl Responder {
 
     /// Waits up to `secs` until some answer satisfies `cond`; that answer.
     fn wait(&self, secs: u64, what: &str, cond: impl Fn(&Answer) -> bool) -> Answer {
-        let started = Instant::now();
-        loop {
-            if let Some(a) = self.answers().into_iter().find(|a| cond(a)) {
-                return a;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(secs),
+        within(Duration::from_secs(secs), || {
+            self.answers().into_iter().find(|a| cond(a))
+        })
+        .unwrap_or_else(|| {
+            panic!(
                 "{what}: not within {secs}s; {} answers, the last: {:?}",
                 self.answers().len(),
                 self.answers()
@@ -236,9 +237,8 @@ impl Responder {
                         a.body.chars().take(300).collect::<String>()
                     ))
                     .collect::<Vec<_>>()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            )
+        })
     }
 
     fn stop(mut self) -> Vec<Answer> {
@@ -279,6 +279,7 @@ impl HoldFull {
                 .unwrap();
             while !s.load(Ordering::Relaxed) {
                 fill_completely(&mut file);
+                // How often space that appears is taken again (the fault's own pace).
                 std::thread::sleep(Duration::from_millis(50));
             }
         });
@@ -298,22 +299,21 @@ impl Drop for HoldFull {
     }
 }
 
-/// A world with one proxy warning below `warning`, notifying a receiver on the returned port.
-fn world(warning: &str, reserve: &str) -> (World, u16) {
+/// A world with one proxy warning below `warning`, notifying a receiver on the returned
+/// port (held until the test starts its receiver there).
+fn world(warning: &str, reserve: &str) -> (World, PortHold) {
     let mut w = World::new(&["proxy-a"], &[("alice", "responder,approver")]);
     w.start_nginx();
     w.catalog(TEST_CATALOG);
-    let port = free_port();
-    let config = w.proxies[0].config.clone();
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "{text}\n[storage]\nfree_space_warning = \"{warning}\"\nreserve = \"{reserve}\"\n\n[[notify]]\nurl = \"http://127.0.0.1:{port}/hook\"\nformat = \"json\"\n"
+    let hook = PortHold::new();
+    bglass_tests::toml::append(
+        &w.proxies[0].config,
+        &format!(
+            "[storage]\nfree_space_warning = \"{warning}\"\nreserve = \"{reserve}\"\n\n[[notify]]\nurl = \"http://127.0.0.1:{}/hook\"\nformat = \"json\"\n",
+            hook.port()
         ),
-    )
-    .unwrap();
-    (w, port)
+    );
+    (w, hook)
 }
 
 #[test]
@@ -327,7 +327,7 @@ fn a_full_disk_refuses_access_without_serving_unaudited_requests_and_recovers_by
         tmpfs: Some(tmpfs),
     };
     let bodies = Arc::new(Mutex::new(Vec::new()));
-    let receiver = Receiver::start(hook, Arc::clone(&bodies));
+    let receiver = Receiver::start_on(hook.port(), Arc::clone(&bodies));
     rig.world.start(0);
     let w = &rig.world;
     let p = &w.proxies[0];
@@ -558,7 +558,7 @@ fn free_space_below_the_threshold_is_warned_once_in_stderr_log_status_metrics_an
     // A threshold above any disk: the warning is on from the first measurement.
     let (mut w, hook) = world("16777215TiB", "64KiB");
     let bodies = Arc::new(Mutex::new(Vec::new()));
-    let receiver = Receiver::start(hook, Arc::clone(&bodies));
+    let receiver = Receiver::start_on(hook.port(), Arc::clone(&bodies));
     w.start(0);
     wait_events(&w, 0, 15, "storage_low", |e| {
         kind_count(e, "storage_low") == 1
@@ -611,7 +611,8 @@ fn free_space_below_the_threshold_is_warned_once_in_stderr_log_status_metrics_an
         "warned once: {stderr}"
     );
 
-    // Once per crossing: later measurements (every 2 s) do not record it again.
+    // Once per crossing: later measurements (every 2 s) do not record it again. (A wait for
+    // something not to happen: two more measurement periods, watched.)
     let watched = Instant::now();
     while watched.elapsed() < Duration::from_secs(5) {
         assert_eq!(kind_count(&events(&w, 0), "storage_low"), 1);

@@ -20,8 +20,7 @@ use crate::store::{HeldGrant, StoredReceipt};
 /// Runs `bglass access`.
 pub fn run(config: Option<&Path>, args: AccessArgs) -> CliResult {
     // Parse everything first: no side effects before the input is known good.
-    let service =
-        ServiceName::new(&args.service).map_err(|e| CliError::user(format!("service: {e}")))?;
+    let service: ServiceName = super::parse_arg(Some("service"), &args.service)?;
     let ttl = args
         .ttl
         .as_deref()

@@ -16,8 +16,7 @@ use crate::error::{CliError, CliResult, ErrorKind};
 
 /// Runs `bglass curl`.
 pub fn run(config: Option<&Path>, args: CurlArgs) -> CliResult {
-    let service =
-        ServiceName::new(&args.service).map_err(|e| CliError::user(format!("service: {e}")))?;
+    let service: ServiceName = super::parse_arg(Some("service"), &args.service)?;
     if !args.path.starts_with('/') {
         return Err(CliError::user(format!(
             "path {:?} must start with /",

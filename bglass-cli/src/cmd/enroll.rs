@@ -28,7 +28,7 @@ struct Plan {
 }
 
 fn plan(config_flag: Option<&Path>, args: EnrollArgs) -> CliResult<Plan> {
-    let id = ResponderId::new(&args.id).map_err(|e| CliError::user(format!("--id: {e}")))?;
+    let id: ResponderId = super::parse_arg(Some("--id"), &args.id)?;
     if args.proxies.len() != args.pins.len() {
         return Err(CliError::user(format!(
             "{} --proxy but {} --pin: give one pin per proxy",

@@ -14,8 +14,7 @@ use crate::tunnel::Dialer;
 
 /// Runs `bglass forward`.
 pub fn run(config: Option<&Path>, args: ForwardArgs) -> CliResult {
-    let service =
-        ServiceName::new(&args.service).map_err(|e| CliError::user(format!("service: {e}")))?;
+    let service: ServiceName = super::parse_arg(Some("service"), &args.service)?;
     if !args.local.ip().is_loopback() {
         return Err(
             CliError::user("--local must be a loopback address (127.0.0.1:PORT)")

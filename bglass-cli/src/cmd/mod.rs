@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod access;
+pub mod act;
 pub mod approvals;
 pub mod audit;
 pub mod catalog;
@@ -34,6 +35,54 @@ pub fn block_on<T>(future: impl Future<Output = CliResult<T>>) -> CliResult<T> {
 
 pub use bglass_client::output::print_json;
 
+/// A command-line value as one of the core's validated types (`ServiceName`, `GrantId`,
+/// …): an invalid value is a user error (exit 1) with the type's own message, after the
+/// argument's `label` when one is given.
+pub fn parse_arg<T>(label: Option<&str>, text: &str) -> CliResult<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| match label {
+        Some(label) => CliError::user(format!("{label}: {e}")),
+        None => CliError::user(e),
+    })
+}
+
+/// Prints the list at `path` from every proxy that answers: as JSON objects
+/// `{"proxy": …, KEY: …}` with `json`, else one `line` per item, or `empty` when there is
+/// none.
+pub fn list_from_every_proxy<T>(
+    config: Option<&std::path::Path>,
+    json: bool,
+    path: &str,
+    key: &str,
+    empty: &str,
+    line: impl Fn(&str, &T) -> String,
+) -> CliResult
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let mut session = crate::client::Session::open(config)?;
+    block_on(async move {
+        let all: Vec<(String, T)> = from_every_proxy(&mut session, path).await?;
+        if json {
+            let doc: Vec<_> = all
+                .iter()
+                .map(|(proxy, item)| serde_json::json!({ "proxy": proxy, key: item }))
+                .collect();
+            return print_json(&doc);
+        }
+        if all.is_empty() {
+            return crate::outln!("{empty}");
+        }
+        for (proxy, item) in &all {
+            crate::outln!("{}", line(proxy, item))?;
+        }
+        Ok(())
+    })
+}
+
 /// Asks every proxy for a list at `path`; each item with its proxy's id. When no proxy
 /// answered, the list is unknown: an error naming each proxy and why (exit 4, or 3 when a
 /// proxy refused). When some answered, their items, with a warning on stderr naming each
@@ -42,17 +91,15 @@ pub async fn from_every_proxy<T: serde::de::DeserializeOwned>(
     session: &mut crate::client::Session,
     path: &str,
 ) -> CliResult<Vec<(String, T)>> {
+    use crate::client::{Call, CallFailure};
     // Say once, at the end, which proxies did not answer (not once per retry).
     let verbose = std::mem::replace(&mut session.verbose, false);
     let mut all = Vec::new();
     let mut answered = 0;
-    let mut failures: Vec<(String, CliError)> = Vec::new();
+    let mut failures: Vec<(String, CallFailure)> = Vec::new();
     for i in 0..session.conns.len() {
         let url = session.conns[i].entry.url.clone();
-        match session
-            .call_with(&crate::client::Call::get(path), Some(i))
-            .await
-        {
+        match session.attempt(&Call::get(path), Some(i)).await {
             Ok((value, _)) => {
                 answered += 1;
                 let list: Vec<T> = serde_json::from_value(value).map_err(CliError::internal)?;
@@ -63,29 +110,28 @@ pub async fn from_every_proxy<T: serde::de::DeserializeOwned>(
                     .unwrap_or_default();
                 all.extend(list.into_iter().map(|item| (proxy.clone(), item)));
             }
-            Err(e) if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Denied) => {
-                failures.push((url, e));
-            }
-            Err(e) => {
+            Err(CallFailure::Local(e)) => {
                 session.verbose = verbose;
                 return Err(e);
             }
+            Err(e) => failures.push((url, e)),
         }
     }
     session.verbose = verbose;
-    let why = |(url, e): &(String, CliError)| match e.kind() {
-        ErrorKind::Denied => format!("{url}: refused: {e}"),
-        _ => crate::client::unavailable_reasons(e),
+    let why = |(url, e): &(String, CallFailure)| match e {
+        CallFailure::Unavailable(tried) => CallFailure::reasons(tried),
+        CallFailure::Refused(refusal) if refusal.is_denial() => format!("{url}: refused: {e}"),
+        _ => format!("{url}: {e}"),
     };
     if answered == 0 {
+        let reasons: Vec<String> = failures.iter().map(why).collect();
         if let Some(pos) = failures
             .iter()
-            .position(|(_, e)| e.kind() == ErrorKind::Denied)
+            .position(|(_, e)| matches!(e, CallFailure::Refused(r) if r.is_denial()))
         {
             let (_, e) = failures.swap_remove(pos);
-            return Err(e);
+            return Err(e.into());
         }
-        let reasons: Vec<String> = failures.iter().map(why).collect();
         return Err(CliError::new(
             ErrorKind::Unavailable,
             format!(

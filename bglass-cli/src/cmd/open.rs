@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bglass_core::api::GRANT_HEADER;
+use bglass_core::headers::is_hop_by_hop;
 use bglass_core::id::ServiceName;
 use bglass_core::timestamp;
 use bytes::Bytes;
@@ -64,7 +65,56 @@ enum Admission {
         location: String,
     },
     /// Refuse it (403) with this reason.
-    Refuse(String),
+    Refuse(Refusal),
+}
+
+/// Why the forwarder refuses a request.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+enum Refusal {
+    /// The request names another host (DNS rebinding) or another authority.
+    #[error(
+        "this forwarder answers only requests for {ours} (Host was {host:?}); a page that reaches it under another name is refused"
+    )]
+    ForeignHost {
+        /// The forwarder's first origin.
+        ours: String,
+        /// The request's Host.
+        host: String,
+    },
+    /// The session secret came with a method other than GET.
+    #[error("open the URL that `bglass open` printed in your browser")]
+    SecretNotGet,
+    /// The session secret in the URL is wrong or used up.
+    #[error(
+        "the session secret in this URL is wrong or was already used; open the URL that `bglass open` printed"
+    )]
+    BadSecret,
+    /// No session cookie.
+    #[error(
+        "no session: open the URL that `bglass open` printed (it carries the session secret); other users and other sites cannot use this forwarder"
+    )]
+    NoSession,
+    /// An unsafe method from another origin.
+    #[error(
+        "a {method} from another origin ({origin:?}) is refused: only the forwarder's own pages may change things"
+    )]
+    CrossOrigin {
+        /// The method.
+        method: Method,
+        /// The request's Origin.
+        origin: String,
+    },
+    /// An unsafe method from another site.
+    #[error(
+        "a {method} from another site (Sec-Fetch-Site: {site}) is refused: only the forwarder's own pages may change things"
+    )]
+    CrossSite {
+        /// The method.
+        method: Method,
+        /// The request's Sec-Fetch-Site.
+        site: String,
+    },
 }
 
 fn random_hex(bytes: usize) -> CliResult<String> {
@@ -186,10 +236,14 @@ impl Gate {
             .unwrap_or_default();
         let authority_ok = uri.authority().is_none_or(|a| self.names_us(a.as_str()));
         if !self.names_us(host) || !authority_ok {
-            return Admission::Refuse(format!(
-                "this forwarder answers only requests for {} (Host was {host:?}); a page that reaches it under another name is refused",
-                self.origins.first().map_or("itself", String::as_str)
-            ));
+            return Admission::Refuse(Refusal::ForeignHost {
+                ours: self
+                    .origins
+                    .first()
+                    .map_or("itself", String::as_str)
+                    .to_owned(),
+                host: host.to_owned(),
+            });
         }
         let carries_secret = uri.query().is_some_and(|q| {
             q.split('&')
@@ -197,39 +251,35 @@ impl Gate {
         });
         if carries_secret && *method != Method::GET {
             // Only a browser opening the URL starts a session (and uses up a one-time secret).
-            return Admission::Refuse(
-                "open the URL that `bglass open` printed in your browser".to_owned(),
-            );
+            return Admission::Refuse(Refusal::SecretNotGet);
         }
         if let Some((valid, location)) = self.take_secret(uri.path(), uri.query()) {
             if !valid {
-                return Admission::Refuse(
-                    "the session secret in this URL is wrong or was already used; open the URL that `bglass open` printed".to_owned(),
-                );
+                return Admission::Refuse(Refusal::BadSecret);
             }
             return Admission::StartSession { location };
         }
         if !self.has_cookie(headers) {
-            return Admission::Refuse(
-                "no session: open the URL that `bglass open` printed (it carries the session secret); other users and other sites cannot use this forwarder".to_owned(),
-            );
+            return Admission::Refuse(Refusal::NoSession);
         }
         let safe = [Method::GET, Method::HEAD, Method::OPTIONS].contains(method);
         if !safe {
             if let Some(origin) = headers.get(header::ORIGIN) {
                 let origin = origin.to_str().unwrap_or_default();
                 if !self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
-                    return Admission::Refuse(format!(
-                        "a {method} from another origin ({origin:?}) is refused: only the forwarder's own pages may change things"
-                    ));
+                    return Admission::Refuse(Refusal::CrossOrigin {
+                        method: method.clone(),
+                        origin: origin.to_owned(),
+                    });
                 }
             }
             if let Some(site) = headers.get("sec-fetch-site") {
                 let site = site.to_str().unwrap_or_default();
                 if !matches!(site, "same-origin" | "none") {
-                    return Admission::Refuse(format!(
-                        "a {method} from another site (Sec-Fetch-Site: {site}) is refused: only the forwarder's own pages may change things"
-                    ));
+                    return Admission::Refuse(Refusal::CrossSite {
+                        method: method.clone(),
+                        site: site.to_owned(),
+                    });
                 }
             }
         }
@@ -328,8 +378,8 @@ async fn relay(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Respons
         let referer_with_secret =
             name == header::REFERER && value.to_str().map_or(true, |v| v.contains(SESSION_PARAM));
         if name != header::HOST
-            && name != header::CONNECTION
             && name != header::COOKIE
+            && !is_hop_by_hop(name.as_str())
             && !referer_with_secret
         {
             request = request.header(name, value);
@@ -345,7 +395,7 @@ async fn relay(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Respons
         Ok(response) => {
             let mut builder = hyper::Response::builder().status(response.status());
             for (name, value) in response.headers() {
-                if name != header::TRANSFER_ENCODING && name != header::CONNECTION {
+                if !is_hop_by_hop(name.as_str()) {
                     builder = builder.header(name, value);
                 }
             }
@@ -374,8 +424,7 @@ fn empty() -> Body {
 
 /// Runs `bglass open`.
 pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
-    let service =
-        ServiceName::new(&args.service).map_err(|e| CliError::user(format!("service: {e}")))?;
+    let service: ServiceName = super::parse_arg(Some("service"), &args.service)?;
     if !args.local.ip().is_loopback() {
         return Err(
             CliError::user("--local must be a loopback address (127.0.0.1:PORT)")

@@ -15,7 +15,7 @@ use bglass_core::id::ServiceName;
 
 use super::block_on;
 use crate::cli::SshArgs;
-use crate::client::{Session, answer, refusal_error};
+use crate::client::{Session, answer};
 use crate::error::{CliError, CliResult, ErrorKind};
 use crate::tunnel::Dialer;
 use bglass_client::ssh::{Issued, check_host_key};
@@ -39,8 +39,7 @@ fn ssh_error(what: &str, e: &ssh2::Error) -> CliError {
 
 /// Runs `bglass ssh`.
 pub fn run(config: Option<&Path>, args: SshArgs) -> CliResult {
-    let service =
-        ServiceName::new(&args.service).map_err(|e| CliError::user(format!("service: {e}")))?;
+    let service: ServiceName = super::parse_arg(Some("service"), &args.service)?;
     let session = Session::open(config)?;
     let (grant, conn) = session
         .held_grants(&service)?
@@ -78,13 +77,7 @@ pub fn run(config: Option<&Path>, args: SshArgs) -> CliResult {
             .map_err(|e| {
                 CliError::new(ErrorKind::Unavailable, format!("{url} did not answer: {e}"))
             })?;
-        let value = answer(response).await.map_err(|e| match e {
-            crate::client::CallError::Refused(status, e) => refusal_error(status, e),
-            crate::client::CallError::Unavailable(why) => {
-                CliError::new(ErrorKind::Unavailable, why)
-            }
-            crate::client::CallError::Local(e) => e,
-        })?;
+        let value = answer(response).await.map_err(CliError::from)?;
         serde_json::from_value(value).map_err(CliError::internal)
     })?;
     let private = key
@@ -152,13 +145,15 @@ pub fn run(config: Option<&Path>, args: SshArgs) -> CliResult {
     };
     drop(ssh);
     let _ = bridge.join();
-    if status == 0 {
-        Ok(())
-    } else {
-        Err(CliError::new(
-            ErrorKind::Exit(u8::try_from(status).unwrap_or(255)),
-            "",
-        ))
+    match u8::try_from(status) {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(CliError::new(ErrorKind::Exit(code), "")),
+        // POSIX exit statuses are 0-255; a server that sends another value is reported, and
+        // the command counts as failed.
+        Err(_) => Err(CliError::new(
+            ErrorKind::Unavailable,
+            format!("{service} reported exit status {status}, which is not 0-255"),
+        )),
     }
 }
 

@@ -14,13 +14,12 @@ use tokio::io::AsyncWriteExt;
 use super::block_on;
 use crate::cli::TunnelArgs;
 use crate::client::Session;
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::tunnel::Dialer;
 
 /// Runs `bglass tunnel`.
 pub fn run(config: Option<&Path>, args: TunnelArgs) -> CliResult {
-    let service =
-        ServiceName::new(&args.service).map_err(|e| CliError::user(format!("service: {e}")))?;
+    let service: ServiceName = super::parse_arg(Some("service"), &args.service)?;
     let session = Session::open(config)?;
     let dialer = Dialer::new(&session, &service)?;
     block_on(async move {

@@ -391,20 +391,8 @@ fn validate_service(ctx: &Ctx<'_>, raw: RawService) -> Result<Service, CatalogEr
     })
 }
 
-/// Headers that must never be injected: hop-by-hop, framing, routing.
-const FORBIDDEN_HEADERS: [&str; 11] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-];
+/// Headers that must never be injected besides the hop-by-hop ones: framing and routing.
+const FRAMING_HEADERS: [&str; 2] = ["host", "content-length"];
 
 fn http_kind(ctx: &Ctx<'_>, raw: &RawService) -> Result<ServiceKind, CatalogError> {
     const KIND: &str = "http";
@@ -479,7 +467,9 @@ fn injection(ctx: &Ctx<'_>, raw: &RawInject) -> Result<Injection, CatalogError> 
     if header.is_empty() || header.len() > 64 || !header.chars().all(tchar) {
         return Err(header_err("must be 1-64 HTTP token characters"));
     }
-    if FORBIDDEN_HEADERS.contains(&header.to_ascii_lowercase().as_str()) {
+    if crate::headers::is_hop_by_hop(header)
+        || FRAMING_HEADERS.contains(&header.to_ascii_lowercase().as_str())
+    {
         return Err(header_err(
             "hop-by-hop, framing and routing headers cannot be injected",
         ));

@@ -17,20 +17,8 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use bglass_core::headers::HOP_BY_HOP;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded either way.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// Client headers that carry credentials or claim an identity or a network path to the tool.
 const CLIENT_IDENTITY_HEADERS: [&str; 16] = [

@@ -621,12 +621,14 @@ pub async fn serve(proxy: Arc<Proxy>, startup: Startup) -> Result<(), StartError
         }
     };
     let recovered = startup.recovered;
+    // The address bound, not the configured one: with port 0 the system chose the port.
+    let bound = listener.local_addr().unwrap_or(proxy.config.listen);
     let announce = {
         let proxy = Arc::clone(&proxy);
         move || {
             eprintln!(
-                "bglass-proxy {}: listening on {} ({recovered} audit entries replayed)",
-                proxy.config.id, proxy.config.listen
+                "bglass-proxy {}: listening on {bound} ({recovered} audit entries replayed)",
+                proxy.config.id
             );
         }
     };

@@ -251,6 +251,9 @@ async fn metrics(proxy: Arc<Proxy>, addr: std::net::SocketAddr) {
             return;
         }
     };
+    // With port 0 the system chose the port: say which.
+    let (id, bound) = (&proxy.config.id, listener.local_addr().unwrap_or(addr));
+    eprintln!("bglass-proxy {id}: metrics listening on {bound}");
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;

@@ -26,7 +26,7 @@ use bglass_core::vault::{Vault, VaultIdentity};
 use bglass_core::{ExposeSecret, timestamp};
 use bglass_proxy::config::ProxyConfig;
 use bglass_tests::bin;
-use bglass_tests::world::free_port;
+use bglass_tests::ports::PortHold;
 
 /// A checkpoint is signed every this many entries (the proxy signs one a second while
 /// events arrive), so the history is long too.
@@ -224,15 +224,17 @@ fn main() {
     if kept.is_some() && !reuse {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    let port = if reuse {
+    // The proxy's port, held for the benchmark's life: the proxy takes it over at each
+    // start (SO_REUSEADDR), and no other process is handed it between runs.
+    let hold = if reuse {
         let text = std::fs::read_to_string(dir.join("proxy.toml")).unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("listen = \"127.0.0.1:"))
-            .and_then(|p| p.trim_end_matches('"').parse().ok())
-            .unwrap()
+        let doc: toml_edit::DocumentMut = text.parse().unwrap();
+        let listen: std::net::SocketAddr = doc["listen"].as_str().unwrap().parse().unwrap();
+        PortHold::again(listen.port())
     } else {
-        free_port()
+        PortHold::new()
     };
+    let port = hold.port();
     let out = if reuse {
         std::fs::read_to_string(dir.join("init.out")).unwrap()
     } else {
@@ -338,10 +340,13 @@ fn main() {
                 start.elapsed() < Duration::from_secs(600),
                 "not serving after 10 min"
             );
+            // Polled every 10 ms: the resolution of the time to serving measured.
             std::thread::sleep(Duration::from_millis(10));
         }
         let serving = start.elapsed().as_secs_f64();
         let (hwm, rss) = memory(pid);
+        // Memory is reported again 5 s after serving began: a measurement interval, not a
+        // wait for an event.
         std::thread::sleep(Duration::from_secs(5));
         let (hwm5, rss5) = memory(pid);
         println!(

@@ -84,12 +84,12 @@ fn filter(args: &AuditFilterArgs) -> CliResult<Filter> {
         responder: args
             .responder
             .as_deref()
-            .map(|r| ResponderId::new(r).map_err(|e| CliError::user(format!("--responder: {e}"))))
+            .map(|r| crate::cmd::parse_arg::<ResponderId>(Some("--responder"), r))
             .transpose()?,
         service: args
             .service
             .as_deref()
-            .map(|s| ServiceName::new(s).map_err(|e| CliError::user(format!("--service: {e}"))))
+            .map(|s| crate::cmd::parse_arg::<ServiceName>(Some("--service"), s))
             .transpose()?,
         drill: args.drill.clone(),
     })

@@ -10,9 +10,7 @@ use toml::Spanned;
 
 use super::{Ctx, RawService};
 use crate::catalog::{CatalogError, CatalogProblem, CertPin, UpstreamTls};
-
-/// Longest `upstream_server_name`.
-const MAX_SERVER_NAME: usize = 253;
+use crate::id::{DnsName, NameError};
 
 /// The TLS settings of an upstream whose address was written with (`https`) or without a
 /// scheme; `upstream` locates errors about missing fields.
@@ -80,37 +78,16 @@ pub(super) fn upstream_tls(
     Ok(Some(UpstreamTls { pin, server_name }))
 }
 
-/// A DNS name (lowercase letters, digits and hyphens in dot-separated labels, not ending in
-/// a numeric label) or an IP literal.
+/// A DNS name (the core's [`DnsName`] rule) or an IP literal.
 fn server_name(name: &str) -> Result<String, &'static str> {
     if let Ok(ip) = name.parse::<IpAddr>() {
         return Ok(ip.to_string());
     }
-    if name.is_empty() || name.len() > MAX_SERVER_NAME {
-        return Err("must be 1-253 characters");
+    match DnsName::new(name) {
+        Ok(name) => Ok(name.to_string()),
+        Err(NameError::Invalid { rule, .. }) => Err(rule),
+        Err(_) => Err("must be 1-253 characters"),
     }
-    for label in name.split('.') {
-        let ok = !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !ok {
-            return Err(
-                "each dot-separated label must be 1-63 of a-z, 0-9 and '-', not starting or ending with '-'",
-            );
-        }
-    }
-    if name
-        .rsplit('.')
-        .next()
-        .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err("the last label must not be all digits (write an IP literal as one)");
-    }
-    Ok(name.to_owned())
 }
 
 #[cfg(test)]

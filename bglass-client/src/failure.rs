@@ -1,0 +1,248 @@
+//! Why a call to the proxies failed, as values: per proxy (unavailable, so the next proxy
+//! may serve; refused, so none will; or a local problem), over every proxy tried, and why a
+//! proxy is not trusted (a split view of its audit log). The CLI turns them into messages
+//! and exit codes at the edge ([`CliError`]); the session decides failover on the variants.
+
+use bglass_core::api::ApiError;
+use bglass_core::audit::checkpoint::CheckpointError;
+use bglass_core::id::ProxyId;
+
+use crate::error::{CliError, ErrorKind};
+
+/// Why a proxy is not trusted: its log or identity is not what this machine saw before.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SplitView {
+    /// It presents another id or signing key.
+    #[error(
+        "it now presents itself as {id} with key {key}, but this machine knew it as {known_id} with key {known_key}"
+    )]
+    Identity {
+        /// The id it presents.
+        id: ProxyId,
+        /// The key id it presents.
+        key: String,
+        /// The id this machine knew.
+        known_id: ProxyId,
+        /// The key id this machine knew.
+        known_key: String,
+    },
+    /// Its checkpoint does not verify with its key.
+    #[error("its checkpoint does not verify: {0}")]
+    Checkpoint(CheckpointError),
+    /// Its log is shorter than before.
+    #[error("its log shrank from {known} to {size} entries")]
+    Shrank {
+        /// Entries this machine saw.
+        known: u64,
+        /// Entries it shows now.
+        size: u64,
+    },
+    /// Its log does not extend the one seen before (no consistency proof).
+    #[error(
+        "its log of {size} entries does not extend the {known} entries this machine saw before"
+    )]
+    Forked {
+        /// Entries it shows now.
+        size: u64,
+        /// Entries this machine saw.
+        known: u64,
+    },
+}
+
+/// Why one proxy could not serve a call: the next one may.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unavailable {
+    /// No connection, or the request failed on the way.
+    #[error("{}", chain(.0))]
+    Transport(reqwest::Error),
+    /// Its answer could not be read or decoded.
+    #[error("{0}")]
+    Read(reqwest::Error),
+    /// Its answer is not the JSON expected.
+    #[error("bad answer: {0}")]
+    BadAnswer(serde_json::Error),
+    /// `/healthz` did not name the proxy.
+    #[error("the proxy did not name itself")]
+    Unnamed,
+    /// `/healthz` did not give the proxy's signing key.
+    #[error("the proxy did not give its signing key")]
+    NoKey,
+    /// An action cannot be addressed to a proxy whose id is not known yet.
+    #[error("proxy id unknown")]
+    IdUnknown,
+    /// It said it cannot serve now (its audit log failed, it is saturated, or a gateway
+    /// in front of it failed).
+    #[error("{message}")]
+    CannotServe {
+        /// The HTTP status.
+        status: u16,
+        /// The proxy's reason code (`audit_failed`, `busy`, …).
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// Its log is not what this machine saw before.
+    #[error("refused: split view ({0})")]
+    SplitView(SplitView),
+    /// Its log was seen before, but it does not show its current checkpoint.
+    #[error(
+        "refused: no audit checkpoint (asked for its signed audit checkpoint, it answered HTTP {status} ({detail}), but this machine saw {known} entries of its log before)"
+    )]
+    NoCheckpoint {
+        /// The HTTP status of its answer.
+        status: u16,
+        /// What it said (shortened).
+        detail: String,
+        /// Entries this machine saw.
+        known: u64,
+    },
+    /// Other `bglass` commands of this responder kept storing newer checkpoints meanwhile.
+    #[error("its stored checkpoint kept changing under concurrent bglass commands")]
+    CheckpointChurn,
+}
+
+impl Unavailable {
+    /// The banner to print, once and loudly, when this is a refusal of trust.
+    pub fn banner(&self, url: &str) -> Option<String> {
+        match self {
+            Self::SplitView(what) => Some(format!(
+                "\n!!! SPLIT VIEW: the proxy at {url} is not showing this machine the same audit log as before: {what}.\n!!! Do not trust it. Report this to your security team with the files in state/proxies/ beside your bglass config.\n"
+            )),
+            Self::NoCheckpoint {
+                status,
+                detail,
+                known,
+            } => Some(format!(
+                "\n!!! NO CHECKPOINT: the proxy at {url} does not show its audit checkpoint: asked for its signed audit checkpoint, it answered HTTP {status} ({detail}), but this machine saw {known} entries of its log before.\n!!! Its log may have been reset, replaced or forked: bglass does not use it now. If this lasts more than a few seconds, report it to your security team with the files in state/proxies/ beside your bglass config.\n"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// An error and its sources, one after another (reqwest's own message is terse).
+fn chain(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+/// Why a call to one proxy failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// Not reachable, busy, or refused by its own failure: try the next proxy.
+    #[error(transparent)]
+    Unavailable(Unavailable),
+    /// The proxy answered with a refusal: do not try others.
+    #[error(transparent)]
+    Refused(Refusal),
+    /// A local problem.
+    #[error(transparent)]
+    Local(CliError),
+}
+
+/// A proxy's refusal: its HTTP status and what it said.
+#[derive(Debug, thiserror::Error)]
+#[error("{} ({})", .error.message, .error.error)]
+pub struct Refusal {
+    /// The HTTP status.
+    pub status: u16,
+    /// The proxy's refusal.
+    pub error: ApiError,
+}
+
+impl Refusal {
+    /// Whether the proxy refused the request itself (4xx), rather than failed to serve it.
+    pub fn is_denial(&self) -> bool {
+        self.status < 500
+    }
+}
+
+impl From<Refusal> for CliError {
+    fn from(r: Refusal) -> Self {
+        refusal_error(r.status, r.error)
+    }
+}
+
+impl From<CliError> for CallError {
+    fn from(e: CliError) -> Self {
+        Self::Local(e)
+    }
+}
+
+impl From<Unavailable> for CallError {
+    fn from(e: Unavailable) -> Self {
+        Self::Unavailable(e)
+    }
+}
+
+impl From<CallError> for CliError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Unavailable(why) => CliError::new(ErrorKind::Unavailable, why),
+            CallError::Refused(refusal) => refusal.into(),
+            CallError::Local(e) => e,
+        }
+    }
+}
+
+/// Why a call failed on every proxy it was allowed to try.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallFailure {
+    /// No proxy answered: each proxy tried (URL) with its latest reason, in priority order.
+    #[error("no proxy answered: {}", CallFailure::reasons(.0))]
+    Unavailable(Vec<(String, Unavailable)>),
+    /// A proxy refused.
+    #[error(transparent)]
+    Refused(Refusal),
+    /// A local problem.
+    #[error(transparent)]
+    Local(CliError),
+}
+
+impl CallFailure {
+    /// Each proxy tried and why it did not answer, `URL: why; …`.
+    pub fn reasons(tried: &[(String, Unavailable)]) -> String {
+        tried
+            .iter()
+            .map(|(url, why)| format!("{url}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl From<CallFailure> for CliError {
+    fn from(e: CallFailure) -> Self {
+        match e {
+            unavailable @ CallFailure::Unavailable(_) => {
+                CliError::new(ErrorKind::Unavailable, unavailable)
+                    .with_hint("check the network path to the proxies; `bglass status` lists them")
+            }
+            CallFailure::Refused(refusal) => refusal.into(),
+            CallFailure::Local(e) => e,
+        }
+    }
+}
+
+/// The CLI error for a proxy's refusal: denied, or unavailable for server-side failures.
+pub fn refusal_error(status: u16, e: ApiError) -> CliError {
+    let kind = if status >= 500 {
+        ErrorKind::Unavailable
+    } else {
+        ErrorKind::Denied
+    };
+    let err = CliError::new(kind, format!("{} ({})", e.message, e.error)).with_code(e.error);
+    match e.hint {
+        Some(h) => err.with_hint(h),
+        None => err,
+    }
+}
