@@ -8,6 +8,9 @@
 //! - [`keys`]: Ed25519 keys and the responder's encrypted key file.
 //! - [`envelope`]: signed requests from responders.
 //! - [`grant`]: signed grants from proxies; [`grant::VerifiedGrant`] only from verification.
+//! - [`policy`]: the access policy: the proxy's live state, the decisions taken on it and
+//!   how audit events change it.
+//! - [`audit`]: the append-only audit log, its checkpoints, proofs, verification and reports.
 //! - [`failstale`]: keep the last good configuration when a reload is rejected.
 //! - [`source`], [`id`], [`duration`], [`size`]: strict file reading, names, durations and
 //!   sizes.
@@ -22,6 +25,7 @@ pub mod failstale;
 pub mod grant;
 pub mod id;
 pub mod keys;
+pub mod policy;
 pub mod roster;
 pub mod scenario;
 pub mod size;

@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::{Body, Denied, Peer, Proxy, full, json, lock, refusal_response};
-use crate::state::{Context, Refusal, envelope_code};
+use bglass_core::policy::{Context, Refusal, envelope_code};
 
 fn query(req: &Request<Incoming>, name: &str) -> Option<u64> {
     req.uri()
@@ -385,7 +385,7 @@ async fn one_request(
             let pending = lock(&proxy.state)
                 .requests
                 .get(&id)
-                .is_some_and(|r| matches!(r.status, crate::state::RequestStatus::Pending));
+                .is_some_and(|r| matches!(r.status, bglass_core::policy::RequestStatus::Pending));
             if !pending || tokio::time::timeout_at(deadline, notified).await.is_err() {
                 break;
             }

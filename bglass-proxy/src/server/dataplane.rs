@@ -28,7 +28,7 @@ use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 
 use super::hygiene::{clean_request, clean_response};
 use super::{Body, BoxError, Denied, Peer, Proxy, lock, refusal_response};
-use crate::state::Refusal;
+use bglass_core::policy::Refusal;
 
 /// Most grants cached per connection.
 const CACHE_LIMIT: usize = 64;

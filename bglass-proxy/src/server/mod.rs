@@ -41,7 +41,7 @@ use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use crate::config::ProxyConfig;
 use crate::init::{CA_KEY_SECRET, SIGNING_KEY_SECRET, TLS_KEY_SECRET};
 use crate::metrics::Metrics;
-use crate::state::{Refusal, State};
+use bglass_core::policy::{Refusal, State};
 use bglass_tls::KeyGate;
 
 /// The error type of bodies.

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Body, Denied, Proxy, full, lock};
 use crate::config::{NotifyFormat, NotifyTarget};
-use crate::state::Refusal;
+use bglass_core::policy::Refusal;
 
 /// Starts every background task.
 pub fn spawn_all(
@@ -97,7 +97,7 @@ async fn expiries(proxy: Arc<Proxy>) {
                 )
             };
             let kind = EventKind::Denial {
-                reason: crate::state::REQUEST_EXPIRED.to_owned(),
+                reason: bglass_core::policy::REQUEST_EXPIRED.to_owned(),
                 detail: format!(
                     "no decision within {}; the request expired",
                     proxy.config.limits.request_ttl

@@ -145,13 +145,22 @@ pub enum AuditOpenError {
         what: String,
     },
     /// The replay callback refused an entry.
-    #[error("replay stopped at entry {index}: {what}")]
+    #[error("replay stopped at entry {index}: {source}")]
     Replay {
         /// The entry.
         index: u64,
         /// Why.
-        what: String,
+        source: ReplayError,
     },
+}
+
+/// Why the replay callback of [`AuditLog::open`] refused an entry (the open stops there).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The entry is not an event this version reads.
+    #[error(transparent)]
+    Event(#[from] super::event::EventError),
 }
 
 /// Why an append failed. The entry is not in the log.
@@ -229,7 +238,7 @@ pub enum ProofError {
 }
 
 /// The callback that sees every entry at open.
-type Replay<'a> = dyn FnMut(u64, &[u8]) -> Result<(), String> + 'a;
+type Replay<'a> = dyn FnMut(u64, &[u8]) -> Result<(), ReplayError> + 'a;
 
 type Reply = mpsc::SyncSender<Result<Appended, AuditAppendError>>;
 
@@ -320,7 +329,7 @@ impl AuditLog {
     /// its files as they were.
     pub fn open(
         config: LogConfig,
-        mut replay: impl FnMut(u64, &[u8]) -> Result<(), String>,
+        mut replay: impl FnMut(u64, &[u8]) -> Result<(), ReplayError>,
     ) -> Result<(Self, RecoveryReport), AuditOpenError> {
         let dir = config.dir.clone();
         std::fs::create_dir_all(dir.join(storage::TMP_DIR)).map_err(|e| storage::err(&dir, e))?;
@@ -427,9 +436,9 @@ impl AuditLog {
                 .last()
                 .cloned()
                 .ok_or_else(|| corrupt(rollback.size, "the rollback entry is not in memory"))?;
-            replay(appended.index, &bytes).map_err(|what| AuditOpenError::Replay {
+            replay(appended.index, &bytes).map_err(|source| AuditOpenError::Replay {
                 index: appended.index,
-                what,
+                source,
             })?;
             report.rollback = Some(rollback);
         }

@@ -428,7 +428,10 @@ pub(super) fn recover(
                 format!("entries {size}..{} are missing", record.index),
             ));
         }
-        replay(size, &record.data).map_err(|what| AuditOpenError::Replay { index: size, what })?;
+        replay(size, &record.data).map_err(|source| AuditOpenError::Replay {
+            index: size,
+            source,
+        })?;
         edge.push(leaf_hash(&record.data), &mut completed);
         note_root(&edge, &mut wanted);
         wal_base.get_or_insert(size);
@@ -553,7 +556,7 @@ fn walk_bundle(
     for (i, range) in ranges.iter().enumerate() {
         let index = base + i as u64;
         replay(index, &bytes[range.clone()])
-            .map_err(|what| AuditOpenError::Replay { index, what })?;
+            .map_err(|source| AuditOpenError::Replay { index, source })?;
     }
     // A wanted size inside the bundle needs the tree entry by entry.
     let inside = wanted
