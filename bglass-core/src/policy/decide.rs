@@ -8,14 +8,14 @@
 
 use crate::audit::event::{EventKind, StoredEnvelope};
 use crate::drill::LivePlan;
-use crate::envelope::AccessRequest;
+use crate::envelope::{AccessRequest, Action, VerifiedEnvelope};
 use crate::grant::{self, GrantClaims};
 use crate::id::{GrantId, RandomError, RequestId};
 use crate::roster::Role;
 
 use super::{
     Context, DENIED_BY_APPROVER, Decision, GrantRec, REQUEST_EXPIRED, Refusal, RequestRec,
-    RequestStatus, State,
+    RequestStatus, State, envelope_refusal,
 };
 
 fn random_id<T>(f: fn() -> Result<T, RandomError>) -> Result<T, Refusal> {
@@ -81,6 +81,46 @@ fn need_role(ctx: &Context<'_>, role: Role) -> Result<(), Refusal> {
 }
 
 impl State {
+    /// Decides a verified envelope: its nonce first (never seen within the freshness
+    /// window; recorded now, whatever the decision), then its action's rules. This is the
+    /// one entry point of the control API's mutations; the `decide_*` below are its parts.
+    pub fn decide(
+        &mut self,
+        ctx: &Context<'_>,
+        verified: &VerifiedEnvelope,
+        stored: StoredEnvelope,
+    ) -> Decision {
+        self.replay
+            .check(verified, ctx.now_ms / 1000)
+            .map_err(|e| envelope_refusal(&e))?;
+        match &verified.payload().action {
+            Action::Access(a) => self.decide_access(ctx, a, stored),
+            Action::Approve { request } => self.decide_approve(ctx, request, stored),
+            Action::Deny { request, reason } => self.decide_deny(ctx, request, reason, stored),
+            Action::Revoke { grant, reason } => self.decide_revoke(ctx, grant, reason, stored),
+            Action::Review { grant, note } => self.decide_review(ctx, grant, note, stored),
+            Action::DrillStart(plan) => self.decide_drill_start(ctx, plan, stored),
+            Action::DrillStop { drill } => self.decide_drill_stop(ctx, drill),
+        }
+    }
+
+    /// The drill the events of a decision on `action` belong to, all of them: the drill of
+    /// what the action concerns (an access only when it says so), never simply "whatever
+    /// drill runs". Ask before applying the decision's events.
+    pub fn drill_of(&self, action: &Action) -> Option<String> {
+        match action {
+            Action::Access(a) => a.drill.clone(),
+            Action::Approve { request } | Action::Deny { request, .. } => {
+                self.requests.get(request).and_then(|r| r.drill.clone())
+            }
+            Action::Revoke { grant, .. } | Action::Review { grant, .. } => {
+                self.grants.get(grant).and_then(|g| g.claims.drill.clone())
+            }
+            Action::DrillStart(plan) => Some(plan.drill.clone()),
+            Action::DrillStop { .. } => self.drill.clone(),
+        }
+    }
+
     /// An access request: the request event, and the grant at once when no approval is
     /// needed or the emergency bypass applies.
     pub fn decide_access(

@@ -33,7 +33,7 @@ mod views;
 mod tests;
 
 pub use crate::audit::log::ReplayError;
-pub use refusal::{Refusal, envelope_code};
+pub use refusal::{Refusal, envelope_code, envelope_refusal};
 pub use state::{GrantRec, RequestRec, RequestStatus, State};
 
 /// The event kinds [`State::apply`] leaves the state unchanged for, so that replay skips

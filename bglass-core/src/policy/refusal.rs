@@ -55,3 +55,35 @@ pub fn envelope_code(e: &EnvelopeError) -> &'static str {
         EnvelopeError::ReplayQuota { .. } => "too_many_requests",
     }
 }
+
+/// The refusal of an envelope error: its stable code, the HTTP status clients see, and a
+/// hint where the responder can do something about it.
+pub fn envelope_refusal(e: &EnvelopeError) -> Refusal {
+    let status = match e {
+        EnvelopeError::TooLarge { .. }
+        | EnvelopeError::Truncated
+        | EnvelopeError::TrailingBytes
+        | EnvelopeError::Malformed { .. }
+        | EnvelopeError::BadText { .. }
+        | EnvelopeError::UnsupportedVersion { .. } => 400,
+        EnvelopeError::WrongAudience { .. } => 421,
+        EnvelopeError::Replayed => 409,
+        EnvelopeError::ReplayGuardFull => 503,
+        EnvelopeError::ReplayQuota { .. } => 429,
+        EnvelopeError::UnknownResponder { .. }
+        | EnvelopeError::WrongSigner { .. }
+        | EnvelopeError::BadSignature
+        | EnvelopeError::ConnectionKeyMismatch
+        | EnvelopeError::Expired { .. }
+        | EnvelopeError::NotYetValid { .. } => 401,
+    };
+    let refusal = Refusal::new(envelope_code(e), status, e.to_string());
+    match e {
+        EnvelopeError::Expired { .. } | EnvelopeError::NotYetValid { .. } => refusal
+            .hint("set your machine's clock right; requests are valid for 5 minutes either way"),
+        EnvelopeError::WrongAudience { .. } => {
+            refusal.hint("the request was signed for another proxy")
+        }
+        _ => refusal,
+    }
+}
