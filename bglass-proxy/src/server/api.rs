@@ -420,7 +420,7 @@ fn status(proxy: &Proxy, caller: &Responder) -> Response<Body> {
             catalog_rejected: proxy.catalog.last_rejection().map(|r| r.reason),
             roster_rejected: proxy.roster.last_rejection().map(|r| r.reason),
             log_size: proxy.log.size(),
-            audit_failure: proxy.log.failure(),
+            audit_failure: proxy.log.failure().map(|f| f.to_string()),
             audit_failed_since_ms,
             audit_failures,
             audit_last_recovery,

@@ -328,9 +328,7 @@ impl Proxy {
                 let bytes = event.to_bytes().map_err(|e| {
                     Refusal::new("internal", 500, format!("encoding an audit event: {e}"))
                 })?;
-                self.log
-                    .submit(bytes)
-                    .map_err(|e| self.audit_failed(&e.to_string()))
+                self.log.submit(bytes).map_err(|e| self.audit_failed(&e))
             })
             .collect()
     }
@@ -358,7 +356,7 @@ impl Proxy {
                 }
                 Err(e) => {
                     self.metrics.audit_append(micros, false);
-                    return Err(self.audit_failed(&e.to_string()));
+                    return Err(self.audit_failed(&e));
                 }
             }
         }
@@ -429,7 +427,7 @@ impl Proxy {
 
     /// The refusal while the audit log cannot write: it says since when and that the proxy
     /// retries by itself; the first one of a failure tells the operator what to do.
-    fn audit_failed(&self, why: &str) -> Refusal {
+    fn audit_failed(&self, why: &dyn std::fmt::Display) -> Refusal {
         self.metrics.denial("audit_failed");
         let health = self.log.health();
         if let Some(failure) = &health.failed {

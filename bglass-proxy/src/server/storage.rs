@@ -145,7 +145,7 @@ pub fn announce_failure(proxy: &Proxy, failure: &LogFailure) {
 
 /// The sentence a refusal carries while the log is failed; `why` when the log does not
 /// (or no longer) report a failure.
-pub fn refusal_message(health: &LogHealth, why: &str) -> String {
+pub fn refusal_message(health: &LogHealth, why: &dyn std::fmt::Display) -> String {
     match &health.failed {
         Some(f) => format!(
             "the proxy cannot write its audit log since {} ({}), so it refuses access; it retries by itself and serves again as soon as the log can write",
@@ -336,7 +336,7 @@ pub fn status(proxy: &Proxy) -> (Option<u64>, u64, Option<AuditRecoveryView>, St
         health.last_recovery.map(|r| AuditRecoveryView {
             failed_ms: r.failed_ms,
             recovered_ms: r.recovered_ms,
-            error: r.error,
+            error: r.error.to_string(),
         }),
         StorageStatus {
             free_bytes: reading.free_bytes,
@@ -472,17 +472,24 @@ mod tests {
         let health = LogHealth {
             failed: Some(LogFailure {
                 since_ms: 1_700_000_000_000,
-                error: "No space left on device (os error 28)".to_owned(),
+                error: bglass_core::audit::log::LogFault::Storage(
+                    bglass_core::audit::storage::StorageError {
+                        path: "/srv/bglass/data/log/pending.wal".to_owned(),
+                        op: bglass_core::audit::storage::FileOp::Sync,
+                        what: "No space left on device (os error 28)".to_owned(),
+                        errno: Some(28),
+                    },
+                ),
             }),
             failures: 1,
             last_recovery: None,
         };
-        let m = refusal_message(&health, "ignored");
+        let m = refusal_message(&health, &"ignored");
         assert!(m.contains(&timestamp::format_ms(1_700_000_000_000)), "{m}");
         assert!(m.contains("No space left on device"), "{m}");
         assert!(m.contains("retries by itself"), "{m}");
         assert!(!m.contains("repaired"), "{m}");
-        let healthy = refusal_message(&LogHealth::default(), "the audit log is closed");
+        let healthy = refusal_message(&LogHealth::default(), &"the audit log is closed");
         assert!(healthy.contains("the audit log is closed"), "{healthy}");
     }
 }

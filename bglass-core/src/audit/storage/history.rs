@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::{CHECKPOINT_FILE, HISTORY_FILE, StorageError, err, read_bounded};
+use super::{CHECKPOINT_FILE, FileOp, HISTORY_FILE, StorageError, err, io_err, read_bounded};
 
 /// Largest checkpoint history accepted (about 4 million checkpoints).
 const MAX_HISTORY_BYTES: u64 = 1 << 30;
@@ -25,6 +25,7 @@ pub fn read_history(path: &Path) -> Result<History, StorageError> {
     {
         return Err(err(
             path,
+            FileOp::Read,
             format!(
                 "{} bytes, more than the {MAX_HISTORY_BYTES} allowed",
                 meta.len()
@@ -54,9 +55,12 @@ pub fn for_each_history(
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, None)),
-        Err(e) => return Err(err(path, e)),
+        Err(e) => return Err(io_err(path, FileOp::Open, &e)),
     };
-    let file_len = file.metadata().map_err(|e| err(path, e))?.len();
+    let file_len = file
+        .metadata()
+        .map_err(|e| io_err(path, FileOp::Read, &e))?
+        .len();
     let mut reader = std::io::BufReader::with_capacity(64 * 1024, file);
     let mut at = 0u64;
     let mut n = 0u64;
@@ -66,6 +70,7 @@ pub fn for_each_history(
         if rest > MAX_RECORD {
             return Err(err(
                 path,
+                FileOp::Read,
                 format!(
                     "the record at byte {at} {what}, and {rest} bytes follow it, more than one record holds: the file is damaged, not torn at its end by a crash"
                 ),
@@ -80,7 +85,8 @@ pub fn for_each_history(
     };
     loop {
         let mut len_bytes = [0u8; 4];
-        let got = read_full(&mut reader, &mut len_bytes).map_err(|e| err(path, e))?;
+        let got =
+            read_full(&mut reader, &mut len_bytes).map_err(|e| io_err(path, FileOp::Read, &e))?;
         if got == 0 {
             return Ok((at, None));
         }
@@ -92,7 +98,7 @@ pub fn for_each_history(
             return torn(at, format!("claims {len} bytes, which no checkpoint has"));
         }
         note.resize(len, 0);
-        let got = read_full(&mut reader, &mut note).map_err(|e| err(path, e))?;
+        let got = read_full(&mut reader, &mut note).map_err(|e| io_err(path, FileOp::Read, &e))?;
         if got < len {
             return torn(at, format!("is cut short ({got} of {len} bytes)"));
         }

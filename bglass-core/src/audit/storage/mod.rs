@@ -46,50 +46,102 @@ pub use history::{
 };
 pub use wal::{WalContents, WalError, WalRecord, encode_record, read_wal, record_len, wal_header};
 
-/// A storage failure, naming the file.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{path}: {what}")]
+/// A storage failure: which file, which operation, and the system's error number when the
+/// system refused it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{op} {path}: {what}")]
 pub struct StorageError {
     /// The file.
     pub path: String,
-    /// What went wrong.
+    /// What was being done to it.
+    pub op: FileOp,
+    /// What went wrong: the system's message, or what is wrong with the file's content.
     pub what: String,
     /// The operating system's error number, when the system refused an operation (28 is a
     /// full disk).
     pub errno: Option<i32>,
 }
 
-pub(crate) fn err(path: &Path, what: impl std::fmt::Display) -> StorageError {
+/// The file operation a [`StorageError`] concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileOp {
+    /// Opening or creating a file.
+    Open,
+    /// Reading a file, or checking what it holds.
+    Read,
+    /// Writing to a file.
+    Write,
+    /// Flushing a file or directory to the disk (fsync).
+    Sync,
+    /// Renaming a file into place.
+    Rename,
+    /// Cutting a file to a length.
+    Truncate,
+    /// Making a directory.
+    CreateDir,
+    /// Taking the log's lock, or starting its writer.
+    Start,
+}
+
+impl std::fmt::Display for FileOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Open => "opening",
+            Self::Read => "reading",
+            Self::Write => "writing",
+            Self::Sync => "syncing",
+            Self::Rename => "renaming into",
+            Self::Truncate => "truncating",
+            Self::CreateDir => "creating",
+            Self::Start => "starting",
+        })
+    }
+}
+
+/// A storage failure that is not the system's: what is wrong with the file (or the log).
+pub(crate) fn err(path: &Path, op: FileOp, what: impl std::fmt::Display) -> StorageError {
     StorageError {
         path: path.display().to_string(),
+        op,
         what: what.to_string(),
         errno: None,
     }
 }
 
 /// A storage failure from an operating-system error, keeping its number.
-pub fn io_err(path: &Path, e: &std::io::Error) -> StorageError {
+pub fn io_err(path: &Path, op: FileOp, e: &std::io::Error) -> StorageError {
     StorageError {
         path: path.display().to_string(),
+        op,
         what: e.to_string(),
         errno: e.raw_os_error(),
     }
 }
 
+/// The error of a failed operation `op` on `path` (for `map_err`).
+pub fn io_err_at(path: &Path, op: FileOp) -> impl Fn(std::io::Error) -> StorageError + '_ {
+    move |e| io_err(path, op, &e)
+}
+
 /// Reads a whole file, refusing it when larger than `max`.
 pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, StorageError> {
-    let file = std::fs::File::open(path).map_err(|e| err(path, e))?;
-    let len = file.metadata().map_err(|e| err(path, e))?.len();
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, FileOp::Open, &e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| io_err(path, FileOp::Read, &e))?
+        .len();
     if len > max {
         return Err(err(
             path,
+            FileOp::Read,
             format!("{len} bytes, more than the {max} allowed"),
         ));
     }
     let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     file.take(max + 1)
         .read_to_end(&mut out)
-        .map_err(|e| err(path, e))?;
+        .map_err(|e| io_err(path, FileOp::Read, &e))?;
     Ok(out)
 }
 
@@ -97,7 +149,7 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, StorageError> {
 pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| err(dir, e))
+        .map_err(|e| io_err(dir, FileOp::Sync, &e))
 }
 
 /// Encodes entries as a C2SP entry bundle.

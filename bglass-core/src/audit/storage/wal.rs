@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use super::{MAX_BUNDLE_BYTES, StorageError, err, read_bounded};
+use super::{FileOp, MAX_BUNDLE_BYTES, StorageError, err, read_bounded};
 
 const WAL_MAGIC: &[u8; 8] = b"bglwal1\n";
 const RECORD_OVERHEAD: usize = 8 + 2 + 8;
@@ -208,7 +208,7 @@ pub fn read_wal(path: &Path) -> Result<WalContents, WalError> {
                 ..WalContents::default()
             });
         }
-        return Err(err(path, "not a bglass write-ahead file").into());
+        return Err(err(path, FileOp::Read, "not a bglass write-ahead file").into());
     }
     let mut contents = WalContents {
         valid_len: WAL_MAGIC.len() as u64,
