@@ -192,7 +192,7 @@ fn run(kind: Kind, at: usize) -> bool {
     drop(log);
     for (i, index) in &acknowledged {
         let stored = entries
-            .get(usize::try_from(*index).unwrap_or(usize::MAX))
+            .get(usize::try_from(*index).expect("an index in memory"))
             .unwrap_or_else(|| panic!("{what}: acknowledged entry {index} is missing"));
         assert_eq!(
             stored,

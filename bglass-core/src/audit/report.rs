@@ -39,7 +39,7 @@ pub fn for_each_entry(
         if record.index > index {
             return Err(format!("entries {index}..{} are missing", record.index));
         }
-        f(index, &record.data)?;
+        f(index, record.data.as_bytes())?;
         index += 1;
     }
     Ok(index)

@@ -31,7 +31,7 @@ pub struct VerifyReport {
     /// Entries checked.
     pub entries: u64,
     /// Checkpoints checked.
-    pub checkpoints: usize,
+    pub checkpoints: u64,
     /// The largest verified checkpoint: size and root.
     pub latest: Option<(u64, Hash)>,
     /// The proxy whose log this is.
@@ -222,11 +222,10 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
                 rx
             })
             .collect();
-        let in_order = (0..bundles).map_while(|b| {
-            receivers
-                .get(usize::try_from(b % readers).unwrap_or(0))
-                .and_then(|rx| rx.recv().ok())
-        });
+        // Bundle b comes from reader b % readers: the receivers in turn.
+        let in_order = (0..bundles)
+            .zip(receivers.iter().cycle())
+            .map_while(|(_, rx)| rx.recv().ok());
         for hashed in in_order {
             let b = hashed.bundle;
             let base = b * TILE_WIDTH as u64;
@@ -331,8 +330,14 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
                         ));
                         break;
                     }
-                    let leaf = leaf_hash(&record.data);
-                    if let Err(d) = on_entry(size, &record.data, leaf, &mut edge, &mut completed) {
+                    let leaf = leaf_hash(record.data.as_bytes());
+                    if let Err(d) = on_entry(
+                        size,
+                        record.data.as_bytes(),
+                        leaf,
+                        &mut edge,
+                        &mut completed,
+                    ) {
                         entry_defect = Some(d);
                         break;
                     }
@@ -515,7 +520,7 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
     }
     Ok(VerifyReport {
         entries,
-        checkpoints: usize::try_from(checkpoints.count).unwrap_or(usize::MAX),
+        checkpoints: checkpoints.count,
         latest,
         proxy,
         key,
@@ -561,7 +566,7 @@ fn first_proxy(dir: &Path) -> Option<String> {
             .map(|r| bytes[r.clone()].to_vec()),
         Err(_) => storage::read_wal(&dir.join(WAL_FILE))
             .ok()
-            .and_then(|w| w.records.into_iter().next().map(|r| r.data)),
+            .and_then(|w| w.records.into_iter().next().map(|r| r.data.into_bytes())),
     }?;
     Event::from_bytes(&first).ok().map(|e| e.proxy.to_string())
 }

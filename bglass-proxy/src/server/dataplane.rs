@@ -575,7 +575,7 @@ impl UseRecord {
             status,
             bytes_in,
             bytes_out,
-            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            duration_ms: timestamp::millis(self.started.elapsed()),
             start: Some(self.start),
         };
         let proxy = Arc::clone(&self.proxy);

@@ -345,7 +345,7 @@ impl Proxy {
         })
         .await
         .map_err(|e| Refusal::new("internal", 500, format!("audit wait: {e}")))?;
-        let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let micros = timestamp::micros(start.elapsed());
         let mut out = Vec::with_capacity(results.len());
         for (result, event) in results.into_iter().zip(events) {
             match result {

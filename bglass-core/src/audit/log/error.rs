@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::super::checkpoint::CheckpointError;
 use super::super::event::EventError;
-use super::super::storage::{self, StorageError};
+use super::super::storage::{self, NoteSizeError, StorageError};
 use super::Rollback;
 
 /// Why the log could not be opened.
@@ -137,6 +137,9 @@ pub enum LogFault {
     /// A checkpoint could not be signed.
     #[error("signing a checkpoint: {0}")]
     Sign(CheckpointError),
+    /// A signed checkpoint note does not fit a history record.
+    #[error("the checkpoint history: {0}")]
+    Note(NoteSizeError),
     /// One of the log's own entries could not be encoded.
     #[error("encoding the log's {entry} entry: {what}")]
     Encode {

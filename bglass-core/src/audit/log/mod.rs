@@ -305,7 +305,8 @@ impl AuditLog {
             let mut file = disk
                 .open_append(&history)
                 .map_err(storage::io_err_at(&history, FileOp::Open))?;
-            disk.write_all(&mut file, &history, &storage::encode_history(note))
+            let record = storage::encode_history(note).map_err(LogFault::Note)?;
+            disk.write_all(&mut file, &history, &record)
                 .map_err(storage::io_err_at(&history, FileOp::Write))?;
             disk.sync_data(&file, &history)
                 .map_err(storage::io_err_at(&history, FileOp::Sync))?;
@@ -363,7 +364,7 @@ impl AuditLog {
                 .last()
                 .cloned()
                 .ok_or_else(|| corrupt(rollback.size, "the rollback entry is not in memory"))?;
-            replay(appended.index, &bytes).map_err(|source| AuditOpenError::Replay {
+            replay(appended.index, bytes.as_bytes()).map_err(|source| AuditOpenError::Replay {
                 index: appended.index,
                 source,
             })?;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::super::storage::{self, FileOp, StorageError, WAL_FILE};
-use super::super::tree::TILE_WIDTH;
+use super::super::tree::{TILE_WIDTH, tile_offset};
 
 /// Entries of an open log read in order from its files (see [`AuditLog::entries_from`]).
 #[derive(Debug)]
@@ -53,7 +53,7 @@ impl EntryReader {
                     let entries = storage::parse_bundle(&bytes).map_err(|e| {
                         storage::err(&bundle, FileOp::Read, format!("entry {}: {e}", self.next))
                     })?;
-                    let skip = usize::try_from(self.next % TILE_WIDTH as u64).unwrap_or(0);
+                    let skip = tile_offset(self.next);
                     self.batch
                         .extend(entries.into_iter().skip(skip).map(<[u8]>::to_vec));
                     return Ok(());
@@ -67,7 +67,7 @@ impl EntryReader {
             for record in wal.records {
                 let wanted = self.next + self.batch.len() as u64;
                 if record.index == wanted && wanted < self.end {
-                    self.batch.push_back(record.data);
+                    self.batch.push_back(record.data.into_bytes());
                 }
             }
             if !self.batch.is_empty() {

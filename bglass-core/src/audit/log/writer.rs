@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::super::checkpoint::{self, VerifiedCheckpoint};
 use super::super::event::{EVENT_VERSION, Event, EventKind};
-use super::super::storage::{self, Disk, FileOp, StorageError, WAL_FILE};
+use super::super::storage::{self, Disk, Entry, FileOp, StorageError, WAL_FILE};
 use super::super::tree::{FullTile, TILE_WIDTH, TreeEdge, leaf_hash};
 use super::recover::recompute_tile;
 use super::{
@@ -67,7 +67,7 @@ pub(super) struct Writer {
     /// The write-ahead file, open for appending (`None` after a failure, until rewritten).
     pub wal: Option<File>,
     /// What the write-ahead file holds, acknowledged: entries from index `wal_base`.
-    pub wal_entries: Vec<Vec<u8>>,
+    pub wal_entries: Vec<Entry>,
     pub wal_base: u64,
     /// Full bundles written to disk.
     pub bundles: u64,
@@ -412,10 +412,13 @@ impl Writer {
         let mut buffer = Vec::new();
         let mut accepted = Vec::with_capacity(appends.len());
         for (entry, reply) in appends {
-            if entry.is_empty() || entry.len() > storage::MAX_ENTRY_BYTES {
-                let _ = reply.send(Err(AuditAppendError::Size(entry.len())));
-                continue;
-            }
+            let entry = match Entry::new(entry) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    let _ = reply.send(Err(AuditAppendError::Size(e.len)));
+                    continue;
+                }
+            };
             let index = edge.size() + accepted.len() as u64;
             storage::encode_record(&mut buffer, index, &entry);
             accepted.push((entry, reply));
@@ -456,7 +459,7 @@ impl Writer {
         let mut completed = Vec::new();
         let mut answers = Vec::with_capacity(accepted.len());
         for (entry, reply) in accepted {
-            let leaf = leaf_hash(&entry);
+            let leaf = leaf_hash(entry.as_bytes());
             let index = edge.size();
             edge.push(leaf, &mut completed);
             self.wal_entries.push(entry);
@@ -514,7 +517,7 @@ impl Writer {
             // At most the entries held (past them, all are dropped).
             let drop = usize::try_from(keep_from - self.wal_base)
                 .map_or(self.wal_entries.len(), |d| d.min(self.wal_entries.len()));
-            let kept: Vec<Vec<u8>> = self.wal_entries.split_off(drop);
+            let kept: Vec<Entry> = self.wal_entries.split_off(drop);
             let old = std::mem::replace(&mut self.wal_entries, kept);
             let old_base = self.wal_base;
             self.wal_base = keep_from;
@@ -557,7 +560,7 @@ impl Writer {
         // A note a failed append left half-written goes first: the new one follows the
         // last whole note.
         self.cut_history().map_err(|e| self.failed(e.into()))?;
-        let record = storage::encode_history(&note);
+        let record = storage::encode_history(&note).map_err(LogFault::Note)?;
         let appended = self
             .disk
             .open_append(&history)

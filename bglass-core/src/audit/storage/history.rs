@@ -93,10 +93,16 @@ pub fn for_each_history(
         if got < 4 {
             return torn(at, "is cut short in its length".to_owned());
         }
-        let len = usize::try_from(u32::from_be_bytes(len_bytes)).unwrap_or(usize::MAX);
-        if len == 0 || len > crate::audit::checkpoint::MAX_CHECKPOINT_BYTES {
-            return torn(at, format!("claims {len} bytes, which no checkpoint has"));
-        }
+        let claimed = u32::from_be_bytes(len_bytes);
+        let len = usize::try_from(claimed)
+            .ok()
+            .filter(|&n| n > 0 && n <= crate::audit::checkpoint::MAX_CHECKPOINT_BYTES);
+        let Some(len) = len else {
+            return torn(
+                at,
+                format!("claims {claimed} bytes, which no checkpoint has"),
+            );
+        };
         note.resize(len, 0);
         let got = read_full(&mut reader, &mut note).map_err(|e| io_err(path, FileOp::Read, &e))?;
         if got < len {
@@ -170,10 +176,28 @@ pub fn latest_checkpoint(dir: &Path) -> Result<Option<Vec<u8>>, StorageError> {
     Ok(last)
 }
 
-/// Encodes one history record.
-pub fn encode_history(note: &[u8]) -> Vec<u8> {
+/// A note that no history record holds: empty, or larger than any checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a checkpoint note of {len} bytes is empty or larger than {max} bytes", max = crate::audit::checkpoint::MAX_CHECKPOINT_BYTES)]
+pub struct NoteSizeError {
+    /// The note's length.
+    pub len: usize,
+}
+
+/// Encodes one history record: the note's length (4 bytes, big-endian), then the note.
+pub fn encode_history(note: &[u8]) -> Result<Vec<u8>, NoteSizeError> {
+    let too_large = NoteSizeError { len: note.len() };
+    if note.is_empty() || note.len() > crate::audit::checkpoint::MAX_CHECKPOINT_BYTES {
+        return Err(too_large);
+    }
+    let len = u32::try_from(note.len()).map_err(|_| too_large)?;
     let mut out = Vec::with_capacity(note.len() + 4);
-    out.extend_from_slice(&u32::try_from(note.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(note);
-    out
+    Ok(out)
+}
+
+/// The length of the history record of a note of `len` bytes.
+pub fn history_record_len(len: usize) -> u64 {
+    4 + len as u64
 }
