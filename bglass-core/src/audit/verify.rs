@@ -157,8 +157,9 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
             }
             proxy = Some(event.proxy.clone());
         } else if let Some(p) = &proxy {
-            check_head(entry, p.as_str())
-                .map_err(|what| defect(Some(index), DefectKind::EntryMalformed, what))?;
+            check_head(entry, p.as_str()).map_err(|what| {
+                defect(Some(index), DefectKind::EntryMalformed, what.to_string())
+            })?;
         }
         edge.push(leaf, completed);
         Ok(())
@@ -533,27 +534,49 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
 /// encoding is canonical (fields in a fixed order), so the head of the JSON object is
 /// checked byte for byte instead of parsing the whole entry; the hash covers the rest.
 /// `bglass audit show` and `report` parse every entry fully.
-fn check_head(entry: &[u8], proxy: &str) -> Result<(), String> {
+fn check_head(entry: &[u8], proxy: &str) -> Result<(), HeadError> {
     const START: &[u8] = b"{\"v\":1,\"time_ms\":";
-    let bad = |why: &str| format!("not a bglass event of this log: {why}");
-    let rest = entry
-        .strip_prefix(START)
-        .ok_or_else(|| bad("it does not start with {\"v\":1,\"time_ms\":"))?;
+    let rest = entry.strip_prefix(START).ok_or(HeadError::Start)?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 || digits > 20 {
-        return Err(bad("time_ms is not a number"));
+        return Err(HeadError::Time);
     }
     let rest = rest[digits..]
         .strip_prefix(b",\"proxy\":\"")
-        .ok_or_else(|| bad("proxy does not follow time_ms"))?;
+        .ok_or(HeadError::Proxy)?;
     let rest = rest
         .strip_prefix(proxy.as_bytes())
         .and_then(|r| r.strip_prefix(b"\",\"actor\":"))
-        .ok_or_else(|| format!("recorded by another proxy than {proxy}, the proxy of entry 0"))?;
+        .ok_or_else(|| HeadError::OtherProxy {
+            proxy: proxy.to_owned(),
+        })?;
     if rest.last() != Some(&b'}') || rest.len() < 10 {
-        return Err(bad("it does not end the JSON object"));
+        return Err(HeadError::End);
     }
     Ok(())
+}
+
+/// Why an entry's head is not that of an event of this log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum HeadError {
+    /// It does not start as an event does.
+    #[error("not a bglass event of this log: it does not start with {{\"v\":1,\"time_ms\":")]
+    Start,
+    /// Its time is not a number.
+    #[error("not a bglass event of this log: time_ms is not a number")]
+    Time,
+    /// No proxy after the time.
+    #[error("not a bglass event of this log: proxy does not follow time_ms")]
+    Proxy,
+    /// Another proxy recorded it.
+    #[error("recorded by another proxy than {proxy}, the proxy of entry 0")]
+    OtherProxy {
+        /// The proxy of entry 0.
+        proxy: String,
+    },
+    /// It does not end the JSON object.
+    #[error("not a bglass event of this log: it does not end the JSON object")]
+    End,
 }
 
 /// The proxy named by the log's first entry, for the reader threads' head checks (the
@@ -579,7 +602,7 @@ struct Hashed {
     leaves: Vec<Hash>,
     damage: Option<String>,
     /// The first entry whose head is not an event of the log's proxy.
-    bad_head: Option<(usize, String)>,
+    bad_head: Option<(usize, HeadError)>,
     /// The subtree root of a full bundle.
     root: Option<Hash>,
 }

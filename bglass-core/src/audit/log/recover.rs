@@ -10,7 +10,7 @@ use std::sync::mpsc;
 
 use super::super::checkpoint::{self, VerifiedCheckpoint};
 use super::super::event::EventKind;
-use super::super::storage::{self, DiskTiles, Entry, StorageError, WAL_FILE};
+use super::super::storage::{self, DiskTiles, Entry, WAL_FILE};
 use super::super::tree::{
     FullTile, HASH_SIZE, Hash, TILE_WIDTH, TreeEdge, leaf_hash, subtree_root, tile_offset,
 };
@@ -129,9 +129,9 @@ pub(super) struct Recovered {
 /// One bundle, read and hashed on a reader thread.
 struct ReadBundle {
     bundle: u64,
-    bytes: Result<Vec<u8>, StorageError>,
-    /// Byte ranges of its entries, or why it is not a full bundle.
-    ranges: Result<Vec<std::ops::Range<usize>>, String>,
+    /// Its bytes and the byte ranges of its entries, or why it is not a readable full
+    /// bundle.
+    contents: Result<(Vec<u8>, Vec<std::ops::Range<usize>>), AuditOpenError>,
     leaves: Vec<Hash>,
     /// The subtree root of its 256 leaves.
     root: Hash,
@@ -139,20 +139,25 @@ struct ReadBundle {
 
 impl ReadBundle {
     fn read(dir: &Path, bundle: u64) -> Self {
-        let bytes = storage::read_bundle(dir, bundle);
-        let ranges = match &bytes {
-            Ok(b) => storage::bundle_ranges(b).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let leaves: Vec<Hash> = match (&bytes, &ranges) {
-            (Ok(b), Ok(r)) => r.iter().map(|r| leaf_hash(&b[r.clone()])).collect(),
-            _ => Vec::new(),
+        let contents = storage::read_bundle(dir, bundle)
+            .map_err(AuditOpenError::Storage)
+            .and_then(|bytes| {
+                let ranges = storage::bundle_ranges(&bytes).map_err(|e| {
+                    corrupt(
+                        bundle * TILE_WIDTH as u64,
+                        format!("bundle {}: {e}", storage::bundle_rel(bundle)),
+                    )
+                })?;
+                Ok((bytes, ranges))
+            });
+        let leaves: Vec<Hash> = match &contents {
+            Ok((b, r)) => r.iter().map(|r| leaf_hash(&b[r.clone()])).collect(),
+            Err(_) => Vec::new(),
         };
         let root = subtree_root(&leaves);
         Self {
             bundle,
-            bytes,
-            ranges,
+            contents,
             leaves,
             root,
         }
@@ -546,16 +551,7 @@ fn walk_bundle(
     repairs: &mut Repairs,
 ) -> Result<(), AuditOpenError> {
     let base = read.bundle * TILE_WIDTH as u64;
-    let (bytes, ranges) = match (read.bytes, &read.ranges) {
-        (Ok(bytes), Ok(ranges)) => (bytes, ranges),
-        (Err(e), _) => return Err(AuditOpenError::Storage(e)),
-        (_, Err(e)) => {
-            return Err(corrupt(
-                base,
-                format!("bundle {}: {e}", storage::bundle_rel(read.bundle)),
-            ));
-        }
-    };
+    let (bytes, ranges) = read.contents?;
     for (i, range) in ranges.iter().enumerate() {
         let index = base + i as u64;
         replay(index, &bytes[range.clone()])
