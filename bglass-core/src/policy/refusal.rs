@@ -34,6 +34,14 @@ impl Refusal {
     }
 }
 
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
 /// The stable reason code of an envelope error.
 pub fn envelope_code(e: &EnvelopeError) -> &'static str {
     match e {
