@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::OnceLock;
 
 use bglass_core::audit::event::{EVENT_VERSION, Event, EventKind, StoredEnvelope};
 use bglass_core::catalog::Catalog;
@@ -140,7 +141,7 @@ impl Input<'_> {
 /// holds them, with which roles.
 struct Person {
     id: ResponderId,
-    key: SigningKey,
+    key: &'static SigningKey,
     generation: u8,
     present: bool,
     approver: bool,
@@ -184,7 +185,7 @@ struct ModelGrant {
 
 struct World {
     proxy: ProxyId,
-    key: SigningKey,
+    key: &'static SigningKey,
     verifier: GrantVerifier,
     catalog: Catalog,
     people: Vec<Person>,
@@ -206,25 +207,50 @@ struct World {
     grant_order: Vec<GrantId>,
 }
 
-fn seed(person: usize, generation: u8) -> [u8; 32] {
-    let mut seed = [0u8; 32];
-    seed[0] = u8::try_from(person).expect("few people") + 1;
-    seed[1] = generation;
-    seed
+/// What every input starts from, made once: the proxy's key, the catalog, and every key
+/// each person can have (`KEYS_PER_PERSON` generations, changed by roster changes).
+struct Fixed {
+    proxy_key: SigningKey,
+    catalog: Catalog,
+    keys: Vec<Vec<SigningKey>>,
+}
+
+/// Keys each person can go through.
+const KEYS_PER_PERSON: u8 = 8;
+
+fn fixed() -> &'static Fixed {
+    static FIXED: OnceLock<Fixed> = OnceLock::new();
+    FIXED.get_or_init(|| Fixed {
+        proxy_key: SigningKey::from_seed(&[200; 32]).expect("proxy key"),
+        catalog: Catalog::from_bytes(Path::new("services.toml"), CATALOG.as_bytes().to_vec())
+            .expect("the fixed catalog is valid"),
+        keys: (0..PEOPLE.len())
+            .map(|person| {
+                (0..KEYS_PER_PERSON)
+                    .map(|generation| {
+                        let mut seed = [0u8; 32];
+                        seed[0] = u8::try_from(person).expect("few people") + 1;
+                        seed[1] = generation;
+                        SigningKey::from_seed(&seed).expect("responder key")
+                    })
+                    .collect()
+            })
+            .collect(),
+    })
 }
 
 impl World {
     fn new() -> Self {
-        let key = SigningKey::from_seed(&[200; 32]).expect("proxy key");
+        let fixed = fixed();
+        let key = &fixed.proxy_key;
         let proxy = ProxyId::new("proxy-a").expect("proxy id");
-        let catalog = Catalog::from_bytes(Path::new("services.toml"), CATALOG.as_bytes().to_vec())
-            .expect("the fixed catalog is valid");
+        let catalog = fixed.catalog.clone();
         let people: Vec<Person> = PEOPLE
             .iter()
             .enumerate()
             .map(|(i, (id, _))| Person {
                 id: ResponderId::new(id).expect("responder id"),
-                key: SigningKey::from_seed(&seed(i, 0)).expect("responder key"),
+                key: &fixed.keys[i][0],
                 generation: 0,
                 present: true,
                 approver: true,
@@ -339,7 +365,7 @@ impl World {
             nonce: Nonce::from_bytes(nonce),
             action,
         };
-        let bytes = seal(&payload, &person.key).expect("an envelope seals");
+        let bytes = seal(&payload, person.key).expect("an envelope seals");
         let connection = person.key.public_key();
         self.mutate(&bytes, &connection);
         self.sent.push((bytes, connection));
@@ -389,7 +415,7 @@ impl World {
         }
         let ctx = Context {
             proxy: &self.proxy,
-            key: &self.key,
+            key: self.key,
             catalog: &self.catalog,
             roster: &self.roster,
             caller: &caller,
@@ -694,8 +720,8 @@ impl World {
             1 => p.present = true,
             2 => p.approver = !p.approver,
             _ => {
-                p.generation = p.generation.wrapping_add(1);
-                p.key = SigningKey::from_seed(&seed(who, p.generation)).expect("responder key");
+                p.generation = (p.generation + 1) % KEYS_PER_PERSON;
+                p.key = &fixed().keys[who][usize::from(p.generation)];
             }
         }
         match self.roster_now() {
@@ -703,7 +729,7 @@ impl World {
             None => {
                 let p = &mut self.people[who];
                 (p.present, p.approver, p.generation) = before;
-                p.key = SigningKey::from_seed(&seed(who, p.generation)).expect("responder key");
+                p.key = &fixed().keys[who][usize::from(p.generation)];
             }
         }
     }

@@ -262,8 +262,13 @@ impl State {
                 if let Some(envelope) = envelope {
                     remember(envelope);
                 }
+                // The first revocation ended the grant. The proxy applies the revocations it
+                // records itself (holders who left the roster) once durable, so a revocation
+                // decided meanwhile may be applied before one the log holds earlier: keep
+                // the earliest, so that replay rebuilds what the proxy had.
                 if let Some(g) = self.grants.get_mut(grant) {
-                    g.revoked_ms.get_or_insert(event.time_ms);
+                    g.revoked_ms =
+                        Some(g.revoked_ms.map_or(event.time_ms, |t| t.min(event.time_ms)));
                 }
             }
             EventKind::Expiry { grant } => {

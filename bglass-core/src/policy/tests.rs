@@ -125,3 +125,78 @@ fn the_kinds_replay_skips_never_change_the_state() {
     );
     assert!(state.replay(0, b"not json").is_err());
 }
+
+/// A grant event with a real token (apply reads the claims from the token).
+fn grant_event(time_ms: u64) -> (GrantId, Event) {
+    let key = SigningKey::from_seed(&[1; 32]).unwrap();
+    let grant = GrantId::new("g-0000000000000001").unwrap();
+    let claims = crate::grant::GrantClaims {
+        id: grant.clone(),
+        iss: ProxyId::new("proxy-a").unwrap(),
+        kid: key.public_key().key_id(),
+        sub: ResponderId::new("alice").unwrap(),
+        key: SigningKey::from_seed(&[3; 32]).unwrap().public_key(),
+        svc: ServiceName::new("grafana").unwrap(),
+        req: crate::id::RequestId::new("r-0000000000000001").unwrap(),
+        iat: time_ms / 1000,
+        nbf: time_ms / 1000,
+        exp: time_ms / 1000 + 3600,
+        emergency: false,
+        drill: None,
+    };
+    let kind = EventKind::Grant {
+        grant: grant.clone(),
+        request: claims.req.clone(),
+        responder: claims.sub.clone(),
+        service: claims.svc.clone(),
+        nbf: claims.nbf,
+        exp: claims.exp,
+        emergency: false,
+        token: crate::grant::issue(&claims, &key).unwrap(),
+    };
+    let mut e = event(kind);
+    e.time_ms = time_ms;
+    e.drill = None;
+    (grant, e)
+}
+
+/// The proxy applies an event it recorded itself (the revocation of a holder who left the
+/// roster) once it is durable, so a revocation decided meanwhile can be applied first,
+/// while the log holds them in the other order. A restart must rebuild the same grant.
+#[test]
+fn replay_rebuilds_the_revocation_time_whatever_order_revocations_were_applied_live() {
+    let t0 = 1_767_225_600_000;
+    let (grant, granted) = grant_event(t0);
+    let revoke = |time_ms: u64, actor: Option<&str>| {
+        let mut e = event(EventKind::Revoke {
+            grant: grant.clone(),
+            reason: "r".to_owned(),
+            envelope: None,
+        });
+        e.time_ms = time_ms;
+        e.actor = actor.map(|a| ResponderId::new(a).unwrap());
+        e.drill = None;
+        e
+    };
+    // The log: the roster task's revocation first, the approver's 30 s later.
+    let departed = revoke(t0 + 1_000, None);
+    let by_approver = revoke(t0 + 31_000, Some("bob"));
+    let log = [&granted, &departed, &by_approver];
+
+    let mut live = State::new();
+    live.apply(0, &granted);
+    live.apply(2, &by_approver);
+    live.apply(1, &departed);
+
+    let mut replayed = State::new();
+    for (index, e) in log.iter().enumerate() {
+        replayed
+            .replay(index as u64, &e.to_bytes().unwrap())
+            .unwrap();
+    }
+    assert_eq!(replayed.grants[&grant].revoked_ms, Some(t0 + 1_000));
+    assert_eq!(
+        live.grants[&grant].revoked_ms,
+        replayed.grants[&grant].revoked_ms
+    );
+}
