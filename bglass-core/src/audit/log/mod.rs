@@ -4,7 +4,8 @@
 //! One writer thread owns the files. Appenders hand it entries and wait; it writes every
 //! entry that is queued in one write and one fsync (group commit), then answers them all.
 //! An entry is therefore on disk before [`AuditLog::append`] returns. If the disk fails, the
-//! log stops accepting entries (fail closed: no access without a record, DESIGN §9).
+//! log stops accepting entries (fail closed: no access without a record, so an access that
+//! could not be audited never happens).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
