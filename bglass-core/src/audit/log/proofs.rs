@@ -20,26 +20,14 @@ impl AuditLog {
     /// The root hash at `size` (at most the current size).
     pub fn root_at(&self, size: u64) -> Result<Hash, ProofError> {
         let state = lock_state(&self.state);
-        let have = state.edge.size();
-        if size > have {
-            return Err(ProofError::NoTree {
-                requested: size,
-                size: have,
-            });
-        }
+        holds(&state, size)?;
         Ok(tlog_tiles::tree_hash(size, &reader(&state, &self.tiles()))?)
     }
 
     /// An inclusion proof for entry `index` in the tree of size `size`.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
         let state = lock_state(&self.state);
-        let have = state.edge.size();
-        if size > have {
-            return Err(ProofError::NoTree {
-                requested: size,
-                size: have,
-            });
-        }
+        holds(&state, size)?;
         if index >= size {
             return Err(ProofError::NotInTree { index, size });
         }
@@ -53,13 +41,7 @@ impl AuditLog {
     /// A consistency proof from the tree of size `old` to the tree of size `new`.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, ProofError> {
         let state = lock_state(&self.state);
-        let have = state.edge.size();
-        if new > have {
-            return Err(ProofError::NoTree {
-                requested: new,
-                size: have,
-            });
-        }
+        holds(&state, new)?;
         if old > new {
             return Err(ProofError::Backwards { old, new });
         }
@@ -117,4 +99,16 @@ fn reader<'a>(state: &'a State, tiles: &'a DiskTiles) -> TreeReader<'a, DiskTile
         edge: &state.edge,
         full: tiles,
     }
+}
+
+/// Whether the log holds a tree of `size` entries.
+fn holds(state: &State, size: u64) -> Result<(), ProofError> {
+    let have = state.edge.size();
+    if size > have {
+        return Err(ProofError::NoTree {
+            requested: size,
+            size: have,
+        });
+    }
+    Ok(())
 }
