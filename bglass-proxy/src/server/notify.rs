@@ -123,16 +123,13 @@ const NOTIFY_BATCH: usize = 256;
 /// written before this start, and any it fell behind on, are read from the log's files a
 /// bundle at a time (bounded memory however long the log); once caught up, appended events
 /// arrive on `rx`. With no target it stops at once and nothing is read or queued.
-pub async fn notifier(
-    proxy: Arc<Proxy>,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
-) {
+pub async fn notifier(proxy: Arc<Proxy>, rx: tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>) {
     let targets = proxy.config.notify.clone();
     if targets.is_empty() {
         return;
     }
     let path = cursor_path(&proxy);
-    let mut cursor: Cursor = std::fs::read(&path)
+    let cursor: Cursor = std::fs::read(&path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
@@ -143,11 +140,18 @@ pub async fn notifier(
         .unwrap_or(0);
     let mut reader = proxy.log.entries_from(next);
     let mut saved = (cursor_text(&cursor), std::time::Instant::now());
+    let mut d = Delivery {
+        proxy: &proxy,
+        targets,
+        cursor,
+        path,
+        rx,
+    };
     loop {
         let size = proxy.log.size();
         if next < size {
             // Behind: read from the files. Events sent meanwhile are in the files too.
-            while rx.try_recv().is_ok() {}
+            d.drop_queued();
             if reader.position() != next {
                 reader = proxy.log.entries_from(next);
             }
@@ -164,8 +168,7 @@ pub async fn notifier(
             for item in batch {
                 match item {
                     Ok((index, bytes)) => {
-                        notify_entry(&proxy, &targets, &mut cursor, &path, &mut rx, index, &bytes)
-                            .await;
+                        d.notify_entry(index, &bytes).await;
                         next = index + 1;
                     }
                     Err(e) => {
@@ -180,26 +183,11 @@ pub async fn notifier(
         }
         // Caught up: keep the cursor, then wait for the next event (or look again now and
         // then, for entries appended without one).
-        save_if_changed(&path, &cursor, &mut saved);
-        let received = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+        save_if_changed(&d.path, &d.cursor, &mut saved);
+        let received = tokio::time::timeout(Duration::from_secs(2), d.rx.recv()).await;
         match received {
             Ok(Some((index, event))) if index == next => {
-                if let Some(text) =
-                    summary(&event, &proxy.catalog.current(), &proxy.config.data_dir)
-                {
-                    deliver_all(
-                        &proxy,
-                        &targets,
-                        &mut cursor,
-                        &path,
-                        &mut rx,
-                        index,
-                        &event,
-                        &text,
-                    )
-                    .await;
-                }
-                advance(&mut cursor, &targets, index);
+                d.notify(index, &event).await;
                 next = index + 1;
             }
             // Already delivered (events can arrive out of order), or ahead: the files.
@@ -207,34 +195,6 @@ pub async fn notifier(
             Ok(None) => return,
         }
     }
-}
-
-/// Notifies one entry read from the log's files. Entries of kinds that are never notified
-/// are recognised without being parsed.
-async fn notify_entry(
-    proxy: &Proxy,
-    targets: &[NotifyTarget],
-    cursor: &mut Cursor,
-    path: &Path,
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
-    index: u64,
-    bytes: &[u8],
-) {
-    let notified = bglass_core::audit::event::peek_kind(bytes)
-        .is_none_or(|kind| NOTIFIED_KINDS.contains(&kind));
-    if notified {
-        match Event::from_bytes(bytes) {
-            Ok(event) => {
-                if let Some(text) =
-                    summary(&event, &proxy.catalog.current(), &proxy.config.data_dir)
-                {
-                    deliver_all(proxy, targets, cursor, path, rx, index, &event, &text).await;
-                }
-            }
-            Err(e) => eprintln!("bglass-proxy: notifier skips audit entry {index}: {e}"),
-        }
-    }
-    advance(cursor, targets, index);
 }
 
 /// The event kinds [`summary`] may notify.
@@ -248,42 +208,87 @@ const NOTIFIED_KINDS: &[&str] = &[
     "storage_ok",
 ];
 
-/// Delivers one notification to every target whose cursor has not passed it, retrying a
-/// target that is down with backoff.
-#[allow(clippy::too_many_arguments)]
-async fn deliver_all(
-    proxy: &Proxy,
-    targets: &[NotifyTarget],
-    cursor: &mut Cursor,
-    path: &Path,
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
-    index: u64,
-    event: &Event,
-    text: &str,
-) {
-    for target in targets {
-        if cursor.next.get(&target.url).copied().unwrap_or(0) > index {
-            continue;
+/// What the notifier delivers with: the targets, their cursor (and its file), and the
+/// events appended since it caught up.
+struct Delivery<'a> {
+    proxy: &'a Proxy,
+    targets: Vec<NotifyTarget>,
+    cursor: Cursor,
+    path: PathBuf,
+    rx: tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
+}
+
+impl Delivery<'_> {
+    /// Drops the events queued: they are in the log's files, read from there.
+    fn drop_queued(&mut self) {
+        while self.rx.try_recv().is_ok() {}
+    }
+
+    /// Notifies one entry read from the log's files. Entries of kinds that are never
+    /// notified are recognised without being parsed.
+    async fn notify_entry(&mut self, index: u64, bytes: &[u8]) {
+        let notified = bglass_core::audit::event::peek_kind(bytes)
+            .is_none_or(|kind| NOTIFIED_KINDS.contains(&kind));
+        if !notified {
+            self.advance(index);
+            return;
         }
-        let mut backoff = Duration::from_millis(500);
-        loop {
-            match deliver(target, index, event, text).await {
-                Ok(()) => {
-                    proxy.metrics.notify(true);
-                    break;
-                }
-                Err(_) => {
-                    proxy.metrics.notify(false);
-                    // What is appended meanwhile is read from the files afterwards: do not
-                    // hold it in memory while the target is down.
-                    while rx.try_recv().is_ok() {}
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
-                }
+        match Event::from_bytes(bytes) {
+            Ok(event) => self.notify(index, &event).await,
+            Err(e) => {
+                eprintln!("bglass-proxy: notifier skips audit entry {index}: {e}");
+                self.advance(index);
             }
         }
-        cursor.next.insert(target.url.clone(), index + 1);
-        save_cursor(path, cursor);
+    }
+
+    /// Notifies one event, if it is one to notify, and moves every cursor past it.
+    async fn notify(&mut self, index: u64, event: &Event) {
+        let proxy = self.proxy;
+        if let Some(text) = summary(event, &proxy.catalog.current(), &proxy.config.data_dir) {
+            self.deliver_all(index, event, &text).await;
+        }
+        self.advance(index);
+    }
+
+    /// Delivers one notification to every target whose cursor has not passed it, retrying
+    /// a target that is down with backoff.
+    async fn deliver_all(&mut self, index: u64, event: &Event, text: &str) {
+        for i in 0..self.targets.len() {
+            let target = &self.targets[i];
+            if self.cursor.next.get(&target.url).copied().unwrap_or(0) > index {
+                continue;
+            }
+            let mut backoff = Duration::from_millis(500);
+            loop {
+                match deliver(target, index, event, text).await {
+                    Ok(()) => {
+                        self.proxy.metrics.notify(true);
+                        break;
+                    }
+                    Err(_) => {
+                        self.proxy.metrics.notify(false);
+                        // What is appended meanwhile is read from the files afterwards: do
+                        // not hold it in memory while the target is down.
+                        while self.rx.try_recv().is_ok() {}
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(60));
+                    }
+                }
+            }
+            self.cursor.next.insert(target.url.clone(), index + 1);
+            save_cursor(&self.path, &self.cursor);
+        }
+    }
+
+    /// Moves every target's cursor past `index`.
+    fn advance(&mut self, index: u64) {
+        for t in &self.targets {
+            let next = self.cursor.next.entry(t.url.clone()).or_insert(0);
+            if *next <= index {
+                *next = index + 1;
+            }
+        }
     }
 }
 
@@ -302,15 +307,6 @@ fn save_if_changed(path: &Path, cursor: &Cursor, saved: &mut (Vec<u8>, std::time
     if text != saved.0 {
         save_cursor(path, cursor);
         *saved = (text, std::time::Instant::now());
-    }
-}
-
-fn advance(cursor: &mut Cursor, targets: &[NotifyTarget], index: u64) {
-    for t in targets {
-        let next = cursor.next.entry(t.url.clone()).or_insert(0);
-        if *next <= index {
-            *next = index + 1;
-        }
     }
 }
 
