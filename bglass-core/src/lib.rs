@@ -12,8 +12,10 @@
 //!   how audit events change it.
 //! - [`audit`]: the append-only audit log, its checkpoints, proofs, verification and reports.
 //! - [`failstale`]: keep the last good configuration when a reload is rejected.
-//! - [`source`], [`id`], [`duration`], [`size`]: strict file reading, names, durations and
-//!   sizes.
+//! - [`vault`]: the proxy's sealed keys and upstream credentials, bound to their services.
+//! - [`api`]: the control API's wire types.
+//! - [`source`], [`id`], [`duration`], [`size`], [`timestamp`]: strict file reading, names,
+//!   durations, sizes and times.
 
 pub mod api;
 pub mod audit;

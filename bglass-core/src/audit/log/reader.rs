@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::super::storage::{self, FileOp, StorageError, WAL_FILE};
 use super::super::tree::{TILE_WIDTH, tile_offset};
 
-/// Entries of an open log read in order from its files (see [`AuditLog::entries_from`]).
+/// Entries of an open log read in order from its files (see [`AuditLog::entries_from`](super::AuditLog::entries_from)).
 #[derive(Debug)]
 pub struct EntryReader {
     dir: PathBuf,
