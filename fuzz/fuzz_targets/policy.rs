@@ -11,7 +11,7 @@
 //! is never accepted; a restart rebuilds the state the proxy had. A violation panics.
 #![no_main]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -24,11 +24,14 @@ use bglass_core::envelope::{
 use bglass_core::grant::GrantVerifier;
 use bglass_core::id::{GrantId, ProxyId, RequestId, ResponderId, ServiceName};
 use bglass_core::keys::{PublicKey, SigningKey};
-use bglass_core::policy::{
-    Context, REQUEST_EXPIRED, Refusal, RequestStatus, State, envelope_refusal,
-};
+use bglass_core::policy::{Context, REQUEST_EXPIRED, Refusal, State, envelope_refusal};
 use bglass_core::roster::{Responder, Role, Roster};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "policy/invariants.rs"]
+mod invariants;
+
+use invariants::{ModelGrant, ModelRequest};
 
 /// 2026-01-01T00:00:00Z: the clock starts here and only moves forward, by bounded steps.
 const T0_MS: u64 = 1_767_225_600_000;
@@ -162,25 +165,6 @@ impl Person {
             roles,
         }
     }
-}
-
-/// What the model knows of a request, from the events the proxy appended.
-struct ModelRequest {
-    requester: ResponderId,
-    service: ServiceName,
-    emergency: bool,
-    /// Distinct approvers, in the order their approvals were appended.
-    approvals: Vec<ResponderId>,
-    granted: Option<GrantId>,
-}
-
-/// What the model knows of a grant.
-struct ModelGrant {
-    holder: ResponderId,
-    emergency: bool,
-    exp_ms: u64,
-    /// A revocation or expiry of it was applied to the state.
-    ended: bool,
 }
 
 struct World {
@@ -444,226 +428,6 @@ impl World {
         }
     }
 
-    /// Checks an event about to be appended against the model, and updates the model.
-    fn observe(&mut self, event: &Event) {
-        match &event.event {
-            EventKind::Request {
-                request,
-                service,
-                emergency,
-                ..
-            } => {
-                let requester = event.actor.clone().expect("a request has its requester");
-                let known = self.requests.insert(
-                    request.clone(),
-                    ModelRequest {
-                        requester,
-                        service: service.clone(),
-                        emergency: *emergency,
-                        approvals: Vec::new(),
-                        granted: None,
-                    },
-                );
-                assert!(known.is_none(), "request id {request} made twice");
-                self.request_order.push(request.clone());
-            }
-            EventKind::Approval { request, .. } => {
-                let actor = event.actor.clone().expect("an approval has its approver");
-                let r = self
-                    .requests
-                    .get_mut(request)
-                    .expect("approval of a known request");
-                assert_ne!(actor, r.requester, "self-approval of {request}");
-                assert!(r.granted.is_none(), "approval of {request} after its grant");
-                assert!(
-                    self.roster
-                        .get(&actor)
-                        .is_some_and(|e| e.has(Role::Approver)),
-                    "approval of {request} by {actor}, not an approver in the roster"
-                );
-                assert!(
-                    !r.approvals.contains(&actor),
-                    "{actor} approved {request} twice"
-                );
-                r.approvals.push(actor);
-            }
-            EventKind::Grant {
-                grant,
-                request,
-                responder,
-                service,
-                nbf,
-                exp,
-                emergency,
-                token,
-            } => self.observe_grant(
-                grant,
-                request,
-                responder,
-                service,
-                (*nbf, *exp),
-                *emergency,
-                token,
-            ),
-            EventKind::Revoke { grant, .. } | EventKind::Expiry { grant } => {
-                let g = &self.grants.get(grant).expect("the end of a known grant");
-                if let EventKind::Revoke { .. } = &event.event
-                    && let Some(actor) = &event.actor
-                {
-                    assert!(
-                        *actor == g.holder
-                            || self
-                                .roster
-                                .get(actor)
-                                .is_some_and(|e| e.has(Role::Approver)),
-                        "{actor} revoked {grant}, neither its holder nor an approver"
-                    );
-                }
-            }
-            EventKind::Review { grant, .. } => {
-                let actor = event.actor.clone().expect("a review has its reviewer");
-                let g = &self.grants[grant];
-                assert!(g.emergency, "review of {grant}, not an emergency grant");
-                assert_ne!(actor, g.holder, "self-review of {grant}");
-            }
-            _ => {}
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn observe_grant(
-        &mut self,
-        grant: &GrantId,
-        request: &RequestId,
-        responder: &ResponderId,
-        service: &ServiceName,
-        (nbf, exp): (u64, u64),
-        emergency: bool,
-        token: &str,
-    ) {
-        let roster = &self.roster;
-        let r = self
-            .requests
-            .get_mut(request)
-            .expect("grant of a known request");
-        assert!(r.granted.is_none(), "{request} granted twice");
-        r.granted = Some(grant.clone());
-        assert_eq!(*responder, r.requester, "{grant} is not the requester's");
-        assert_eq!(*service, r.service, "{grant} is for another service");
-        let s = self.catalog.get(service).expect("a catalog service");
-        let ttl = exp.checked_sub(nbf).expect("exp after nbf");
-        assert!(
-            ttl <= s.max_ttl.as_secs(),
-            "{grant}: ttl {ttl}s above {}",
-            s.max_ttl
-        );
-        assert_eq!(nbf, self.now_ms / 1000, "{grant} starts now");
-        if emergency {
-            let bypass = s
-                .emergency
-                .expect("emergency grant on a service without bypass");
-            assert!(
-                r.emergency,
-                "{grant}: emergency grant for a request that did not ask"
-            );
-            assert!(
-                ttl <= bypass.ttl.as_secs(),
-                "{grant}: bypass ttl {ttl}s above {}",
-                bypass.ttl
-            );
-        } else {
-            let standing: HashSet<&ResponderId> = r
-                .approvals
-                .iter()
-                .filter(|a| **a != r.requester)
-                .filter(|a| roster.get(a).is_some_and(|e| e.has(Role::Approver)))
-                .collect();
-            assert!(
-                standing.len() >= usize::from(s.approvals),
-                "{grant} for {service} with {} standing approvals of {} needed",
-                standing.len(),
-                s.approvals
-            );
-        }
-        // The token says the same, is signed by the proxy and bound to the holder's key.
-        let holder = roster.get(responder).expect("the holder is in the roster");
-        let verified = self
-            .verifier
-            .verify(token, self.now_ms / 1000, service, &holder.key)
-            .expect("the grant's token verifies");
-        let c = verified.claims();
-        assert_eq!(
-            (&c.id, &c.req, c.nbf, c.exp, c.emergency),
-            (grant, request, nbf, exp, emergency),
-            "the token and the event disagree"
-        );
-        self.grants.insert(
-            grant.clone(),
-            ModelGrant {
-                holder: responder.clone(),
-                emergency,
-                exp_ms: exp.saturating_mul(1000),
-                ended: false,
-            },
-        );
-        self.grant_order.push(grant.clone());
-    }
-
-    /// The invariants of the state as a whole, after every step.
-    fn check(&self) {
-        let mut granted = HashSet::new();
-        for (id, g) in &self.state.grants {
-            assert!(
-                granted.insert(&g.claims.req),
-                "two grants for {}",
-                g.claims.req
-            );
-            let model = &self.grants[id];
-            if g.active(self.now_ms) {
-                assert!(!model.ended, "{id} is live after its end was applied");
-                assert!(self.now_ms < model.exp_ms, "{id} is live past its expiry");
-                assert!(
-                    g.revoked_ms.is_none() && !g.expired,
-                    "{id} is live but ended"
-                );
-            }
-        }
-        for (id, r) in &self.state.requests {
-            let model = &self.requests[id];
-            match &r.status {
-                RequestStatus::Granted(g) => {
-                    assert_eq!(model.granted.as_ref(), Some(g), "{id} granted as {g}")
-                }
-                RequestStatus::Pending => {
-                    assert!(model.granted.is_none(), "{id} pending after its grant");
-                    assert!(self.state.pending.contains_key(&r.seq), "{id} not listed")
-                }
-                _ => assert!(
-                    !self.state.pending.contains_key(&r.seq),
-                    "{id} still listed"
-                ),
-            }
-        }
-    }
-
-    /// A restart: the state rebuilt from the log's bytes must be the state the proxy had
-    /// (once what it appended is applied); the proxy goes on with the rebuilt one.
-    fn restart(&mut self) {
-        self.durable();
-        let mut rebuilt = State::new();
-        for (index, bytes) in self.log.iter().enumerate() {
-            rebuilt
-                .replay(index as u64, bytes)
-                .expect("every entry the proxy appended replays");
-        }
-        assert_eq!(
-            summary(&rebuilt),
-            summary(&self.state),
-            "replay differs from live"
-        );
-        self.state = rebuilt;
-    }
-
     /// The proxy's expiry task: pending requests past `request_ttl`, then grants past
     /// their end.
     fn expiries(&mut self) {
@@ -810,44 +574,6 @@ struct About {
 
 fn pick<T: Clone>(items: &[T], arg: u8) -> Option<T> {
     (!items.is_empty()).then(|| items[usize::from(arg) % items.len()].clone())
-}
-
-/// The state as comparable text, without the nonces (kept per window, not per event).
-fn summary(state: &State) -> String {
-    let mut requests: Vec<String> = state
-        .requests
-        .values()
-        .map(|r| {
-            format!(
-                "{} {} {} {} {} {:?} {:?} {} {:?}",
-                r.id,
-                r.responder,
-                r.access.service,
-                r.ttl_secs,
-                r.created_ms,
-                r.approved_by,
-                r.status,
-                r.seq,
-                r.access
-            )
-        })
-        .collect();
-    requests.sort();
-    let mut grants: Vec<String> = state
-        .grants
-        .values()
-        .map(|g| {
-            format!(
-                "{:?} {} {:?} {} {:?}",
-                g.claims, g.index, g.revoked_ms, g.expired, g.reviewed_by
-            )
-        })
-        .collect();
-    grants.sort();
-    format!(
-        "requests {requests:#?}\ngrants {grants:#?}\npending {:?}\nseq {}",
-        state.pending, state.request_seq
-    )
 }
 
 fuzz_target!(|data: &[u8]| {
