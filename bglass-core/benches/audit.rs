@@ -1,5 +1,6 @@
 //! Audit log benchmark: durable append rate (one writer; many concurrent writers with group
-//! commit) and offline verification rate. Prints figures and ratios to the DESIGN §11 target.
+//! commit) and offline verification rate. Prints figures and their ratios to the targets
+//! recorded in docs/benchmarks.md.
 //!
 //! cargo bench -p bglass-core --bench audit -- [ENTRIES] [WRITERS]
 

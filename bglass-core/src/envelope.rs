@@ -1,4 +1,4 @@
-//! Signed requests from responders to proxies (DESIGN §7).
+//! Signed requests from responders to proxies.
 //!
 //! An envelope is `{"payload": base64url(JSON bytes), "sig": base64url(Ed25519)}`. The
 //! signature covers [`ENVELOPE_DOMAIN`] followed by the exact payload bytes, never a
@@ -20,7 +20,8 @@ pub const ENVELOPE_DOMAIN: &[u8] = b"bglass/envelope/v1\0";
 pub const ENVELOPE_VERSION: u32 = 1;
 /// Largest accepted encoded envelope.
 pub const MAX_ENVELOPE_BYTES: usize = 16 * 1024;
-/// How far `iat` may be from the proxy's clock, either way (DESIGN §6: ±5 minutes).
+/// How far `iat` may be from the proxy's clock, either way (±5 minutes: room for the clock
+/// drift of a laptop during an outage, short enough that a captured envelope soon expires).
 pub const FRESHNESS_SECS: u64 = 300;
 /// Longest accepted free-text field (reason, incident, note), in characters.
 pub const MAX_TEXT_CHARS: usize = 512;

@@ -1,4 +1,4 @@
-//! Fail-stale configuration (DESIGN §9): keep serving the last good version when a new one
+//! Fail-stale configuration: keep serving the last good version when a new one
 //! is rejected, and remember why it was rejected.
 //!
 //! A bad push of the catalog or roster must never take the break-glass path down. The proxy

@@ -1,5 +1,5 @@
 //! Grants: compact tokens a proxy signs to give one responder time-limited access to one
-//! service (DESIGN §7).
+//! service.
 //!
 //! A grant is `bg1.<base64url(payload JSON)>.<base64url(signature)>`. The signature covers
 //! [`GRANT_DOMAIN`] followed by the exact payload bytes. There is no algorithm field and no

@@ -8,9 +8,14 @@
 //! - [`keys`]: Ed25519 keys and the responder's encrypted key file.
 //! - [`envelope`]: signed requests from responders.
 //! - [`grant`]: signed grants from proxies; [`grant::VerifiedGrant`] only from verification.
+//! - [`policy`]: the access policy: the proxy's live state, the decisions taken on it and
+//!   how audit events change it.
+//! - [`audit`]: the append-only audit log, its checkpoints, proofs, verification and reports.
 //! - [`failstale`]: keep the last good configuration when a reload is rejected.
-//! - [`source`], [`id`], [`duration`], [`size`]: strict file reading, names, durations and
-//!   sizes.
+//! - [`vault`]: the proxy's sealed keys and upstream credentials, bound to their services.
+//! - [`api`]: the control API's wire types.
+//! - [`source`], [`id`], [`duration`], [`size`], [`timestamp`]: strict file reading, names,
+//!   durations, sizes and times.
 
 pub mod api;
 pub mod audit;
@@ -23,6 +28,7 @@ pub mod grant;
 pub mod headers;
 pub mod id;
 pub mod keys;
+pub mod policy;
 pub mod roster;
 pub mod scenario;
 pub mod size;

@@ -132,9 +132,7 @@ impl Source {
         file.take(limits.max_bytes.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(|e| fail(SourceProblem::Io(e)))?;
-        let size = meta
-            .len()
-            .max(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
+        let size = meta.len().max(bytes.len() as u64);
         if size > limits.max_bytes {
             return Err(too_large(path, &bytes, size, limits.max_bytes));
         }
@@ -148,7 +146,7 @@ impl Source {
         limits: SourceLimits,
     ) -> Result<Self, Located<SourceProblem>> {
         let path = path.into();
-        let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        let size = bytes.len() as u64;
         if size > limits.max_bytes {
             return Err(too_large(&path, &bytes, size, limits.max_bytes));
         }
@@ -246,9 +244,8 @@ impl Source {
 
 /// The error for an oversized file, located where the limit is crossed (nothing is parsed).
 fn too_large(path: &Path, bytes: &[u8], size: u64, limit: u64) -> Located<SourceProblem> {
-    let cut = usize::try_from(limit)
-        .unwrap_or(usize::MAX)
-        .min(bytes.len());
+    // A limit beyond the address space is beyond the bytes too.
+    let cut = usize::try_from(limit).map_or(bytes.len(), |limit| limit.min(bytes.len()));
     let prefix = String::from_utf8_lossy(&bytes[..cut]);
     Located::new(
         path,

@@ -21,16 +21,18 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// The civil date of `z` days after 1970-01-01 (never before it: every term is
+/// non-negative): year, month 1..=12, day 1..=31.
+fn civil_from_days(z: u64) -> (u64, u64, u64) {
     let z = z + 719_468;
-    let era = z.div_euclid(146_097);
+    let era = z / 146_097;
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
     (y, m, d)
 }
 
@@ -46,7 +48,7 @@ pub fn format_ms(ms: u64) -> String {
 
 /// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn format_secs(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let days = secs / 86_400;
     let rest = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
     format!(
@@ -137,11 +139,26 @@ pub fn parse_ms(s: &str) -> Result<u64, TimestampError> {
     Ok(ms)
 }
 
+/// A duration in whole milliseconds, saturating: `u64` milliseconds last 584 million years,
+/// so only a nonsense duration saturates.
+pub fn millis(d: std::time::Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis()))
+}
+
+/// A duration in whole microseconds, saturating (after 584 thousand years).
+pub fn micros(d: std::time::Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(d.subsec_micros()))
+}
+
 /// The current time in Unix milliseconds (0 if the clock is before 1970).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .map(millis)
         .unwrap_or(0)
 }
 

@@ -42,7 +42,7 @@ pub fn read_log(name: &str, dir: &Path, key: Option<PublicKey>) -> ReadLog {
         Ok(e) => e,
         Err(e) => {
             check.verified = false;
-            check.error.get_or_insert(e);
+            check.error.get_or_insert(e.to_string());
             Vec::new()
         }
     };

@@ -299,18 +299,6 @@ impl ProxyConfig {
                 Ok(if p.is_absolute() { p } else { base.join(p) })
             };
         let raw_limits = raw.limits.unwrap_or_default();
-        let int = |field: &'static str,
-                   v: &Option<Spanned<i64>>,
-                   min: i64,
-                   max: i64,
-                   default: i64|
-         -> Result<i64, ProxyConfigError> {
-            match v {
-                None => Ok(default),
-                Some(s) if (min..=max).contains(s.get_ref()) => Ok(*s.get_ref()),
-                Some(s) => Err(err(s.span(), ProxyConfigProblem::Limit { field, min, max })),
-            }
-        };
         let dur = |field: &'static str,
                    v: &Option<Spanned<String>>,
                    default: &str|
@@ -323,49 +311,44 @@ impl ProxyConfig {
                 .map_err(|error| err(span, ProxyConfigProblem::Duration { field, error }))
         };
         let limits = Limits {
-            max_header_bytes: usize::try_from(int(
+            max_header_bytes: limit(
+                &err,
                 "max_header_bytes",
                 &raw_limits.max_header_bytes,
-                1024,
-                1 << 20,
+                1024..=1 << 20,
                 16 * 1024,
-            )?)
-            .unwrap_or(16 * 1024),
-            max_api_body_bytes: usize::try_from(int(
+            )?,
+            max_api_body_bytes: limit(
+                &err,
                 "max_api_body_bytes",
                 &raw_limits.max_api_body_bytes,
-                1024,
-                1 << 20,
+                1024..=1 << 20,
                 64 * 1024,
-            )?)
-            .unwrap_or(64 * 1024),
-            max_body_bytes: u64::try_from(int(
+            )?,
+            max_body_bytes: limit(
+                &err,
                 "max_body_bytes",
                 &raw_limits.max_body_bytes,
-                0,
-                1 << 40,
+                0..=1 << 40,
                 64 << 20,
-            )?)
-            .unwrap_or(64 << 20),
+            )?,
             upstream_timeout: dur("upstream_timeout", &raw_limits.upstream_timeout, "30s")?,
             header_timeout: dur("header_timeout", &raw_limits.header_timeout, "10s")?,
             request_ttl: dur("request_ttl", &raw_limits.request_ttl, "1h")?,
-            max_connections: usize::try_from(int(
+            max_connections: limit(
+                &err,
                 "max_connections",
                 &raw_limits.max_connections,
-                16,
-                1 << 20,
+                16..=1 << 20,
                 DEFAULT_MAX_CONNECTIONS,
-            )?)
-            .unwrap_or(16),
-            max_connections_per_source: usize::try_from(int(
+            )?,
+            max_connections_per_source: limit(
+                &err,
                 "max_connections_per_source",
                 &raw_limits.max_connections_per_source,
-                1,
-                1 << 20,
+                1..=1 << 20,
                 DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
-            )?)
-            .unwrap_or(1),
+            )?,
         };
         let mut notify = Vec::new();
         for n in raw.notify {
@@ -447,6 +430,34 @@ impl ProxyConfig {
             storage,
         })
     }
+}
+
+/// A `[limits]` integer in `range` (`default` when absent), in the type the proxy uses it
+/// as; outside the range, or not representable in that type, a located error.
+fn limit<T: TryFrom<i64>>(
+    err: &impl Fn(std::ops::Range<usize>, ProxyConfigProblem) -> ProxyConfigError,
+    field: &'static str,
+    v: &Option<Spanned<i64>>,
+    range: std::ops::RangeInclusive<i64>,
+    default: i64,
+) -> Result<T, ProxyConfigError> {
+    let (value, span) = v
+        .as_ref()
+        .map_or((default, 0..0), |s| (*s.get_ref(), s.span()));
+    let refused = || {
+        err(
+            span.clone(),
+            ProxyConfigProblem::Limit {
+                field,
+                min: *range.start(),
+                max: *range.end(),
+            },
+        )
+    };
+    if !range.contains(&value) {
+        return Err(refused());
+    }
+    T::try_from(value).map_err(|_| refused())
 }
 
 #[cfg(test)]

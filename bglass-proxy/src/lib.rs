@@ -2,8 +2,8 @@
 //!
 //! - `init`: a new proxy cell (keys, certificates, vault, config).
 //! - `config`: `proxy.toml`.
-//! - `state`: the proxy's live state, rebuilt from the audit log.
-//! - `server`: the listener, control API and data plane.
+//! - `server`: the listener, control API and data plane; the access policy they apply is
+//!   `bglass_core::policy`.
 //! - `check`: catalog and roster validation as the proxy loads them.
 //! - `ssh_settings`: `[ssh]` in `proxy.toml` (what binds SSH certificates to the path).
 //! - `upstream`: the client to upstream tools (plain HTTP, or HTTPS with a pin and a name).
@@ -14,5 +14,4 @@ pub mod init;
 pub mod metrics;
 pub mod server;
 pub mod ssh_settings;
-pub mod state;
 pub mod upstream;

@@ -7,10 +7,13 @@ use std::process::ExitCode;
 
 use base64::Engine;
 use bglass_core::SecretString;
-use bglass_core::catalog::{Catalog, ServiceKind};
-use bglass_core::id::{ProxyId, SecretName, ServiceName};
-use bglass_core::vault::{Binding, Vault, VaultIdentity};
-use bglass_proxy::config::ProxyConfig;
+use bglass_core::catalog::{Catalog, CatalogError, ServiceKind};
+use bglass_core::id::{NameError, ProxyId, SecretName, ServiceName};
+use bglass_core::vault::{Binding, Vault, VaultError, VaultIdentity};
+use bglass_proxy::check::CheckError;
+use bglass_proxy::config::{ProxyConfig, ProxyConfigError};
+use bglass_proxy::init::InitError;
+use bglass_proxy::server::StartError;
 use clap::{Parser, Subcommand};
 
 /// The bglass out-of-band authenticating proxy.
@@ -136,17 +139,134 @@ enum SecretsCommand {
     },
 }
 
-fn fail(message: impl std::fmt::Display, hint: &str) -> ExitCode {
-    eprintln!("error: {message}");
-    if !hint.is_empty() {
-        eprintln!("hint: {hint}");
+/// Why a command failed. Each variant has its message (`Display`) and the hint printed
+/// under it ([`Failure::hint`]); `main` prints both and exits with status 1.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+enum Failure {
+    /// `--id` is not a proxy id.
+    #[error("--id: {0}")]
+    Id(NameError),
+    /// `init` failed.
+    #[error(transparent)]
+    Init(InitError),
+    /// `check` found the catalog or roster invalid.
+    #[error(transparent)]
+    Check(CheckError),
+    /// The async runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The audit log is behind what this proxy published.
+    #[error(transparent)]
+    RolledBack(StartError),
+    /// The proxy could not start.
+    #[error(transparent)]
+    Start(StartError),
+    /// The proxy stopped serving with an error.
+    #[error(transparent)]
+    Serve(StartError),
+    /// `proxy.toml` is invalid or unreadable.
+    #[error(transparent)]
+    Config(#[from] ProxyConfigError),
+    /// The vault or its identity cannot be opened, or the vault cannot be saved.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// A secret name holds one of the proxy's own keys.
+    #[error(
+        "names starting with bglass. hold the proxy's own keys, which are never upstream credentials"
+    )]
+    Reserved,
+    /// A secret name is invalid.
+    #[error(transparent)]
+    SecretName(NameError),
+    /// `secrets bind` names a credential the vault does not hold.
+    #[error("no credential {0}")]
+    NoCredential(String),
+    /// `secrets remove` names a secret the vault does not hold.
+    #[error("no secret {0}")]
+    NoSecret(String),
+    /// The catalog named by `proxy.toml` cannot be loaded for a binding.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// `--for` names a service the catalog does not hold.
+    #[error("--for {service}: no such service in {}", catalog.display())]
+    NoService {
+        /// The service named.
+        service: String,
+        /// The catalog.
+        catalog: PathBuf,
+    },
+    /// `--for` names a service that does not inject this secret.
+    #[error("--for {service}: {service} does not inject {name} (its inject.secret in {} must name it)", catalog.display())]
+    NotInjected {
+        /// The service named.
+        service: ServiceName,
+        /// The secret.
+        name: SecretName,
+        /// The catalog.
+        catalog: PathBuf,
+    },
+    /// The credential's value could not be read from standard input.
+    #[error("reading the value from stdin: {0}")]
+    Stdin(std::io::Error),
+    /// The credential could not be stored.
+    #[error(transparent)]
+    SetCredential(VaultError),
+    /// The CA key file could not be read.
+    #[error("{}: {source}", path.display())]
+    CaKeyRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server certificate could not be issued again.
+    #[error(transparent)]
+    Reissue(InitError),
+    /// The file to export the CA key to exists.
+    #[error("{} exists; refusing to overwrite it", .0.display())]
+    OutExists(PathBuf),
+    /// The CA key in the vault is not base64.
+    #[error("the CA key in the vault is not base64")]
+    CaKeyEncoding,
+    /// The vault holds no CA key.
+    #[error("the vault holds no CA key (it is already offline)")]
+    NoCaKey,
+    /// The CA key was written out but the vault without it could not be saved.
+    #[error(transparent)]
+    CaKeyStillInVault(VaultError),
+}
+
+impl Failure {
+    /// What to do about it, when there is something to say.
+    fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::Check(_) => Some(
+                "fix the file at the position shown; a running proxy keeps its last good version",
+            ),
+            Self::RolledBack(_) => Some(
+                "find out why the log is older than what this proxy published (a restore from backup? a lost disk?) before accepting it",
+            ),
+            Self::Start(_) => Some("fix the file named above; nothing was served"),
+            Self::NoCredential(_) => Some("set it first: secrets set"),
+            Self::NoService { .. } | Self::NotInjected { .. } => {
+                Some("bind a credential to the services that inject it")
+            }
+            Self::SetCredential(_) => Some(
+                "give the value on standard input, e.g. printf %s VALUE | bglass-proxy secrets set …",
+            ),
+            Self::Reissue(_) => {
+                Some("give the offline/ca.key that `bglass-proxy init` wrote for this proxy")
+            }
+            Self::CaKeyStillInVault(_) => Some("the key was written but is still in the vault"),
+            _ => None,
+        }
     }
-    ExitCode::from(1)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let done = match cli.command {
         Command::Init {
             dir,
             id,
@@ -157,17 +277,9 @@ fn main() -> ExitCode {
             config,
             accept_rollback,
         } => run(&config, accept_rollback),
-        Command::Check { services, roster } => match bglass_proxy::check::check(&services, &roster)
-        {
-            Ok(report) => {
-                print!("{report}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(
-                e,
-                "fix the file at the position shown; a running proxy keeps its last good version",
-            ),
-        },
+        Command::Check { services, roster } => bglass_proxy::check::check(&services, &roster)
+            .map(|report| print!("{report}"))
+            .map_err(Failure::Check),
         Command::Secrets(command) => secrets(command),
         Command::ReissueCert {
             config,
@@ -175,6 +287,16 @@ fn main() -> ExitCode {
             listen,
         } => reissue_cert(&config, &ca_key, listen),
         Command::ExportCaKey { config, out } => export_ca_key(&config, &out),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let Some(hint) = e.hint() {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -183,59 +305,43 @@ fn init(
     id: &str,
     listen: SocketAddr,
     metrics: Option<SocketAddr>,
-) -> ExitCode {
-    let id = match ProxyId::new(id) {
-        Ok(id) => id,
-        Err(e) => return fail(format!("--id: {e}"), ""),
-    };
-    match bglass_proxy::init::init(dir, &id, listen, metrics) {
-        Ok(made) => {
-            println!("proxy:       {id}");
-            println!("config:      {}", made.config.display());
-            println!("url:         https://{listen}");
-            println!("pin:         {}", made.pin);
-            println!("signing key: {}", made.signing_key);
-            println!("ssh ca:      {}", made.ssh_ca);
-            eprintln!(
-                "\nNext:\n  1. Move {ca} off this host (offline storage): the running proxy never needs it; it only\n     re-issues the server certificate (bglass-proxy reissue-cert --ca-key FILE).\n  2. Put services.toml and responders.toml in {dir} (or point proxy.toml at them).\n  3. Store upstream credentials, bound to the services that may receive them:\n     printf %s VALUE | bglass-proxy secrets set NAME --for SERVICE --config {cfg}\n  4. Start: bglass-proxy run --config {cfg}\n\nResponders enroll with: bglass enroll --id ID --proxy https://{listen} --pin {pin}\nAuditors verify its log with: bglass audit verify {dir}/data/log --key {key}",
-                ca = made.offline_ca_key.display(),
-                dir = dir.display(),
-                cfg = made.config.display(),
-                pin = made.pin,
-                key = made.signing_key,
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(e, ""),
-    }
+) -> Result<(), Failure> {
+    let id = ProxyId::new(id).map_err(Failure::Id)?;
+    let made = bglass_proxy::init::init(dir, &id, listen, metrics).map_err(Failure::Init)?;
+    println!("proxy:       {id}");
+    println!("config:      {}", made.config.display());
+    println!("url:         https://{listen}");
+    println!("pin:         {}", made.pin);
+    println!("signing key: {}", made.signing_key);
+    println!("ssh ca:      {}", made.ssh_ca);
+    eprintln!(
+        "\nNext:\n  1. Move {ca} off this host (offline storage): the running proxy never needs it; it only\n     re-issues the server certificate (bglass-proxy reissue-cert --ca-key FILE).\n  2. Put services.toml and responders.toml in {dir} (or point proxy.toml at them).\n  3. Store upstream credentials, bound to the services that may receive them:\n     printf %s VALUE | bglass-proxy secrets set NAME --for SERVICE --config {cfg}\n  4. Start: bglass-proxy run --config {cfg}\n\nResponders enroll with: bglass enroll --id ID --proxy https://{listen} --pin {pin}\nAuditors verify its log with: bglass audit verify {dir}/data/log --key {key}",
+        ca = made.offline_ca_key.display(),
+        dir = dir.display(),
+        cfg = made.config.display(),
+        pin = made.pin,
+        key = made.signing_key,
+    );
+    Ok(())
 }
 
-fn run(config: &std::path::Path, accept_rollback: bool) -> ExitCode {
+fn run(config: &std::path::Path, accept_rollback: bool) -> Result<(), Failure> {
     // Each tunnel holds two sockets: allow as many files as the hard limit does.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => return fail(format!("cannot start the runtime: {e}"), ""),
-    };
+        .map_err(Failure::Runtime)?;
     runtime.block_on(async {
         let options = bglass_proxy::server::StartOptions { accept_rollback };
-        let (proxy, startup) = match bglass_proxy::server::start_with(config, &options) {
-            Ok(x) => x,
-            Err(e @ bglass_proxy::server::StartError::RolledBack(_)) => {
-                return fail(
-                    e,
-                    "find out why the log is older than what this proxy published (a restore from backup? a lost disk?) before accepting it",
-                );
-            }
-            Err(e) => return fail(e, "fix the file named above; nothing was served"),
-        };
-        match bglass_proxy::server::serve(proxy, startup).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(e, ""),
-        }
+        let (proxy, startup) =
+            bglass_proxy::server::start_with(config, &options).map_err(|e| match e {
+                e @ StartError::RolledBack(_) => Failure::RolledBack(e),
+                e => Failure::Start(e),
+            })?;
+        bglass_proxy::server::serve(proxy, startup)
+            .await
+            .map_err(Failure::Serve)
     })
 }
 
@@ -245,18 +351,16 @@ fn bindings_for(
     config: &ProxyConfig,
     name: &SecretName,
     services: &[String],
-) -> Result<Vec<Binding>, String> {
-    let catalog = Catalog::load(&config.services).map_err(|e| e.to_string())?;
+) -> Result<Vec<Binding>, Failure> {
+    let catalog = Catalog::load(&config.services)?;
     let mut out = Vec::new();
     for wanted in services {
         let service = ServiceName::new(wanted)
             .ok()
             .and_then(|n| catalog.get(&n))
-            .ok_or_else(|| {
-                format!(
-                    "--for {wanted}: no such service in {}",
-                    config.services.display()
-                )
+            .ok_or_else(|| Failure::NoService {
+                service: wanted.clone(),
+                catalog: config.services.clone(),
             })?;
         match &service.kind {
             ServiceKind::Http {
@@ -264,10 +368,11 @@ fn bindings_for(
                 ..
             } if &inject.secret == name => {}
             _ => {
-                return Err(format!(
-                    "--for {wanted}: {wanted} does not inject {name} (its inject.secret in {} must name it)",
-                    config.services.display()
-                ));
+                return Err(Failure::NotInjected {
+                    service: service.name.clone(),
+                    name: name.clone(),
+                    catalog: config.services.clone(),
+                });
             }
         }
         out.push(Binding {
@@ -278,26 +383,16 @@ fn bindings_for(
     Ok(out)
 }
 
-fn secrets(command: SecretsCommand) -> ExitCode {
+fn secrets(command: SecretsCommand) -> Result<(), Failure> {
     let config_path = match &command {
         SecretsCommand::Set { config, .. }
         | SecretsCommand::Bind { config, .. }
         | SecretsCommand::List { config }
         | SecretsCommand::Remove { config, .. } => config.clone(),
     };
-    let config = match ProxyConfig::load(&config_path) {
-        Ok(c) => c,
-        Err(e) => return fail(e, ""),
-    };
-    let identity = match VaultIdentity::open_file(&config.vault_identity) {
-        Ok(i) => i,
-        Err(e) => return fail(e, ""),
-    };
-    let mut vault = match Vault::open(&config.vault, &identity) {
-        Ok(v) => v,
-        Err(e) => return fail(e, ""),
-    };
-    let reserved = "names starting with bglass. hold the proxy's own keys, which are never upstream credentials";
+    let config = ProxyConfig::load(&config_path)?;
+    let identity = VaultIdentity::open_file(&config.vault_identity)?;
+    let mut vault = Vault::open(&config.vault, &identity)?;
     match command {
         SecretsCommand::List { .. } => {
             for (name, bindings) in vault.credentials() {
@@ -310,143 +405,99 @@ fn secrets(command: SecretsCommand) -> ExitCode {
                     println!("{name}\t{}", places.join(", "));
                 }
             }
-            return ExitCode::SUCCESS;
+            return Ok(());
         }
         SecretsCommand::Set { name, services, .. } => {
-            let name = match SecretName::new(&name) {
-                Ok(n) if !n.is_reserved() => n,
-                Ok(_) => return fail(reserved, ""),
-                Err(e) => return fail(e, ""),
-            };
-            let bindings = match bindings_for(&config, &name, &services) {
-                Ok(b) => b,
-                Err(e) => return fail(e, "bind a credential to the services that inject it"),
-            };
+            let name = SecretName::new(&name).map_err(Failure::SecretName)?;
+            if name.is_reserved() {
+                return Err(Failure::Reserved);
+            }
+            let bindings = bindings_for(&config, &name, &services)?;
             let mut value = zeroize::Zeroizing::new(String::new());
-            if let Err(e) = std::io::stdin().take(64 * 1024).read_to_string(&mut value) {
-                return fail(format!("reading the value from stdin: {e}"), "");
-            }
+            std::io::stdin()
+                .take(64 * 1024)
+                .read_to_string(&mut value)
+                .map_err(Failure::Stdin)?;
             let value = value.trim_end_matches(['\n', '\r']).to_owned();
-            if let Err(e) = vault.set_credential(name, SecretString::from(value), bindings) {
-                return fail(
-                    e,
-                    "give the value on standard input, e.g. printf %s VALUE | bglass-proxy secrets set …",
-                );
-            }
+            vault
+                .set_credential(name, SecretString::from(value), bindings)
+                .map_err(Failure::SetCredential)?;
         }
         SecretsCommand::Bind { name, services, .. } => {
             let name = match SecretName::new(&name) {
-                Ok(n) if n.is_reserved() => return fail(reserved, ""),
+                Ok(n) if n.is_reserved() => return Err(Failure::Reserved),
                 Ok(n) if vault.credentials().any(|(c, _)| c == &n) => n,
-                _ => return fail(format!("no credential {name}"), "set it first: secrets set"),
+                _ => return Err(Failure::NoCredential(name)),
             };
-            let bindings = match bindings_for(&config, &name, &services) {
-                Ok(b) => b,
-                Err(e) => return fail(e, ""),
-            };
-            if let Err(e) = vault.bind(&name, bindings) {
-                return fail(e, "");
-            }
+            let bindings = bindings_for(&config, &name, &services)?;
+            vault.bind(&name, bindings)?;
         }
         SecretsCommand::Remove { name, .. } => {
-            let Ok(name) = SecretName::new(&name) else {
-                return fail(format!("no secret {name}"), "");
+            let Ok(secret) = SecretName::new(&name) else {
+                return Err(Failure::NoSecret(name));
             };
-            if name.is_reserved() {
-                return fail(reserved, "");
+            if secret.is_reserved() {
+                return Err(Failure::Reserved);
             }
-            if !vault.remove(&name) {
-                return fail(format!("no secret {name}"), "");
+            if !vault.remove(&secret) {
+                return Err(Failure::NoSecret(name));
             }
         }
     }
-    match vault.save(&config.vault, &identity) {
-        Ok(()) => {
-            eprintln!("vault updated; a running proxy reads it again on SIGHUP");
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(e, ""),
-    }
+    vault.save(&config.vault, &identity)?;
+    eprintln!("vault updated; a running proxy reads it again on SIGHUP");
+    Ok(())
 }
 
 fn reissue_cert(
     config_path: &std::path::Path,
     ca_key: &std::path::Path,
     listen: Option<SocketAddr>,
-) -> ExitCode {
-    let config = match ProxyConfig::load(config_path) {
-        Ok(c) => c,
-        Err(e) => return fail(e, ""),
-    };
+) -> Result<(), Failure> {
+    let config = ProxyConfig::load(config_path)?;
     let mut pem = zeroize::Zeroizing::new(String::new());
-    let read = std::fs::File::open(ca_key).and_then(|f| f.take(64 * 1024).read_to_string(&mut pem));
-    if let Err(e) = read {
-        return fail(format!("{}: {e}", ca_key.display()), "");
-    }
+    std::fs::File::open(ca_key)
+        .and_then(|f| f.take(64 * 1024).read_to_string(&mut pem))
+        .map_err(|source| Failure::CaKeyRead {
+            path: ca_key.to_path_buf(),
+            source,
+        })?;
     let listen = listen.unwrap_or(config.listen);
-    match bglass_proxy::init::reissue(&config, &pem, listen) {
-        Ok(pin) => {
-            println!("certificate: {}", config.tls_chain.display());
-            println!("names:       {}", listen.ip());
-            println!("pin:         {pin} (unchanged)");
-            eprintln!(
-                "Restart the proxy to serve the new certificate; move the CA key off this host again."
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(
-            e,
-            "give the offline/ca.key that `bglass-proxy init` wrote for this proxy",
-        ),
-    }
+    let pin = bglass_proxy::init::reissue(&config, &pem, listen).map_err(Failure::Reissue)?;
+    println!("certificate: {}", config.tls_chain.display());
+    println!("names:       {}", listen.ip());
+    println!("pin:         {pin} (unchanged)");
+    eprintln!(
+        "Restart the proxy to serve the new certificate; move the CA key off this host again."
+    );
+    Ok(())
 }
 
-fn export_ca_key(config_path: &std::path::Path, out: &std::path::Path) -> ExitCode {
-    let config = match ProxyConfig::load(config_path) {
-        Ok(c) => c,
-        Err(e) => return fail(e, ""),
-    };
-    let identity = match VaultIdentity::open_file(&config.vault_identity) {
-        Ok(i) => i,
-        Err(e) => return fail(e, ""),
-    };
-    let mut vault = match Vault::open(&config.vault, &identity) {
-        Ok(v) => v,
-        Err(e) => return fail(e, ""),
-    };
+fn export_ca_key(config_path: &std::path::Path, out: &std::path::Path) -> Result<(), Failure> {
+    let config = ProxyConfig::load(config_path)?;
+    let identity = VaultIdentity::open_file(&config.vault_identity)?;
+    let mut vault = Vault::open(&config.vault, &identity)?;
     if out.exists() {
-        return fail(
-            format!("{} exists; refusing to overwrite it", out.display()),
-            "",
-        );
+        return Err(Failure::OutExists(out.to_path_buf()));
     }
-    let Ok(name) = SecretName::new(bglass_proxy::init::CA_KEY_SECRET) else {
-        return fail("internal: bad key name", "");
-    };
-    let der = match vault.proxy_key(&name).map(|v| {
-        base64::engine::general_purpose::STANDARD
-            .decode(bglass_core::ExposeSecret::expose_secret(v))
-    }) {
-        Some(Ok(der)) => zeroize::Zeroizing::new(der),
-        Some(Err(_)) => return fail("the CA key in the vault is not base64", ""),
-        None => return fail("the vault holds no CA key (it is already offline)", ""),
-    };
+    let name = SecretName::new(bglass_proxy::init::CA_KEY_SECRET).map_err(Failure::SecretName)?;
+    let encoded = vault.proxy_key(&name).ok_or(Failure::NoCaKey)?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(bglass_core::ExposeSecret::expose_secret(encoded))
+        .map(zeroize::Zeroizing::new)
+        .map_err(|_| Failure::CaKeyEncoding)?;
     let pem = zeroize::Zeroizing::new(format!(
         "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
         base64::engine::general_purpose::STANDARD.encode(&der[..])
     ));
-    if let Err(e) = bglass_core::vault::write_private(out, pem.as_bytes()) {
-        return fail(e, "");
-    }
+    bglass_core::vault::write_private(out, pem.as_bytes())?;
     vault.remove_proxy_key(&name);
-    match vault.save(&config.vault, &identity) {
-        Ok(()) => {
-            eprintln!(
-                "the CA key is now in {} and no longer in the vault: move it off this host",
-                out.display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(e, "the key was written but is still in the vault"),
-    }
+    vault
+        .save(&config.vault, &identity)
+        .map_err(Failure::CaKeyStillInVault)?;
+    eprintln!(
+        "the CA key is now in {} and no longer in the vault: move it off this host",
+        out.display()
+    );
+    Ok(())
 }

@@ -36,7 +36,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
 
 use crate::server::Body;
-use crate::state::Refusal;
+use bglass_core::policy::Refusal;
 use bglass_tls::{pin_of, provider};
 
 /// Time allowed to open a TCP connection to an upstream.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bglass_core::audit::event::{EVENT_VERSION, Event, EventKind, StoredEnvelope};
-use bglass_core::audit::log::{AuditLog, LogConfig};
+use bglass_core::audit::log::{AuditLog, LogConfig, ReplayError};
 use bglass_core::id::{GrantId, ProxyId, RequestId, ResponderId, ServiceName};
 use bglass_core::keys::SigningKey;
 
@@ -25,7 +25,10 @@ pub fn open(dir: &Path) -> AuditLog {
 }
 
 /// Opens a test log, replaying every entry through `replay`.
-pub fn open_with(dir: &Path, replay: impl FnMut(u64, &[u8]) -> Result<(), String>) -> AuditLog {
+pub fn open_with(
+    dir: &Path,
+    replay: impl FnMut(u64, &[u8]) -> Result<(), ReplayError>,
+) -> AuditLog {
     let config = LogConfig {
         dir: dir.to_path_buf(),
         proxy: ProxyId::new(PROXY).unwrap(),

@@ -71,7 +71,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_entry() {
         // Reopen: recovery must succeed and replay every acknowledged entry.
         let mut found: HashMap<u64, String> = HashMap::new();
         let log = audit::open_with(&dir, |index, bytes| {
-            let event = Event::from_bytes(bytes).map_err(|e| e.to_string())?;
+            let event = Event::from_bytes(bytes)?;
             if let EventKind::Expiry { grant } = event.event {
                 found.insert(index, grant.to_string());
             }

@@ -278,10 +278,13 @@ fn reading_commands_refuse_a_log_that_does_not_verify() {
     let text = std::fs::read(&wal).unwrap();
     let mut records = bglass_core::audit::storage::read_wal(&wal).unwrap().records;
     assert!(!text.is_empty());
-    records[3].data = String::from_utf8(records[3].data.clone())
-        .unwrap()
-        .replace("/api/health", "/api/secret")
-        .into_bytes();
+    records[3].data = bglass_core::audit::storage::Entry::new(
+        String::from_utf8(records[3].data.as_bytes().to_vec())
+            .unwrap()
+            .replace("/api/health", "/api/secret")
+            .into_bytes(),
+    )
+    .unwrap();
     let mut bytes = bglass_core::audit::storage::wal_header();
     for r in &records {
         bglass_core::audit::storage::encode_record(&mut bytes, r.index, &r.data);

@@ -71,7 +71,12 @@ fn entries(dir: &Path, bundle: u64) -> Vec<Vec<u8>> {
 fn write_bundle(dir: &Path, bundle: u64, entries: &[Vec<u8>]) {
     std::fs::write(
         dir.join(storage::bundle_rel(bundle)),
-        storage::encode_bundle(entries),
+        storage::encode_bundle(
+            &entries
+                .iter()
+                .map(|e| storage::Entry::new(e.clone()).unwrap())
+                .collect::<Vec<_>>(),
+        ),
     )
     .unwrap();
 }
@@ -206,7 +211,7 @@ fn history(dir: &Path) -> Vec<Vec<u8>> {
 fn write_history(dir: &Path, notes: &[Vec<u8>]) {
     let bytes: Vec<u8> = notes
         .iter()
-        .flat_map(|n| storage::encode_history(n))
+        .flat_map(|n| storage::encode_history(n).unwrap())
         .collect();
     std::fs::write(dir.join(storage::HISTORY_FILE), bytes).unwrap();
 }

@@ -85,7 +85,7 @@ fn targets(dir: &Path) -> Vec<Target> {
         .iter()
         .rev()
         .take(2)
-        .map(|r| storage::record_len(r.data.len()))
+        .map(|r| storage::record_len(r.data.as_bytes().len()))
         .sum();
     // The history's last note.
     let end = storage::history_end(&dir.join(storage::HISTORY_FILE)).unwrap();
@@ -126,8 +126,8 @@ fn targets(dir: &Path) -> Vec<Target> {
 }
 
 /// Bytes that are not a record: a fixed pseudo-random pattern.
-fn garbage(n: usize, seed: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_u32 ^ u32::try_from(seed).unwrap_or(0);
+fn garbage(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_u32 ^ seed;
     (0..n)
         .map(|_| {
             x ^= x << 13;
@@ -182,7 +182,10 @@ fn every_tail_cut_and_torn_write_opens_with_every_acknowledged_entry() {
             )];
             if target.appended {
                 let mut torn = original[..at].to_vec();
-                torn.extend(garbage(original.len() - at, at));
+                torn.extend(garbage(
+                    original.len() - at,
+                    u32::try_from(at).expect("a small offset"),
+                ));
                 variants.push((format!("{} garbled from byte {at}", target.rel), torn));
             }
             for (what, bytes) in variants {
@@ -211,7 +214,7 @@ fn a_change_inside_a_file_is_always_called_altered() {
     // first of the two history notes, in a tile's first hash. Opening refuses all but the
     // history (it checks only the history's end; the verifier checks every note).
     let records = storage::read_wal(&image.path().join(WAL_FILE)).unwrap();
-    let first_len = storage::record_len(records.records[0].data.len());
+    let first_len = storage::record_len(records.records[0].data.as_bytes().len());
     let cases: Vec<(String, usize)> = vec![
         (WAL_FILE.to_owned(), 8 + first_len + 20),
         (storage::HISTORY_FILE.to_owned(), 40),

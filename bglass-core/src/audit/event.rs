@@ -1,4 +1,4 @@
-//! The events of the audit log (DESIGN §8): one JSON leaf per event, versioned.
+//! The events of the audit log: one JSON leaf per event, versioned.
 //!
 //! Every event names when it happened, which proxy recorded it, and who acted. Where a
 //! responder asked for something, the event carries their signed envelope exactly as they

@@ -1,4 +1,4 @@
-//! The tamper-evident audit log (DESIGN §8): what auditors trust and what the proxy rebuilds
+//! The tamper-evident audit log: what auditors trust and what the proxy rebuilds
 //! its state from ("the log is the database").
 //!
 //! - [`event`]: the JSON events that are the log's entries.

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use super::event::{Event, EventKind};
-use super::storage::{self, WAL_FILE};
+use super::event::{Event, EventError, EventKind};
+use super::storage::{self, BundleError, StorageError, WAL_FILE, WalError};
 use crate::id::{GrantId, ResponderId, ServiceName};
 
 /// Grace, in milliseconds, at both ends of a grant's window when judging uses (the proxy
@@ -15,41 +15,82 @@ pub const USE_SKEW_MS: u64 = crate::grant::DEFAULT_SKEW_SECS * 1000;
 /// Grace after a revocation: the proxy cuts access within a second.
 pub const REVOKE_GRACE_MS: u64 = 1000;
 
+/// Why the entries of a log could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadLogError {
+    /// A file could not be read.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A full bundle is not 256 entries.
+    #[error("{}: {source}", storage::bundle_rel(*bundle))]
+    Bundle {
+        /// The bundle.
+        bundle: u64,
+        /// What is wrong with it.
+        source: BundleError,
+    },
+    /// The write-ahead file cannot be read.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// The write-ahead file starts after the last full bundle ends.
+    #[error("entries {from}..{to} are missing")]
+    Missing {
+        /// The first entry missing.
+        from: u64,
+        /// The entry the write-ahead file resumes at.
+        to: u64,
+    },
+    /// An entry is not an event.
+    #[error("entry {index}: {source}")]
+    Event {
+        /// The entry.
+        index: u64,
+        /// Why.
+        source: EventError,
+    },
+}
+
 /// Calls `f` with every entry of the log in `dir`, in order: full bundles, then the
-/// write-ahead file. Stops at the first malformed bundle or record with an error.
+/// write-ahead file. Stops at the first malformed bundle or record with an error, or at
+/// the first error `f` returns.
 pub fn for_each_entry(
     dir: &Path,
-    mut f: impl FnMut(u64, &[u8]) -> Result<(), String>,
-) -> Result<u64, String> {
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), ReadLogError>,
+) -> Result<u64, ReadLogError> {
     let mut index = 0u64;
     for b in 0..storage::count_bundles(dir) {
-        let bytes = storage::read_bundle(dir, b).map_err(|e| e.to_string())?;
+        let bytes = storage::read_bundle(dir, b)?;
         let entries = storage::parse_bundle(&bytes)
-            .map_err(|e| format!("{}: {e}", storage::bundle_rel(b)))?;
+            .map_err(|source| ReadLogError::Bundle { bundle: b, source })?;
         for entry in entries {
             f(index, entry)?;
             index += 1;
         }
     }
-    let wal = storage::read_wal(&dir.join(WAL_FILE)).map_err(|e| e.to_string())?;
+    let wal = storage::read_wal(&dir.join(WAL_FILE))?;
     for record in wal.records {
         if record.index < index {
             continue;
         }
         if record.index > index {
-            return Err(format!("entries {index}..{} are missing", record.index));
+            return Err(ReadLogError::Missing {
+                from: index,
+                to: record.index,
+            });
         }
-        f(index, &record.data)?;
+        f(index, record.data.as_bytes())?;
         index += 1;
     }
     Ok(index)
 }
 
 /// Reads and decodes every event of the log in `dir`.
-pub fn read_events(dir: &Path) -> Result<Vec<(u64, Event)>, String> {
+pub fn read_events(dir: &Path) -> Result<Vec<(u64, Event)>, ReadLogError> {
     let mut out = Vec::new();
     for_each_entry(dir, |index, bytes| {
-        let event = Event::from_bytes(bytes).map_err(|e| format!("entry {index}: {e}"))?;
+        let event =
+            Event::from_bytes(bytes).map_err(|source| ReadLogError::Event { index, source })?;
         out.push((index, event));
         Ok(())
     })?;

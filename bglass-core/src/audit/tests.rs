@@ -31,6 +31,11 @@ pub(super) fn config(dir: &Path) -> LogConfig {
     }
 }
 
+/// [`event`] as an entry of the storage formats.
+fn entry(i: u64) -> storage::Entry {
+    storage::Entry::new(event(i)).unwrap()
+}
+
 pub(super) fn event(i: u64) -> Vec<u8> {
     let kind = if i == 0 {
         EventKind::ProxyStart {
@@ -207,7 +212,7 @@ fn torn_tail_is_dropped_and_everything_acknowledged_survives() {
     let wal = dir.path().join(storage::WAL_FILE);
     let mut bytes = std::fs::read(&wal).unwrap();
     let mut extra = Vec::new();
-    storage::encode_record(&mut extra, 300, &event(300));
+    storage::encode_record(&mut extra, 300, &entry(300));
     bytes.extend_from_slice(&extra[..extra.len() / 2]);
     std::fs::write(&wal, bytes).unwrap();
 
@@ -237,7 +242,7 @@ fn a_crash_between_bundle_and_trim_and_a_half_written_tile_are_repaired() {
     // was trimmed: all 259 records are still in it. And the tile write was cut short.
     let mut wal = storage::wal_header();
     for i in 0..(TILE_WIDTH as u64 + 3) {
-        storage::encode_record(&mut wal, i, &event(i));
+        storage::encode_record(&mut wal, i, &entry(i));
     }
     std::fs::write(dir.path().join(storage::WAL_FILE), wal).unwrap();
     std::fs::write(dir.path().join("tile/0/000"), b"short").unwrap();
@@ -496,7 +501,7 @@ fn recovery_checks_the_checkpoint_before_it_writes_anything() {
     let wal = dir.path().join(storage::WAL_FILE);
     let mut bytes = std::fs::read(&wal).unwrap();
     let mut extra = Vec::new();
-    storage::encode_record(&mut extra, 10, &event(10));
+    storage::encode_record(&mut extra, 10, &entry(10));
     bytes.extend_from_slice(&extra[..extra.len() / 2]);
     std::fs::write(&wal, &bytes).unwrap();
     // A checkpoint file signed by the log's key over another root of the same size: it

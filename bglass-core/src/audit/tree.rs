@@ -15,6 +15,15 @@ pub const TILE_HEIGHT: u8 = 8;
 /// Hashes (or entries) in a full tile.
 pub const TILE_WIDTH: usize = 1 << TILE_HEIGHT;
 
+// `tile_offset` takes an index's low byte.
+const _: () = assert!(TILE_HEIGHT == 8);
+
+/// The position of entry (or hash) `index` in its bundle (or tile): its low
+/// [`TILE_HEIGHT`] bits.
+pub fn tile_offset(index: u64) -> usize {
+    usize::from(index.to_le_bytes()[0])
+}
+
 /// The RFC 6962 leaf hash: SHA-256(0x00 || entry). ring's SHA-256 (SHA-NI where present);
 /// tested equal to `tlog_tiles::record_hash` and against the published vectors.
 pub fn leaf_hash(entry: &[u8]) -> Hash {
@@ -121,22 +130,23 @@ impl TreeEdge {
     }
 
     /// Adds `hash` to the incomplete tile of `level`, carrying full tiles upwards.
-    fn carry(&mut self, mut level: usize, mut hash: Hash, completed: &mut Vec<FullTile>) {
+    fn carry(&mut self, mut level: u8, mut hash: Hash, completed: &mut Vec<FullTile>) {
         loop {
-            while self.partial.len() <= level {
+            while self.partial.len() <= usize::from(level) {
                 self.partial.push(Vec::with_capacity(TILE_WIDTH));
             }
-            let row = &mut self.partial[level];
+            let row = &mut self.partial[usize::from(level)];
             row.push(hash);
             if row.len() < TILE_WIDTH {
                 return;
             }
             let hashes = std::mem::take(row);
             hash = subtree_root(&hashes);
-            let shift = u32::from(TILE_HEIGHT) * (u32::try_from(level).unwrap_or(7) + 1);
-            let index = (self.size >> shift).saturating_sub(1);
+            // A u64 size has at most 8 levels of full tiles; a shift past 63 is 0.
+            let shift = u32::from(TILE_HEIGHT) * (u32::from(level) + 1);
+            let index = self.size.checked_shr(shift).unwrap_or(0).saturating_sub(1);
             completed.push(FullTile {
-                level: u8::try_from(level).unwrap_or(u8::MAX),
+                level,
                 index,
                 data: hashes.iter().flat_map(|h| h.0).collect(),
             });

@@ -16,6 +16,9 @@ use super::tree::{FullTile, HASH_SIZE, Hash, TILE_WIDTH, TreeEdge, leaf_hash, su
 use crate::id::ProxyId;
 use crate::keys::PublicKey;
 
+mod head;
+use head::{HeadError, check_head};
+
 /// Where the key that checked the signatures came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeySource {
@@ -31,7 +34,7 @@ pub struct VerifyReport {
     /// Entries checked.
     pub entries: u64,
     /// Checkpoints checked.
-    pub checkpoints: usize,
+    pub checkpoints: u64,
     /// The largest verified checkpoint: size and root.
     pub latest: Option<(u64, Hash)>,
     /// The proxy whose log this is.
@@ -157,8 +160,9 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
             }
             proxy = Some(event.proxy.clone());
         } else if let Some(p) = &proxy {
-            check_head(entry, p.as_str())
-                .map_err(|what| defect(Some(index), DefectKind::EntryMalformed, what))?;
+            check_head(entry, p.as_str()).map_err(|what| {
+                defect(Some(index), DefectKind::EntryMalformed, what.to_string())
+            })?;
         }
         edge.push(leaf, completed);
         Ok(())
@@ -222,11 +226,10 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
                 rx
             })
             .collect();
-        let in_order = (0..bundles).map_while(|b| {
-            receivers
-                .get(usize::try_from(b % readers).unwrap_or(0))
-                .and_then(|rx| rx.recv().ok())
-        });
+        // Bundle b comes from reader b % readers: the receivers in turn.
+        let in_order = (0..bundles)
+            .zip(receivers.iter().cycle())
+            .map_while(|(_, rx)| rx.recv().ok());
         for hashed in in_order {
             let b = hashed.bundle;
             let base = b * TILE_WIDTH as u64;
@@ -331,8 +334,14 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
                         ));
                         break;
                     }
-                    let leaf = leaf_hash(&record.data);
-                    if let Err(d) = on_entry(size, &record.data, leaf, &mut edge, &mut completed) {
+                    let leaf = leaf_hash(record.data.as_bytes());
+                    if let Err(d) = on_entry(
+                        size,
+                        record.data.as_bytes(),
+                        leaf,
+                        &mut edge,
+                        &mut completed,
+                    ) {
                         entry_defect = Some(d);
                         break;
                     }
@@ -515,40 +524,13 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
     }
     Ok(VerifyReport {
         entries,
-        checkpoints: usize::try_from(checkpoints.count).unwrap_or(usize::MAX),
+        checkpoints: checkpoints.count,
         latest,
         proxy,
         key,
         key_source,
         warnings,
     })
-}
-
-/// Checks that an entry is a version-1 event of `proxy`, as the log writes them: the event
-/// encoding is canonical (fields in a fixed order), so the head of the JSON object is
-/// checked byte for byte instead of parsing the whole entry; the hash covers the rest.
-/// `bglass audit show` and `report` parse every entry fully.
-fn check_head(entry: &[u8], proxy: &str) -> Result<(), String> {
-    const START: &[u8] = b"{\"v\":1,\"time_ms\":";
-    let bad = |why: &str| format!("not a bglass event of this log: {why}");
-    let rest = entry
-        .strip_prefix(START)
-        .ok_or_else(|| bad("it does not start with {\"v\":1,\"time_ms\":"))?;
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || digits > 20 {
-        return Err(bad("time_ms is not a number"));
-    }
-    let rest = rest[digits..]
-        .strip_prefix(b",\"proxy\":\"")
-        .ok_or_else(|| bad("proxy does not follow time_ms"))?;
-    let rest = rest
-        .strip_prefix(proxy.as_bytes())
-        .and_then(|r| r.strip_prefix(b"\",\"actor\":"))
-        .ok_or_else(|| format!("recorded by another proxy than {proxy}, the proxy of entry 0"))?;
-    if rest.last() != Some(&b'}') || rest.len() < 10 {
-        return Err(bad("it does not end the JSON object"));
-    }
-    Ok(())
 }
 
 /// The proxy named by the log's first entry, for the reader threads' head checks (the
@@ -561,7 +543,7 @@ fn first_proxy(dir: &Path) -> Option<String> {
             .map(|r| bytes[r.clone()].to_vec()),
         Err(_) => storage::read_wal(&dir.join(WAL_FILE))
             .ok()
-            .and_then(|w| w.records.into_iter().next().map(|r| r.data)),
+            .and_then(|w| w.records.into_iter().next().map(|r| r.data.into_bytes())),
     }?;
     Event::from_bytes(&first).ok().map(|e| e.proxy.to_string())
 }
@@ -574,7 +556,7 @@ struct Hashed {
     leaves: Vec<Hash>,
     damage: Option<String>,
     /// The first entry whose head is not an event of the log's proxy.
-    bad_head: Option<(usize, String)>,
+    bad_head: Option<(usize, HeadError)>,
     /// The subtree root of a full bundle.
     root: Option<Hash>,
 }

@@ -1,4 +1,4 @@
-//! The catalog of critical tools (`services.toml`, DESIGN §5): schema, strict parsing,
+//! The catalog of critical tools (`services.toml`): schema, strict parsing,
 //! validation and limits.
 //!
 //! Parsing happens in three steps, each of which can only narrow what is accepted: the
@@ -117,7 +117,8 @@ pub struct EmergencyBypass {
 /// How the proxy reaches a service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Upstream {
-    /// IP literal and port; never a host name (DESIGN §2).
+    /// IP literal and port; never a host name: break glass must work while DNS is down, and
+    /// a name would let whoever controls DNS choose where credentials go.
     pub addr: SocketAddr,
     /// For HTTP services over TLS (`https://`): what the server must prove.
     pub tls: Option<UpstreamTls>,

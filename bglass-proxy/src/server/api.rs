@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use bglass_core::api::{ProofView, ServiceStatus, StatusView};
 use bglass_core::audit::event::{Event, EventKind, StoredEnvelope};
 use bglass_core::audit::tree::{MAX_TILE_LEVEL, tile_levels};
-use bglass_core::envelope::{Action, DecodedEnvelope, EnvelopeError, VerifiedEnvelope};
+use bglass_core::envelope::{Action, DecodedEnvelope, VerifiedEnvelope};
 use bglass_core::id::RequestId;
 use bglass_core::roster::{Responder, Role};
 use bglass_core::timestamp;
@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::{Body, Denied, Peer, Proxy, full, json, lock, refusal_response};
-use crate::state::{Context, Refusal, envelope_code};
+use bglass_core::policy::{Context, Refusal, envelope_refusal};
 
 fn query(req: &Request<Incoming>, name: &str) -> Option<u64> {
     req.uri()
@@ -39,31 +39,6 @@ async fn body(proxy: &Proxy, req: Request<Incoming>) -> Result<bytes::Bytes, Ref
         .await
         .map(http_body_util::Collected::to_bytes)
         .map_err(|_| Refusal::new("too_large", 413, format!("request body over {limit} bytes")))
-}
-
-fn envelope_refusal(e: &EnvelopeError) -> Refusal {
-    let status = match e {
-        EnvelopeError::TooLarge { .. }
-        | EnvelopeError::Truncated
-        | EnvelopeError::TrailingBytes
-        | EnvelopeError::Malformed { .. }
-        | EnvelopeError::BadText { .. }
-        | EnvelopeError::UnsupportedVersion { .. } => 400,
-        EnvelopeError::WrongAudience { .. } => 421,
-        EnvelopeError::Replayed => 409,
-        EnvelopeError::ReplayGuardFull => 503,
-        EnvelopeError::ReplayQuota { .. } => 429,
-        _ => 401,
-    };
-    let refusal = Refusal::new(envelope_code(e), status, e.to_string());
-    match e {
-        EnvelopeError::Expired { .. } | EnvelopeError::NotYetValid { .. } => refusal
-            .hint("set your machine's clock right; requests are valid for 5 minutes either way"),
-        EnvelopeError::WrongAudience { .. } => {
-            refusal.hint("the request was signed for another proxy")
-        }
-        _ => refusal,
-    }
 }
 
 /// Answers one `/v1/` request.
@@ -230,38 +205,10 @@ async fn mutate(
             caller,
             now_ms: now,
         };
-        let decision = match &action {
-            _ if let Err(e) = state.replay.check(&verified, now / 1000) => {
-                Err(envelope_refusal(&e))
-            }
-            Action::Access(a) => state.decide_access(&ctx, a, stored),
-            Action::Approve { request } => state.decide_approve(&ctx, request, stored),
-            Action::Deny { request, reason } => state.decide_deny(&ctx, request, reason, stored),
-            Action::Revoke { grant, reason } => state.decide_revoke(&ctx, grant, reason, stored),
-            Action::Review { grant, note } => state.decide_review(&ctx, grant, note, stored),
-            Action::DrillStart(plan) => state.decide_drill_start(&ctx, plan, stored),
-            Action::DrillStop { drill } => state.decide_drill_stop(&ctx, drill),
-            _ => Err(Refusal::new(
-                "unsupported",
-                400,
-                "this action is not supported",
-            )),
-        };
+        let decision = state.decide(&ctx, &verified, stored);
         match decision {
             Ok(events) => {
-                // One drill for the whole decision: what the action concerns belongs to it
-                // (an access only when it says so), never simply "whatever drill runs".
-                let drill = match &action {
-                    Action::Access(a) => a.drill.clone(),
-                    Action::Approve { request } | Action::Deny { request, .. } => {
-                        state.requests.get(request).and_then(|r| r.drill.clone())
-                    }
-                    Action::Revoke { grant, .. } | Action::Review { grant, .. } => {
-                        state.grants.get(grant).and_then(|g| g.claims.drill.clone())
-                    }
-                    Action::DrillStart(plan) => Some(plan.drill.to_string()),
-                    _ => state.drill.clone(),
-                };
+                let drill = state.drill_of(&action);
                 let events: Vec<Event> = events
                     .into_iter()
                     .map(|(actor, kind)| proxy.event(actor, kind, drill.clone()))
@@ -385,7 +332,7 @@ async fn one_request(
             let pending = lock(&proxy.state)
                 .requests
                 .get(&id)
-                .is_some_and(|r| matches!(r.status, crate::state::RequestStatus::Pending));
+                .is_some_and(|r| matches!(r.status, bglass_core::policy::RequestStatus::Pending));
             if !pending || tokio::time::timeout_at(deadline, notified).await.is_err() {
                 break;
             }
@@ -471,7 +418,7 @@ fn status(proxy: &Proxy, caller: &Responder) -> Response<Body> {
             catalog_rejected: proxy.catalog.last_rejection().map(|r| r.reason),
             roster_rejected: proxy.roster.last_rejection().map(|r| r.reason),
             log_size: proxy.log.size(),
-            audit_failure: proxy.log.failure(),
+            audit_failure: proxy.log.failure().map(|f| f.to_string()),
             audit_failed_since_ms,
             audit_failures,
             audit_last_recovery,

@@ -28,7 +28,7 @@ use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 
 use super::hygiene::{clean_request, clean_response};
 use super::{Body, BoxError, Denied, Peer, Proxy, lock, refusal_response};
-use crate::state::Refusal;
+use bglass_core::policy::Refusal;
 
 /// Most grants cached per connection.
 const CACHE_LIMIT: usize = 64;
@@ -575,7 +575,7 @@ impl UseRecord {
             status,
             bytes_in,
             bytes_out,
-            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            duration_ms: timestamp::millis(self.started.elapsed()),
             start: Some(self.start),
         };
         let proxy = Arc::clone(&self.proxy);

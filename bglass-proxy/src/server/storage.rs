@@ -10,7 +10,7 @@
 //! log works again. The same task announces on stderr, once each, that the log failed (with
 //! what the operator does) and that it recovered, whether or not requests arrive meanwhile.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,10 +115,29 @@ impl StorageWatch {
     }
 }
 
+/// Why the free space under the data directory could not be measured.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FreeSpaceError {
+    /// The file system did not say.
+    #[error("{}: {source}", dir.display())]
+    Statvfs {
+        /// The directory.
+        dir: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// The measuring task failed.
+    #[error("measuring free space: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Bytes available to the proxy on the file system that holds `dir`.
-pub fn free_bytes(dir: &Path) -> Result<u64, String> {
-    let s = rustix::fs::statvfs(dir)
-        .map_err(|e| format!("{}: {}", dir.display(), std::io::Error::from(e)))?;
+pub fn free_bytes(dir: &Path) -> Result<u64, FreeSpaceError> {
+    let s = rustix::fs::statvfs(dir).map_err(|e| FreeSpaceError::Statvfs {
+        dir: dir.to_path_buf(),
+        source: e.into(),
+    })?;
     Ok(s.f_bavail.saturating_mul(s.f_frsize))
 }
 
@@ -145,7 +164,7 @@ pub fn announce_failure(proxy: &Proxy, failure: &LogFailure) {
 
 /// The sentence a refusal carries while the log is failed; `why` when the log does not
 /// (or no longer) report a failure.
-pub fn refusal_message(health: &LogHealth, why: &str) -> String {
+pub fn refusal_message(health: &LogHealth, why: &dyn std::fmt::Display) -> String {
     match &health.failed {
         Some(f) => format!(
             "the proxy cannot write its audit log since {} ({}), so it refuses access; it retries by itself and serves again as soon as the log can write",
@@ -224,7 +243,8 @@ pub async fn watch(proxy: Arc<Proxy>) {
         let dir = proxy.config.data_dir.clone();
         let measured = tokio::task::spawn_blocking(move || free_bytes(&dir))
             .await
-            .unwrap_or_else(|e| Err(format!("measuring free space: {e}")));
+            .unwrap_or_else(|e| Err(e.into()))
+            .map_err(|e| e.to_string());
         let free = match measured {
             Ok(free) => {
                 last_error = None;
@@ -336,7 +356,7 @@ pub fn status(proxy: &Proxy) -> (Option<u64>, u64, Option<AuditRecoveryView>, St
         health.last_recovery.map(|r| AuditRecoveryView {
             failed_ms: r.failed_ms,
             recovered_ms: r.recovered_ms,
-            error: r.error,
+            error: r.error.to_string(),
         }),
         StorageStatus {
             free_bytes: reading.free_bytes,
@@ -398,7 +418,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(free_bytes(dir.path()).unwrap() > 0);
         let missing = dir.path().join("gone");
-        let e = free_bytes(&missing).unwrap_err();
+        match free_bytes(&missing).unwrap_err() {
+            FreeSpaceError::Statvfs { dir, source } => {
+                assert_eq!(dir, missing);
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("{other}"),
+        }
+        let e = free_bytes(&missing).unwrap_err().to_string();
         assert!(e.contains("gone") && e.contains("No such file"), "{e}");
     }
 
@@ -472,17 +499,24 @@ mod tests {
         let health = LogHealth {
             failed: Some(LogFailure {
                 since_ms: 1_700_000_000_000,
-                error: "No space left on device (os error 28)".to_owned(),
+                error: bglass_core::audit::log::LogFault::Storage(
+                    bglass_core::audit::storage::StorageError {
+                        path: "/srv/bglass/data/log/pending.wal".to_owned(),
+                        op: bglass_core::audit::storage::FileOp::Sync,
+                        what: "No space left on device (os error 28)".to_owned(),
+                        errno: Some(28),
+                    },
+                ),
             }),
             failures: 1,
             last_recovery: None,
         };
-        let m = refusal_message(&health, "ignored");
+        let m = refusal_message(&health, &"ignored");
         assert!(m.contains(&timestamp::format_ms(1_700_000_000_000)), "{m}");
         assert!(m.contains("No space left on device"), "{m}");
         assert!(m.contains("retries by itself"), "{m}");
         assert!(!m.contains("repaired"), "{m}");
-        let healthy = refusal_message(&LogHealth::default(), "the audit log is closed");
+        let healthy = refusal_message(&LogHealth::default(), &"the audit log is closed");
         assert!(healthy.contains("the audit log is closed"), "{healthy}");
     }
 }

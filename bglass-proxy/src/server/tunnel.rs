@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::dataplane::{Authorized, ConnCache, authorize};
 use super::{Body, Denied, Peer, Proxy, full, json, lock, refusal_response};
 use crate::init::SSH_CA_SECRET;
-use crate::state::Refusal;
+use bglass_core::policy::Refusal;
 
 /// The `Upgrade` token of a bglass tunnel.
 pub const TUNNEL_PROTOCOL: &str = "bglass-tunnel";

@@ -122,22 +122,22 @@ fn build_log(dir: &Path, published: &Path, n: u64, key: &SigningKey) {
     let sign = |edge: &TreeEdge, history: &mut Vec<u8>| {
         signed.set(signed.get() + 1);
         let note = checkpoint::sign(&origin, edge.size(), edge.root(), key).unwrap();
-        history.extend_from_slice(&storage::encode_history(&note));
+        history.extend_from_slice(&storage::encode_history(&note).unwrap());
         note
     };
     let bundles = n / TILE_WIDTH as u64;
     let started = Instant::now();
     for b in 0..bundles {
         let base = b * TILE_WIDTH as u64;
-        let entries: Vec<Vec<u8>> = (base..base + TILE_WIDTH as u64)
-            .map(|i| event(i, key, t0))
+        let entries: Vec<storage::Entry> = (base..base + TILE_WIDTH as u64)
+            .map(|i| storage::Entry::new(event(i, key, t0)).unwrap())
             .collect();
         write_file(
             dir,
             &storage::bundle_rel(b),
             &storage::encode_bundle(&entries),
         );
-        let leaves: Vec<_> = entries.iter().map(|e| leaf_hash(e)).collect();
+        let leaves: Vec<_> = entries.iter().map(|e| leaf_hash(e.as_bytes())).collect();
         let next_checkpoint = (base / CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY;
         if next_checkpoint < base + TILE_WIDTH as u64 {
             for leaf in leaves {
@@ -163,9 +163,9 @@ fn build_log(dir: &Path, published: &Path, n: u64, key: &SigningKey) {
     }
     let mut wal = storage::wal_header();
     for i in edge.size()..n {
-        let entry = event(i, key, t0);
+        let entry = storage::Entry::new(event(i, key, t0)).unwrap();
         storage::encode_record(&mut wal, i, &entry);
-        edge.push(leaf_hash(&entry), &mut completed);
+        edge.push(leaf_hash(entry.as_bytes()), &mut completed);
     }
     assert!(completed.is_empty());
     write_file(dir, storage::WAL_FILE, &wal);

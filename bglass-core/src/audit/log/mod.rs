@@ -4,7 +4,8 @@
 //! One writer thread owns the files. Appenders hand it entries and wait; it writes every
 //! entry that is queued in one write and one fsync (group commit), then answers them all.
 //! An entry is therefore on disk before [`AuditLog::append`] returns. If the disk fails, the
-//! log stops accepting entries (fail closed: no access without a record, DESIGN §9).
+//! log stops accepting entries (fail closed: no access without a record, so an access that
+//! could not be audited never happens).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -12,15 +13,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::checkpoint::VerifiedCheckpoint;
-use super::storage::{self, Disk, DiskTiles, StorageError, WAL_FILE};
-use super::tree::{Hash, TreeEdge, TreeReader};
+use super::storage::{self, Disk, FileOp, WAL_FILE};
+use super::tree::{Hash, TreeEdge};
 use crate::id::ProxyId;
 use crate::keys::SigningKey;
 
+mod error;
+mod proofs;
 mod reader;
 mod recover;
 mod writer;
 
+pub use error::{AuditAppendError, AuditOpenError, LogFault, OwnEntry, ProofError, ReplayError};
 pub use reader::EntryReader;
 
 /// The default size of the reserve file (see [`LogConfig::reserve_bytes`]).
@@ -114,61 +118,6 @@ impl std::fmt::Display for Rollback {
     }
 }
 
-/// Why the log could not be opened.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AuditOpenError {
-    /// A file could not be read or written.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// Another process holds the log.
-    #[error("{0}: the log is in use by another process")]
-    Locked(String),
-    /// The files contradict each other: tampering or disk corruption. Never repaired silently.
-    #[error("the log is corrupt at entry {index}: {what}")]
-    Corrupt {
-        /// The first entry concerned.
-        index: u64,
-        /// What is wrong.
-        what: String,
-    },
-    /// The log is behind the newest checkpoint it published (see
-    /// [`LogConfig::published`]) and the rollback was not accepted.
-    #[error("{0}")]
-    RolledBack(Box<Rollback>),
-    /// The published checkpoint kept outside the log cannot be used.
-    #[error("{path}: {what}")]
-    Published {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        what: String,
-    },
-    /// The replay callback refused an entry.
-    #[error("replay stopped at entry {index}: {what}")]
-    Replay {
-        /// The entry.
-        index: u64,
-        /// Why.
-        what: String,
-    },
-}
-
-/// Why an append failed. The entry is not in the log.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AuditAppendError {
-    /// The entry is empty or larger than [`storage::MAX_ENTRY_BYTES`].
-    #[error("audit entry of {0} bytes is empty or larger than {max} bytes", max = storage::MAX_ENTRY_BYTES)]
-    Size(usize),
-    /// Writing failed; the log accepts no more entries until it is reopened.
-    #[error("the audit log failed and accepts no entries: {0}")]
-    Failed(String),
-    /// The log is closed.
-    #[error("the audit log is closed")]
-    Closed,
-}
-
 /// Where an appended entry landed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Appended {
@@ -216,20 +165,8 @@ pub struct RecoveryReport {
     pub reserve_missing: Option<String>,
 }
 
-/// Why a proof could not be made.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProofError {
-    /// The sizes or index are outside the log.
-    #[error("no such entry or tree size: {0}")]
-    Range(String),
-    /// Reading tiles failed.
-    #[error("cannot read the tree: {0}")]
-    Tree(String),
-}
-
 /// The callback that sees every entry at open.
-type Replay<'a> = dyn FnMut(u64, &[u8]) -> Result<(), String> + 'a;
+type Replay<'a> = dyn FnMut(u64, &[u8]) -> Result<(), ReplayError> + 'a;
 
 type Reply = mpsc::SyncSender<Result<Appended, AuditAppendError>>;
 
@@ -241,7 +178,7 @@ pub(super) enum Command {
 pub(super) struct State {
     edge: TreeEdge,
     latest: Option<VerifiedCheckpoint>,
-    failed: Option<String>,
+    failed: Option<LogFault>,
     /// When the current failure began, Unix ms.
     failed_since_ms: Option<u64>,
     /// Failures since the log was opened.
@@ -267,7 +204,7 @@ pub struct LogFailure {
     /// Since when, Unix ms.
     pub since_ms: u64,
     /// What failed.
-    pub error: String,
+    pub error: LogFault,
 }
 
 /// A failure the log recovered from.
@@ -278,7 +215,7 @@ pub struct LogRecovery {
     /// When it recovered, Unix ms.
     pub recovered_ms: u64,
     /// What had failed.
-    pub error: String,
+    pub error: LogFault,
 }
 
 /// An open, writable audit log.
@@ -320,16 +257,17 @@ impl AuditLog {
     /// its files as they were.
     pub fn open(
         config: LogConfig,
-        mut replay: impl FnMut(u64, &[u8]) -> Result<(), String>,
+        mut replay: impl FnMut(u64, &[u8]) -> Result<(), ReplayError>,
     ) -> Result<(Self, RecoveryReport), AuditOpenError> {
         let dir = config.dir.clone();
-        std::fs::create_dir_all(dir.join(storage::TMP_DIR)).map_err(|e| storage::err(&dir, e))?;
+        let tmp = dir.join(storage::TMP_DIR);
+        std::fs::create_dir_all(&tmp).map_err(|e| storage::io_err(&tmp, FileOp::CreateDir, &e))?;
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(dir.join(storage::LOCK_FILE))
-            .map_err(|e| storage::err(&dir, e))?;
+            .map_err(|e| storage::io_err(&dir.join(storage::LOCK_FILE), FileOp::Open, &e))?;
         if lock.try_lock().is_err() {
             return Err(AuditOpenError::Locked(dir.display().to_string()));
         }
@@ -358,17 +296,21 @@ impl AuditLog {
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .open(&history)
-                .map_err(|e| storage::err(&history, e))?;
+                .map_err(|e| storage::io_err(&history, FileOp::Open, &e))?;
             disk.set_len(&file, &history, len)
-                .and_then(|()| disk.sync_all(&file, &history))
-                .map_err(|e| storage::err(&history, e))?;
+                .map_err(|e| storage::io_err(&history, FileOp::Truncate, &e))?;
+            disk.sync_all(&file, &history)
+                .map_err(|e| storage::io_err(&history, FileOp::Sync, &e))?;
         }
         if let Some(note) = &repairs.history_append {
-            let appended = disk.open_append(&history).and_then(|mut file| {
-                disk.write_all(&mut file, &history, &storage::encode_history(note))?;
-                disk.sync_data(&file, &history)
-            });
-            appended.map_err(|e| storage::err(&history, e))?;
+            let mut file = disk
+                .open_append(&history)
+                .map_err(storage::io_err_at(&history, FileOp::Open))?;
+            let record = storage::encode_history(note).map_err(LogFault::Note)?;
+            disk.write_all(&mut file, &history, &record)
+                .map_err(storage::io_err_at(&history, FileOp::Write))?;
+            disk.sync_data(&file, &history)
+                .map_err(storage::io_err_at(&history, FileOp::Sync))?;
         }
         if let Some(note) = &repairs.checkpoint_file {
             disk.write_atomic(&dir, storage::CHECKPOINT_FILE, note)?;
@@ -385,7 +327,7 @@ impl AuditLog {
         let wal_path = dir.join(WAL_FILE);
         let wal = disk
             .open_append(&wal_path)
-            .map_err(|e| storage::err(&wal_path, e))?;
+            .map_err(|e| storage::io_err(&wal_path, FileOp::Open, &e))?;
         let mut writer = writer::Writer::new(
             dir.clone(),
             origin.clone(),
@@ -408,9 +350,7 @@ impl AuditLog {
             && std::fs::metadata(dir.join(writer::RESERVE_FILE))
                 .is_ok_and(|m| m.len() == config.reserve_bytes);
         for (level, index) in &repairs.tiles {
-            writer
-                .repair_tile(*level, *index)
-                .map_err(|e| corrupt(0, e))?;
+            writer.repair_tile(*level, *index)?;
             report.files_repaired += 1;
         }
         if let Err(e) = writer.make_reserve() {
@@ -419,17 +359,15 @@ impl AuditLog {
         // An accepted rollback is the log's next entry, before any other.
         if let Some(rollback) = recovered.rollback {
             let entry = recover::rollback_kind(&rollback);
-            let appended = writer
-                .append_own(entry)
-                .map_err(|e| corrupt(rollback.size, format!("recording the rollback: {e}")))?;
+            let appended = writer.append_own(entry, OwnEntry::Rollback)?;
             let bytes = writer
                 .wal_entries
                 .last()
                 .cloned()
                 .ok_or_else(|| corrupt(rollback.size, "the rollback entry is not in memory"))?;
-            replay(appended.index, &bytes).map_err(|what| AuditOpenError::Replay {
+            replay(appended.index, bytes.as_bytes()).map_err(|source| AuditOpenError::Replay {
                 index: appended.index,
-                what,
+                source,
             })?;
             report.rollback = Some(rollback);
         }
@@ -443,7 +381,7 @@ impl AuditLog {
             )
         };
         if needs {
-            writer.sign().map_err(|e| corrupt(0, e))?;
+            writer.sign()?;
             report.checkpoint_signed = true;
         } else if let (Some(path), Some(latest)) = (&config.published, &latest)
             && recovered
@@ -457,7 +395,7 @@ impl AuditLog {
         let handle = std::thread::Builder::new()
             .name("bglass-audit-writer".to_owned())
             .spawn(move || writer.run(&rx))
-            .map_err(|e| storage::err(&dir, format!("cannot start the writer: {e}")))?;
+            .map_err(|e| storage::io_err(&dir, FileOp::Start, &e))?;
         Ok((
             Self {
                 dir: config.dir,
@@ -509,7 +447,7 @@ impl AuditLog {
     }
 
     /// Why the log stopped accepting entries, if it did.
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<LogFault> {
         lock_state(&self.state).failed.clone()
     }
 
@@ -534,114 +472,6 @@ impl AuditLog {
     /// The log directory.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// The root hash at `size` (at most the current size).
-    pub fn root_at(&self, size: u64) -> Result<Hash, ProofError> {
-        let state = lock_state(&self.state);
-        if size > state.edge.size() {
-            return Err(ProofError::Range(format!(
-                "size {size} > {}",
-                state.edge.size()
-            )));
-        }
-        let tiles = DiskTiles {
-            dir: self.dir.clone(),
-        };
-        let reader = TreeReader {
-            edge: &state.edge,
-            full: &tiles,
-        };
-        tlog_tiles::tree_hash(size, &reader).map_err(|e| ProofError::Tree(e.to_string()))
-    }
-
-    /// An inclusion proof for entry `index` in the tree of size `size`.
-    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
-        let state = lock_state(&self.state);
-        if index >= size || size > state.edge.size() {
-            return Err(ProofError::Range(format!("entry {index} in size {size}")));
-        }
-        let tiles = DiskTiles {
-            dir: self.dir.clone(),
-        };
-        let reader = TreeReader {
-            edge: &state.edge,
-            full: &tiles,
-        };
-        super::tree::prove_inclusion(&reader, size, index)
-            .map_err(|e| ProofError::Tree(e.to_string()))
-    }
-
-    /// A consistency proof from the tree of size `old` to the tree of size `new`.
-    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, ProofError> {
-        let state = lock_state(&self.state);
-        if old > new || new > state.edge.size() {
-            return Err(ProofError::Range(format!("sizes {old} -> {new}")));
-        }
-        let tiles = DiskTiles {
-            dir: self.dir.clone(),
-        };
-        let reader = TreeReader {
-            edge: &state.edge,
-            full: &tiles,
-        };
-        super::tree::prove_consistency(&reader, new, old)
-            .map_err(|e| ProofError::Tree(e.to_string()))
-    }
-
-    /// The leaf hash of entry `index`.
-    pub fn leaf_hash(&self, index: u64) -> Result<Hash, ProofError> {
-        let state = lock_state(&self.state);
-        if index >= state.edge.size() {
-            return Err(ProofError::Range(format!("entry {index}")));
-        }
-        let tiles = DiskTiles {
-            dir: self.dir.clone(),
-        };
-        let reader = TreeReader {
-            edge: &state.edge,
-            full: &tiles,
-        };
-        use tlog_tiles::HashReader;
-        reader
-            .read_hashes(&[tlog_tiles::stored_hash_index(0, index)])
-            .map_err(|e| ProofError::Tree(e.to_string()))?
-            .first()
-            .copied()
-            .ok_or_else(|| ProofError::Tree("no hash".to_owned()))
-    }
-
-    /// A receipt for an appended entry, when a checkpoint already covers it.
-    pub fn receipt(
-        &self,
-        appended: &Appended,
-    ) -> Result<Option<super::receipt::Receipt>, ProofError> {
-        let Some(checkpoint) = self.latest_checkpoint().filter(|c| c.size > appended.index) else {
-            return Ok(None);
-        };
-        let proof = self.inclusion_proof(appended.index, checkpoint.size)?;
-        Ok(Some(super::receipt::Receipt::new(
-            appended.index,
-            appended.leaf,
-            &checkpoint,
-            &proof,
-        )))
-    }
-
-    /// Tile data for mirroring: a full tile from disk, or the current partial tile from
-    /// memory, by C2SP level and index (`None` level for entry bundles are served from disk
-    /// only when full).
-    pub fn hash_tile(&self, level: u8, index: u64) -> Option<Vec<u8>> {
-        let state = lock_state(&self.state);
-        if level >= super::tree::tile_levels(state.edge.size()) {
-            return None;
-        }
-        if state.edge.holds(level, index) {
-            let data = state.edge.partial_tile(level);
-            return (!data.is_empty()).then_some(data);
-        }
-        drop(state);
-        std::fs::read(self.dir.join(storage::tile_rel(level, index))).ok()
     }
 
     /// Reads the entries from index `from` up to the current size, lazily: a bundle (or

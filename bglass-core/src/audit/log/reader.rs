@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use super::super::storage::{self, StorageError, WAL_FILE};
-use super::super::tree::TILE_WIDTH;
+use super::super::storage::{self, FileOp, StorageError, WAL_FILE};
+use super::super::tree::{TILE_WIDTH, tile_offset};
 
-/// Entries of an open log read in order from its files (see [`AuditLog::entries_from`]).
+/// Entries of an open log read in order from its files (see [`AuditLog::entries_from`](super::AuditLog::entries_from)).
 #[derive(Debug)]
 pub struct EntryReader {
     dir: PathBuf,
@@ -50,9 +50,10 @@ impl EntryReader {
             let bundle = self.dir.join(storage::bundle_rel(b));
             match storage::read_bundle(&self.dir, b) {
                 Ok(bytes) => {
-                    let entries = storage::parse_bundle(&bytes)
-                        .map_err(|e| storage::err(&bundle, format!("entry {}: {e}", self.next)))?;
-                    let skip = usize::try_from(self.next % TILE_WIDTH as u64).unwrap_or(0);
+                    let entries = storage::parse_bundle(&bytes).map_err(|e| {
+                        storage::err(&bundle, FileOp::Read, format!("entry {}: {e}", self.next))
+                    })?;
+                    let skip = tile_offset(self.next);
                     self.batch
                         .extend(entries.into_iter().skip(skip).map(<[u8]>::to_vec));
                     return Ok(());
@@ -61,11 +62,12 @@ impl EntryReader {
                 Err(e) => return Err(e),
             }
             let wal_path = self.dir.join(WAL_FILE);
-            let wal = storage::read_wal(&wal_path).map_err(|e| storage::err(&wal_path, e))?;
+            let wal = storage::read_wal(&wal_path)
+                .map_err(|e| storage::err(&wal_path, FileOp::Read, e))?;
             for record in wal.records {
                 let wanted = self.next + self.batch.len() as u64;
                 if record.index == wanted && wanted < self.end {
-                    self.batch.push_back(record.data);
+                    self.batch.push_back(record.data.into_bytes());
                 }
             }
             if !self.batch.is_empty() {
@@ -74,6 +76,7 @@ impl EntryReader {
         }
         Err(storage::err(
             &self.dir,
+            FileOp::Read,
             format!(
                 "entry {} is in neither a bundle nor the write-ahead file",
                 self.next

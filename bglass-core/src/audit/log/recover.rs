@@ -10,9 +10,9 @@ use std::sync::mpsc;
 
 use super::super::checkpoint::{self, VerifiedCheckpoint};
 use super::super::event::EventKind;
-use super::super::storage::{self, DiskTiles, StorageError, WAL_FILE};
+use super::super::storage::{self, DiskTiles, Entry, WAL_FILE};
 use super::super::tree::{
-    FullTile, HASH_SIZE, Hash, TILE_WIDTH, TreeEdge, leaf_hash, subtree_root,
+    FullTile, HASH_SIZE, Hash, TILE_WIDTH, TreeEdge, leaf_hash, subtree_root, tile_offset,
 };
 use super::{AuditOpenError, LogConfig, RecoveryReport, Replay, Rollback, corrupt};
 
@@ -110,7 +110,7 @@ pub(super) struct Recovered {
     pub edge: TreeEdge,
     /// The entries the write-ahead file holds once repaired, from index `wal_base`: the
     /// bundle being filled, and the last full bundle when the file still holds it.
-    pub wal_entries: Vec<Vec<u8>>,
+    pub wal_entries: Vec<Entry>,
     /// The index of the first of them.
     pub wal_base: u64,
     /// The full bundles on disk once repaired.
@@ -129,9 +129,9 @@ pub(super) struct Recovered {
 /// One bundle, read and hashed on a reader thread.
 struct ReadBundle {
     bundle: u64,
-    bytes: Result<Vec<u8>, StorageError>,
-    /// Byte ranges of its entries, or why it is not a full bundle.
-    ranges: Result<Vec<std::ops::Range<usize>>, String>,
+    /// Its bytes and the byte ranges of its entries, or why it is not a readable full
+    /// bundle.
+    contents: Result<(Vec<u8>, Vec<std::ops::Range<usize>>), AuditOpenError>,
     leaves: Vec<Hash>,
     /// The subtree root of its 256 leaves.
     root: Hash,
@@ -139,20 +139,25 @@ struct ReadBundle {
 
 impl ReadBundle {
     fn read(dir: &Path, bundle: u64) -> Self {
-        let bytes = storage::read_bundle(dir, bundle);
-        let ranges = match &bytes {
-            Ok(b) => storage::bundle_ranges(b).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let leaves: Vec<Hash> = match (&bytes, &ranges) {
-            (Ok(b), Ok(r)) => r.iter().map(|r| leaf_hash(&b[r.clone()])).collect(),
-            _ => Vec::new(),
+        let contents = storage::read_bundle(dir, bundle)
+            .map_err(AuditOpenError::Storage)
+            .and_then(|bytes| {
+                let ranges = storage::bundle_ranges(&bytes).map_err(|e| {
+                    corrupt(
+                        bundle * TILE_WIDTH as u64,
+                        format!("bundle {}: {e}", storage::bundle_rel(bundle)),
+                    )
+                })?;
+                Ok((bytes, ranges))
+            });
+        let leaves: Vec<Hash> = match &contents {
+            Ok((b, r)) => r.iter().map(|r| leaf_hash(&b[r.clone()])).collect(),
+            Err(_) => Vec::new(),
         };
         let root = subtree_root(&leaves);
         Self {
             bundle,
-            bytes,
-            ranges,
+            contents,
             leaves,
             root,
         }
@@ -259,7 +264,7 @@ fn latest_checkpoint(
         if from_history.as_ref().is_none_or(|h| h.size < latest.size) {
             // The history lost the note the file still holds (its tail was torn after).
             repairs.history_append = Some(latest.note.clone());
-            history_len += storage::encode_history(&latest.note).len() as u64;
+            history_len += storage::history_record_len(latest.note.len());
             from_history = Some(latest.clone());
         }
         if from_file.as_ref().is_none_or(|f| f.size < latest.size) {
@@ -354,11 +359,9 @@ pub(super) fn recover(
                 rx
             })
             .collect();
-        for b in 0..bundles {
-            let Some(read) = receivers
-                .get(usize::try_from(b % readers).unwrap_or(0))
-                .and_then(|rx| rx.recv().ok())
-            else {
+        // Bundle b comes from reader b % readers: the receivers in turn.
+        for (b, rx) in (0..bundles).zip(receivers.iter().cycle()) {
+            let Ok(read) = rx.recv() else {
                 walk = Err(corrupt(b * TILE_WIDTH as u64, "a bundle reader stopped"));
                 break;
             };
@@ -390,7 +393,7 @@ pub(super) fn recover(
         wal_changes = true;
     }
     let keep_from = bundles.saturating_sub(1) * TILE_WIDTH as u64;
-    let mut wal_entries: Vec<Vec<u8>> = Vec::new();
+    let mut wal_entries: Vec<Entry> = Vec::new();
     let mut wal_base: Option<u64> = None;
     let mut last_bundle: Option<(u64, Vec<u8>)> = None;
     for record in wal.records {
@@ -407,8 +410,7 @@ pub(super) fn recover(
             }
             let bundle = last_bundle.as_ref().map_or(&[][..], |(_, bytes)| bytes);
             let entries = storage::parse_bundle(bundle).map_err(|e| corrupt(record.index, e))?;
-            let pos = usize::try_from(record.index % TILE_WIDTH as u64).unwrap_or(0);
-            if entries.get(pos) != Some(&record.data.as_slice()) {
+            if entries.get(tile_offset(record.index)) != Some(&record.data.as_bytes()) {
                 return Err(corrupt(
                     record.index,
                     "the write-ahead file and the bundle disagree",
@@ -428,15 +430,24 @@ pub(super) fn recover(
                 format!("entries {size}..{} are missing", record.index),
             ));
         }
-        replay(size, &record.data).map_err(|what| AuditOpenError::Replay { index: size, what })?;
-        edge.push(leaf_hash(&record.data), &mut completed);
+        replay(size, record.data.as_bytes()).map_err(|source| AuditOpenError::Replay {
+            index: size,
+            source,
+        })?;
+        edge.push(leaf_hash(record.data.as_bytes()), &mut completed);
         note_root(&edge, &mut wanted);
-        wal_base.get_or_insert(size);
+        let base = *wal_base.get_or_insert(size);
         wal_entries.push(record.data);
         if (size + 1).is_multiple_of(TILE_WIDTH as u64) {
             // The bundle filled before the crash let it be written: write it once checked.
             let b = size / TILE_WIDTH as u64;
-            let first = usize::try_from(b * TILE_WIDTH as u64 - wal_base.unwrap_or(0)).unwrap_or(0);
+            let first = (b * TILE_WIDTH as u64)
+                .checked_sub(base)
+                .and_then(|first| usize::try_from(first).ok())
+                .filter(|first| *first < wal_entries.len())
+                .ok_or_else(|| {
+                    corrupt(size, "the write-ahead file does not hold the whole bundle")
+                })?;
             repairs
                 .bundles
                 .push((b, storage::encode_bundle(&wal_entries[first..])));
@@ -540,20 +551,11 @@ fn walk_bundle(
     repairs: &mut Repairs,
 ) -> Result<(), AuditOpenError> {
     let base = read.bundle * TILE_WIDTH as u64;
-    let (bytes, ranges) = match (read.bytes, &read.ranges) {
-        (Ok(bytes), Ok(ranges)) => (bytes, ranges),
-        (Err(e), _) => return Err(AuditOpenError::Storage(e)),
-        (_, Err(e)) => {
-            return Err(corrupt(
-                base,
-                format!("bundle {}: {e}", storage::bundle_rel(read.bundle)),
-            ));
-        }
-    };
+    let (bytes, ranges) = read.contents?;
     for (i, range) in ranges.iter().enumerate() {
         let index = base + i as u64;
         replay(index, &bytes[range.clone()])
-            .map_err(|what| AuditOpenError::Replay { index, what })?;
+            .map_err(|source| AuditOpenError::Replay { index, source })?;
     }
     // A wanted size inside the bundle needs the tree entry by entry.
     let inside = wanted

@@ -12,17 +12,20 @@
 //! written and synced, it records `log_recovered` and accepts appends again.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::super::checkpoint::{self, VerifiedCheckpoint};
 use super::super::event::{EVENT_VERSION, Event, EventKind};
-use super::super::storage::{self, Disk, WAL_FILE};
+use super::super::storage::{self, Disk, Entry, FileOp, StorageError, WAL_FILE};
 use super::super::tree::{FullTile, TILE_WIDTH, TreeEdge, leaf_hash};
 use super::recover::recompute_tile;
-use super::{Appended, AuditAppendError, Command, LogRecovery, State, lock_state};
+use super::{
+    Appended, AuditAppendError, AuditOpenError, Command, LogFault, LogRecovery, OwnEntry, State,
+    lock_state,
+};
 use crate::id::ProxyId;
 use crate::keys::SigningKey;
 
@@ -37,11 +40,14 @@ type Reply = mpsc::SyncSender<Result<Appended, AuditAppendError>>;
 
 /// The `errno` of a full disk.
 const ENOSPC: i32 = 28;
+/// The largest reserve file (a larger `reserve_bytes` keeps this much): it is written from
+/// memory in one piece.
+const MAX_RESERVE_BYTES: usize = 64 << 20;
 
 /// A failure the writer is in.
 struct Failure {
     since_ms: u64,
-    error: String,
+    error: LogFault,
     /// Whether `log_failed` is in the log.
     recorded: bool,
     next_try: Instant,
@@ -61,7 +67,7 @@ pub(super) struct Writer {
     /// The write-ahead file, open for appending (`None` after a failure, until rewritten).
     pub wal: Option<File>,
     /// What the write-ahead file holds, acknowledged: entries from index `wal_base`.
-    pub wal_entries: Vec<Vec<u8>>,
+    pub wal_entries: Vec<Entry>,
     pub wal_base: u64,
     /// Full bundles written to disk.
     pub bundles: u64,
@@ -164,12 +170,9 @@ impl Writer {
                 for reply in checkpoints {
                     let _ = reply.send(result.clone());
                 }
-            } else {
-                let why = self.failure.as_ref().map(|f| f.error.clone());
+            } else if let Some(f) = &self.failure {
                 for reply in checkpoints {
-                    let _ = reply.send(Err(AuditAppendError::Failed(
-                        why.clone().unwrap_or_default(),
-                    )));
+                    let _ = reply.send(Err(AuditAppendError::Failed(f.error.clone())));
                 }
             }
         }
@@ -181,7 +184,7 @@ impl Writer {
 
     /// Enters the failed state (or stays in it): appends are refused from now on. On a full
     /// disk, the reserve is freed and the failure recorded in the space it leaves.
-    fn fail(&mut self, errno: Option<i32>, why: String) -> AuditAppendError {
+    fn fail(&mut self, why: LogFault) -> AuditAppendError {
         // Never append to a file whose last write or sync failed.
         self.wal = None;
         if self.failure.is_none() {
@@ -199,7 +202,7 @@ impl Writer {
                 next_try: Instant::now() + self.first_backoff,
                 backoff: self.first_backoff,
             });
-            if errno == Some(ENOSPC) && self.reserve_held {
+            if why.errno() == Some(ENOSPC) && self.reserve_held {
                 let reserve = self.dir.join(RESERVE_FILE);
                 if self.disk.remove(&reserve).is_ok() {
                     self.reserve_held = false;
@@ -212,24 +215,22 @@ impl Writer {
 
     /// Writes `log_failed` (and a checkpoint covering it) when the disk lets it: the
     /// write-ahead file is rewritten whole with the failure as its last entry.
-    fn record_failure(&mut self) -> bool {
+    fn record_failure(&mut self) -> Result<(), LogFault> {
         let Some(failure) = &self.failure else {
-            return true;
+            return Ok(());
         };
         if failure.recorded {
-            return true;
+            return Ok(());
         }
         let kind = EventKind::LogFailed {
-            error: failure.error.clone(),
+            error: failure.error.to_string(),
         };
-        if self.append_own(kind).is_err() {
-            return false;
-        }
+        self.append_own(kind, OwnEntry::Failure)?;
         if let Some(f) = &mut self.failure {
             f.recorded = true;
         }
         let _ = self.sign();
-        true
+        Ok(())
     }
 
     /// Tries to leave the failed state; on failure, waits longer before the next try.
@@ -242,7 +243,10 @@ impl Writer {
                     f.next_try = Instant::now() + f.backoff;
                     // The state says what failed first; the latest reason goes with it.
                     let mut state = lock_state(&self.state);
-                    state.failed = Some(format!("{} (retrying: {why})", f.error));
+                    state.failed = Some(LogFault::Retrying {
+                        first: Box::new(f.error.clone()),
+                        latest: Box::new(why),
+                    });
                 }
             }
         }
@@ -250,40 +254,35 @@ impl Writer {
 
     /// Rewrites and checks everything the failure may have left behind; clears the failure
     /// once every write and sync succeeded.
-    fn recover(&mut self) -> Result<(), String> {
+    fn recover(&mut self) -> Result<(), LogFault> {
         // The files written before the failure must still be there (a directory removed or
         // replaced under the proxy is not recovered from: the log is not there to extend).
-        if !self.dir.is_dir() {
-            return Err(format!("{} is missing", self.dir.display()));
+        let dir = self.dir.clone();
+        if !dir.is_dir() {
+            return Err(LogFault::DirectoryMissing { dir });
         }
-        let checkpoint_there = self.dir.join(storage::CHECKPOINT_FILE).exists();
+        let checkpoint_there = dir.join(storage::CHECKPOINT_FILE).exists();
         if lock_state(&self.state).latest.is_some() && !checkpoint_there {
-            return Err(format!(
-                "{} no longer holds the checkpoint this log signed: the log directory was removed or replaced; restart the proxy to examine it",
-                self.dir.display()
-            ));
+            return Err(LogFault::CheckpointGone { dir });
         }
-        let on_disk = storage::count_bundles(&self.dir);
-        if on_disk < self.bundles {
-            return Err(format!(
-                "{} holds {on_disk} full bundles, but this log wrote {}: the log directory was removed or replaced; restart the proxy to examine it",
-                self.dir.display(),
-                self.bundles
-            ));
+        let found = storage::count_bundles(&dir);
+        if found < self.bundles {
+            return Err(LogFault::BundlesGone {
+                dir,
+                found,
+                wrote: self.bundles,
+            });
         }
         // Space first: the reserve back in place (what a full disk needs, and proof the
         // disk takes writes).
-        self.make_reserve()
-            .map_err(|e| format!("the reserve file: {e}"))?;
+        self.make_reserve().map_err(LogFault::Reserve)?;
         // The write-ahead file, whole, from memory (and the failure, if not yet recorded).
-        self.rewrite_wal().map_err(|e| e.to_string())?;
-        if !self.record_failure() {
-            return Err("recording the failure in the log".to_owned());
-        }
+        self.rewrite_wal()?;
+        self.record_failure()?;
         // The history, cut back to its last whole note.
-        self.cut_history().map_err(|e| e.to_string())?;
+        self.cut_history()?;
         // Bundles and tiles owed.
-        self.flush_bundles().map_err(|e| e.to_string())?;
+        self.flush_bundles()?;
         let Some(failure) = self.failure.take() else {
             return Ok(());
         };
@@ -300,20 +299,21 @@ impl Writer {
         }
         let recovered = EventKind::LogRecovered {
             failed_ms: failure.since_ms,
-            error: failure.error,
+            error: failure.error.to_string(),
         };
-        if let Err(e) = self.append_own(recovered) {
-            return Err(format!("recording the recovery: {e}"));
-        }
+        self.append_own(recovered, OwnEntry::Recovery)?;
         self.sign().map(|_| ())
     }
 
     /// Creates the reserve file when it is missing: `reserve_bytes` of zeros, synced.
-    pub(super) fn make_reserve(&mut self) -> Result<(), storage::StorageError> {
+    pub(super) fn make_reserve(&mut self) -> Result<(), StorageError> {
         if self.reserve_bytes == 0 || self.reserve_held {
             return Ok(());
         }
-        let zeros = vec![0u8; usize::try_from(self.reserve_bytes.min(64 << 20)).unwrap_or(0)];
+        // A size beyond the address space is capped like any size beyond the bound.
+        let len = usize::try_from(self.reserve_bytes)
+            .map_or(MAX_RESERVE_BYTES, |n| n.min(MAX_RESERVE_BYTES));
+        let zeros = vec![0u8; len];
         self.disk
             .write_atomic(&self.dir, RESERVE_FILE, &zeros)
             .inspect_err(|_| {
@@ -325,7 +325,7 @@ impl Writer {
 
     /// Rewrites the write-ahead file whole from `wal_entries`, through a new file, and opens
     /// it for appending.
-    fn rewrite_wal(&mut self) -> Result<(), storage::StorageError> {
+    fn rewrite_wal(&mut self) -> Result<(), StorageError> {
         let mut bytes = storage::wal_header();
         for (i, data) in self.wal_entries.iter().enumerate() {
             storage::encode_record(&mut bytes, self.wal_base + i as u64, data);
@@ -335,13 +335,13 @@ impl Writer {
         self.wal = Some(
             self.disk
                 .open_append(&path)
-                .map_err(|e| storage::io_err(&path, &e))?,
+                .map_err(|e| storage::io_err(&path, FileOp::Open, &e))?,
         );
         Ok(())
     }
 
     /// Cuts the checkpoint history back to its last whole note (after a failed append).
-    fn cut_history(&mut self) -> Result<(), storage::StorageError> {
+    fn cut_history(&mut self) -> Result<(), StorageError> {
         let path = self.dir.join(storage::HISTORY_FILE);
         let len = std::fs::metadata(&path).map_or(0, |m| m.len());
         if len == self.history_len {
@@ -350,17 +350,23 @@ impl Writer {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
-            .map_err(|e| storage::io_err(&path, &e))?;
+            .map_err(|e| storage::io_err(&path, FileOp::Open, &e))?;
         self.disk
             .set_len(&file, &path, self.history_len)
-            .and_then(|()| self.disk.sync_all(&file, &path))
-            .map_err(|e| storage::io_err(&path, &e))
+            .map_err(|e| storage::io_err(&path, FileOp::Truncate, &e))?;
+        self.disk
+            .sync_all(&file, &path)
+            .map_err(|e| storage::io_err(&path, FileOp::Sync, &e))
     }
 
     /// Appends one of the log's own entries (failure, recovery, rollback) while appends of
     /// others may be refused: written and synced, or an error.
-    pub(super) fn append_own(&mut self, kind: EventKind) -> Result<Appended, String> {
-        let entry = Event {
+    pub(super) fn append_own(
+        &mut self,
+        kind: EventKind,
+        entry: OwnEntry,
+    ) -> Result<Appended, LogFault> {
+        let bytes = Event {
             v: EVENT_VERSION,
             time_ms: crate::timestamp::now_ms(),
             proxy: self.proxy.clone(),
@@ -369,15 +375,21 @@ impl Writer {
             event: kind,
         }
         .to_bytes()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| LogFault::Encode {
+            entry,
+            what: e.to_string(),
+        })?;
         if self.wal.is_none() {
-            self.rewrite_wal().map_err(|e| e.to_string())?;
+            self.rewrite_wal()?;
         }
         let (reply, rx) = mpsc::sync_channel(1);
-        self.write_batch(vec![(entry, reply)]);
+        self.write_batch(vec![(bytes, reply)]);
         rx.recv()
             .unwrap_or(Err(AuditAppendError::Closed))
-            .map_err(|e| e.to_string())
+            .map_err(|e| LogFault::Record {
+                entry,
+                source: Box::new(e),
+            })
     }
 
     pub(super) fn commit(&mut self, appends: Vec<(Vec<u8>, Reply)>) {
@@ -400,10 +412,13 @@ impl Writer {
         let mut buffer = Vec::new();
         let mut accepted = Vec::with_capacity(appends.len());
         for (entry, reply) in appends {
-            if entry.is_empty() || entry.len() > storage::MAX_ENTRY_BYTES {
-                let _ = reply.send(Err(AuditAppendError::Size(entry.len())));
-                continue;
-            }
+            let entry = match Entry::new(entry) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    let _ = reply.send(Err(AuditAppendError::Size(e.len)));
+                    continue;
+                }
+            };
             let index = edge.size() + accepted.len() as u64;
             storage::encode_record(&mut buffer, index, &entry);
             accepted.push((entry, reply));
@@ -413,26 +428,28 @@ impl Writer {
         }
         let path = self.dir.join(WAL_FILE);
         let written = match self.wal.as_mut() {
-            None => Err(std::io::Error::other("the write-ahead file is not open")),
+            None => Err(LogFault::WalClosed { path }),
             Some(file) => {
                 let disk = self.disk.clone();
                 disk.write_all(file, &path, &buffer)
-                    .and_then(|()| disk.sync_data(file, &path))
+                    .map_err(io_fault(&path, FileOp::Write))
+                    .and_then(|()| {
+                        disk.sync_data(file, &path)
+                            .map_err(io_fault(&path, FileOp::Sync))
+                    })
                     .and_then(|()| {
                         // Written to a file nobody can open any more: not durable.
                         use std::os::unix::fs::MetadataExt;
                         match file.metadata() {
-                            Ok(m) if m.nlink() == 0 => Err(std::io::Error::other(
-                                "the write-ahead file was removed from the log directory",
-                            )),
+                            Ok(m) if m.nlink() == 0 => Err(LogFault::WalUnlinked { path }),
                             Ok(_) => Ok(()),
-                            Err(e) => Err(e),
+                            Err(e) => Err(io_fault(&path, FileOp::Read)(e)),
                         }
                     })
             }
         };
-        if let Err(e) = written {
-            let err = self.fail(e.raw_os_error(), format!("writing {}: {e}", path.display()));
+        if let Err(fault) = written {
+            let err = self.fail(fault);
             for (_, reply) in accepted {
                 let _ = reply.send(Err(err.clone()));
             }
@@ -442,7 +459,7 @@ impl Writer {
         let mut completed = Vec::new();
         let mut answers = Vec::with_capacity(accepted.len());
         for (entry, reply) in accepted {
-            let leaf = leaf_hash(&entry);
+            let leaf = leaf_hash(entry.as_bytes());
             let index = edge.size();
             edge.push(leaf, &mut completed);
             self.wal_entries.push(entry);
@@ -457,14 +474,14 @@ impl Writer {
         if let Err(e) = self.flush_bundles() {
             // The entries are durable in the write-ahead file; the bundle is written again
             // when the disk recovers (or by recovery at the next open).
-            let _ = self.fail(e.errno, e.to_string());
+            let _ = self.fail(e);
         }
     }
 
     /// Writes every full bundle not yet on disk (from the write-ahead entries), the tiles
     /// owed, then trims the write-ahead file to the last full bundle and the one being
     /// filled.
-    fn flush_bundles(&mut self) -> Result<(), storage::StorageError> {
+    fn flush_bundles(&mut self) -> Result<(), LogFault> {
         let size = lock_state(&self.state).edge.size();
         let full = size / TILE_WIDTH as u64;
         if full == self.bundles && self.tiles_owed.is_empty() {
@@ -472,11 +489,12 @@ impl Writer {
         }
         while self.bundles < full {
             let b = self.bundles;
-            let first = usize::try_from(b * TILE_WIDTH as u64 - self.wal_base).unwrap_or(0);
-            let entries = self
-                .wal_entries
-                .get(first..first + TILE_WIDTH)
-                .ok_or_else(|| storage::err(&self.dir, format!("bundle {b} is not in memory")))?;
+            let entries = b
+                .checked_mul(TILE_WIDTH as u64)
+                .and_then(|first| first.checked_sub(self.wal_base))
+                .and_then(|first| usize::try_from(first).ok())
+                .and_then(|first| self.wal_entries.get(first..first + TILE_WIDTH))
+                .ok_or(LogFault::BundleNotInMemory { bundle: b })?;
             self.disk.write_atomic(
                 &self.dir,
                 &storage::bundle_rel(b),
@@ -496,8 +514,10 @@ impl Writer {
         // Keep the last full bundle's entries (they rebuild it if a crash leaves it short).
         let keep_from = self.bundles.saturating_sub(1) * TILE_WIDTH as u64;
         if keep_from > self.wal_base {
-            let drop = usize::try_from(keep_from - self.wal_base).unwrap_or(0);
-            let kept: Vec<Vec<u8>> = self.wal_entries.split_off(drop.min(self.wal_entries.len()));
+            // At most the entries held (past them, all are dropped).
+            let drop = usize::try_from(keep_from - self.wal_base)
+                .map_or(self.wal_entries.len(), |d| d.min(self.wal_entries.len()));
+            let kept: Vec<Entry> = self.wal_entries.split_off(drop);
             let old = std::mem::replace(&mut self.wal_entries, kept);
             let old_base = self.wal_base;
             self.wal_base = keep_from;
@@ -507,7 +527,7 @@ impl Writer {
                 all.append(&mut self.wal_entries);
                 self.wal_entries = all;
                 self.wal_base = old_base;
-                return Err(e);
+                return Err(e.into());
             }
         }
         Ok(())
@@ -523,54 +543,46 @@ impl Writer {
                 self.unsigned_since = None;
                 Ok(c)
             }
-            _ if size == 0 => Err(AuditAppendError::Failed("the log is empty".to_owned())),
+            _ if size == 0 => Err(AuditAppendError::Failed(LogFault::Empty)),
             _ => self.sign().map_err(AuditAppendError::Failed),
         }
     }
 
     /// Signs a checkpoint of the log as it is: appended to the history, then the
     /// `checkpoint` file, then the published copy outside the log.
-    pub(super) fn sign(&mut self) -> Result<VerifiedCheckpoint, String> {
+    pub(super) fn sign(&mut self) -> Result<VerifiedCheckpoint, LogFault> {
         let (size, root) = {
             let s = lock_state(&self.state);
             (s.edge.size(), s.edge.root())
         };
-        let note =
-            checkpoint::sign(&self.origin, size, root, &self.key).map_err(|e| e.to_string())?;
+        let note = checkpoint::sign(&self.origin, size, root, &self.key).map_err(LogFault::Sign)?;
         let history = self.dir.join(storage::HISTORY_FILE);
         // A note a failed append left half-written goes first: the new one follows the
         // last whole note.
-        if let Err(e) = self.cut_history() {
-            let err = self.fail(e.errno, e.to_string());
-            return Err(err.to_string());
-        }
-        let record = storage::encode_history(&note);
-        let appended = self.disk.open_append(&history).and_then(|mut file| {
-            self.disk.write_all(&mut file, &history, &record)?;
-            self.disk.sync_data(&file, &history)
-        });
-        if let Err(e) = appended {
-            let err = self.fail(
-                e.raw_os_error(),
-                format!("appending to {}: {e}", history.display()),
-            );
-            return Err(err.to_string());
-        }
-        self.history_len += record.len() as u64;
-        if let Err(e) = self
+        self.cut_history().map_err(|e| self.failed(e.into()))?;
+        let record = storage::encode_history(&note).map_err(LogFault::Note)?;
+        let appended = self
             .disk
+            .open_append(&history)
+            .map_err(io_fault(&history, FileOp::Open))
+            .and_then(|mut file| {
+                self.disk
+                    .write_all(&mut file, &history, &record)
+                    .map_err(io_fault(&history, FileOp::Write))?;
+                self.disk
+                    .sync_data(&file, &history)
+                    .map_err(io_fault(&history, FileOp::Sync))
+            });
+        appended.map_err(|e| self.failed(e))?;
+        self.history_len += record.len() as u64;
+        self.disk
             .write_atomic(&self.dir, storage::CHECKPOINT_FILE, &note)
-        {
-            let err = self.fail(e.errno, e.to_string());
-            return Err(err.to_string());
-        }
+            .map_err(|e| self.failed(e.into()))?;
         // Published last: it never runs ahead of the log's own files.
-        if let Some(path) = &self.published {
-            let path = path.clone();
-            if let Err(e) = self.disk.write_file_atomic(&path, &note) {
-                let err = self.fail(e.errno, e.to_string());
-                return Err(err.to_string());
-            }
+        if let Some(path) = self.published.clone() {
+            self.disk
+                .write_file_atomic(&path, &note)
+                .map_err(|e| self.failed(e.into()))?;
         }
         let verified = VerifiedCheckpoint { size, root, note };
         lock_state(&self.state).latest = Some(verified.clone());
@@ -578,11 +590,22 @@ impl Writer {
         Ok(verified)
     }
 
-    /// Writes full tiles (recomputed from the bundles below when needed) at open.
-    pub(super) fn repair_tile(&self, level: u8, index: u64) -> Result<(), String> {
-        let data = recompute_tile(&self.dir, level, index).map_err(|e| e.to_string())?;
-        self.disk
-            .write_atomic(&self.dir, &storage::tile_rel(level, index), &data)
-            .map_err(|e| e.to_string())
+    /// Enters the failed state with `fault` and hands it back (for the caller's error).
+    fn failed(&mut self, fault: LogFault) -> LogFault {
+        let _ = self.fail(fault.clone());
+        fault
     }
+
+    /// Writes full tiles (recomputed from the bundles below when needed) at open.
+    pub(super) fn repair_tile(&self, level: u8, index: u64) -> Result<(), AuditOpenError> {
+        let data = recompute_tile(&self.dir, level, index)?;
+        self.disk
+            .write_atomic(&self.dir, &storage::tile_rel(level, index), &data)?;
+        Ok(())
+    }
+}
+
+/// The fault of a failed operation `op` on `path`.
+fn io_fault(path: &Path, op: FileOp) -> impl Fn(std::io::Error) -> LogFault + '_ {
+    move |e| LogFault::from(storage::io_err(path, op, &e))
 }

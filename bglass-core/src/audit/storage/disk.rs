@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{StorageError, TMP_DIR, err, io_err};
+use super::{FileOp, StorageError, TMP_DIR, err, io_err};
 
 /// A fault a [`Faults`] plan makes an operation fail with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,11 +99,11 @@ impl Disk {
     /// Makes a directory's entries (new files, renames) durable.
     pub fn sync_dir(&self, dir: &Path) -> Result<(), StorageError> {
         if let Some(fault) = self.faults.as_ref().and_then(|f| f.sync(dir)) {
-            return Err(io_err(dir, &fault_error(fault)));
+            return Err(io_err(dir, FileOp::Sync, &fault_error(fault)));
         }
         File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| io_err(dir, &e))
+            .map_err(|e| io_err(dir, FileOp::Sync, &e))
     }
 
     /// Creates (or truncates) a file for writing.
@@ -146,9 +146,9 @@ impl Disk {
         let target = root.join(rel);
         let parent = target.parent().unwrap_or(root).to_path_buf();
         if !root.is_dir() {
-            return Err(err(root, "the log directory is missing"));
+            return Err(err(root, FileOp::Write, "the log directory is missing"));
         }
-        std::fs::create_dir_all(&parent).map_err(|e| io_err(&parent, &e))?;
+        std::fs::create_dir_all(&parent).map_err(|e| io_err(&parent, FileOp::CreateDir, &e))?;
         let tmp = root.join(TMP_DIR).join(rel.replace('/', "_"));
         self.replace(&tmp, &target, &parent, bytes)
     }
@@ -174,17 +174,22 @@ impl Disk {
         parent: &Path,
         bytes: &[u8],
     ) -> Result<(), StorageError> {
-        let written = self.create(tmp).and_then(|mut file| {
-            self.write_all(&mut file, tmp, bytes)?;
-            self.sync_all(&file, tmp)
-        });
+        let written = self
+            .create(tmp)
+            .map_err(|e| io_err(tmp, FileOp::Open, &e))
+            .and_then(|mut file| {
+                self.write_all(&mut file, tmp, bytes)
+                    .map_err(|e| io_err(tmp, FileOp::Write, &e))?;
+                self.sync_all(&file, tmp)
+                    .map_err(|e| io_err(tmp, FileOp::Sync, &e))
+            });
         if let Err(e) = written {
             let _ = std::fs::remove_file(tmp);
-            return Err(io_err(tmp, &e));
+            return Err(e);
         }
         if let Err(e) = self.rename(tmp, target) {
             let _ = std::fs::remove_file(tmp);
-            return Err(io_err(target, &e));
+            return Err(io_err(target, FileOp::Rename, &e));
         }
         self.sync_dir(parent)
     }

@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::{CHECKPOINT_FILE, HISTORY_FILE, StorageError, err, read_bounded};
+use super::{CHECKPOINT_FILE, FileOp, HISTORY_FILE, StorageError, err, io_err, read_bounded};
 
 /// Largest checkpoint history accepted (about 4 million checkpoints).
 const MAX_HISTORY_BYTES: u64 = 1 << 30;
@@ -25,6 +25,7 @@ pub fn read_history(path: &Path) -> Result<History, StorageError> {
     {
         return Err(err(
             path,
+            FileOp::Read,
             format!(
                 "{} bytes, more than the {MAX_HISTORY_BYTES} allowed",
                 meta.len()
@@ -54,9 +55,12 @@ pub fn for_each_history(
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, None)),
-        Err(e) => return Err(err(path, e)),
+        Err(e) => return Err(io_err(path, FileOp::Open, &e)),
     };
-    let file_len = file.metadata().map_err(|e| err(path, e))?.len();
+    let file_len = file
+        .metadata()
+        .map_err(|e| io_err(path, FileOp::Read, &e))?
+        .len();
     let mut reader = std::io::BufReader::with_capacity(64 * 1024, file);
     let mut at = 0u64;
     let mut n = 0u64;
@@ -66,6 +70,7 @@ pub fn for_each_history(
         if rest > MAX_RECORD {
             return Err(err(
                 path,
+                FileOp::Read,
                 format!(
                     "the record at byte {at} {what}, and {rest} bytes follow it, more than one record holds: the file is damaged, not torn at its end by a crash"
                 ),
@@ -80,19 +85,26 @@ pub fn for_each_history(
     };
     loop {
         let mut len_bytes = [0u8; 4];
-        let got = read_full(&mut reader, &mut len_bytes).map_err(|e| err(path, e))?;
+        let got =
+            read_full(&mut reader, &mut len_bytes).map_err(|e| io_err(path, FileOp::Read, &e))?;
         if got == 0 {
             return Ok((at, None));
         }
         if got < 4 {
             return torn(at, "is cut short in its length".to_owned());
         }
-        let len = usize::try_from(u32::from_be_bytes(len_bytes)).unwrap_or(usize::MAX);
-        if len == 0 || len > crate::audit::checkpoint::MAX_CHECKPOINT_BYTES {
-            return torn(at, format!("claims {len} bytes, which no checkpoint has"));
-        }
+        let claimed = u32::from_be_bytes(len_bytes);
+        let len = usize::try_from(claimed)
+            .ok()
+            .filter(|&n| n > 0 && n <= crate::audit::checkpoint::MAX_CHECKPOINT_BYTES);
+        let Some(len) = len else {
+            return torn(
+                at,
+                format!("claims {claimed} bytes, which no checkpoint has"),
+            );
+        };
         note.resize(len, 0);
-        let got = read_full(&mut reader, &mut note).map_err(|e| err(path, e))?;
+        let got = read_full(&mut reader, &mut note).map_err(|e| io_err(path, FileOp::Read, &e))?;
         if got < len {
             return torn(at, format!("is cut short ({got} of {len} bytes)"));
         }
@@ -164,10 +176,28 @@ pub fn latest_checkpoint(dir: &Path) -> Result<Option<Vec<u8>>, StorageError> {
     Ok(last)
 }
 
-/// Encodes one history record.
-pub fn encode_history(note: &[u8]) -> Vec<u8> {
+/// A note that no history record holds: empty, or larger than any checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a checkpoint note of {len} bytes is empty or larger than {max} bytes", max = crate::audit::checkpoint::MAX_CHECKPOINT_BYTES)]
+pub struct NoteSizeError {
+    /// The note's length.
+    pub len: usize,
+}
+
+/// Encodes one history record: the note's length (4 bytes, big-endian), then the note.
+pub fn encode_history(note: &[u8]) -> Result<Vec<u8>, NoteSizeError> {
+    let too_large = NoteSizeError { len: note.len() };
+    if note.is_empty() || note.len() > crate::audit::checkpoint::MAX_CHECKPOINT_BYTES {
+        return Err(too_large);
+    }
+    let len = u32::try_from(note.len()).map_err(|_| too_large)?;
     let mut out = Vec::with_capacity(note.len() + 4);
-    out.extend_from_slice(&u32::try_from(note.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(note);
-    out
+    Ok(out)
+}
+
+/// The length of the history record of a note of `len` bytes.
+pub fn history_record_len(len: usize) -> u64 {
+    4 + len as u64
 }

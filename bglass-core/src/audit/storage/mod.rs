@@ -41,55 +41,107 @@ mod wal;
 
 pub use disk::{Disk, Fault, Faults, write_atomic, write_file_atomic};
 pub use history::{
-    History, HistoryEnd, encode_history, for_each_history, history_end, latest_checkpoint,
-    read_history,
+    History, HistoryEnd, NoteSizeError, encode_history, for_each_history, history_end,
+    history_record_len, latest_checkpoint, read_history,
 };
 pub use wal::{WalContents, WalError, WalRecord, encode_record, read_wal, record_len, wal_header};
 
-/// A storage failure, naming the file.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{path}: {what}")]
+/// A storage failure: which file, which operation, and the system's error number when the
+/// system refused it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{op} {path}: {what}")]
 pub struct StorageError {
     /// The file.
     pub path: String,
-    /// What went wrong.
+    /// What was being done to it.
+    pub op: FileOp,
+    /// What went wrong: the system's message, or what is wrong with the file's content.
     pub what: String,
     /// The operating system's error number, when the system refused an operation (28 is a
     /// full disk).
     pub errno: Option<i32>,
 }
 
-pub(crate) fn err(path: &Path, what: impl std::fmt::Display) -> StorageError {
+/// The file operation a [`StorageError`] concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileOp {
+    /// Opening or creating a file.
+    Open,
+    /// Reading a file, or checking what it holds.
+    Read,
+    /// Writing to a file.
+    Write,
+    /// Flushing a file or directory to the disk (fsync).
+    Sync,
+    /// Renaming a file into place.
+    Rename,
+    /// Cutting a file to a length.
+    Truncate,
+    /// Making a directory.
+    CreateDir,
+    /// Taking the log's lock, or starting its writer.
+    Start,
+}
+
+impl std::fmt::Display for FileOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Open => "opening",
+            Self::Read => "reading",
+            Self::Write => "writing",
+            Self::Sync => "syncing",
+            Self::Rename => "renaming into",
+            Self::Truncate => "truncating",
+            Self::CreateDir => "creating",
+            Self::Start => "starting",
+        })
+    }
+}
+
+/// A storage failure that is not the system's: what is wrong with the file (or the log).
+pub(crate) fn err(path: &Path, op: FileOp, what: impl std::fmt::Display) -> StorageError {
     StorageError {
         path: path.display().to_string(),
+        op,
         what: what.to_string(),
         errno: None,
     }
 }
 
 /// A storage failure from an operating-system error, keeping its number.
-pub fn io_err(path: &Path, e: &std::io::Error) -> StorageError {
+pub fn io_err(path: &Path, op: FileOp, e: &std::io::Error) -> StorageError {
     StorageError {
         path: path.display().to_string(),
+        op,
         what: e.to_string(),
         errno: e.raw_os_error(),
     }
 }
 
+/// The error of a failed operation `op` on `path` (for `map_err`).
+pub fn io_err_at(path: &Path, op: FileOp) -> impl Fn(std::io::Error) -> StorageError + '_ {
+    move |e| io_err(path, op, &e)
+}
+
 /// Reads a whole file, refusing it when larger than `max`.
 pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, StorageError> {
-    let file = std::fs::File::open(path).map_err(|e| err(path, e))?;
-    let len = file.metadata().map_err(|e| err(path, e))?.len();
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, FileOp::Open, &e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| io_err(path, FileOp::Read, &e))?
+        .len();
     if len > max {
         return Err(err(
             path,
+            FileOp::Read,
             format!("{len} bytes, more than the {max} allowed"),
         ));
     }
-    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    let mut out = Vec::new();
     file.take(max + 1)
         .read_to_end(&mut out)
-        .map_err(|e| err(path, e))?;
+        .map_err(|e| io_err(path, FileOp::Read, &e))?;
     Ok(out)
 }
 
@@ -97,16 +149,63 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, StorageError> {
 pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| err(dir, e))
+        .map_err(|e| io_err(dir, FileOp::Sync, &e))
+}
+
+/// One entry's bytes: 1 to [`MAX_ENTRY_BYTES`] of them, what the 16-bit length prefix of
+/// bundles and write-ahead records holds. Only [`Entry::new`] makes one, so the encoders
+/// never cut an entry short.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    bytes: Vec<u8>,
+    len: u16,
+}
+
+/// Bytes that cannot be an entry: none, or more than [`MAX_ENTRY_BYTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("audit entry of {len} bytes is empty or larger than {MAX_ENTRY_BYTES} bytes")]
+pub struct EntrySizeError {
+    /// The length given.
+    pub len: usize,
+}
+
+impl Entry {
+    /// An entry, when `bytes` is not empty and fits the length prefix.
+    pub fn new(bytes: Vec<u8>) -> Result<Self, EntrySizeError> {
+        match u16::try_from(bytes.len()) {
+            Ok(len) if len > 0 => Ok(Self { bytes, len }),
+            _ => Err(EntrySizeError { len: bytes.len() }),
+        }
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The bytes, owned.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// The length prefix of the formats.
+    fn len_prefix(&self) -> [u8; 2] {
+        self.len.to_be_bytes()
+    }
+}
+
+impl AsRef<[u8]> for Entry {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// Encodes entries as a C2SP entry bundle.
-pub fn encode_bundle(entries: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.iter().map(|e| e.len() + 2).sum());
+pub fn encode_bundle(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.iter().map(|e| e.bytes.len() + 2).sum());
     for entry in entries {
-        let len = u16::try_from(entry.len()).unwrap_or(u16::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&entry[..usize::from(len)]);
+        out.extend_from_slice(&entry.len_prefix());
+        out.extend_from_slice(&entry.bytes);
     }
     out
 }
@@ -218,8 +317,8 @@ mod tests {
 
     #[test]
     fn bundles_round_trip_and_refuse_damage() {
-        let entries: Vec<Vec<u8>> = (0..TILE_WIDTH)
-            .map(|i| format!("e{i}").into_bytes())
+        let entries: Vec<Entry> = (0..TILE_WIDTH)
+            .map(|i| Entry::new(format!("e{i}").into_bytes()).unwrap())
             .collect();
         let bytes = encode_bundle(&entries);
         let parsed = parse_bundle(&bytes).unwrap();
@@ -235,12 +334,41 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_entry_too_long_for_its_length_prefix_is_refused_never_cut_short() {
+        assert_eq!(
+            Entry::new(vec![b'x'; MAX_ENTRY_BYTES + 1]),
+            Err(EntrySizeError {
+                len: MAX_ENTRY_BYTES + 1
+            })
+        );
+        assert_eq!(Entry::new(Vec::new()), Err(EntrySizeError { len: 0 }));
+        // The largest entry is encoded whole, in a record and in a bundle.
+        let largest = Entry::new(vec![b'x'; MAX_ENTRY_BYTES]).unwrap();
+        let mut record = Vec::new();
+        encode_record(&mut record, 7, &largest);
+        assert_eq!(record.len(), record_len(MAX_ENTRY_BYTES));
+        let bundle = encode_bundle(&vec![largest.clone(); TILE_WIDTH]);
+        assert_eq!(parse_bundle(&bundle).unwrap()[255], largest.as_bytes());
+        // A note larger than any checkpoint does not become a history record.
+        let note = vec![b'n'; crate::audit::checkpoint::MAX_CHECKPOINT_BYTES + 1];
+        assert_eq!(
+            encode_history(&note),
+            Err(NoteSizeError { len: note.len() })
+        );
+        assert_eq!(encode_history(b"n\n").unwrap(), b"\0\0\0\x02n\n");
+    }
+
     fn wal_of(records: &[&[u8]]) -> (Vec<u8>, Vec<usize>) {
         let mut bytes = wal_header();
         let mut offsets = Vec::new();
         for (i, data) in records.iter().enumerate() {
             offsets.push(bytes.len());
-            encode_record(&mut bytes, 100 + i as u64, data);
+            encode_record(
+                &mut bytes,
+                100 + i as u64,
+                &Entry::new(data.to_vec()).unwrap(),
+            );
         }
         (bytes, offsets)
     }
@@ -371,7 +499,10 @@ mod tests {
         let notes: Vec<Vec<u8>> = (0..1000)
             .map(|i| format!("note {i}\n").into_bytes())
             .collect();
-        let bytes: Vec<u8> = notes.iter().flat_map(|n| encode_history(n)).collect();
+        let bytes: Vec<u8> = notes
+            .iter()
+            .flat_map(|n| encode_history(n).unwrap())
+            .collect();
         std::fs::write(&path, &bytes).unwrap();
         let mut seen = Vec::new();
         let (valid, torn) = for_each_history(&path, |i, _, note| {

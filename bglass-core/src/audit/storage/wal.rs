@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use super::{MAX_BUNDLE_BYTES, StorageError, err, read_bounded};
+use super::{Entry, FileOp, MAX_BUNDLE_BYTES, StorageError, err, read_bounded};
 
 const WAL_MAGIC: &[u8; 8] = b"bglwal1\n";
 const RECORD_OVERHEAD: usize = 8 + 2 + 8;
@@ -20,13 +20,13 @@ pub struct WalRecord {
     /// The entry's index in the log.
     pub index: u64,
     /// The entry.
-    pub data: Vec<u8>,
+    pub data: Entry,
 }
 
-fn record_sum(index: u64, len: u16, data: &[u8]) -> [u8; 8] {
+fn record_sum(index: u64, len: [u8; 2], data: &[u8]) -> [u8; 8] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(&index.to_be_bytes());
-    ctx.update(&len.to_be_bytes());
+    ctx.update(&len);
     ctx.update(data);
     let digest = ctx.finish();
     let mut out = [0u8; 8];
@@ -36,12 +36,12 @@ fn record_sum(index: u64, len: u16, data: &[u8]) -> [u8; 8] {
 
 /// Appends the encoding of one record: index, length, entry, and an 8-byte checksum that
 /// tells a record torn by a crash from a complete one.
-pub fn encode_record(out: &mut Vec<u8>, index: u64, data: &[u8]) {
-    let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
+pub fn encode_record(out: &mut Vec<u8>, index: u64, entry: &Entry) {
+    let len = entry.len_prefix();
     out.extend_from_slice(&index.to_be_bytes());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&data[..usize::from(len)]);
-    out.extend_from_slice(&record_sum(index, len, &data[..usize::from(len)]));
+    out.extend_from_slice(&len);
+    out.extend_from_slice(entry.as_bytes());
+    out.extend_from_slice(&record_sum(index, len, entry.as_bytes()));
 }
 
 /// The header every write-ahead file starts with.
@@ -111,8 +111,8 @@ enum BadRecord {
     Invalid { what: String },
 }
 
-/// The valid record starting at `at`, if one does: (index, data, end).
-fn record_at(bytes: &[u8], at: usize) -> Result<(u64, &[u8], usize), BadRecord> {
+/// The valid record starting at `at`, if one does: (index, entry, end).
+fn record_at(bytes: &[u8], at: usize) -> Result<(u64, Entry, usize), BadRecord> {
     let Some(head) = bytes.get(at..at + 10) else {
         return Err(BadRecord::Incomplete(
             "is incomplete (its header runs past the end of the file)".to_owned(),
@@ -129,17 +129,18 @@ fn record_at(bytes: &[u8], at: usize) -> Result<(u64, &[u8], usize), BadRecord> 
         )));
     };
     let data = &record[10..10 + usize::from(len)];
-    if len == 0 {
+    // A length of 1 to 65,535 is always an entry.
+    let Ok(entry) = Entry::new(data.to_vec()) else {
         return Err(BadRecord::Invalid {
             what: "is empty".to_owned(),
         });
-    }
-    if record[record.len() - 8..] != record_sum(index, len, data) {
+    };
+    if record[record.len() - 8..] != record_sum(index, [head[8], head[9]], data) {
         return Err(BadRecord::Invalid {
             what: "fails its checksum".to_owned(),
         });
     }
-    Ok((index, data, end))
+    Ok((index, entry, end))
 }
 
 /// Most candidate records whose checksum is computed while looking past a damaged record
@@ -208,7 +209,7 @@ pub fn read_wal(path: &Path) -> Result<WalContents, WalError> {
                 ..WalContents::default()
             });
         }
-        return Err(err(path, "not a bglass write-ahead file").into());
+        return Err(err(path, FileOp::Read, "not a bglass write-ahead file").into());
     }
     let mut contents = WalContents {
         valid_len: WAL_MAGIC.len() as u64,
@@ -218,10 +219,7 @@ pub fn read_wal(path: &Path) -> Result<WalContents, WalError> {
     while at < bytes.len() {
         let bad = match record_at(&bytes, at) {
             Ok((index, data, end)) => {
-                contents.records.push(WalRecord {
-                    index,
-                    data: data.to_vec(),
-                });
+                contents.records.push(WalRecord { index, data });
                 at = end;
                 contents.valid_len = at as u64;
                 continue;

@@ -1,0 +1,202 @@
+//! Tests of the policy: what replay skips, and the rules of the decisions.
+
+use super::*;
+use crate::audit::event::{Event, EventKind, peek_kind};
+use crate::id::{GrantId, ProxyId, ServiceName};
+use crate::keys::SigningKey;
+
+fn event(kind: EventKind) -> Event {
+    Event {
+        v: crate::audit::event::EVENT_VERSION,
+        time_ms: 1_767_225_600_000,
+        proxy: ProxyId::new("proxy-a").unwrap(),
+        actor: Some(ResponderId::new("alice").unwrap()),
+        drill: Some("d1".to_owned()),
+        event: kind,
+    }
+}
+
+#[test]
+fn the_kinds_replay_skips_never_change_the_state() {
+    let grant = GrantId::new("g-0000000000000001").unwrap();
+    let service = ServiceName::new("grafana").unwrap();
+    let kinds = [
+        EventKind::Use {
+            grant: grant.clone(),
+            service: service.clone(),
+            method: "GET".to_owned(),
+            path: "/".to_owned(),
+            status: 200,
+            bytes_in: 0,
+            bytes_out: 1,
+            duration_ms: 1,
+            start: Some(6),
+        },
+        EventKind::UseStart {
+            grant: grant.clone(),
+            service: service.clone(),
+            method: "GET".to_owned(),
+            path: "/".to_owned(),
+        },
+        EventKind::SshCertificate {
+            grant: grant.clone(),
+            service: service.clone(),
+            key: "SHA256:x".to_owned(),
+            serial: 1,
+            principals: vec!["p".to_owned()],
+            valid_before: 1,
+        },
+        EventKind::TunnelOpen {
+            grant: grant.clone(),
+            service: service.clone(),
+            tunnel: 1,
+        },
+        EventKind::TunnelClose {
+            grant: grant.clone(),
+            service: service.clone(),
+            tunnel: 1,
+            bytes_up: 1,
+            bytes_down: 1,
+            reason: "eof".to_owned(),
+        },
+        EventKind::ProxyStart {
+            key: SigningKey::from_seed(&[1; 32]).unwrap().public_key(),
+            version: "v".to_owned(),
+            catalog: "c".to_owned(),
+            roster: "r".to_owned(),
+            recovered: None,
+        },
+        EventKind::ProxyStop {
+            reason: "signal".to_owned(),
+        },
+        EventKind::ConfigReload {
+            file: "catalog".to_owned(),
+            accepted: true,
+            digest: None,
+            error: None,
+        },
+        EventKind::DrillResult {
+            summary: crate::drill::DrillSummary::default(),
+        },
+        EventKind::LogRollback {
+            published_size: 2,
+            published_root: "r".to_owned(),
+            size: 1,
+            detail: "d".to_owned(),
+        },
+        EventKind::LogFailed {
+            error: "No space left on device".to_owned(),
+        },
+        EventKind::LogRecovered {
+            failed_ms: 1,
+            error: "No space left on device".to_owned(),
+        },
+        EventKind::StorageLow {
+            free_bytes: 1,
+            threshold_bytes: 2,
+        },
+        EventKind::StorageOk { free_bytes: 3 },
+    ];
+    let mut names: Vec<&str> = kinds.iter().map(EventKind::type_name).collect();
+    names.sort_unstable();
+    let mut ignored = REPLAY_IGNORES.to_vec();
+    ignored.sort_unstable();
+    assert_eq!(names, ignored, "every skipped kind is checked here");
+    for kind in kinds {
+        let event = event(kind);
+        let mut state = State::new();
+        let before = format!("{state:?}");
+        state.apply(7, &event);
+        assert_eq!(format!("{state:?}"), before, "{}", event.event.type_name());
+        // And replay recognises it without parsing.
+        let bytes = event.to_bytes().unwrap();
+        assert_eq!(peek_kind(&bytes), Some(event.event.type_name()));
+        assert!(state.replay(7, &bytes).is_ok());
+    }
+    // A kind that changes the state is parsed, and a malformed one refused.
+    let mut state = State::new();
+    assert!(
+        state
+            .replay(
+                0,
+                b"{\"v\":1,\"time_ms\":1,\"proxy\":\"p\",\"actor\":null,\"event\":{\"grant\":{}}}"
+            )
+            .is_err()
+    );
+    assert!(state.replay(0, b"not json").is_err());
+}
+
+/// A grant event with a real token (apply reads the claims from the token).
+fn grant_event(time_ms: u64) -> (GrantId, Event) {
+    let key = SigningKey::from_seed(&[1; 32]).unwrap();
+    let grant = GrantId::new("g-0000000000000001").unwrap();
+    let claims = crate::grant::GrantClaims {
+        id: grant.clone(),
+        iss: ProxyId::new("proxy-a").unwrap(),
+        kid: key.public_key().key_id(),
+        sub: ResponderId::new("alice").unwrap(),
+        key: SigningKey::from_seed(&[3; 32]).unwrap().public_key(),
+        svc: ServiceName::new("grafana").unwrap(),
+        req: crate::id::RequestId::new("r-0000000000000001").unwrap(),
+        iat: time_ms / 1000,
+        nbf: time_ms / 1000,
+        exp: time_ms / 1000 + 3600,
+        emergency: false,
+        drill: None,
+    };
+    let kind = EventKind::Grant {
+        grant: grant.clone(),
+        request: claims.req.clone(),
+        responder: claims.sub.clone(),
+        service: claims.svc.clone(),
+        nbf: claims.nbf,
+        exp: claims.exp,
+        emergency: false,
+        token: crate::grant::issue(&claims, &key).unwrap(),
+    };
+    let mut e = event(kind);
+    e.time_ms = time_ms;
+    e.drill = None;
+    (grant, e)
+}
+
+/// The proxy applies an event it recorded itself (the revocation of a holder who left the
+/// roster) once it is durable, so a revocation decided meanwhile can be applied first,
+/// while the log holds them in the other order. A restart must rebuild the same grant.
+#[test]
+fn replay_rebuilds_the_revocation_time_whatever_order_revocations_were_applied_live() {
+    let t0 = 1_767_225_600_000;
+    let (grant, granted) = grant_event(t0);
+    let revoke = |time_ms: u64, actor: Option<&str>| {
+        let mut e = event(EventKind::Revoke {
+            grant: grant.clone(),
+            reason: "r".to_owned(),
+            envelope: None,
+        });
+        e.time_ms = time_ms;
+        e.actor = actor.map(|a| ResponderId::new(a).unwrap());
+        e.drill = None;
+        e
+    };
+    // The log: the roster task's revocation first, the approver's 30 s later.
+    let departed = revoke(t0 + 1_000, None);
+    let by_approver = revoke(t0 + 31_000, Some("bob"));
+    let log = [&granted, &departed, &by_approver];
+
+    let mut live = State::new();
+    live.apply(0, &granted);
+    live.apply(2, &by_approver);
+    live.apply(1, &departed);
+
+    let mut replayed = State::new();
+    for (index, e) in log.iter().enumerate() {
+        replayed
+            .replay(index as u64, &e.to_bytes().unwrap())
+            .unwrap();
+    }
+    assert_eq!(replayed.grants[&grant].revoked_ms, Some(t0 + 1_000));
+    assert_eq!(
+        live.grants[&grant].revoked_ms,
+        replayed.grants[&grant].revoked_ms
+    );
+}

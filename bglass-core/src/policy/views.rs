@@ -1,0 +1,84 @@
+//! Requests and grants as the control API shows them: the policy's records turned into the
+//! wire types of `api`, with the token only for its holder.
+
+use crate::api::{GrantView, RequestView};
+use crate::catalog::Catalog;
+use crate::id::ResponderId;
+
+use super::{GrantRec, RequestRec, RequestStatus, State};
+
+impl GrantRec {
+    /// As the API shows it; the token only when `with_token`.
+    pub fn view(&self, now_ms: u64, with_token: bool) -> GrantView {
+        let c = &self.claims;
+        let state = if self.revoked_ms.is_some() {
+            "revoked"
+        } else if self.active(now_ms) {
+            "active"
+        } else {
+            "expired"
+        };
+        GrantView {
+            id: c.id.clone(),
+            token: with_token.then(|| self.token.clone()),
+            responder: c.sub.clone(),
+            service: c.svc.clone(),
+            request: c.req.clone(),
+            nbf: c.nbf,
+            exp: c.exp,
+            emergency: c.emergency,
+            state: state.to_owned(),
+            review_open: c.emergency.then_some(self.reviewed_by.is_none()),
+        }
+    }
+}
+
+impl State {
+    /// A request as the API shows it to `viewer`.
+    pub fn request_view(
+        &self,
+        r: &RequestRec,
+        catalog: &Catalog,
+        viewer: &ResponderId,
+        now_ms: u64,
+    ) -> RequestView {
+        let needed = catalog.get(&r.access.service).map_or(0, |s| s.approvals);
+        let (status, denied, grant) = match &r.status {
+            RequestStatus::Pending => ("pending", None, None),
+            RequestStatus::Denied(by) => ("denied", Some(format!("denied by {by}")), None),
+            RequestStatus::Expired => (
+                "expired",
+                Some("expired: no decision in time".to_owned()),
+                None,
+            ),
+            RequestStatus::Granted(g) => (
+                "granted",
+                None,
+                self.grants
+                    .get(g)
+                    .map(|g| g.view(now_ms, &r.responder == viewer)),
+            ),
+        };
+        RequestView {
+            id: r.id.clone(),
+            responder: r.responder.clone(),
+            service: r.access.service.clone(),
+            ttl_secs: r.ttl_secs,
+            reason: r.access.reason.clone(),
+            incident: r.access.incident.clone(),
+            emergency: r.access.emergency,
+            status: status.to_owned(),
+            approved_by: r.approved_by.clone(),
+            approvals_needed: needed,
+            created_ms: r.created_ms,
+            denied,
+            grant_index: match &r.status {
+                RequestStatus::Granted(g) => self.grants.get(g).map(|g| g.index),
+                _ => None,
+            },
+            grant,
+            receipt: None,
+            seq: r.seq,
+        }
+    }
+}

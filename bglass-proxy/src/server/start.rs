@@ -1,0 +1,301 @@
+//! Starting the proxy: its configuration, keys from the vault, the catalog and roster, and
+//! the audit log opened and replayed into the policy's state; and why a start fails.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bglass_core::ExposeSecret;
+use bglass_core::audit::event::Event;
+use bglass_core::audit::log::{AuditLog, AuditOpenError, LogConfig, Rollback};
+use bglass_core::catalog::{Catalog, CatalogError};
+use bglass_core::failstale::FailStale;
+use bglass_core::grant::GrantVerifier;
+use bglass_core::id::{NameError, SecretName};
+use bglass_core::keys::{KeyError, SigningKey};
+use bglass_core::policy::{Refusal, State};
+use bglass_core::roster::{Roster, RosterError};
+use bglass_core::vault::{Vault, VaultError, VaultIdentity};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+
+use super::{Proxy, admission, storage};
+use crate::config::{ProxyConfig, ProxyConfigError};
+use crate::init::{CA_KEY_SECRET, SIGNING_KEY_SECRET, TLS_KEY_SECRET};
+use crate::metrics::Metrics;
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// `proxy.toml` is invalid or unreadable.
+    #[error(transparent)]
+    Config(#[from] ProxyConfigError),
+    /// The vault or its identity cannot be opened.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// The name of one of the proxy's own keys is not a vault name.
+    #[error("the name of a proxy key: {0}")]
+    KeyName(#[from] NameError),
+    /// A key the running proxy needs is not in the vault.
+    #[error("the vault has no {name}; was this proxy made by `bglass-proxy init`?")]
+    MissingKey {
+        /// The vault entry.
+        name: SecretName,
+    },
+    /// A key in the vault is not base64.
+    #[error("vault entry {name} is not base64")]
+    KeyEncoding {
+        /// The vault entry.
+        name: SecretName,
+    },
+    /// The signing key in the vault is not a PKCS#8 Ed25519 key.
+    #[error("vault entry {name}: {source}")]
+    SigningKey {
+        /// The vault entry.
+        name: SecretName,
+        /// Why.
+        source: KeyError,
+    },
+    /// The TLS certificate chain cannot be read.
+    #[error("{}: {source}", path.display())]
+    Chain {
+        /// The chain file.
+        path: PathBuf,
+        /// Why.
+        source: rustls_pki_types::pem::Error,
+    },
+    /// The TLS configuration refused the chain or the key.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The catalog is invalid or unreadable.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The roster is invalid or unreadable.
+    #[error(transparent)]
+    Roster(#[from] RosterError),
+    /// The audit log could not be opened: the proxy refuses to run without it.
+    #[error("audit log: {0}")]
+    Audit(AuditOpenError),
+    /// The audit log is behind the newest checkpoint this proxy published, and the
+    /// operator has not accepted that.
+    #[error(
+        "audit log rolled back: {0}. Nothing was served. If this log is the one to keep (the newer one is lost), start with --accept-rollback: the rollback is then recorded in the log before anything is served"
+    )]
+    RolledBack(Box<Rollback>),
+    /// The start could not be recorded in the audit log.
+    #[error("audit log: recording the start: {0}")]
+    RecordStart(Refusal),
+    /// The signal handler could not be installed.
+    #[error("signal handler: {0}")]
+    Signal(std::io::Error),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl From<AuditOpenError> for StartError {
+    fn from(e: AuditOpenError) -> Self {
+        match e {
+            AuditOpenError::RolledBack(rollback) => Self::RolledBack(rollback),
+            other => Self::Audit(other),
+        }
+    }
+}
+
+/// A key the running proxy keeps in the vault, decoded.
+fn secret_bytes(
+    vault: &Vault,
+    name: &SecretName,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, StartError> {
+    let value = vault
+        .proxy_key(name)
+        .ok_or_else(|| StartError::MissingKey { name: name.clone() })?;
+    STANDARD
+        .decode(value.expose_secret())
+        .map(zeroize::Zeroizing::new)
+        .map_err(|_| StartError::KeyEncoding { name: name.clone() })
+}
+
+/// How to start.
+#[derive(Debug, Default, Clone)]
+pub struct StartOptions {
+    /// Start on a log that is behind the newest checkpoint this proxy published (restored
+    /// from an older copy), recording the rollback in the log first.
+    pub accept_rollback: bool,
+}
+
+/// Where the proxy keeps the newest checkpoint it has published, outside its log directory,
+/// so that a log restored from an older copy is noticed at start.
+pub const PUBLISHED_CHECKPOINT_FILE: &str = "published-checkpoint";
+
+/// Loads everything and opens the log (replaying it into the state).
+pub fn start(config_path: &Path) -> Result<(Arc<Proxy>, Startup), StartError> {
+    start_with(config_path, &StartOptions::default())
+}
+
+/// [`start`] with options.
+pub fn start_with(
+    config_path: &Path,
+    options: &StartOptions,
+) -> Result<(Arc<Proxy>, Startup), StartError> {
+    let config = ProxyConfig::load(config_path)?;
+    let identity = VaultIdentity::open_file(&config.vault_identity)?;
+    let vault = Vault::open(&config.vault, &identity)?;
+    let name = SecretName::new(SIGNING_KEY_SECRET)?;
+    let key = Arc::new(
+        SigningKey::from_pkcs8(&secret_bytes(&vault, &name)?)
+            .map_err(|source| StartError::SigningKey { name, source })?,
+    );
+    let tls_key =
+        PrivatePkcs8KeyDer::from(secret_bytes(&vault, &SecretName::new(TLS_KEY_SECRET)?)?.to_vec());
+    if vault.proxy_key(&SecretName::new(CA_KEY_SECRET)?).is_some() {
+        eprintln!(
+            "bglass-proxy: WARNING: the TLS CA private key is in the vault; the running proxy does not need it. Move it off this host: bglass-proxy export-ca-key --config {} --out FILE",
+            config.path.display()
+        );
+    }
+    let chain_err = |source| StartError::Chain {
+        path: config.tls_chain.clone(),
+        source,
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.tls_chain)
+        .map_err(chain_err)?
+        .collect::<Result<_, _>>()
+        .map_err(chain_err)?;
+    let catalog = Catalog::load(&config.services)?;
+    for (service, why) in vault.unbound(&catalog) {
+        eprintln!(
+            "bglass-proxy: WARNING: {service} will be refused (credential_not_bound): {why}; bind it with `bglass-proxy secrets bind NAME --for {service}`"
+        );
+    }
+    let roster = Roster::load(&config.roster)?;
+
+    let mut state = State::new();
+    let log_config = LogConfig {
+        published: Some(config.data_dir.join(PUBLISHED_CHECKPOINT_FILE)),
+        accept_rollback: options.accept_rollback,
+        reserve_bytes: config.storage.reserve_bytes,
+        ..LogConfig::new(
+            config.data_dir.join("log"),
+            config.id.clone(),
+            Arc::clone(&key),
+        )
+    };
+    let (log, recovery) = AuditLog::open(log_config, |index, bytes| state.replay(index, bytes))?;
+    if let Some(rollback) = &recovery.rollback {
+        eprintln!("bglass-proxy: ROLLBACK ACCEPTED and recorded in the audit log: {rollback}");
+    } else if options.accept_rollback {
+        eprintln!("bglass-proxy: --accept-rollback given, but the audit log is not rolled back");
+    }
+    let repaired = repairs_of(&recovery);
+    if let Some(what) = &repaired {
+        eprintln!("bglass-proxy: the audit log recovered from a crash: {what}");
+    }
+    if let Some(why) = &recovery.reserve_missing {
+        eprintln!(
+            "bglass-proxy: WARNING: the audit log's reserve file could not be made ({why}): on a full disk the log cannot record its failure until space returns"
+        );
+    }
+
+    let (notify, notify_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (refusals, refusals_rx) = tokio::sync::mpsc::channel(admission::IMMEDIATE_PER_MINUTE * 4);
+    let upstream = crate::upstream::Upstreams::new();
+    let verifier = GrantVerifier::new(config.id.clone(), key.public_key());
+    let proxy = Arc::new(Proxy {
+        catalog: FailStale::new(catalog),
+        roster: Arc::new(FailStale::new(roster)),
+        vault: RwLock::new(Arc::new(vault)),
+        log: Arc::new(log),
+        state: Mutex::new(state),
+        metrics: Metrics::default(),
+        health: Mutex::new(HashMap::new()),
+        notify,
+        refusals,
+        admission: Arc::new(admission::Admission::default()),
+        grant_changes: tokio::sync::watch::channel(0).0,
+        jars: Mutex::new(HashMap::new()),
+        request_waiters: Mutex::new(HashMap::new()),
+        pending_changes: tokio::sync::watch::channel(0).0,
+        upstream,
+        storage: storage::StorageWatch::default(),
+        verifier,
+        key,
+        config,
+    });
+    Ok((
+        proxy,
+        Startup {
+            chain,
+            tls_key,
+            notify_rx,
+            refusals_rx,
+            recovered: recovery.entries,
+            repaired,
+        },
+    ))
+}
+
+/// What `start` hands to `serve`.
+#[derive(Debug)]
+pub struct Startup {
+    pub(super) chain: Vec<CertificateDer<'static>>,
+    pub(super) tls_key: PrivatePkcs8KeyDer<'static>,
+    pub(super) notify_rx: tokio::sync::mpsc::UnboundedReceiver<(u64, Event)>,
+    pub(super) refusals_rx: tokio::sync::mpsc::Receiver<admission::Immediate>,
+    /// Entries replayed from the log.
+    pub recovered: u64,
+    /// What opening the log repaired, in a sentence (recorded in `proxy_start`).
+    pub repaired: Option<String>,
+}
+
+/// What opening the log repaired, in a sentence, when it repaired anything.
+fn repairs_of(report: &bglass_core::audit::log::RecoveryReport) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(why) = &report.torn {
+        parts.push(format!(
+            "a torn tail of {} bytes cut from the write-ahead file after entry {} ({why}); nothing acknowledged was lost",
+            report.torn_bytes_dropped,
+            report.entries.saturating_sub(1)
+        ));
+    }
+    if let Some(why) = &report.history_torn {
+        parts.push(format!(
+            "a torn tail of {} bytes cut from the checkpoint history ({why})",
+            report.history_torn_bytes
+        ));
+    }
+    if report.checkpoint_file_repaired {
+        parts.push("the checkpoint file rewritten from the history".to_owned());
+    }
+    if let Some(b) = report.bundle_rebuilt {
+        parts.push(format!(
+            "entry bundle {b} rebuilt from the write-ahead file"
+        ));
+    }
+    if report.files_repaired > 0 {
+        parts.push(format!(
+            "{} bundle or tile files written again",
+            report.files_repaired
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// The SHA-256 of the roster file, hex (recorded at start and at each reload).
+pub(super) fn roster_digest(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|b| {
+            let d = ring::digest::digest(&ring::digest::SHA256, &b);
+            d.as_ref().iter().map(|x| format!("{x:02x}")).collect()
+        })
+        .unwrap_or_default()
+}
