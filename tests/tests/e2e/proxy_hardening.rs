@@ -6,8 +6,6 @@
 //! responder; requests that never expire and approvals of approvers who left; a vault key
 //! others can read; and a handshake flood that would fill the log and hide other refusals.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};

@@ -3,8 +3,6 @@
 //! its checkpoint or restarts with a forked log, concurrent commands and damaged state
 //! files, and listings that claim "nothing" when no proxy answered.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -3,8 +3,6 @@
 //! pinned CA or certificate and an explicit server name; a wrong pin refused, audited, and
 //! nothing sent; and nothing ever sent in cleartext to a port the catalog says speaks TLS.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 

@@ -1,7 +1,5 @@
 //! `bglass enroll` and `whoami`: the key file, the config, and the printed roster entry.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -2,8 +2,6 @@
 //! skewed clock, ttl above max, unknown service, grant on another service, grant over another
 //! responder's connection, expired grant, revoked grant (open stream cut within a second).
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

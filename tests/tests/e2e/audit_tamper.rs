@@ -1,7 +1,5 @@
 //! `bglass audit verify` on a 10,000-event log: clean, then each kind of tampering.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 

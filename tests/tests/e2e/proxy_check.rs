@@ -1,7 +1,5 @@
 //! `bglass-proxy check`: the catalog and roster validated the way the proxy loads them.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bglass_core::keys::SigningKey;
 use bglass_tests::{assert_no_panic, command, run};

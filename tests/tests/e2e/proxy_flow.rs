@@ -1,8 +1,6 @@
 //! The responder flow end to end: real `bglass-proxy` processes, real `bglass`, real nginx
 //! that accepts only the credential the proxy injects.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 

@@ -1,7 +1,5 @@
 //! `bglass audit report`, `show` and `export` on a log with known content.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bglass_core::audit::event::EventKind;
 use bglass_core::id::{GrantId, RequestId, ServiceName};

@@ -5,8 +5,6 @@
 //! drift. The volatile parts (ports, ids, times, keys, digests, directories, timings) are
 //! redacted by filters, so a snapshot changes only when the output's shape or wording does.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,8 +1,6 @@
 //! SIGKILL a process appending to the log at random moments; after each kill the log
 //! recovers, every acknowledged entry is present, and `bglass audit verify` passes.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::io::Read;

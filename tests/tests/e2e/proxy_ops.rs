@@ -2,8 +2,6 @@
 //! bad catalog push kept out (fail stale), a rewritten log caught by the CLI (split view),
 //! webhooks that never block access and survive restarts, and Prometheus metrics.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

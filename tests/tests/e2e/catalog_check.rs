@@ -1,7 +1,5 @@
 //! `bglass catalog check` on the shipped catalog and on every malformed catalog.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bglass_tests::{assert_no_panic, command, root, run};
 

@@ -4,8 +4,6 @@
 //! damaged in the middle of the write-ahead file is refused and named, and nothing on disk
 //! is rewritten by a refused start.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 

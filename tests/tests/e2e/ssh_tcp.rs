@@ -2,8 +2,6 @@
 //! system `ssh` through `bglass tunnel`, and a real Redis reached with `redis-cli` through
 //! `bglass forward`.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};

@@ -3,8 +3,6 @@
 //! dependency, a live drill among a real `bglass-proxy` and four `bglass` processes, and
 //! the HTML report as headless Chromium renders it.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,5 @@
 //! The responder binary itself: static, starts, answers --version and completions.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bglass_tests::{bin, command, run};
 

@@ -3,8 +3,6 @@
 //! lives), and principals that one service's certificate cannot reuse on another host
 //! unless the catalog says so. Against a real OpenSSH sshd and the system `ssh`.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

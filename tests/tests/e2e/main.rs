@@ -1,0 +1,27 @@
+//! The end-to-end tests: the real `bglass` and `bglass-proxy` binaries against real nginx,
+//! sshd and Redis on loopback, one module per area. One test binary (one link step) for all
+//! of them; the test harness runs their tests in parallel.
+
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod audit_crash;
+mod audit_report;
+mod audit_rollback;
+mod audit_tamper;
+mod audit_tiles;
+mod binary;
+mod catalog_check;
+mod cli_hardening;
+mod cli_output;
+mod drill;
+mod enroll;
+mod https_upstream;
+mod proxy_check;
+mod proxy_flow;
+mod proxy_hardening;
+mod proxy_ops;
+mod proxy_refusals;
+mod ssh_certificates;
+mod ssh_tcp;
+mod storage_faults;
