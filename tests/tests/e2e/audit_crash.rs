@@ -1,7 +1,6 @@
 //! SIGKILL a process appending to the log at random moments; after each kill the log
 //! recovers, every acknowledged entry is present, and `bglass audit verify` passes.
 
-
 use std::collections::HashMap;
 use std::io::Read;
 use std::process::Stdio;

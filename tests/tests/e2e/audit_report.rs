@@ -1,6 +1,5 @@
 //! `bglass audit report`, `show` and `export` on a log with known content.
 
-
 use bglass_core::audit::event::EventKind;
 use bglass_core::id::{GrantId, RequestId, ServiceName};
 use bglass_tests::audit::{self, event, grant, use_of};

@@ -4,7 +4,6 @@
 //! damaged in the middle of the write-ahead file is refused and named, and nothing on disk
 //! is rewritten by a refused start.
 
-
 use std::path::{Path, PathBuf};
 
 use bglass_core::audit::{checkpoint, storage};

@@ -1,6 +1,5 @@
 //! `bglass audit verify` on a 10,000-event log: clean, then each kind of tampering.
 
-
 use std::path::{Path, PathBuf};
 
 use bglass_core::audit::checkpoint;

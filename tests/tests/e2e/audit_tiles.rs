@@ -1,7 +1,6 @@
 //! The log mirroring route `/v1/audit/tile/<L>/<N>` with levels no tree has: refused with a
 //! 400 (never a panic in the level arithmetic), and the proxy keeps serving.
 
-
 use bglass_tests::raw::Raw;
 use bglass_tests::world::{TEST_CATALOG, World};
 

@@ -1,6 +1,5 @@
 //! The responder binary itself: static, starts, answers --version and completions.
 
-
 use bglass_tests::{bin, command, run};
 
 #[test]

@@ -1,6 +1,5 @@
 //! `bglass catalog check` on the shipped catalog and on every malformed catalog.
 
-
 use bglass_tests::{assert_no_panic, command, root, run};
 
 #[test]

@@ -3,7 +3,6 @@
 //! its checkpoint or restarts with a forked log, concurrent commands and damaged state
 //! files, and listings that claim "nothing" when no proxy answered.
 
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,6 @@
 //! drift. The volatile parts (ports, ids, times, keys, digests, directories, timings) are
 //! redacted by filters, so a snapshot changes only when the output's shape or wording does.
 
-
 use std::path::Path;
 use std::time::Duration;
 

@@ -3,7 +3,6 @@
 //! dependency, a live drill among a real `bglass-proxy` and four `bglass` processes, and
 //! the HTML report as headless Chromium renders it.
 
-
 use std::path::{Path, PathBuf};
 
 use bglass_tests::world::{TEST_CATALOG, World};

@@ -1,6 +1,5 @@
 //! `bglass enroll` and `whoami`: the key file, the config, and the printed roster entry.
 
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 

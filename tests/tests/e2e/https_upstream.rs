@@ -3,7 +3,6 @@
 //! pinned CA or certificate and an explicit server name; a wrong pin refused, audited, and
 //! nothing sent; and nothing ever sent in cleartext to a port the catalog says speaks TLS.
 
-
 use std::time::Duration;
 
 use bglass_tests::https::{Certs, Recorder, TlsNginx, ca_and_server, is_client_hello};

@@ -1,6 +1,5 @@
 //! `bglass-proxy check`: the catalog and roster validated the way the proxy loads them.
 
-
 use bglass_core::keys::SigningKey;
 use bglass_tests::{assert_no_panic, command, run};
 

@@ -1,7 +1,6 @@
 //! The responder flow end to end: real `bglass-proxy` processes, real `bglass`, real nginx
 //! that accepts only the credential the proxy injects.
 
-
 use std::time::Duration;
 
 use bglass_tests::raw::Raw;

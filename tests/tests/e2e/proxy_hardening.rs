@@ -6,7 +6,6 @@
 //! responder; requests that never expire and approvals of approvers who left; a vault key
 //! others can read; and a handshake flood that would fill the log and hide other refusals.
 
-
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Stdio};

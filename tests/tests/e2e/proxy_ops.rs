@@ -2,7 +2,6 @@
 //! bad catalog push kept out (fail stale), a rewritten log caught by the CLI (split view),
 //! webhooks that never block access and survive restarts, and Prometheus metrics.
 
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

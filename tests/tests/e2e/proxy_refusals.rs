@@ -2,7 +2,6 @@
 //! skewed clock, ttl above max, unknown service, grant on another service, grant over another
 //! responder's connection, expired grant, revoked grant (open stream cut within a second).
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

@@ -3,7 +3,6 @@
 //! lives), and principals that one service's certificate cannot reuse on another host
 //! unless the catalog says so. Against a real OpenSSH sshd and the system `ssh`.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -2,7 +2,6 @@
 //! system `ssh` through `bglass tunnel`, and a real Redis reached with `redis-cli` through
 //! `bglass forward`.
 
-
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -8,7 +8,6 @@
 //! `a_full_disk_*` mounts a 3 MiB tmpfs on the proxy's data directory, so it needs root (CI
 //! runs the suite as root); it says so and fails when not root.
 
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
