@@ -483,17 +483,15 @@ impl ServerCertVerifier for PinVerifier {
                 })),
             )));
         };
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca.clone().into_owned()).map_err(|e| {
-            rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
-        })?;
-        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            Arc::clone(&self.provider),
+        bglass_tls::verify_under_ca(
+            ca,
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+            &self.provider,
         )
-        .build()
-        .map_err(|e| rustls::Error::General(e.to_string()))?;
-        inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(

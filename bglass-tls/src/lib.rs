@@ -161,6 +161,33 @@ pub fn server_config(
     Ok(config)
 }
 
+/// Verifies `end_entity` for `server_name` under exactly one trusted CA (a pinned one): no
+/// system roots. Shared by the CLI's verifier of proxies and the proxy's verifier of pinned
+/// HTTPS upstreams.
+pub fn verify_under_ca(
+    ca: &CertificateDer<'_>,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    server_name: &ServerName<'_>,
+    ocsp_response: &[u8],
+    now: UnixTime,
+    provider: &Arc<CryptoProvider>,
+) -> Result<ServerCertVerified, rustls::Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone().into_owned()).map_err(|e| {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+            Arc::new(e),
+        )))
+    })?;
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::clone(provider),
+    )
+    .build()
+    .map_err(|e| rustls::Error::General(e.to_string()))?;
+    inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+}
+
 /// The CLI's verifier: trusts only the CA whose certificate has the pinned SHA-256, which the
 /// proxy sends after its own certificate.
 #[derive(Debug)]
@@ -194,17 +221,15 @@ impl ServerCertVerifier for PinnedCaVerifier {
                 self.pin
             )));
         };
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(ca.clone().into_owned())
-            .map_err(|e| rustls::Error::General(format!("pinned CA certificate: {e}")))?;
-        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            Arc::clone(&self.provider),
+        verify_under_ca(
+            ca,
+            end_entity,
+            &[],
+            server_name,
+            ocsp_response,
+            now,
+            &self.provider,
         )
-        .build()
-        .map_err(|e| rustls::Error::General(e.to_string()))?;
-        inner.verify_server_cert(end_entity, &[], server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(
