@@ -243,7 +243,9 @@ Example:
   bglass access grafana --reason \"dashboards for the eu outage\" --incident INC-123
 
 Services that need approval wait for an approver (`bglass approve ID`); the TTL starts when
-the last approval lands. --emergency skips approvals where the catalog allows it: short TTL,
+the last approval lands. The wait rides out a proxy that is down or restarting until --wait
+is over, and asking again resumes your pending request (or reuses your live grant) for the
+service unless you pass --new. --emergency skips approvals where the catalog allows it: short TTL,
 approvers are notified, and an approver must review it afterwards.")]
 pub struct AccessArgs {
     /// The service (see `bglass status`).
@@ -266,6 +268,10 @@ pub struct AccessArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Ask anew even when you hold a live grant for the service or have a pending request
+    /// for it (by default `access` reuses the grant, or waits on that request again).
+    #[arg(long)]
+    pub new: bool,
 }
 
 /// `bglass approve`.

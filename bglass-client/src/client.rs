@@ -41,7 +41,8 @@ pub fn backoff(round: u32, random: f64) -> Duration {
     half + half.mul_f64(random.clamp(0.0, 1.0))
 }
 
-fn random_unit() -> f64 {
+/// A uniform draw in [0, 1] from the system random generator (jitter for retries).
+pub fn random_unit() -> f64 {
     let mut b = [0u8; 4];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
     f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX)

@@ -79,6 +79,9 @@ impl State {
             grant,
             receipt: None,
             seq: r.seq,
+            kind: catalog
+                .get(&r.access.service)
+                .map(|s| crate::api::ServiceType::of(&s.kind)),
         }
     }
 }
