@@ -31,8 +31,9 @@ pub enum Command {
     Catalog(CatalogCommand),
     /// Ask for access to a critical tool (signed, audited, time-limited).
     Access(AccessArgs),
-    /// List pending access requests (approvers see everyone's).
-    Requests(JsonArgs),
+    /// List pending access requests (approvers see everyone's); `requests cancel ID`
+    /// withdraws your own.
+    Requests(RequestsArgs),
     /// Approve a colleague's pending request (two-person rule).
     Approve(ApproveArgs),
     /// Refuse a pending request.
@@ -272,6 +273,34 @@ pub struct AccessArgs {
     /// for it (by default `access` reuses the grant, or waits on that request again).
     #[arg(long)]
     pub new: bool,
+}
+
+/// `bglass requests [cancel ID]`.
+#[derive(Debug, Args)]
+pub struct RequestsArgs {
+    /// Withdraw a request instead of listing them.
+    #[command(subcommand)]
+    pub command: Option<RequestsCommand>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bglass requests …`.
+#[derive(Debug, Subcommand)]
+pub enum RequestsCommand {
+    /// Withdraw your own pending request (signed and audited; approvers no longer see it).
+    Cancel(CancelArgs),
+}
+
+/// `bglass requests cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The request id (r-…).
+    pub request: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `bglass approve`.

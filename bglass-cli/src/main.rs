@@ -16,7 +16,9 @@ fn main() -> ExitCode {
         cli::Command::Enroll(args) => cmd::enroll::run(cli.config.as_deref(), args),
         cli::Command::Whoami => cmd::whoami::run(cli.config.as_deref()),
         cli::Command::Access(args) => cmd::access::run(cli.config.as_deref(), args),
-        cli::Command::Requests(args) => cmd::approvals::requests(cli.config.as_deref(), args),
+        cli::Command::Requests(args) => {
+            cmd::approvals::requests_command(cli.config.as_deref(), args)
+        }
         cli::Command::Approve(args) => cmd::approvals::approve(cli.config.as_deref(), args),
         cli::Command::Deny(args) => cmd::approvals::deny(cli.config.as_deref(), args),
         cli::Command::Revoke(args) => cmd::grants::revoke(cli.config.as_deref(), args),

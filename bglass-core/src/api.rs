@@ -64,7 +64,7 @@ pub struct RequestView {
     pub incident: String,
     /// Emergency bypass asked for.
     pub emergency: bool,
-    /// `pending`, `granted` or `denied`.
+    /// `pending`, `granted`, `denied`, `expired` or `cancelled` (withdrawn by its requester).
     pub status: String,
     /// Approvers who approved so far.
     pub approved_by: Vec<ResponderId>,

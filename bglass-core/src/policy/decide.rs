@@ -14,8 +14,8 @@ use crate::id::{GrantId, RandomError, RequestId};
 use crate::roster::Role;
 
 use super::{
-    Context, DENIED_BY_APPROVER, Decision, GrantRec, REQUEST_EXPIRED, Refusal, RequestRec,
-    RequestStatus, State, envelope_refusal,
+    CANCELLED_BY_REQUESTER, Context, DENIED_BY_APPROVER, Decision, GrantRec, REQUEST_EXPIRED,
+    Refusal, RequestRec, RequestStatus, State, envelope_refusal,
 };
 
 fn random_id<T>(f: fn() -> Result<T, RandomError>) -> Result<T, Refusal> {
@@ -101,6 +101,7 @@ impl State {
             Action::Review { grant, note } => self.decide_review(ctx, grant, note, stored),
             Action::DrillStart(plan) => self.decide_drill_start(ctx, plan, stored),
             Action::DrillStop { drill } => self.decide_drill_stop(ctx, drill),
+            Action::Cancel { request } => self.decide_cancel(ctx, request, stored),
         }
     }
 
@@ -110,7 +111,9 @@ impl State {
     pub fn drill_of(&self, action: &Action) -> Option<String> {
         match action {
             Action::Access(a) => a.drill.clone(),
-            Action::Approve { request } | Action::Deny { request, .. } => {
+            Action::Approve { request }
+            | Action::Deny { request, .. }
+            | Action::Cancel { request } => {
                 self.requests.get(request).and_then(|r| r.drill.clone())
             }
             Action::Revoke { grant, .. } | Action::Review { grant, .. } => {
@@ -240,6 +243,11 @@ impl State {
                 format!("{request} expired without a decision"),
             )
             .hint("the requester must ask again")),
+            RequestStatus::Cancelled => Err(Refusal::new(
+                "already_cancelled",
+                409,
+                format!("{request} was withdrawn by its requester"),
+            )),
         }
     }
 
@@ -302,17 +310,62 @@ impl State {
         need_role(ctx, Role::Approver)?;
         let r = self.pending(request)?;
         if r.responder == ctx.caller.id {
-            return Err(Refusal::new(
-                "self_denial",
-                403,
-                "withdraw your own request by letting it lapse, not by denying it",
-            ));
+            return Err(
+                Refusal::new("self_denial", 403, "you cannot deny your own request").hint(format!(
+                    "withdraw it with `bglass requests cancel {request}`"
+                )),
+            );
         }
         Ok(vec![(
             Some(ctx.caller.id.clone()),
             EventKind::Denial {
                 reason: DENIED_BY_APPROVER.to_owned(),
                 detail: reason.to_owned(),
+                request: Some(request.clone()),
+                service: Some(r.access.service.clone()),
+                grant: None,
+                envelope: Some(envelope),
+            },
+        )])
+    }
+
+    /// The requester withdrawing their own pending request: nobody else may (not even an
+    /// approver: they deny it), and only while it is pending (a grant is revoked instead).
+    pub fn decide_cancel(
+        &self,
+        ctx: &Context<'_>,
+        request: &RequestId,
+        envelope: StoredEnvelope,
+    ) -> Decision {
+        // Someone else's request is not theirs to know about: the same answer as for an id
+        // that does not exist, unless they may see it (approvers).
+        let r = match self.requests.get(request) {
+            Some(r) if r.responder == ctx.caller.id => self.pending(request)?,
+            Some(r) if ctx.caller.has(Role::Approver) => {
+                return Err(Refusal::new(
+                    "not_your_request",
+                    403,
+                    format!(
+                        "{request} is {}'s request: only its requester can withdraw it",
+                        r.responder
+                    ),
+                )
+                .hint(format!(
+                    "to refuse it, run `bglass deny {request} --reason …`"
+                )));
+            }
+            _ => {
+                return Err(
+                    Refusal::new("unknown_request", 404, format!("no request {request}"))
+                        .hint("run `bglass requests` to list your pending requests"),
+                );
+            }
+        };
+        Ok(vec![(
+            Some(ctx.caller.id.clone()),
+            EventKind::Denial {
+                reason: CANCELLED_BY_REQUESTER.to_owned(),
+                detail: format!("{request} withdrawn by its requester"),
                 request: Some(request.clone()),
                 service: Some(r.access.service.clone()),
                 grant: None,

@@ -64,6 +64,8 @@ pub const REPLAY_QUOTA: usize = 20_000;
 pub const REQUEST_EXPIRED: &str = "request_expired";
 /// The denial reason of a request an approver refused.
 pub const DENIED_BY_APPROVER: &str = "denied_by_approver";
+/// The denial reason of a request its requester withdrew (`bglass requests cancel`).
+pub const CANCELLED_BY_REQUESTER: &str = "cancelled_by_requester";
 
 /// What a decision wants appended: the events, in order, each with its actor.
 pub type Decision = Result<Vec<(Option<ResponderId>, EventKind)>, Refusal>;

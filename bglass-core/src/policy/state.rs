@@ -14,7 +14,10 @@ use crate::grant::GrantClaims;
 use crate::id::{GrantId, RequestId, ResponderId};
 use crate::roster::{Responder, Role, Roster};
 
-use super::{DENIED_BY_APPROVER, REPLAY_CAPACITY, REPLAY_IGNORES, REPLAY_QUOTA, REQUEST_EXPIRED};
+use super::{
+    CANCELLED_BY_REQUESTER, DENIED_BY_APPROVER, REPLAY_CAPACITY, REPLAY_IGNORES, REPLAY_QUOTA,
+    REQUEST_EXPIRED,
+};
 
 /// Where a request stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +30,8 @@ pub enum RequestStatus {
     Denied(String),
     /// Nobody decided within the proxy's `request_ttl`.
     Expired,
+    /// Its requester withdrew it.
+    Cancelled,
 }
 
 /// A request as the state holds it.
@@ -218,6 +223,15 @@ impl State {
                 {
                     self.pending.remove(&r.seq);
                     r.status = RequestStatus::Expired;
+                }
+                // Only the requester's own withdrawal of a pending request counts.
+                if reason == CANCELLED_BY_REQUESTER
+                    && let Some(r) = request.as_ref().and_then(|id| self.requests.get_mut(id))
+                    && matches!(r.status, RequestStatus::Pending)
+                    && event.actor.as_ref() == Some(&r.responder)
+                {
+                    self.pending.remove(&r.seq);
+                    r.status = RequestStatus::Cancelled;
                 }
             }
             EventKind::Grant {

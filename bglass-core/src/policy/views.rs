@@ -51,6 +51,11 @@ impl State {
                 Some("expired: no decision in time".to_owned()),
                 None,
             ),
+            RequestStatus::Cancelled => (
+                "cancelled",
+                Some("withdrawn by its requester".to_owned()),
+                None,
+            ),
             RequestStatus::Granted(g) => (
                 "granted",
                 None,

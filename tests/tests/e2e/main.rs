@@ -23,6 +23,7 @@ mod proxy_flow;
 mod proxy_hardening;
 mod proxy_ops;
 mod proxy_refusals;
+mod requests_cancel;
 mod ssh_certificates;
 mod ssh_tcp;
 mod storage_faults;
