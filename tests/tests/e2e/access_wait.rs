@@ -216,3 +216,49 @@ fn asking_again_resumes_the_pending_request_and_reuses_the_live_grant_unless_new
     assert_eq!(ids.len(), 1, "{ids:?}");
     assert_ne!(ids[0], request);
 }
+
+#[test]
+fn on_a_terminal_the_wait_counts_in_place_and_rings_the_bell_on_the_answer() {
+    let w = world();
+    let quote = |p: &std::path::Path| format!("'{}'", p.display());
+    // `script` gives bglass a pseudo-terminal as its stderr.
+    let line = format!(
+        "{} --config {} access argocd --reason 'deploy rollback' --incident INC-13 --wait 60s",
+        quote(&bglass_tests::bin("bglass")),
+        quote(&w.responder("carol").config)
+    );
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qfec", &line, "/dev/null"])
+        .env("BGLASS_PASSPHRASE", bglass_tests::world::PASSPHRASE)
+        .env("HOME", w.dir.path())
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut running = script.spawn().unwrap();
+    let stdout = collect(running.stdout.take().unwrap());
+    let stderr = collect(running.stderr.take().unwrap());
+    // The status line is redrawn in place with the elapsed time.
+    eventually(Duration::from_secs(30), "the clock to tick", || {
+        let screen = text(&stdout);
+        screen.contains("\r\x1b[Kwaiting for approval of r-") && screen.contains("[00:02]")
+    });
+    let request = eventually(Duration::from_secs(30), "carol's request", || {
+        carols(&w)
+            .filter(|ids| ids.len() == 1)
+            .map(|ids| ids[0].clone())
+    });
+    let approved = w.bglass("alice", &["approve", &request]);
+    assert_eq!(approved.code, Some(0), "{}", approved.stderr);
+    let out = finish(running, &stdout, &stderr);
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    // The answer rings the bell once, then the grant is shown.
+    assert_eq!(out.stdout.matches('\x07').count(), 1, "{:?}", out.stdout);
+    let bell = out.stdout.find('\x07').unwrap();
+    assert!(
+        out.stdout[bell..].contains("Granted argocd"),
+        "{:?}",
+        out.stdout
+    );
+}
