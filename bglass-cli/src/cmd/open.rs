@@ -431,7 +431,8 @@ pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
                 .with_hint("the forwarder adds your grant to every request: never expose it"),
         );
     }
-    let session = Session::open(config)?;
+    let mut session = Session::open(config)?;
+    super::check_held(&mut session, &service)?;
     let now = timestamp::now_ms() / 1000;
     let (grant, conn) = session
         .held_grants(&service)?

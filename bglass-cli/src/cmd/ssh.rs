@@ -40,7 +40,8 @@ fn ssh_error(what: &str, e: &ssh2::Error) -> CliError {
 /// Runs `bglass ssh`.
 pub fn run(config: Option<&Path>, args: SshArgs) -> CliResult {
     let service: ServiceName = super::parse_arg(Some("service"), &args.service)?;
-    let session = Session::open(config)?;
+    let mut session = Session::open(config)?;
+    super::check_held(&mut session, &service)?;
     let (grant, conn) = session
         .held_grants(&service)?
         .into_iter()

@@ -150,12 +150,19 @@ impl State {
             });
         }
         let service = ctx.catalog.get(&access.service).ok_or_else(|| {
+            let names = ctx.catalog.services().iter().map(|s| s.name.as_str());
+            let hint = match crate::suggest::did_you_mean(access.service.as_str(), names) {
+                Some(suggestion) => {
+                    format!("{suggestion} (`bglass status` lists the services)")
+                }
+                None => "run `bglass status` to list the services".to_owned(),
+            };
             Refusal::new(
                 "unknown_service",
                 404,
                 format!("no service {} in this proxy's catalog", access.service),
             )
-            .hint("run `bglass status` to list the services")
+            .hint(hint)
         })?;
         let ttl = access.ttl.unwrap_or(service.default_ttl);
         if ttl > service.max_ttl {

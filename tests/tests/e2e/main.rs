@@ -15,6 +15,7 @@ mod binary;
 mod catalog_check;
 mod cli_hardening;
 mod cli_output;
+mod did_you_mean;
 mod drill;
 mod enroll;
 mod https_upstream;
