@@ -15,6 +15,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE", env = "BGLASS_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// Show the system's own error text after each plain cause (for reports).
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

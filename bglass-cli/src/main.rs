@@ -12,6 +12,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    bglass_client::failure::show_raw_errors(cli.verbose);
     let result = match cli.command {
         cli::Command::Enroll(args) => cmd::enroll::run(cli.config.as_deref(), args),
         cli::Command::Whoami => cmd::whoami::run(cli.config.as_deref()),

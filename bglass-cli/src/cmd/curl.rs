@@ -75,7 +75,12 @@ pub fn run(config: Option<&Path>, args: CurlArgs) -> CliResult {
                     answered = Some(r);
                     break;
                 }
-                Err(e) => last_error = Some(format!("{url} did not answer: {e}")),
+                Err(e) => {
+                    last_error = Some(format!(
+                        "{url} did not answer: {}",
+                        bglass_client::failure::transport_cause(&e)
+                    ))
+                }
             }
         }
         let Some(mut response) = answered else {

@@ -411,7 +411,10 @@ async fn relay(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Respons
         }
         Err(e) => text_response(
             StatusCode::BAD_GATEWAY,
-            format!("bglass: the proxy did not answer: {e}\n"),
+            format!(
+                "bglass: the proxy did not answer: {}\n",
+                bglass_client::failure::transport_cause(&e)
+            ),
         ),
     }
 }

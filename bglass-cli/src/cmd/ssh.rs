@@ -76,7 +76,13 @@ pub fn run(config: Option<&Path>, args: SshArgs) -> CliResult {
             .send()
             .await
             .map_err(|e| {
-                CliError::new(ErrorKind::Unavailable, format!("{url} did not answer: {e}"))
+                CliError::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "{url} did not answer: {}",
+                        bglass_client::failure::transport_cause(&e)
+                    ),
+                )
             })?;
         let value = answer(response).await.map_err(CliError::from)?;
         serde_json::from_value(value).map_err(CliError::internal)

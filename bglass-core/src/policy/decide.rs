@@ -382,27 +382,27 @@ impl State {
     }
 
     fn active_grant(&self, grant: &GrantId, now_ms: u64) -> Result<&GrantRec, Refusal> {
-        let g = self
-            .grants
-            .get(grant)
-            .ok_or_else(|| Refusal::new("unknown_grant", 404, format!("no grant {grant}")))?;
-        Ok(g).and_then(|g| {
-            if g.revoked_ms.is_some() {
-                Err(Refusal::new(
-                    "already_revoked",
-                    409,
-                    format!("{grant} is already revoked"),
-                ))
-            } else if !g.active(now_ms) {
-                Err(Refusal::new(
-                    "already_expired",
-                    409,
-                    format!("{grant} has already expired"),
-                ))
-            } else {
-                Ok(g)
-            }
-        })
+        let g = self.grants.get(grant).ok_or_else(|| {
+            Refusal::new("unknown_grant", 404, format!("no grant {grant}")).hint(
+                "copy the id from `bglass grants` (approvers see every active grant there); a grant lives on the proxy that issued it",
+            )
+        })?;
+        // Ended already: say how, so that nobody revokes twice in doubt.
+        match g.ended(now_ms) {
+            None => Ok(g),
+            Some(ended) if g.revoked_ms.is_some() => Err(Refusal::new(
+                "already_revoked",
+                409,
+                format!("already revoked: {}", ended.message),
+            )
+            .hint("nothing to do: it no longer opens anything")),
+            Some(ended) => Err(Refusal::new(
+                "already_expired",
+                409,
+                format!("already ended: {}", ended.message),
+            )
+            .hint("nothing to do: it no longer opens anything")),
+        }
     }
 
     /// A revocation by an approver or by the grant's holder.

@@ -35,6 +35,7 @@ mod tests;
 pub use crate::audit::log::ReplayError;
 pub use refusal::{Refusal, envelope_code, envelope_refusal};
 pub use state::{GrantRec, RequestRec, RequestStatus, State};
+pub use views::{expired_refusal, span};
 
 /// The event kinds [`State::apply`] leaves the state unchanged for, so that replay skips
 /// parsing them (a test applies each and checks).

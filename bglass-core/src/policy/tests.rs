@@ -196,6 +196,11 @@ fn replay_rebuilds_the_revocation_time_whatever_order_revocations_were_applied_l
     }
     assert_eq!(replayed.grants[&grant].revoked_ms, Some(t0 + 1_000));
     assert_eq!(
+        replayed.grants[&grant].revoked,
+        Some((None, "r".to_owned()))
+    );
+    assert_eq!(live.grants[&grant].revoked, replayed.grants[&grant].revoked);
+    assert_eq!(
         live.grants[&grant].revoked_ms,
         replayed.grants[&grant].revoked_ms
     );

@@ -307,8 +307,8 @@ fn summary(state: &State) -> String {
         .values()
         .map(|g| {
             format!(
-                "{:?} {} {:?} {} {:?}",
-                g.claims, g.index, g.revoked_ms, g.expired, g.reviewed_by
+                "{:?} {} {:?} {:?} {} {:?}",
+                g.claims, g.index, g.revoked_ms, g.revoked, g.expired, g.reviewed_by
             )
         })
         .collect();

@@ -19,6 +19,7 @@ mod did_you_mean;
 mod drill;
 mod enroll;
 mod https_upstream;
+mod messages;
 mod proxy_check;
 mod proxy_flow;
 mod proxy_hardening;

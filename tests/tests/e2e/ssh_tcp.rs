@@ -405,3 +405,26 @@ fn a_thousand_concurrent_tunnels_through_one_proxy_none_dropped() {
     assert_eq!(count(&ev, "tunnel_open"), 1000);
     assert_eq!(count(&ev, "tunnel_close"), 1000);
 }
+
+#[test]
+fn access_to_an_ssh_or_tcp_service_suggests_ssh_or_forward_not_curl() {
+    let w = world(&[]);
+    let ask = |service: &str| {
+        let out = w.bglass(
+            "carol",
+            &["access", service, "--reason", "r", "--incident", "INC-9"],
+        );
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        out.stdout
+    };
+    let ssh = ask("bastion");
+    assert!(ssh.contains("bglass ssh bastion"), "{ssh}");
+    let tcp = ask("redis");
+    assert!(tcp.contains("bglass forward redis"), "{tcp}");
+    for text in [&ssh, &tcp] {
+        assert!(
+            !text.contains("bglass curl") && !text.contains("bglass open"),
+            "{text}"
+        );
+    }
+}
