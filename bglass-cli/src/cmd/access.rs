@@ -50,7 +50,11 @@ pub fn run(config: Option<&Path>, args: AccessArgs) -> CliResult {
     block_on(async move {
         let started = Instant::now();
         let mut reused = false;
-        let (mut view, proxy) = match existing(&mut session, &service, args.new).await? {
+        let asked = Asked {
+            ttl_secs: ttl.map(|t| t.as_secs()),
+            emergency: args.emergency,
+        };
+        let (mut view, proxy) = match existing(&mut session, &service, &asked, args.new).await? {
             Some(Existing::Grant(view, proxy)) => {
                 reused = true;
                 (view, proxy)
@@ -105,11 +109,23 @@ enum Existing {
     Pending(RequestView, usize),
 }
 
+/// What this `access` asks for besides the service, to match against what the caller has.
+struct Asked {
+    /// `--ttl`, seconds, when given.
+    ttl_secs: Option<u64>,
+    /// `--emergency`.
+    emergency: bool,
+}
+
 /// A live grant of the caller for `service`, else a pending request of theirs for it, on
-/// the first proxy that answers; nothing with `new`.
+/// the first proxy that answers; nothing with `new`. Only what matches the ask: a grant
+/// (not under `--emergency`) of the `--ttl` asked, when one is given; a request with the
+/// same emergency flag and, when given, the same TTL (asking for the bypass after waiting
+/// for approvers is a new request, not a retry).
 async fn existing(
     session: &mut Session,
     service: &ServiceName,
+    asked: &Asked,
     new: bool,
 ) -> CliResult<Option<Existing>> {
     if new {
@@ -121,7 +137,12 @@ async fn existing(
     let live = grants
         .into_iter()
         .filter(|g| g.responder == me && &g.service == service && g.state == "active")
-        .filter(|g| g.token.is_some())
+        .filter(|g| g.token.is_some() && !asked.emergency)
+        .filter(|g| {
+            asked
+                .ttl_secs
+                .is_none_or(|t| g.exp.saturating_sub(g.nbf) == t)
+        })
         .max_by_key(|g| g.exp);
     if let Some(grant) = live {
         let (value, _) = session
@@ -142,6 +163,8 @@ async fn existing(
     Ok(pending
         .into_iter()
         .filter(|r| r.responder == me && &r.service == service && r.status == "pending")
+        .filter(|r| r.emergency == asked.emergency)
+        .filter(|r| asked.ttl_secs.is_none_or(|t| r.ttl_secs == t))
         .max_by_key(|r| r.created_ms)
         .map(|r| Existing::Pending(r, proxy)))
 }

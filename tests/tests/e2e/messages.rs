@@ -113,3 +113,43 @@ fn an_ended_grant_says_when_and_by_whom_and_a_refused_revocation_says_what_to_do
         late.stderr
     );
 }
+
+#[test]
+fn audit_show_gives_an_emergency_grant_its_real_ttl() {
+    let w = world();
+    // argocd: default TTL 30 min, emergency TTL 10 min.
+    let out = w.bglass(
+        "carol",
+        &[
+            "access",
+            "argocd",
+            "--reason",
+            "prod down",
+            "--incident",
+            "INC-5",
+            "--emergency",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let view: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let g = &view["grant"];
+    let ttl = g["exp"].as_u64().unwrap() - g["nbf"].as_u64().unwrap();
+    assert_eq!(ttl, 600);
+    let home = tempfile::tempdir().unwrap();
+    let shown = bglass_tests::run(
+        bglass_tests::command("bglass", home.path())
+            .args(["audit", "show", "--key", &w.proxies[0].key])
+            .arg(w.proxies[0].log_dir()),
+    );
+    assert_eq!(shown.code, Some(0), "{}", shown.stderr);
+    let line = shown
+        .stdout
+        .lines()
+        .find(|l| l.contains(g["id"].as_str().unwrap()) && l.contains(" to "))
+        .unwrap_or_else(|| panic!("no grant line: {}", shown.stdout));
+    assert!(
+        line.contains("(ttl 600s) EMERGENCY"),
+        "the grant's own TTL, not the 1800 s asked: {line}"
+    );
+}
