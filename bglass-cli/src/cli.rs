@@ -15,6 +15,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE", env = "BGLASS_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// Show the system's own error text after each plain cause (for reports).
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,8 +35,9 @@ pub enum Command {
     Catalog(CatalogCommand),
     /// Ask for access to a critical tool (signed, audited, time-limited).
     Access(AccessArgs),
-    /// List pending access requests (approvers see everyone's).
-    Requests(JsonArgs),
+    /// List pending access requests (approvers see everyone's); `requests cancel ID`
+    /// withdraws your own.
+    Requests(RequestsArgs),
     /// Approve a colleague's pending request (two-person rule).
     Approve(ApproveArgs),
     /// Refuse a pending request.
@@ -243,7 +248,9 @@ Example:
   bglass access grafana --reason \"dashboards for the eu outage\" --incident INC-123
 
 Services that need approval wait for an approver (`bglass approve ID`); the TTL starts when
-the last approval lands. --emergency skips approvals where the catalog allows it: short TTL,
+the last approval lands. The wait rides out a proxy that is down or restarting until --wait
+is over, and asking again resumes your pending request (or reuses your live grant) for the
+service unless you pass --new. --emergency skips approvals where the catalog allows it: short TTL,
 approvers are notified, and an approver must review it afterwards.")]
 pub struct AccessArgs {
     /// The service (see `bglass status`).
@@ -263,6 +270,38 @@ pub struct AccessArgs {
     /// How long to wait for approvals.
     #[arg(long, default_value = "15m")]
     pub wait: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Ask anew even when you hold a live grant for the service or have a pending request
+    /// for it (by default `access` reuses the grant, or waits on that request again).
+    #[arg(long)]
+    pub new: bool,
+}
+
+/// `bglass requests [cancel ID]`.
+#[derive(Debug, Args)]
+pub struct RequestsArgs {
+    /// Withdraw a request instead of listing them.
+    #[command(subcommand)]
+    pub command: Option<RequestsCommand>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bglass requests …`.
+#[derive(Debug, Subcommand)]
+pub enum RequestsCommand {
+    /// Withdraw your own pending request (signed and audited; approvers no longer see it).
+    Cancel(CancelArgs),
+}
+
+/// `bglass requests cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The request id (r-…).
+    pub request: String,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

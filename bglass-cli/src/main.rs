@@ -12,11 +12,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    bglass_client::failure::show_raw_errors(cli.verbose);
     let result = match cli.command {
         cli::Command::Enroll(args) => cmd::enroll::run(cli.config.as_deref(), args),
         cli::Command::Whoami => cmd::whoami::run(cli.config.as_deref()),
         cli::Command::Access(args) => cmd::access::run(cli.config.as_deref(), args),
-        cli::Command::Requests(args) => cmd::approvals::requests(cli.config.as_deref(), args),
+        cli::Command::Requests(args) => {
+            cmd::approvals::requests_command(cli.config.as_deref(), args)
+        }
         cli::Command::Approve(args) => cmd::approvals::approve(cli.config.as_deref(), args),
         cli::Command::Deny(args) => cmd::approvals::deny(cli.config.as_deref(), args),
         cli::Command::Revoke(args) => cmd::grants::revoke(cli.config.as_deref(), args),

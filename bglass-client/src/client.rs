@@ -41,7 +41,8 @@ pub fn backoff(round: u32, random: f64) -> Duration {
     half + half.mul_f64(random.clamp(0.0, 1.0))
 }
 
-fn random_unit() -> f64 {
+/// A uniform draw in [0, 1] from the system random generator (jitter for retries).
+pub fn random_unit() -> f64 {
     let mut b = [0u8; 4];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
     f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX)
@@ -229,8 +230,18 @@ impl Session {
                     Ok(value) => return Ok((value, i)),
                     Err(CallError::Unavailable(why)) => {
                         let url = self.conns[i].entry.url.clone();
-                        if self.verbose {
-                            eprintln!("bglass: {url} unavailable ({why}); trying the next proxy");
+                        // Failover progress, when there is another proxy to try: with one
+                        // proxy (or one allowed), the final error says it all.
+                        let others = only.is_none() && self.conns.len() > 1;
+                        if self.verbose && others {
+                            let next = if i + 1 < self.conns.len() {
+                                "trying the next proxy"
+                            } else if round < MAX_ROUNDS {
+                                "trying the first proxy again"
+                            } else {
+                                "no proxy left to try"
+                            };
+                            eprintln!("bglass: {url} unavailable ({why}); {next}");
                         }
                         match failures.iter_mut().find(|(u, _)| *u == url) {
                             Some(entry) => entry.1 = why,
@@ -507,11 +518,23 @@ impl Session {
             })
             .collect();
         if held.is_empty() {
-            return Err(CliError::new(
-                ErrorKind::Denied,
-                format!("you hold no active grant for {service}"),
-            )
-            .with_hint(format!(
+            // The last grant this machine held for it, if it has run out: say when.
+            let expired = self
+                .store
+                .grants()?
+                .into_iter()
+                .filter(|g| &g.service == service && g.exp <= now)
+                .max_by_key(|g| g.exp);
+            let message = match expired {
+                Some(g) => format!(
+                    "you hold no active grant for {service}: your grant {} expired at {} ({} ago)",
+                    g.id,
+                    timestamp::format_secs(g.exp),
+                    bglass_core::policy::span(now.saturating_sub(g.exp))
+                ),
+                None => format!("you hold no active grant for {service}"),
+            };
+            return Err(CliError::new(ErrorKind::Denied, message).with_hint(format!(
                 "run `bglass access {service} --reason … --incident …` first"
             )));
         }

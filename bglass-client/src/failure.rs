@@ -3,6 +3,8 @@
 //! proxy is not trusted (a split view of its audit log). The CLI turns them into messages
 //! and exit codes at the edge ([`CliError`]); the session decides failover on the variants.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bglass_core::api::ApiError;
 use bglass_core::audit::checkpoint::CheckpointError;
 use bglass_core::id::ProxyId;
@@ -55,10 +57,10 @@ pub enum SplitView {
 #[non_exhaustive]
 pub enum Unavailable {
     /// No connection, or the request failed on the way.
-    #[error("{}", chain(.0))]
+    #[error("{}", transport_cause(.0))]
     Transport(reqwest::Error),
     /// Its answer could not be read or decoded.
-    #[error("{0}")]
+    #[error("{}", transport_cause(.0))]
     Read(reqwest::Error),
     /// Its answer is not the JSON expected.
     #[error("bad answer: {0}")]
@@ -122,9 +124,22 @@ impl Unavailable {
     }
 }
 
+/// Whether messages carry the system's own error text (`bglass -v`) besides the plain
+/// cause.
+static RAW_ERRORS: AtomicBool = AtomicBool::new(false);
+
+/// Shows the system's own error text in messages (`-v`), or only the plain cause.
+pub fn show_raw_errors(on: bool) {
+    RAW_ERRORS.store(on, Ordering::Relaxed);
+}
+
+/// Whether `-v` asked for the system's own error text.
+pub fn raw_errors() -> bool {
+    RAW_ERRORS.load(Ordering::Relaxed)
+}
+
 /// An error and its sources, one after another (reqwest's own message is terse).
-fn chain(e: &reqwest::Error) -> String {
-    use std::error::Error;
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -132,6 +147,84 @@ fn chain(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// A transport error as a plain cause (`connection refused: is bglass-proxy running on
+/// 127.0.0.1:8443?`), with the system's own text after it only with `-v`.
+pub fn transport_cause(e: &reqwest::Error) -> String {
+    let at = e
+        .url()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .unwrap_or_else(|| "the proxy".to_owned());
+    let plain = if e.is_timeout() {
+        Some(format!("no answer from {at} in time"))
+    } else {
+        None
+    };
+    cause(e, &at, plain)
+}
+
+/// Any error on the way to `at` (an address) as a plain cause, with the system's own text
+/// after it only with `-v`.
+pub fn plain_cause(e: &(dyn std::error::Error + 'static), at: &str) -> String {
+    cause(e, at, None)
+}
+
+fn cause(e: &(dyn std::error::Error + 'static), at: &str, known: Option<String>) -> String {
+    let plain = known
+        .or_else(|| io_cause(e, at))
+        .or_else(|| tls_cause(e, at))
+        .unwrap_or_else(|| format!("the connection to {at} failed"));
+    if raw_errors() {
+        format!("{plain} [{}]", chain(e))
+    } else {
+        plain
+    }
+}
+
+/// The plain cause of the first I/O error in `e`'s chain, if it has a well-known kind.
+fn io_cause(e: &(dyn std::error::Error + 'static), at: &str) -> Option<String> {
+    use std::io::ErrorKind as K;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return Some(match io.kind() {
+                K::ConnectionRefused => {
+                    format!("connection refused: is bglass-proxy running on {at}?")
+                }
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                    format!("the connection to {at} was cut (is the proxy restarting?)")
+                }
+                K::TimedOut => format!("no answer from {at} in time"),
+                K::HostUnreachable | K::NetworkUnreachable | K::NetworkDown => {
+                    format!("no route to {at}: check the network path")
+                }
+                K::AddrNotAvailable | K::AddrInUse => {
+                    format!("this machine cannot open a connection to {at}")
+                }
+                _ => return None,
+            });
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// The plain cause of a TLS failure in `e`'s chain.
+fn tls_cause(e: &(dyn std::error::Error + 'static), at: &str) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return Some(match tls {
+                rustls::Error::InvalidCertificate(_) => format!(
+                    "{at} did not present a certificate of the pinned CA: is it the proxy your config names (check the pin)?"
+                ),
+                _ => format!("the TLS handshake with {at} failed"),
+            });
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// Why a call to one proxy failed.

@@ -78,8 +78,10 @@ impl Dialer {
     /// HTTP/1.1 client; after `101 Switching Protocols` the upgraded connection (with any
     /// bytes the proxy sent after its answer) carries the service's bytes both ways.
     pub async fn dial(&self) -> CliResult<Tunnel> {
-        let unavailable = |e: &dyn std::fmt::Display| {
-            CliError::new(ErrorKind::Unavailable, format!("{} did not answer: {e}", self.grant.proxy_url))
+        let at = self.addr.to_string();
+        let unavailable = |e: &(dyn std::error::Error + 'static)| {
+            let why = crate::failure::plain_cause(e, &at);
+            CliError::new(ErrorKind::Unavailable, format!("{} did not answer: {why}", self.grant.proxy_url))
                 .with_hint("grants are per proxy: if it is down, run `bglass access` again to get one from another")
         };
         let tcp = tokio::time::timeout(
@@ -87,7 +89,7 @@ impl Dialer {
             TcpStream::connect(self.addr),
         )
         .await
-        .map_err(|_| unavailable(&"timeout"))?
+        .map_err(|_| unavailable(&std::io::Error::from(std::io::ErrorKind::TimedOut)))?
         .map_err(|e| unavailable(&e))?;
         let _ = tcp.set_nodelay(true);
         let name = rustls_pki_types::ServerName::IpAddress(self.addr.ip().into());

@@ -64,7 +64,7 @@ pub struct RequestView {
     pub incident: String,
     /// Emergency bypass asked for.
     pub emergency: bool,
-    /// `pending`, `granted` or `denied`.
+    /// `pending`, `granted`, `denied`, `expired` or `cancelled` (withdrawn by its requester).
     pub status: String,
     /// Approvers who approved so far.
     pub approved_by: Vec<ResponderId>,
@@ -87,6 +87,10 @@ pub struct RequestView {
     /// Order of arrival at the proxy (for `GET /v1/requests?wait=S&since=SEQ`).
     #[serde(default)]
     pub seq: u64,
+    /// The service's kind (`http`, `ssh`, `tcp`), when the catalog in force still holds
+    /// it: how the grant is used (`curl`/`open`, `ssh`, `forward`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ServiceType>,
 }
 
 /// A catalog service's kind as the API names it (`http`, `ssh`, `tcp`): a client refuses

@@ -124,6 +124,11 @@ pub enum Action {
         /// The drill's id.
         drill: String,
     },
+    /// Withdraw your own pending request (only its requester, only while it is pending).
+    Cancel {
+        /// The pending request.
+        request: RequestId,
+    },
 }
 
 impl Action {
@@ -133,7 +138,7 @@ impl Action {
             Self::Approve { .. } => vec![],
             Self::Deny { reason, .. } | Self::Revoke { reason, .. } => vec![("reason", reason)],
             Self::Review { note, .. } => vec![("note", note)],
-            Self::DrillStart(_) | Self::DrillStop { .. } => vec![],
+            Self::DrillStart(_) | Self::DrillStop { .. } | Self::Cancel { .. } => vec![],
         }
     }
 }

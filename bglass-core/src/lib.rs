@@ -14,6 +14,7 @@
 //! - [`failstale`]: keep the last good configuration when a reload is rejected.
 //! - [`vault`]: the proxy's sealed keys and upstream credentials, bound to their services.
 //! - [`api`]: the control API's wire types.
+//! - [`suggest`]: "did you mean" for mistyped names.
 //! - [`source`], [`id`], [`duration`], [`size`], [`timestamp`]: strict file reading, names,
 //!   durations, sizes and times.
 
@@ -33,6 +34,7 @@ pub mod roster;
 pub mod scenario;
 pub mod size;
 pub mod source;
+pub mod suggest;
 pub mod timestamp;
 pub mod vault;
 mod wire;

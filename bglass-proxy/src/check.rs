@@ -38,9 +38,13 @@ pub fn check(services: &Path, roster: &Path) -> Result<CheckReport, CheckError> 
         // The requester cannot approve their own request, so a service needing n approvals
         // needs n approvers besides any one requester.
         if usize::from(service.approvals) > approvers {
+            let outcome = if service.emergency.is_some() {
+                "requests for it can only be granted under its emergency bypass (--emergency)"
+            } else {
+                "requests for it can never be granted (it has no emergency bypass)"
+            };
             warnings.push(format!(
-                "service {} needs {} approval(s) but the roster has {} approver(s): \
-                 requests for it can never be granted without --emergency",
+                "service {} needs {} approval(s) but the roster has {} approver(s): {outcome}",
                 service.name, service.approvals, approvers
             ));
         }

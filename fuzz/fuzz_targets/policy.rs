@@ -1,13 +1,15 @@
 //! Fuzz the access policy: the input is a sequence of actions (access requests with a TTL
-//! and the emergency flag, approvals, denials, revocations, reviews, resent envelopes, clock
-//! advances, the proxy's expiry and roster tasks, roster changes, restarts) by the
+//! and the emergency flag, approvals, denials, withdrawals by the requester, revocations,
+//! reviews, resent envelopes, clock advances, the proxy's expiry and roster tasks, roster
+//! changes, restarts) by the
 //! responders of a fixed roster over a fixed catalog. Each action goes through the real
 //! envelope, `State::decide`, `State::apply` and `State::replay`, as the proxy runs them,
 //! and after every step the invariants of the policy are checked against a model kept here:
 //! no grant without the service's number of distinct approvals from approvers in the roster
 //! other than the requester (unless under an emergency bypass the service allows); never
 //! self-approved; TTL within the service's maximum (and the emergency TTL for a bypass);
-//! a revoked or expired grant is never live; a request is granted once; a resent envelope
+//! a revoked or expired grant is never live; a request is granted once, and never after its
+//! requester withdrew it (only the requester can, only while pending); a resent envelope
 //! is never accepted; a restart rebuilds the state the proxy had. A violation panics.
 #![no_main]
 
@@ -389,9 +391,9 @@ impl World {
         };
         match &action {
             Action::Access(a) => about.service = Some(a.service.clone()),
-            Action::Approve { request } | Action::Deny { request, .. } => {
-                about.request = Some(request.clone())
-            }
+            Action::Approve { request }
+            | Action::Deny { request, .. }
+            | Action::Cancel { request } => about.request = Some(request.clone()),
             Action::Revoke { grant, .. } | Action::Review { grant, .. } => {
                 about.grant = Some(grant.clone())
             }
@@ -502,7 +504,7 @@ impl World {
         let op = input.byte()?;
         let who = usize::from(input.byte()?) % self.people.len();
         let arg = input.byte()?;
-        match op % 14 {
+        match op % 15 {
             0 | 1 => {
                 let services = self.catalog.services();
                 let service = services[usize::from(arg) % services.len()].name.clone();
@@ -557,6 +559,11 @@ impl World {
                 }
             }
             12 => self.durable(),
+            13 => {
+                if let Some(request) = pick(&self.request_order, arg) {
+                    self.act(who, Action::Cancel { request });
+                }
+            }
             _ => self.restart(),
         }
         Some(())

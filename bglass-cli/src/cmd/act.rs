@@ -1,4 +1,4 @@
-//! The shape `approve`, `deny`, `revoke` and `review` share: find the proxy that holds the
+//! The shape `approve`, `deny`, `requests cancel`, `revoke` and `review` share: find the proxy that holds the
 //! request or grant acted on (each lives on the proxy that made it), sign the action for that
 //! proxy, send it there, and report the answer.
 
@@ -65,10 +65,11 @@ fn target(action: &Action) -> CliResult<(Subject<'_>, &'static str)> {
     match action {
         Action::Approve { request } => Ok((Subject::Request(request), "/v1/approve")),
         Action::Deny { request, .. } => Ok((Subject::Request(request), "/v1/deny")),
+        Action::Cancel { request } => Ok((Subject::Request(request), "/v1/cancel")),
         Action::Revoke { grant, .. } => Ok((Subject::Grant(grant), "/v1/revoke")),
         Action::Review { grant, .. } => Ok((Subject::Grant(grant), "/v1/review")),
         _ => Err(CliError::internal(
-            "only approve, deny, revoke and review act on a request or grant",
+            "only approve, deny, cancel, revoke and review act on a request or grant",
         )),
     }
 }

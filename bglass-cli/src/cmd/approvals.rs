@@ -10,11 +10,25 @@ use bglass_core::timestamp;
 
 use super::act::act;
 use super::parse_arg;
-use crate::cli::{ApproveArgs, DenyArgs, JsonArgs};
+use crate::cli::{ApproveArgs, CancelArgs, DenyArgs, JsonArgs, RequestsArgs, RequestsCommand};
 use crate::error::CliResult;
 
 fn request_id(text: &str) -> CliResult<RequestId> {
     parse_arg(None, text).map_err(|e| e.with_hint("copy the id from `bglass requests`"))
+}
+
+/// `bglass requests`: lists pending requests, or `requests cancel ID` withdraws one.
+pub fn requests_command(config: Option<&Path>, args: RequestsArgs) -> CliResult {
+    match args.command {
+        Some(RequestsCommand::Cancel(cancel_args)) => cancel(config, cancel_args),
+        None => requests(config, JsonArgs { json: args.json }),
+    }
+}
+
+/// Withdraws your own pending request (signed, audited on the proxy that holds it).
+pub fn cancel(config: Option<&Path>, args: CancelArgs) -> CliResult {
+    let request = request_id(&args.request)?;
+    act(config, Action::Cancel { request }, args.json, print_request)
 }
 
 /// Lists pending requests on every proxy that answers.
@@ -54,6 +68,12 @@ fn print_request(r: &RequestView) -> CliResult {
             r.grant.as_ref().map_or("?", |g| g.id.as_str())
         ),
         "denied" => crate::outln!("{} denied", r.id),
+        "cancelled" => crate::outln!(
+            "{} withdrawn: approvers no longer see it ({} for {})",
+            r.id,
+            r.service,
+            r.incident
+        ),
         _ => crate::outln!(
             "{} approved ({} of {}); more approvals needed",
             r.id,

@@ -2,7 +2,8 @@
 //!
 //! Exit 0 when valid; otherwise exit 1 with `file:line:column: rule`.
 
-use bglass_core::catalog::{Catalog, Service, ServiceKind};
+use bglass_core::catalog::{Catalog, CatalogProblem, Service, ServiceKind};
+use bglass_core::source::SourceProblem;
 use serde_json::json;
 
 use crate::cli::CatalogCheckArgs;
@@ -11,7 +12,15 @@ use crate::error::{CliError, CliResult};
 /// Runs `bglass catalog check`.
 pub fn check(args: CatalogCheckArgs) -> CliResult {
     let catalog = Catalog::load(&args.file).map_err(|e| {
-        CliError::user(e).with_hint("fix the catalog at the position shown; nothing was loaded")
+        // Only a problem inside the file has a position to point at.
+        let hint = match (&e.position, &e.problem) {
+            (Some(_), _) => "fix the catalog at the position shown; nothing was loaded",
+            (None, CatalogProblem::Source(SourceProblem::Io(_))) => {
+                "check the path: the file could not be read, so nothing was checked"
+            }
+            (None, _) => "fix the catalog as described; nothing was loaded",
+        };
+        CliError::user(e).with_hint(hint)
     })?;
     if args.json {
         let services: Vec<serde_json::Value> = catalog.services().iter().map(to_json).collect();

@@ -41,7 +41,8 @@ pub fn run(config: Option<&Path>, args: CurlArgs) -> CliResult {
             .ok_or_else(|| CliError::user(format!("-H {h:?} must be 'Name: value'")))?;
         headers.push((name.trim().to_owned(), value.trim().to_owned()));
     }
-    let session = Session::open(config)?;
+    let mut session = Session::open(config)?;
+    super::check_held(&mut session, &service)?;
     // The newest grant first; when its proxy does not answer, an older grant from another
     // proxy may still serve.
     let candidates: Vec<(String, String, reqwest::Client)> = session
@@ -74,7 +75,12 @@ pub fn run(config: Option<&Path>, args: CurlArgs) -> CliResult {
                     answered = Some(r);
                     break;
                 }
-                Err(e) => last_error = Some(format!("{url} did not answer: {e}")),
+                Err(e) => {
+                    last_error = Some(format!(
+                        "{url} did not answer: {}",
+                        bglass_client::failure::transport_cause(&e)
+                    ))
+                }
             }
         }
         let Some(mut response) = answered else {

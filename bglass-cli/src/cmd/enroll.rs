@@ -165,13 +165,33 @@ pub fn run(config_flag: Option<&Path>, args: EnrollArgs) -> CliResult {
     crate::out!("{}", responder.to_toml())?;
     eprintln!(
         "Enrolled {}.\n  key:    {} (age-encrypted, mode 0600)\n  config: {}\n\n\
-         Send the [[responder]] entry above to your proxy operator; it goes in responders.toml\n\
+         Send the [[responder]] entry {} to your proxy operator; it goes in responders.toml\n\
          on every proxy. Your key never leaves this machine.",
         responder.id,
         plan.identity_path.display(),
-        plan.config_path.display()
+        plan.config_path.display(),
+        entry_went()
     );
     Ok(())
+}
+
+/// Where the roster entry printed on standard output went: "above" on a terminal, else the
+/// file (or pipe) standard output is redirected to, so the responder knows where to look.
+fn entry_went() -> String {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        return "above".to_owned();
+    }
+    match std::fs::read_link("/proc/self/fd/1") {
+        Ok(target) if target.is_absolute() => {
+            format!("written to {} (standard output)", target.display())
+        }
+        Ok(target) => format!(
+            "written to standard output ({}), not shown here",
+            target.display()
+        ),
+        Err(_) => "written to standard output, not shown here".to_owned(),
+    }
 }
 
 fn create_private_dir(dir: &Path) -> CliResult {

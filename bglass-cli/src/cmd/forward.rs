@@ -21,7 +21,8 @@ pub fn run(config: Option<&Path>, args: ForwardArgs) -> CliResult {
                 .with_hint("anyone who can reach the listener uses your grant: never expose it"),
         );
     }
-    let session = Session::open(config)?;
+    let mut session = Session::open(config)?;
+    super::check_held(&mut session, &service)?;
     let dialer = Dialer::new(&session, &service)?;
     block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.local)

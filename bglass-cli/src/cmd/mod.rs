@@ -49,6 +49,66 @@ where
     })
 }
 
+/// Before a command that uses a grant (`curl`, `open`, `ssh`, `tunnel`, `forward`): when
+/// this machine holds none for `service`, asks the catalog the proxies serve whether the
+/// service exists. A name it does not hold is refused as such, with the closest names ("did
+/// you mean `grafana`?"), rather than with "run `bglass access grafna` first"; a known one
+/// gets the usual "you hold no active grant". When no proxy answers, the latter.
+pub fn check_held(
+    session: &mut crate::client::Session,
+    service: &bglass_core::id::ServiceName,
+) -> CliResult {
+    let Err(no_grant) = session.held_grants(service).map(|_| ()) else {
+        return Ok(());
+    };
+    let catalog = block_on(catalog_names(session));
+    match catalog {
+        Ok((proxy, names)) if !names.iter().any(|n| n == service) => {
+            Err(unknown_service(service, &proxy, &names))
+        }
+        _ => Err(no_grant),
+    }
+}
+
+/// The service names of the catalog the first proxy that answers serves, with its id.
+async fn catalog_names(
+    session: &mut crate::client::Session,
+) -> CliResult<(String, Vec<bglass_core::id::ServiceName>)> {
+    use crate::client::Call;
+    let verbose = std::mem::replace(&mut session.verbose, false);
+    let answer = session.attempt(&Call::get("/v1/status"), None).await;
+    session.verbose = verbose;
+    let (value, _) = answer?;
+    let status: bglass_core::api::StatusView =
+        serde_json::from_value(value).map_err(CliError::internal)?;
+    Ok((
+        status.proxy.to_string(),
+        status.services.into_iter().map(|s| s.name).collect(),
+    ))
+}
+
+/// The refusal of a service name the catalog does not hold, as the proxy words it for
+/// `access` (`unknown_service`, exit 3), with the closest names.
+pub fn unknown_service(
+    service: &bglass_core::id::ServiceName,
+    proxy: &str,
+    names: &[bglass_core::id::ServiceName],
+) -> CliError {
+    let hint = match bglass_core::suggest::did_you_mean(
+        service.as_str(),
+        names.iter().map(bglass_core::id::ServiceName::as_str),
+    ) {
+        Some(suggestion) => format!("{suggestion} (`bglass status` lists the services)"),
+        None => "run `bglass status` to list the services".to_owned(),
+    };
+    CliError::new(
+        ErrorKind::Denied,
+        format!("no service {service} in {proxy}'s catalog (unknown_service)"),
+    )
+    .with_code("unknown_service")
+    .with_hint(hint)
+}
+
 /// Prints the list at `path` from every proxy that answers: as JSON objects
 /// `{"proxy": …, KEY: …}` with `json`, else one `line` per item, or `empty` when there is
 /// none.

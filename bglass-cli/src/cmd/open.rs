@@ -411,7 +411,10 @@ async fn relay(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Respons
         }
         Err(e) => text_response(
             StatusCode::BAD_GATEWAY,
-            format!("bglass: the proxy did not answer: {e}\n"),
+            format!(
+                "bglass: the proxy did not answer: {}\n",
+                bglass_client::failure::transport_cause(&e)
+            ),
         ),
     }
 }
@@ -431,7 +434,8 @@ pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
                 .with_hint("the forwarder adds your grant to every request: never expose it"),
         );
     }
-    let session = Session::open(config)?;
+    let mut session = Session::open(config)?;
+    super::check_held(&mut session, &service)?;
     let now = timestamp::now_ms() / 1000;
     let (grant, conn) = session
         .held_grants(&service)?

@@ -40,7 +40,8 @@ fn ssh_error(what: &str, e: &ssh2::Error) -> CliError {
 /// Runs `bglass ssh`.
 pub fn run(config: Option<&Path>, args: SshArgs) -> CliResult {
     let service: ServiceName = super::parse_arg(Some("service"), &args.service)?;
-    let session = Session::open(config)?;
+    let mut session = Session::open(config)?;
+    super::check_held(&mut session, &service)?;
     let (grant, conn) = session
         .held_grants(&service)?
         .into_iter()
@@ -75,7 +76,13 @@ pub fn run(config: Option<&Path>, args: SshArgs) -> CliResult {
             .send()
             .await
             .map_err(|e| {
-                CliError::new(ErrorKind::Unavailable, format!("{url} did not answer: {e}"))
+                CliError::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "{url} did not answer: {}",
+                        bglass_client::failure::transport_cause(&e)
+                    ),
+                )
             })?;
         let value = answer(response).await.map_err(CliError::from)?;
         serde_json::from_value(value).map_err(CliError::internal)
@@ -90,7 +97,7 @@ pub fn run(config: Option<&Path>, args: SshArgs) -> CliResult {
         .ok_or_else(|| CliError::internal("the certificate has no principal"))?;
 
     if args.save_cert {
-        return save(&session, &service, &private, &issued, &user);
+        return save(config, &session, &service, &private, &issued, &user);
     }
 
     // The tunnel, bridged to a socket pair that libssh2 can drive.
@@ -257,8 +264,50 @@ fn shell(ssh: &ssh2::Session) -> CliResult<i32> {
         .map_err(|e| ssh_error("reading the exit status", &e))
 }
 
+/// The `--config FILE ` to put in the snippet's ProxyCommand: empty when the config in use
+/// is the one `bglass` finds by default (no flag, no `BGLASS_CONFIG`), else the config's
+/// absolute path, so the system `ssh` runs `bglass tunnel` with the same config whatever its
+/// working directory or environment.
+fn config_flag(config: Option<&Path>) -> CliResult<String> {
+    let Some(given) = config else {
+        return Ok(String::new());
+    };
+    let absolute = std::fs::canonicalize(given)
+        .or_else(|_| std::path::absolute(given))
+        .map_err(|e| CliError::user(format!("cannot resolve {}: {e}", given.display())))?;
+    let default = crate::config::locate(None)
+        .ok()
+        .map(|l| std::fs::canonicalize(&l.path).unwrap_or(l.path));
+    if default.as_deref() == Some(absolute.as_path()) {
+        return Ok(String::new());
+    }
+    let text = absolute.to_str().ok_or_else(|| {
+        CliError::user(format!(
+            "the config path {} is not UTF-8: it cannot go into an ssh_config snippet",
+            absolute.display()
+        ))
+    })?;
+    Ok(format!("--config {} ", ssh_config_token(&quote(text))))
+}
+
+/// A value for an ssh_config line: `%` is ssh's token character (`%%` is a literal `%`).
+fn ssh_config_token(text: &str) -> String {
+    text.replace('%', "%%")
+}
+
+/// A file path as an ssh_config argument: tokens escaped, double-quoted when it has spaces.
+fn ssh_config_path(path: &Path) -> String {
+    let text = ssh_config_token(&path.display().to_string());
+    if text.contains(char::is_whitespace) {
+        format!("\"{text}\"")
+    } else {
+        text
+    }
+}
+
 /// Writes the session key and certificate for the system `ssh`, and prints how to use them.
 fn save(
+    config: Option<&Path>,
     session: &Session,
     service: &ServiceName,
     private: &str,
@@ -304,12 +353,13 @@ fn save(
         ),
         _ => " (when the grant ends)".to_owned(),
     };
+    let flag = config_flag(config)?;
     crate::outln!(
-        "Key and certificate for {service} written to {}.\nThe certificate is valid for {life}, until {}{grant}. sshd accepts it only from the proxy's addresses, so use it through the proxy:\n\nAdd to ~/.ssh/config:\n\nHost {service}.breakglass\n    User {user}\n    ProxyCommand bglass tunnel {service}\n    IdentityFile {}\n    CertificateFile {}\n    UserKnownHostsFile {}\n    StrictHostKeyChecking yes\n\nthen: ssh {service}.breakglass",
+        "Key and certificate for {service} written to {}.\nThe certificate is valid for {life}, until {}{grant}. sshd accepts it only from the proxy's addresses, so use it through the proxy:\n\nAdd to ~/.ssh/config:\n\nHost {service}.breakglass\n    User {user}\n    ProxyCommand bglass {flag}tunnel {service}\n    IdentityFile {}\n    CertificateFile {}\n    UserKnownHostsFile {}\n    StrictHostKeyChecking yes\n\nthen: ssh {service}.breakglass",
         dir.display(),
         bglass_core::timestamp::format_secs(issued.valid_before),
-        key_path.display(),
-        cert_path.display(),
-        known.display()
+        ssh_config_path(&key_path),
+        ssh_config_path(&cert_path),
+        ssh_config_path(&known)
     )
 }

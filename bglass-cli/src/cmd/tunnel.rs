@@ -20,7 +20,8 @@ use crate::tunnel::Dialer;
 /// Runs `bglass tunnel`.
 pub fn run(config: Option<&Path>, args: TunnelArgs) -> CliResult {
     let service: ServiceName = super::parse_arg(Some("service"), &args.service)?;
-    let session = Session::open(config)?;
+    let mut session = Session::open(config)?;
+    super::check_held(&mut session, &service)?;
     let dialer = Dialer::new(&session, &service)?;
     block_on(async move {
         let stream = dialer.dial().await?;

@@ -14,8 +14,8 @@ use crate::id::{GrantId, RandomError, RequestId};
 use crate::roster::Role;
 
 use super::{
-    Context, DENIED_BY_APPROVER, Decision, GrantRec, REQUEST_EXPIRED, Refusal, RequestRec,
-    RequestStatus, State, envelope_refusal,
+    CANCELLED_BY_REQUESTER, Context, DENIED_BY_APPROVER, Decision, GrantRec, REQUEST_EXPIRED,
+    Refusal, RequestRec, RequestStatus, State, envelope_refusal,
 };
 
 fn random_id<T>(f: fn() -> Result<T, RandomError>) -> Result<T, Refusal> {
@@ -101,6 +101,7 @@ impl State {
             Action::Review { grant, note } => self.decide_review(ctx, grant, note, stored),
             Action::DrillStart(plan) => self.decide_drill_start(ctx, plan, stored),
             Action::DrillStop { drill } => self.decide_drill_stop(ctx, drill),
+            Action::Cancel { request } => self.decide_cancel(ctx, request, stored),
         }
     }
 
@@ -110,7 +111,9 @@ impl State {
     pub fn drill_of(&self, action: &Action) -> Option<String> {
         match action {
             Action::Access(a) => a.drill.clone(),
-            Action::Approve { request } | Action::Deny { request, .. } => {
+            Action::Approve { request }
+            | Action::Deny { request, .. }
+            | Action::Cancel { request } => {
                 self.requests.get(request).and_then(|r| r.drill.clone())
             }
             Action::Revoke { grant, .. } | Action::Review { grant, .. } => {
@@ -147,12 +150,19 @@ impl State {
             });
         }
         let service = ctx.catalog.get(&access.service).ok_or_else(|| {
+            let names = ctx.catalog.services().iter().map(|s| s.name.as_str());
+            let hint = match crate::suggest::did_you_mean(access.service.as_str(), names) {
+                Some(suggestion) => {
+                    format!("{suggestion} (`bglass status` lists the services)")
+                }
+                None => "run `bglass status` to list the services".to_owned(),
+            };
             Refusal::new(
                 "unknown_service",
                 404,
                 format!("no service {} in this proxy's catalog", access.service),
             )
-            .hint("run `bglass status` to list the services")
+            .hint(hint)
         })?;
         let ttl = access.ttl.unwrap_or(service.default_ttl);
         if ttl > service.max_ttl {
@@ -240,6 +250,11 @@ impl State {
                 format!("{request} expired without a decision"),
             )
             .hint("the requester must ask again")),
+            RequestStatus::Cancelled => Err(Refusal::new(
+                "already_cancelled",
+                409,
+                format!("{request} was withdrawn by its requester"),
+            )),
         }
     }
 
@@ -302,11 +317,11 @@ impl State {
         need_role(ctx, Role::Approver)?;
         let r = self.pending(request)?;
         if r.responder == ctx.caller.id {
-            return Err(Refusal::new(
-                "self_denial",
-                403,
-                "withdraw your own request by letting it lapse, not by denying it",
-            ));
+            return Err(
+                Refusal::new("self_denial", 403, "you cannot deny your own request").hint(format!(
+                    "withdraw it with `bglass requests cancel {request}`"
+                )),
+            );
         }
         Ok(vec![(
             Some(ctx.caller.id.clone()),
@@ -321,28 +336,73 @@ impl State {
         )])
     }
 
-    fn active_grant(&self, grant: &GrantId, now_ms: u64) -> Result<&GrantRec, Refusal> {
-        let g = self
-            .grants
-            .get(grant)
-            .ok_or_else(|| Refusal::new("unknown_grant", 404, format!("no grant {grant}")))?;
-        Ok(g).and_then(|g| {
-            if g.revoked_ms.is_some() {
-                Err(Refusal::new(
-                    "already_revoked",
-                    409,
-                    format!("{grant} is already revoked"),
-                ))
-            } else if !g.active(now_ms) {
-                Err(Refusal::new(
-                    "already_expired",
-                    409,
-                    format!("{grant} has already expired"),
-                ))
-            } else {
-                Ok(g)
+    /// The requester withdrawing their own pending request: nobody else may (not even an
+    /// approver: they deny it), and only while it is pending (a grant is revoked instead).
+    pub fn decide_cancel(
+        &self,
+        ctx: &Context<'_>,
+        request: &RequestId,
+        envelope: StoredEnvelope,
+    ) -> Decision {
+        // Someone else's request is not theirs to know about: the same answer as for an id
+        // that does not exist, unless they may see it (approvers).
+        let r = match self.requests.get(request) {
+            Some(r) if r.responder == ctx.caller.id => self.pending(request)?,
+            Some(r) if ctx.caller.has(Role::Approver) => {
+                return Err(Refusal::new(
+                    "not_your_request",
+                    403,
+                    format!(
+                        "{request} is {}'s request: only its requester can withdraw it",
+                        r.responder
+                    ),
+                )
+                .hint(format!(
+                    "to refuse it, run `bglass deny {request} --reason …`"
+                )));
             }
-        })
+            _ => {
+                return Err(
+                    Refusal::new("unknown_request", 404, format!("no request {request}"))
+                        .hint("run `bglass requests` to list your pending requests"),
+                );
+            }
+        };
+        Ok(vec![(
+            Some(ctx.caller.id.clone()),
+            EventKind::Denial {
+                reason: CANCELLED_BY_REQUESTER.to_owned(),
+                detail: format!("{request} withdrawn by its requester"),
+                request: Some(request.clone()),
+                service: Some(r.access.service.clone()),
+                grant: None,
+                envelope: Some(envelope),
+            },
+        )])
+    }
+
+    fn active_grant(&self, grant: &GrantId, now_ms: u64) -> Result<&GrantRec, Refusal> {
+        let g = self.grants.get(grant).ok_or_else(|| {
+            Refusal::new("unknown_grant", 404, format!("no grant {grant}")).hint(
+                "copy the id from `bglass grants` (approvers see every active grant there); a grant lives on the proxy that issued it",
+            )
+        })?;
+        // Ended already: say how, so that nobody revokes twice in doubt.
+        match g.ended(now_ms) {
+            None => Ok(g),
+            Some(ended) if g.revoked_ms.is_some() => Err(Refusal::new(
+                "already_revoked",
+                409,
+                format!("already revoked: {}", ended.message),
+            )
+            .hint("nothing to do: it no longer opens anything")),
+            Some(ended) => Err(Refusal::new(
+                "already_expired",
+                409,
+                format!("already ended: {}", ended.message),
+            )
+            .hint("nothing to do: it no longer opens anything")),
+        }
     }
 
     /// A revocation by an approver or by the grant's holder.

@@ -35,6 +35,7 @@ mod tests;
 pub use crate::audit::log::ReplayError;
 pub use refusal::{Refusal, envelope_code, envelope_refusal};
 pub use state::{GrantRec, RequestRec, RequestStatus, State};
+pub use views::{expired_refusal, span};
 
 /// The event kinds [`State::apply`] leaves the state unchanged for, so that replay skips
 /// parsing them (a test applies each and checks).
@@ -64,6 +65,8 @@ pub const REPLAY_QUOTA: usize = 20_000;
 pub const REQUEST_EXPIRED: &str = "request_expired";
 /// The denial reason of a request an approver refused.
 pub const DENIED_BY_APPROVER: &str = "denied_by_approver";
+/// The denial reason of a request its requester withdrew (`bglass requests cancel`).
+pub const CANCELLED_BY_REQUESTER: &str = "cancelled_by_requester";
 
 /// What a decision wants appended: the events, in order, each with its actor.
 pub type Decision = Result<Vec<(Option<ResponderId>, EventKind)>, Refusal>;

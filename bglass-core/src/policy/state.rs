@@ -14,7 +14,10 @@ use crate::grant::GrantClaims;
 use crate::id::{GrantId, RequestId, ResponderId};
 use crate::roster::{Responder, Role, Roster};
 
-use super::{DENIED_BY_APPROVER, REPLAY_CAPACITY, REPLAY_IGNORES, REPLAY_QUOTA, REQUEST_EXPIRED};
+use super::{
+    CANCELLED_BY_REQUESTER, DENIED_BY_APPROVER, REPLAY_CAPACITY, REPLAY_IGNORES, REPLAY_QUOTA,
+    REQUEST_EXPIRED,
+};
 
 /// Where a request stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +30,8 @@ pub enum RequestStatus {
     Denied(String),
     /// Nobody decided within the proxy's `request_ttl`.
     Expired,
+    /// Its requester withdrew it.
+    Cancelled,
 }
 
 /// A request as the state holds it.
@@ -64,6 +69,9 @@ pub struct GrantRec {
     pub index: u64,
     /// Ended early at, Unix ms.
     pub revoked_ms: Option<u64>,
+    /// Who ended it early (`None` for the proxy itself, e.g. its holder left the roster),
+    /// and why: the revocation that counts (the earliest).
+    pub revoked: Option<(Option<ResponderId>, String)>,
     /// Expiry recorded.
     pub expired: bool,
     /// Review closed by, for emergency grants.
@@ -219,6 +227,15 @@ impl State {
                     self.pending.remove(&r.seq);
                     r.status = RequestStatus::Expired;
                 }
+                // Only the requester's own withdrawal of a pending request counts.
+                if reason == CANCELLED_BY_REQUESTER
+                    && let Some(r) = request.as_ref().and_then(|id| self.requests.get_mut(id))
+                    && matches!(r.status, RequestStatus::Pending)
+                    && event.actor.as_ref() == Some(&r.responder)
+                {
+                    self.pending.remove(&r.seq);
+                    r.status = RequestStatus::Cancelled;
+                }
             }
             EventKind::Grant {
                 grant,
@@ -246,6 +263,7 @@ impl State {
                             token: token.clone(),
                             index,
                             revoked_ms: None,
+                            revoked: None,
                             expired: false,
                             reviewed_by: None,
                         },
@@ -257,7 +275,9 @@ impl State {
                 }
             }
             EventKind::Revoke {
-                grant, envelope, ..
+                grant,
+                envelope,
+                reason,
             } => {
                 if let Some(envelope) = envelope {
                     remember(envelope);
@@ -266,9 +286,21 @@ impl State {
                 // records itself (holders who left the roster) once durable, so a revocation
                 // decided meanwhile may be applied before one the log holds earlier: keep
                 // the earliest, so that replay rebuilds what the proxy had.
+                // Revocations in the same millisecond: the same one whatever the order
+                // (the smallest actor, then reason), so that replay agrees with live.
                 if let Some(g) = self.grants.get_mut(grant) {
-                    g.revoked_ms =
-                        Some(g.revoked_ms.map_or(event.time_ms, |t| t.min(event.time_ms)));
+                    let candidate = (event.time_ms, event.actor.clone(), reason.clone());
+                    let first = match (g.revoked_ms, &g.revoked) {
+                        (Some(t), Some((actor, why))) => {
+                            candidate < (t, actor.clone(), why.clone())
+                        }
+                        (Some(t), None) => event.time_ms < t,
+                        (None, _) => true,
+                    };
+                    if first {
+                        g.revoked_ms = Some(event.time_ms);
+                        g.revoked = Some((event.actor.clone(), reason.clone()));
+                    }
                 }
             }
             EventKind::Expiry { grant } => {

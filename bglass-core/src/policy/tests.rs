@@ -196,7 +196,74 @@ fn replay_rebuilds_the_revocation_time_whatever_order_revocations_were_applied_l
     }
     assert_eq!(replayed.grants[&grant].revoked_ms, Some(t0 + 1_000));
     assert_eq!(
+        replayed.grants[&grant].revoked,
+        Some((None, "r".to_owned()))
+    );
+    assert_eq!(live.grants[&grant].revoked, replayed.grants[&grant].revoked);
+    assert_eq!(
         live.grants[&grant].revoked_ms,
         replayed.grants[&grant].revoked_ms
     );
+}
+
+/// A grant that ended says how: revoked (when, by whom or by the proxy, why), expired
+/// (when, how long ago); and revocations in the same millisecond resolve to the same one in
+/// whatever order they are applied.
+#[test]
+fn an_ended_grant_says_when_by_whom_and_why() {
+    let t0 = 1_767_225_600_000;
+    let (grant, granted) = grant_event(t0);
+    let revoke = |time_ms: u64, actor: Option<&str>, reason: &str| {
+        let mut e = event(EventKind::Revoke {
+            grant: grant.clone(),
+            reason: reason.to_owned(),
+            envelope: None,
+        });
+        e.time_ms = time_ms;
+        e.actor = actor.map(|a| ResponderId::new(a).unwrap());
+        e.drill = None;
+        e
+    };
+    let mut state = State::new();
+    state.apply(0, &granted);
+    assert_eq!(state.grants[&grant].ended(t0 + 1_000), None, "active");
+
+    // Expired: an hour after t0.
+    let late = state.grants[&grant]
+        .ended(t0 + 3_600_000 + 180_000)
+        .unwrap();
+    assert_eq!(late.code, "expired_grant");
+    assert_eq!(
+        late.message,
+        "g-0000000000000001 expired at 2026-01-01T01:00:00Z (3 min ago)"
+    );
+
+    // Revoked by an approver, then (same millisecond) by the proxy's roster task.
+    let by_bob = revoke(t0 + 60_000, Some("bob"), "incident over");
+    let by_proxy = revoke(t0 + 60_000, None, "alice left the roster");
+    let mut one = State::new();
+    one.apply(0, &granted);
+    one.apply(1, &by_bob);
+    one.apply(2, &by_proxy);
+    let mut other = State::new();
+    other.apply(0, &granted);
+    other.apply(2, &by_proxy);
+    other.apply(1, &by_bob);
+    assert_eq!(one.grants[&grant].revoked, other.grants[&grant].revoked);
+    let ended = one.grants[&grant].ended(t0 + 61_000).unwrap();
+    assert_eq!(ended.code, "revoked_grant");
+    assert_eq!(
+        ended.message,
+        "g-0000000000000001 was revoked at 2026-01-01T00:01:00Z by the proxy: alice left the roster"
+    );
+
+    let mut single = State::new();
+    single.apply(0, &granted);
+    single.apply(1, &by_bob);
+    let ended = single.grants[&grant].ended(t0 + 61_000).unwrap();
+    assert_eq!(
+        ended.message,
+        "g-0000000000000001 was revoked at 2026-01-01T00:01:00Z by bob: incident over"
+    );
+    assert!(ended.hint.unwrap().contains("bglass access grafana"));
 }

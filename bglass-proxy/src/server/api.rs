@@ -59,7 +59,7 @@ pub async fn handle(proxy: &Arc<Proxy>, peer: &Peer, req: Request<Incoming>) -> 
         (
             Method::POST,
             "/v1/access" | "/v1/approve" | "/v1/deny" | "/v1/revoke" | "/v1/review"
-            | "/v1/drill/start" | "/v1/drill/stop",
+            | "/v1/drill/start" | "/v1/drill/stop" | "/v1/cancel",
         ) => mutate(proxy, peer, &caller, req).await,
         (Method::GET, "/v1/requests") => {
             let wait = wait_of(&req);
@@ -169,6 +169,7 @@ async fn mutate(
         Action::Review { .. } => "/v1/review",
         Action::DrillStart(_) => "/v1/drill/start",
         Action::DrillStop { .. } => "/v1/drill/stop",
+        Action::Cancel { .. } => "/v1/cancel",
         _ => "",
     };
     let mut context = Denied {
@@ -185,7 +186,7 @@ async fn mutate(
     }
     match &action {
         Action::Access(a) => context.service = Some(a.service.clone()),
-        Action::Approve { request } | Action::Deny { request, .. } => {
+        Action::Approve { request } | Action::Deny { request, .. } | Action::Cancel { request } => {
             context.request = Some(request.clone())
         }
         Action::Revoke { grant, .. } | Action::Review { grant, .. } => {
@@ -251,9 +252,14 @@ async fn mutate(
     }
     let state = lock(&proxy.state);
     let view = match &action {
-        Action::Access(_) | Action::Approve { .. } | Action::Deny { .. } => {
+        Action::Access(_)
+        | Action::Approve { .. }
+        | Action::Deny { .. }
+        | Action::Cancel { .. } => {
             let id = request_id.or(match &action {
-                Action::Approve { request } | Action::Deny { request, .. } => Some(request.clone()),
+                Action::Approve { request }
+                | Action::Deny { request, .. }
+                | Action::Cancel { request } => Some(request.clone()),
                 _ => None,
             });
             let r = id

@@ -258,9 +258,15 @@ pub async fn authorize(
             Err(e) => {
                 let r = Refusal::new(grant_code(&e), 403, e.to_string());
                 let r = match e {
-                    GrantVerifyError::Expired { .. } => r.hint(format!(
-                        "run `bglass access {service_name}` for a new grant"
-                    )),
+                    GrantVerifyError::Expired { ago_secs } => {
+                        let now_s = now_ms / 1000;
+                        bglass_core::policy::expired_refusal(
+                            "the grant",
+                            now_s.saturating_sub(ago_secs),
+                            now_s,
+                            service_name.as_str(),
+                        )
+                    }
                     GrantVerifyError::WrongBoundKey => {
                         r.hint("a grant only works for the responder it was issued to")
                     }
@@ -276,24 +282,14 @@ pub async fn authorize(
         let live = lock(&proxy.state)
             .grants
             .get(&grant_id)
-            .map(|g| (g.revoked_ms.is_some(), g.active(now_ms)));
+            .map(|g| g.ended(now_ms));
         let refusal = match live {
             None => Some(Refusal::new(
                 "unknown_grant",
                 403,
                 format!("{grant_id} is not a grant of this proxy's log"),
             )),
-            Some((true, _)) => Some(Refusal::new(
-                "revoked_grant",
-                403,
-                format!("{grant_id} was revoked"),
-            )),
-            Some((false, false)) => Some(Refusal::new(
-                "expired_grant",
-                403,
-                format!("{grant_id} has expired"),
-            )),
-            Some((false, true)) => None,
+            Some(ended) => ended,
         };
         if let Some(r) = refusal {
             lock(&conn.grants).remove(&token);

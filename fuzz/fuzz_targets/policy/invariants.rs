@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use bglass_core::audit::event::{Event, EventKind};
 use bglass_core::id::{GrantId, RequestId, ResponderId, ServiceName};
-use bglass_core::policy::{RequestStatus, State};
+use bglass_core::policy::{CANCELLED_BY_REQUESTER, RequestStatus, State};
 use bglass_core::roster::Role;
 
 use super::World;
@@ -20,6 +20,8 @@ pub struct ModelRequest {
     /// Distinct approvers, in the order their approvals were appended.
     pub(crate) approvals: Vec<ResponderId>,
     pub(crate) granted: Option<GrantId>,
+    /// Its requester withdrew it (`Action::Cancel`).
+    pub(crate) withdrawn: bool,
 }
 
 /// What the model knows of a grant.
@@ -50,6 +52,7 @@ impl World {
                         emergency: *emergency,
                         approvals: Vec::new(),
                         granted: None,
+                        withdrawn: false,
                     },
                 );
                 assert!(known.is_none(), "request id {request} made twice");
@@ -63,6 +66,7 @@ impl World {
                     .expect("approval of a known request");
                 assert_ne!(actor, r.requester, "self-approval of {request}");
                 assert!(r.granted.is_none(), "approval of {request} after its grant");
+                assert!(!r.withdrawn, "approval of {request} after its withdrawal");
                 assert!(
                     self.roster
                         .get(&actor)
@@ -108,6 +112,21 @@ impl World {
                     );
                 }
             }
+            EventKind::Denial {
+                reason,
+                request: Some(request),
+                ..
+            } if reason == CANCELLED_BY_REQUESTER => {
+                let actor = event.actor.clone().expect("a withdrawal has its requester");
+                let r = self
+                    .requests
+                    .get_mut(request)
+                    .expect("withdrawal of a known request");
+                assert_eq!(actor, r.requester, "{actor} withdrew {request}, not theirs");
+                assert!(r.granted.is_none(), "withdrawal of {request} after its grant");
+                assert!(!r.withdrawn, "{request} withdrawn twice");
+                r.withdrawn = true;
+            }
             EventKind::Review { grant, .. } => {
                 let actor = event.actor.clone().expect("a review has its reviewer");
                 let g = &self.grants[grant];
@@ -135,6 +154,7 @@ impl World {
             .get_mut(request)
             .expect("grant of a known request");
         assert!(r.granted.is_none(), "{request} granted twice");
+        assert!(!r.withdrawn, "{request} granted after its withdrawal");
         r.granted = Some(grant.clone());
         assert_eq!(*responder, r.requester, "{grant} is not the requester's");
         assert_eq!(*service, r.service, "{grant} is for another service");
@@ -222,8 +242,16 @@ impl World {
                 RequestStatus::Granted(g) => {
                     assert_eq!(model.granted.as_ref(), Some(g), "{id} granted as {g}")
                 }
+                RequestStatus::Cancelled => {
+                    assert!(model.withdrawn, "{id} cancelled without a withdrawal");
+                    assert!(
+                        !self.state.pending.contains_key(&r.seq),
+                        "{id} still listed"
+                    )
+                }
                 RequestStatus::Pending => {
                     assert!(model.granted.is_none(), "{id} pending after its grant");
+                    assert!(!model.withdrawn, "{id} pending after its withdrawal");
                     assert!(self.state.pending.contains_key(&r.seq), "{id} not listed")
                 }
                 _ => assert!(
@@ -279,8 +307,8 @@ fn summary(state: &State) -> String {
         .values()
         .map(|g| {
             format!(
-                "{:?} {} {:?} {} {:?}",
-                g.claims, g.index, g.revoked_ms, g.expired, g.reviewed_by
+                "{:?} {} {:?} {:?} {} {:?}",
+                g.claims, g.index, g.revoked_ms, g.revoked, g.expired, g.reviewed_by
             )
         })
         .collect();

@@ -109,6 +109,39 @@ fn untouched_log_verifies() {
 }
 
 #[test]
+fn a_wrong_key_is_named_as_a_likely_wrong_key() {
+    let home = tempfile::tempdir().unwrap();
+    let other = SigningKey::from_seed(&[9; 32]).unwrap().public_key();
+    let out = run(command("bglass", home.path())
+        .args(["audit", "verify"])
+        .arg(pristine())
+        .arg("--key")
+        .arg(other.to_string()));
+    assert_no_panic(&out);
+    assert_eq!(out.code, Some(5), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("hint: the --key given may be the wrong one"),
+        "{}",
+        out.stderr
+    );
+    // A log altered under the right key keeps its own hint.
+    let (_t, dir) = copy();
+    let mut e = entries(&dir, 10);
+    e[100] = String::from_utf8(e[100].clone())
+        .unwrap()
+        .replacen("\"status\":200", "\"status\":201", 1)
+        .into_bytes();
+    write_bundle(&dir, 10, &e);
+    let altered = verify(&dir);
+    assert!(
+        altered.stderr.contains("hint: the log has been altered"),
+        "{}",
+        altered.stderr
+    );
+}
+
+#[test]
 fn one_byte_flipped_in_an_entry() {
     let (_t, dir) = copy();
     let mut e = entries(&dir, 10);

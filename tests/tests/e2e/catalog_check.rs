@@ -87,4 +87,11 @@ fn missing_catalog_is_a_clear_error() {
         "{}",
         out.stderr
     );
+    // No position to point at: the hint does not claim one.
+    assert!(!out.stderr.contains("position"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("hint: check the path"),
+        "{}",
+        out.stderr
+    );
 }

@@ -214,3 +214,34 @@ fn config_is_found_via_flag_then_env_then_xdg() {
         who.stderr
     );
 }
+
+#[test]
+fn enroll_says_where_the_roster_entry_went_when_stdout_is_redirected() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("alice-entry.toml");
+    let out = run(command("bglass", home.path())
+        .env("BGLASS_PASSPHRASE", PASS)
+        .args(enroll_args())
+        .args(["--kdf-work-factor", "12"])
+        .stdout(std::fs::File::create(&file).unwrap()));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let entry = std::fs::read_to_string(&file).unwrap();
+    assert!(entry.contains("[[responder]]"), "{entry}");
+    assert!(
+        out.stderr.contains(&format!(
+            "Send the [[responder]] entry written to {} (standard output)",
+            file.canonicalize().unwrap().display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("entry above"), "{}", out.stderr);
+    // Into a pipe: it says so rather than "above".
+    let piped = enroll(tempfile::tempdir().unwrap().path(), &[]);
+    assert_eq!(piped.code, Some(0), "{}", piped.stderr);
+    assert!(
+        piped.stderr.contains("written to standard output (pipe:"),
+        "{}",
+        piped.stderr
+    );
+}

@@ -5,6 +5,7 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access_wait;
 mod audit_crash;
 mod audit_report;
 mod audit_rollback;
@@ -14,14 +15,17 @@ mod binary;
 mod catalog_check;
 mod cli_hardening;
 mod cli_output;
+mod did_you_mean;
 mod drill;
 mod enroll;
 mod https_upstream;
+mod messages;
 mod proxy_check;
 mod proxy_flow;
 mod proxy_hardening;
 mod proxy_ops;
 mod proxy_refusals;
+mod requests_cancel;
 mod ssh_certificates;
 mod ssh_tcp;
 mod storage_faults;

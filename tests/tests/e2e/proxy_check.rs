@@ -40,10 +40,17 @@ fn valid_files_pass_and_unreachable_approvals_are_warned() {
         out.stdout
             .contains("roster:  valid, 2 responders (2 responder, 1 approver")
     );
-    // vault needs two approvals and there is only one approver.
+    // vault needs two approvals and there is only one approver; it has no emergency
+    // bypass, so its requests can never be granted (not "without --emergency").
     assert!(
+        out.stdout.contains(
+            "warning: service vault needs 2 approval(s) but the roster has 1 approver(s): requests for it can never be granted (it has no emergency bypass)"
+        ),
+        "{}",
         out.stdout
-            .contains("warning: service vault needs 2 approval(s)"),
+    );
+    assert!(
+        !out.stdout.contains("without --emergency"),
         "{}",
         out.stdout
     );

@@ -248,7 +248,7 @@ fn certificates_end_with_the_grant_foreign_cas_and_wrong_host_keys_are_refused()
 }
 
 #[test]
-fn the_system_ssh_reaches_sshd_through_the_documented_proxycommand() {
+fn the_system_ssh_reaches_sshd_through_the_printed_snippet_with_a_non_default_config() {
     let w = world(&[]);
     w.access("carol", "bastion");
     let saved = w.bglass(
@@ -256,7 +256,8 @@ fn the_system_ssh_reaches_sshd_through_the_documented_proxycommand() {
         &["ssh", "bastion", "--user", &current_user(), "--save-cert"],
     );
     assert_eq!(saved.code, Some(0), "{}", saved.stderr);
-    // The snippet bglass printed, with the binary's path and this config made explicit.
+    // The snippet exactly as bglass printed it: carol's config is not the default one, so
+    // the ProxyCommand must name it (absolute), or `bglass tunnel` looks in ~/.config.
     let snippet: String = saved
         .stdout
         .lines()
@@ -264,23 +265,35 @@ fn the_system_ssh_reaches_sshd_through_the_documented_proxycommand() {
         .take_while(|l| !l.is_empty())
         .map(|l| format!("{l}\n"))
         .collect();
-    let carol_cfg = w.responder("carol").config.clone();
-    let snippet = snippet.replace(
-        "ProxyCommand bglass tunnel bastion",
-        &format!(
-            "ProxyCommand env BGLASS_PASSPHRASE='{PASSPHRASE}' {} --config {} tunnel bastion",
-            bin("bglass").display(),
+    let carol_cfg = std::fs::canonicalize(&w.responder("carol").config).unwrap();
+    assert!(
+        snippet.contains(&format!(
+            "ProxyCommand bglass --config {} tunnel bastion",
             carol_cfg.display()
-        ),
+        )),
+        "{snippet}"
     );
     assert!(snippet.contains("StrictHostKeyChecking yes"), "{snippet}");
     let ssh_config = w.dir.path().join("ssh_config");
     std::fs::write(&ssh_config, format!("{snippet}    BatchMode yes\n")).unwrap();
-    let out = run(Command::new("ssh").arg("-F").arg(&ssh_config).args([
-        "bastion.breakglass",
-        "echo",
-        "through-the-proxy",
-    ]));
+    // The system ssh as a user would run it: `bglass` on the PATH, a HOME with no bglass
+    // config in it, from another working directory, the passphrase from the environment.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin("bglass").parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = run(Command::new("ssh")
+        .env("PATH", path)
+        .env("HOME", elsewhere.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("BGLASS_CONFIG")
+        .env("BGLASS_PASSPHRASE", PASSPHRASE)
+        .current_dir(elsewhere.path())
+        .arg("-F")
+        .arg(&ssh_config)
+        .args(["bastion.breakglass", "echo", "through-the-proxy"]));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, "through-the-proxy\n");
 }
@@ -391,4 +404,27 @@ fn a_thousand_concurrent_tunnels_through_one_proxy_none_dropped() {
     );
     assert_eq!(count(&ev, "tunnel_open"), 1000);
     assert_eq!(count(&ev, "tunnel_close"), 1000);
+}
+
+#[test]
+fn access_to_an_ssh_or_tcp_service_suggests_ssh_or_forward_not_curl() {
+    let w = world(&[]);
+    let ask = |service: &str| {
+        let out = w.bglass(
+            "carol",
+            &["access", service, "--reason", "r", "--incident", "INC-9"],
+        );
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        out.stdout
+    };
+    let ssh = ask("bastion");
+    assert!(ssh.contains("bglass ssh bastion"), "{ssh}");
+    let tcp = ask("redis");
+    assert!(tcp.contains("bglass forward redis"), "{tcp}");
+    for text in [&ssh, &tcp] {
+        assert!(
+            !text.contains("bglass curl") && !text.contains("bglass open"),
+            "{text}"
+        );
+    }
 }

@@ -48,8 +48,13 @@ fn verified(source: &AuditSource) -> CliResult<VerifyReport> {
     }
     let key = parse_key(source)?;
     verify_dir(&source.dir, key).map_err(|d| {
-        CliError::new(ErrorKind::Defect, format!("{}: {d}", source.dir.display()))
-            .with_hint("the log has been altered or damaged; keep the copy as evidence")
+        let hint = if key.is_some() && d.kind == bglass_core::audit::verify::DefectKind::CheckpointWrongKey {
+            // The likelier story: a key from another proxy, or a typo, not a forged log.
+            "the --key given may be the wrong one: the checkpoints are signed by another key. Check it against the proxy's signing key as its operator recorded it (`bglass-proxy init` printed it); keep the copy as evidence until it is settled"
+        } else {
+            "the log has been altered or damaged; keep the copy as evidence"
+        };
+        CliError::new(ErrorKind::Defect, format!("{}: {d}", source.dir.display())).with_hint(hint)
     })
 }
 
@@ -110,7 +115,8 @@ fn detail(event: &Event) -> String {
             ..
         } => format!(
             "{request} ttl {ttl_secs}s{} incident {incident}: {reason}",
-            if *emergency { " EMERGENCY" } else { "" }
+            // The bypass caps an emergency grant's TTL: the grant entry has the real one.
+            if *emergency { " asked, EMERGENCY" } else { "" }
         ),
         K::Approval { request, .. } => format!("approved {request}"),
         K::Denial { reason, detail, .. } => format!("{reason}: {detail}"),
@@ -121,9 +127,10 @@ fn detail(event: &Event) -> String {
             emergency,
             ..
         } => format!(
-            "for {request}, {} to {}{}",
+            "for {request}, {} to {} (ttl {}s){}",
             timestamp::format_secs(*nbf),
             timestamp::format_secs(*exp),
+            exp.saturating_sub(*nbf),
             if *emergency {
                 " EMERGENCY (review required)"
             } else {
