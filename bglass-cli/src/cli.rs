@@ -64,6 +64,14 @@ pub enum Command {
     Drill(DrillCommand),
     /// Print shell completions.
     Completions(CompletionsArgs),
+    /// Unlock your key once: a background key agent signs for later commands until the time
+    /// limit (no passphrase prompt meanwhile).
+    Unlock(UnlockArgs),
+    /// End the key agent now (it drops the key).
+    Lock,
+    /// Internal: the key agent process `bglass unlock` starts.
+    #[command(name = "agent-daemon", hide = true)]
+    AgentDaemon(AgentDaemonArgs),
 }
 
 /// `bglass drill …`.
@@ -549,4 +557,31 @@ pub struct AuditReportArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `bglass unlock`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  bglass unlock --for 1h
+
+The key agent listens on a socket only you can use ($XDG_RUNTIME_DIR/bglass/, else
+/tmp/bglass-UID/), signs requests and TLS handshakes for this config's responder, never
+hands the key out, and ends at its time limit or on `bglass lock`. Unlocking again replaces
+it. The passphrase is read from BGLASS_PASSPHRASE when set, otherwise asked on the terminal.")]
+pub struct UnlockArgs {
+    /// How long the key stays unlocked (at most 12h).
+    #[arg(long = "for", value_name = "DURATION", default_value = "30m")]
+    pub r#for: String,
+}
+
+/// `bglass agent-daemon` (internal).
+#[derive(Debug, Args)]
+pub struct AgentDaemonArgs {
+    /// The socket to listen on.
+    #[arg(long, value_name = "PATH")]
+    pub socket: PathBuf,
+    /// The time limit.
+    #[arg(long, value_name = "SECONDS")]
+    pub seconds: u64,
 }

@@ -33,6 +33,9 @@ fn main() -> ExitCode {
         #[cfg(feature = "drill")]
         cli::Command::Drill(command) => cmd::drill::run(cli.config.as_deref(), command),
         cli::Command::Completions(args) => cmd::completions::run(args),
+        cli::Command::Unlock(args) => cmd::agent::unlock(cli.config.as_deref(), args),
+        cli::Command::Lock => cmd::agent::lock(cli.config.as_deref()),
+        cli::Command::AgentDaemon(args) => cmd::agent::daemon(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agent;
 mod audit_crash;
 mod audit_report;
 mod audit_rollback;
