@@ -15,6 +15,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE", env = "BGLASS_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// When to colour the output: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_name = "WHEN", value_enum, default_value_t)]
+    pub color: bglass_client::style::ColorChoice,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -12,6 +12,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    bglass_client::style::init(cli.color);
     let result = match cli.command {
         cli::Command::Enroll(args) => cmd::enroll::run(cli.config.as_deref(), args),
         cli::Command::Whoami => cmd::whoami::run(cli.config.as_deref()),

@@ -14,4 +14,5 @@ pub mod output;
 pub mod passphrase;
 pub mod ssh;
 pub mod store;
+pub mod style;
 pub mod tunnel;

@@ -51,15 +51,16 @@ where
 }
 
 /// Prints the list at `path` from every proxy that answers: as JSON objects
-/// `{"proxy": …, KEY: …}` with `json`, else one `line` per item, or `empty` when there is
-/// none.
-pub fn list_from_every_proxy<T>(
+/// `{"proxy": …, KEY: …}` with `json`, else a table (`header`, then one `row` per item,
+/// its columns aligned and coloured when colour is on), or `empty` when there is none.
+pub fn table_from_every_proxy<T>(
     config: Option<&std::path::Path>,
     json: bool,
     path: &str,
     key: &str,
     empty: &str,
-    line: impl Fn(&str, &T) -> String,
+    header: &[&str],
+    row: impl Fn(&str, &T) -> Vec<bglass_client::style::Cell>,
 ) -> CliResult
 where
     T: serde::de::DeserializeOwned + serde::Serialize,
@@ -77,8 +78,9 @@ where
         if all.is_empty() {
             return crate::outln!("{empty}");
         }
-        for (proxy, item) in &all {
-            crate::outln!("{}", line(proxy, item))?;
+        let rows: Vec<_> = all.iter().map(|(proxy, item)| row(proxy, item)).collect();
+        for line in bglass_client::style::table(header, &rows, "") {
+            crate::outln!("{line}")?;
         }
         Ok(())
     })
