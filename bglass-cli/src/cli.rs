@@ -73,6 +73,8 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// End the key agent now (it drops the key).
     Lock,
+    /// Write the manual pages (bglass.1, bglass-COMMAND.1, …) into a directory.
+    Man(ManArgs),
     /// Internal: the key agent process `bglass unlock` starts.
     #[command(name = "agent-daemon", hide = true)]
     AgentDaemon(AgentDaemonArgs),
@@ -259,6 +261,7 @@ the last approval lands. --emergency skips approvals where the catalog allows it
 approvers are notified, and an approver must review it afterwards.")]
 pub struct AccessArgs {
     /// The service (see `bglass status`).
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::services))]
     pub service: String,
     /// Why you need access (recorded in the audit log).
     #[arg(long)]
@@ -284,6 +287,7 @@ pub struct AccessArgs {
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
     /// The request id (r-…).
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::requests))]
     pub request: String,
     /// Print JSON.
     #[arg(long)]
@@ -294,6 +298,7 @@ pub struct ApproveArgs {
 #[derive(Debug, Args)]
 pub struct DenyArgs {
     /// The request id (r-…).
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::requests))]
     pub request: String,
     /// Why (recorded in the audit log).
     #[arg(long)]
@@ -307,6 +312,7 @@ pub struct DenyArgs {
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// The grant id (g-…).
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::grants))]
     pub grant: String,
     /// Why (recorded in the audit log).
     #[arg(long, default_value = "revoked by bglass revoke")]
@@ -320,6 +326,7 @@ pub struct RevokeArgs {
 #[derive(Debug, Args)]
 pub struct ReviewArgs {
     /// The emergency grant id (g-…).
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::grants))]
     pub grant: String,
     /// Your conclusion (recorded in the audit log).
     #[arg(long)]
@@ -333,6 +340,7 @@ pub struct ReviewArgs {
 #[derive(Debug, Args)]
 pub struct CurlArgs {
     /// The service.
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::services))]
     pub service: String,
     /// The path on the tool, e.g. /api/health.
     pub path: String,
@@ -354,6 +362,7 @@ pub struct CurlArgs {
 #[derive(Debug, Args)]
 pub struct OpenArgs {
     /// The service.
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::services))]
     pub service: String,
     /// Local address to listen on (loopback only).
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -377,6 +386,7 @@ grant, and sshd accepts them only from the proxy's addresses. `bglass ssh` gets 
 for every session; with --save-cert, run it again when the saved one has expired.")]
 pub struct SshArgs {
     /// The service.
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::services))]
     pub service: String,
     /// Remote user [default: the first principal of the service].
     #[arg(long, short = 'l')]
@@ -402,6 +412,7 @@ In ~/.ssh/config:
 (the certificate files are written by `bglass ssh bastion --save-cert`).")]
 pub struct TunnelArgs {
     /// The service.
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::services))]
     pub service: String,
 }
 
@@ -409,6 +420,7 @@ pub struct TunnelArgs {
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
     /// The service.
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::services))]
     pub service: String,
     /// Local address to listen on (loopback only).
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -588,4 +600,15 @@ pub struct AgentDaemonArgs {
     /// The time limit.
     #[arg(long, value_name = "SECONDS")]
     pub seconds: u64,
+}
+
+/// `bglass man`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  bglass man ~/.local/share/man/man1 && man bglass-access")]
+pub struct ManArgs {
+    /// The directory to write the pages into (created if missing).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }

@@ -11,6 +11,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // `COMPLETE=bash bglass …`: answer the shell's completion request and exit.
+    clap_complete::CompleteEnv::with_factory(<cli::Cli as clap::CommandFactory>::command)
+        .complete();
     let cli = cli::Cli::parse();
     bglass_client::style::init(cli.color);
     let result = match cli.command {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         cli::Command::Drill(command) => cmd::drill::run(cli.config.as_deref(), command),
         cli::Command::Completions(args) => cmd::completions::run(args),
         cli::Command::Unlock(args) => cmd::agent::unlock(cli.config.as_deref(), args),
+        cli::Command::Man(args) => cmd::man::run(args),
         cli::Command::Lock => cmd::agent::lock(cli.config.as_deref()),
         cli::Command::AgentDaemon(args) => cmd::agent::daemon(args),
     };

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod approvals;
 pub mod audit;
 pub mod catalog;
+pub mod complete;
 pub mod completions;
 pub mod curl;
 #[cfg(feature = "drill")]
@@ -13,6 +14,7 @@ pub mod drill;
 pub mod enroll;
 pub mod forward;
 pub mod grants;
+pub mod man;
 pub mod open;
 pub mod ssh;
 pub mod status;

@@ -15,6 +15,7 @@ mod binary;
 mod catalog_check;
 mod cli_hardening;
 mod cli_output;
+mod docs_output;
 mod drill;
 mod enroll;
 mod https_upstream;
