@@ -370,6 +370,10 @@ pub struct OpenArgs {
     /// Do not start a browser; just print the URL.
     #[arg(long)]
     pub no_browser: bool,
+    /// Also write a kubeconfig (mode 0600) whose server is the forwarder, for kubectl
+    /// (no browser is started).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// `bglass ssh`.

@@ -19,6 +19,7 @@ mod docs_output;
 mod drill;
 mod enroll;
 mod https_upstream;
+mod kubectl;
 mod proxy_check;
 mod proxy_flow;
 mod proxy_hardening;
