@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bglass_tests::world::{PASSPHRASE, TEST_CATALOG, World};
-use bglass_tests::{Run, bin, eventually, root, run};
+use bglass_tests::{EndAgent, Run, agent_pid, bin, eventually, root, run};
 
 /// One proxy with nginx and the test catalog; carol responds.
 fn world() -> World {
@@ -54,17 +54,12 @@ fn bglass(w: &World, runtime: &Path, passphrase: bool, args: &[&str]) -> Run {
     run(&mut cmd)
 }
 
-/// Unlocks carol's key for `duration`; the agent's pid and socket.
-fn unlock(w: &World, runtime: &Path, duration: &str) -> (u32, PathBuf) {
+/// Unlocks carol's key for `duration`; the agent's pid and socket. The agent is ended with
+/// the test (see [`EndAgent`]): keep the first value alive.
+fn unlock(w: &World, runtime: &Path, duration: &str) -> (EndAgent, u32, PathBuf) {
     let out = bglass(w, runtime, true, &["unlock", "--for", duration]);
     assert_eq!(out.code, Some(0), "unlock: {}", out.stderr);
-    let pid: u32 = out
-        .stdout
-        .split("pid ")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {:?}", out.stdout));
+    let pid = agent_pid(&out.stdout);
     let socket = out
         .stdout
         .split("socket ")
@@ -77,7 +72,7 @@ fn unlock(w: &World, runtime: &Path, duration: &str) -> (u32, PathBuf) {
         "{}",
         socket.display()
     );
-    (pid, socket)
+    (EndAgent(pid), pid, socket)
 }
 
 fn alive(pid: u32) -> bool {
@@ -130,7 +125,7 @@ fn one_unlock_serves_ten_commands_without_a_prompt_and_lock_ends_it() {
     // Without an agent, a command has no way to get the passphrase here.
     assert_needs_passphrase(&bglass(&w, rt, false, &["status"]));
 
-    let (pid, socket) = unlock(&w, rt, "10m");
+    let (_reap, pid, socket) = unlock(&w, rt, "10m");
     assert!(alive(pid));
     let dir = socket.parent().unwrap();
     let dmeta = std::fs::symlink_metadata(dir).unwrap();
@@ -207,7 +202,7 @@ fn the_agent_ends_at_its_time_limit() {
     let w = world();
     let runtime = runtime_dir();
     let rt = runtime.path();
-    let (pid, socket) = unlock(&w, rt, "3s");
+    let (_reap, pid, socket) = unlock(&w, rt, "3s");
     let out = bglass(&w, rt, false, &["whoami"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     eventually(
@@ -223,7 +218,7 @@ fn another_user_is_refused_even_when_the_socket_is_reachable() {
     let w = world();
     let runtime = runtime_dir();
     let rt = runtime.path();
-    let (pid, socket) = unlock(&w, rt, "10m");
+    let (_reap, pid, socket) = unlock(&w, rt, "10m");
     // As it is, nobody cannot even reach the socket (0700 directories).
     let out = probe(&socket, &[r#"{"op":"hello"}"#], Some("nobody"));
     assert!(out.starts_with("connect:"), "{out}");
@@ -271,7 +266,7 @@ fn the_agent_signs_nothing_but_fresh_envelopes_of_its_own_and_survives_bad_input
     let w = world();
     let runtime = runtime_dir();
     let rt = runtime.path();
-    let (pid, socket) = unlock(&w, rt, "10m");
+    let (_reap, pid, socket) = unlock(&w, rt, "10m");
     let refused = |args: &[&str], why: &str| {
         let out = probe(&socket, args, None);
         assert!(
@@ -366,7 +361,7 @@ fn a_socket_directory_or_path_prepared_by_someone_else_is_refused() {
 
     // A stale socket (its agent killed) is replaced; commands meanwhile ask for the
     // passphrase rather than fail on it.
-    let (pid, socket) = unlock(&w, rt, "10m");
+    let (_reap, pid, socket) = unlock(&w, rt, "10m");
     assert!(
         Command::new("kill")
             .args(["-KILL", &pid.to_string()])
@@ -379,7 +374,7 @@ fn a_socket_directory_or_path_prepared_by_someone_else_is_refused() {
     });
     assert!(socket.exists(), "a killed agent leaves its socket");
     assert_needs_passphrase(&bglass(&w, rt, false, &["whoami"]));
-    let (pid2, socket2) = unlock(&w, rt, "10m");
+    let (_reap2, pid2, socket2) = unlock(&w, rt, "10m");
     assert_eq!(socket2, socket);
     assert!(alive(pid2));
     let lock = bglass(&w, rt, false, &["lock"]);

@@ -138,6 +138,7 @@ fn services_and_ids_complete_without_a_prompt() {
         .arg(&w.responder("alice").config)
         .args(["unlock", "--for", "5m"]));
     assert_eq!(unlock.code, Some(0), "{}", unlock.stderr);
+    let _agent = bglass_tests::EndAgent(bglass_tests::agent_pid(&unlock.stdout));
     let words = candidates(&w, "alice", runtime.path(), &["bglass", "access", ""]);
     for service in ["argocd", "down", "grafana", "prom"] {
         assert!(words.contains(&service.to_owned()), "{words:?}");
@@ -194,6 +195,35 @@ fn colour_only_where_asked_for() {
     assert!(!no_color.stdout.contains('\x1b'), "{:?}", no_color.stdout);
     let never = w.bglass("carol", &["--color", "never", "status"]);
     assert!(!never.stdout.contains('\x1b'), "{:?}", never.stdout);
+    // auto on a terminal (util-linux `script` gives it a pseudo-terminal): coloured,
+    // unless NO_COLOR says otherwise.
+    let on_tty = |no_color: Option<&str>| {
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec"])
+            .arg(format!(
+                "{} --config {} grants",
+                bin("bglass").display(),
+                r.config.display()
+            ))
+            .arg("/dev/null")
+            .env("BGLASS_PASSPHRASE", bglass_tests::world::PASSPHRASE)
+            .env("TERM", "xterm")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null());
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        run(&mut cmd)
+    };
+    let tty = on_tty(None);
+    assert_eq!(tty.code, Some(0), "{}{}", tty.stdout, tty.stderr);
+    assert!(tty.stdout.contains("\x1b[32mactive"), "{:?}", tty.stdout);
+    let tty = on_tty(Some("1"));
+    assert!(
+        tty.stdout.contains("active") && !tty.stdout.contains('\x1b'),
+        "{:?}",
+        tty.stdout
+    );
     let bad = w.bglass("carol", &["--color", "sometimes", "grants"]);
     assert_eq!(bad.code, Some(2), "{}", bad.stderr);
 }

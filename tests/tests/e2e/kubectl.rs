@@ -64,7 +64,16 @@ fn kubectl_reaches_the_api_through_the_forwarder_kubeconfig() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Ended with the test, whichever way it ends.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let printed = first_line(&mut forwarder);
+    let _forwarder = Reap(forwarder);
     let port = loopback_port(&printed);
     let text = std::fs::read_to_string(&kubeconfig).unwrap();
     assert!(
@@ -135,7 +144,4 @@ fn kubectl_reaches_the_api_through_the_forwarder_kubeconfig() {
         "{}",
         out.stdout
     );
-
-    let _ = forwarder.kill();
-    let _ = forwarder.wait();
 }
