@@ -406,3 +406,57 @@ fn a_socket_directory_or_path_prepared_by_someone_else_is_refused() {
     assert_eq!(out.code, Some(1), "{}", out.stdout);
     assert!(out.stderr.contains("not a socket"), "{}", out.stderr);
 }
+
+#[test]
+fn without_xdg_runtime_dir_the_agent_lives_in_a_private_directory_of_the_temp_dir() {
+    let w = world();
+    // $TMPDIR stands in for /tmp (the real one is shared with everything else).
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let uid = std::fs::metadata("/proc/self").unwrap().uid();
+    let dir = tmp.path().join(format!("bglass-{uid}"));
+    let bglass_tmp = |passphrase: bool, args: &[&str]| {
+        let mut cmd = Command::new("setsid");
+        cmd.arg("-w")
+            .arg(bin("bglass"))
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("BGLASS_PASSPHRASE")
+            .env("TMPDIR", tmp.path())
+            .env("HOME", w.dir.path())
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .arg("--config")
+            .arg(&w.responder("carol").config)
+            .args(args);
+        if passphrase {
+            cmd.env("BGLASS_PASSPHRASE", PASSPHRASE);
+        }
+        run(&mut cmd)
+    };
+    // Someone else made the directory first: refused, nothing listens there.
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    let out = bglass_tmp(true, &["unlock"]);
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("belongs to uid 65534"),
+        "{}",
+        out.stderr
+    );
+    std::fs::remove_dir(&dir).unwrap();
+    // Otherwise it is made 0700, and the agent serves from it.
+    let out = bglass_tmp(true, &["unlock", "--for", "5m"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let _agent = EndAgent(agent_pid(&out.stdout));
+    let meta = std::fs::symlink_metadata(&dir).unwrap();
+    assert!(meta.is_dir() && meta.mode() & 0o777 == 0o700 && meta.uid() == uid);
+    let who = bglass_tmp(false, &["whoami"]);
+    assert_eq!(who.code, Some(0), "{}", who.stderr);
+    assert!(
+        who.stdout.contains(&dir.display().to_string()),
+        "{}",
+        who.stdout
+    );
+    let lock = bglass_tmp(false, &["lock"]);
+    assert_eq!(lock.code, Some(0), "{}", lock.stderr);
+}
