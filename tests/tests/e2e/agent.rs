@@ -460,3 +460,26 @@ fn without_xdg_runtime_dir_the_agent_lives_in_a_private_directory_of_the_temp_di
     let lock = bglass_tmp(false, &["lock"]);
     assert_eq!(lock.code, Some(0), "{}", lock.stderr);
 }
+
+#[test]
+fn unlocking_again_replaces_the_running_agent() {
+    let w = world();
+    let runtime = runtime_dir();
+    let rt = runtime.path();
+    let (_first, pid, socket) = unlock(&w, rt, "2m");
+    let (_second, pid2, socket2) = unlock(&w, rt, "10m");
+    assert_eq!(socket, socket2);
+    assert_ne!(pid, pid2);
+    eventually(Duration::from_secs(10), "the first agent ends", || {
+        !alive(pid)
+    });
+    assert!(alive(pid2));
+    let who = bglass(&w, rt, false, &["whoami"]);
+    assert!(
+        who.stdout.contains(&format!("pid {pid2}")),
+        "{}",
+        who.stdout
+    );
+    let lock = bglass(&w, rt, false, &["lock"]);
+    assert_eq!(lock.code, Some(0), "{}", lock.stderr);
+}
