@@ -114,6 +114,21 @@ impl Identity {
         }
     }
 
+    /// A warning for a command that opens connections until `until` (Unix seconds, a
+    /// grant's end) when the key agent signing for it ends earlier: every TLS handshake
+    /// needs the agent, so connections opened after it ends fail.
+    pub fn agent_ends_before(&self, until: u64) -> Option<String> {
+        let agent = self.agent_client()?;
+        let ends = agent.info().expires;
+        (ends < until).then(|| {
+            format!(
+                "the key agent ends at {}, before the grant ({}): new connections fail after that; run `bglass unlock --for …` again, or `bglass lock` first to use the passphrase",
+                bglass_core::timestamp::format_secs(ends),
+                bglass_core::timestamp::format_secs(until)
+            )
+        })
+    }
+
     /// Seals a payload (which must name this identity) into envelope bytes.
     pub fn seal(&self, payload: &RequestPayload) -> CliResult<Vec<u8>> {
         match &self.signer {

@@ -23,6 +23,9 @@ pub fn run(config: Option<&Path>, args: ForwardArgs) -> CliResult {
     }
     let session = Session::open(config)?;
     let dialer = Dialer::new(&session, &service)?;
+    if let Some(warning) = session.identity.agent_ends_before(dialer.grant.exp) {
+        eprintln!("bglass: warning: {warning}");
+    }
     block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.local)
             .await

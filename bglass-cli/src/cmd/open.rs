@@ -496,6 +496,9 @@ pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
         .into_iter()
         .next()
         .ok_or_else(|| CliError::internal("no grant"))?;
+    if let Some(warning) = session.identity.agent_ends_before(grant.exp) {
+        eprintln!("bglass: warning: {warning}");
+    }
     let http = conn.http.clone();
     let base = format!("{}/s/{service}", conn.entry.url.trim_end_matches('/'));
     let token = grant.token.clone();

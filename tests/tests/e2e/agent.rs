@@ -175,6 +175,37 @@ fn one_unlock_serves_ten_commands_without_a_prompt_and_lock_ends_it() {
     assert!(!body.stdout.is_empty());
     let grants = ok(&["grants", "--json"]);
     assert!(grants.stdout.contains(&grant), "{}", grants.stdout);
+    // A forwarder that outlives the agent (a 1h grant, a 10m agent) says so at the start:
+    // its later TLS handshakes need the agent.
+    let mut open = Command::new(bin("bglass"))
+        .env_remove("BGLASS_PASSPHRASE")
+        .env("HOME", w.dir.path())
+        .env("XDG_RUNTIME_DIR", rt)
+        .arg("--config")
+        .arg(&w.responder("carol").config)
+        .args(["open", "grafana", "--no-browser"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = open.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let warned = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(20)).ok())
+        .take(5)
+        .any(|line| line.contains("the key agent ends at") && line.contains("before the grant"));
+    let _ = open.kill();
+    let _ = open.wait();
+    assert!(warned, "no warning that the agent ends before the grant");
     ok(&["revoke", &grant, "--reason", "done with the agent test"]);
     ok(&["requests", "--json"]);
     ok(&["whoami"]);
