@@ -171,8 +171,10 @@ impl From<AgentError> for CliError {
             }
             _ => None,
         };
+        // An agent that ended or cannot be reached is fixed by unlocking again (exit 1); one
+        // that answers out of protocol is a bug.
         let kind = match &e {
-            AgentError::Io { .. } | AgentError::Protocol(_) => ErrorKind::Internal,
+            AgentError::Protocol(_) => ErrorKind::Internal,
             _ => ErrorKind::User,
         };
         let err = CliError::new(kind, &e);
