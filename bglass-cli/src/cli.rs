@@ -19,6 +19,10 @@ pub struct Cli {
     #[arg(short = 'v', long, global = true)]
     pub verbose: bool,
 
+    /// When to colour the output: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_name = "WHEN", value_enum, default_value_t)]
+    pub color: bglass_client::style::ColorChoice,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -69,6 +73,16 @@ pub enum Command {
     Drill(DrillCommand),
     /// Print shell completions.
     Completions(CompletionsArgs),
+    /// Unlock your key once: a background key agent signs for later commands until the time
+    /// limit (no passphrase prompt meanwhile).
+    Unlock(UnlockArgs),
+    /// End the key agent now (it drops the key).
+    Lock,
+    /// Write the manual pages (bglass.1, bglass-COMMAND.1, …) into a directory.
+    Man(ManArgs),
+    /// Internal: the key agent process `bglass unlock` starts.
+    #[command(name = "agent-daemon", hide = true)]
+    AgentDaemon(AgentDaemonArgs),
 }
 
 /// `bglass drill …`.
@@ -254,6 +268,7 @@ service unless you pass --new. --emergency skips approvals where the catalog all
 approvers are notified, and an approver must review it afterwards.")]
 pub struct AccessArgs {
     /// The service (see `bglass status`).
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::services))]
     pub service: String,
     /// Why you need access (recorded in the audit log).
     #[arg(long)]
@@ -311,6 +326,7 @@ pub struct CancelArgs {
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
     /// The request id (r-…).
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::requests))]
     pub request: String,
     /// Print JSON.
     #[arg(long)]
@@ -321,6 +337,7 @@ pub struct ApproveArgs {
 #[derive(Debug, Args)]
 pub struct DenyArgs {
     /// The request id (r-…).
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::requests))]
     pub request: String,
     /// Why (recorded in the audit log).
     #[arg(long)]
@@ -334,6 +351,7 @@ pub struct DenyArgs {
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// The grant id (g-…).
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::grants))]
     pub grant: String,
     /// Why (recorded in the audit log).
     #[arg(long, default_value = "revoked by bglass revoke")]
@@ -347,6 +365,7 @@ pub struct RevokeArgs {
 #[derive(Debug, Args)]
 pub struct ReviewArgs {
     /// The emergency grant id (g-…).
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::grants))]
     pub grant: String,
     /// Your conclusion (recorded in the audit log).
     #[arg(long)]
@@ -360,6 +379,7 @@ pub struct ReviewArgs {
 #[derive(Debug, Args)]
 pub struct CurlArgs {
     /// The service.
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::services))]
     pub service: String,
     /// The path on the tool, e.g. /api/health.
     pub path: String,
@@ -381,6 +401,7 @@ pub struct CurlArgs {
 #[derive(Debug, Args)]
 pub struct OpenArgs {
     /// The service.
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::services))]
     pub service: String,
     /// Local address to listen on (loopback only).
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -388,6 +409,10 @@ pub struct OpenArgs {
     /// Do not start a browser; just print the URL.
     #[arg(long)]
     pub no_browser: bool,
+    /// Also write a kubeconfig (mode 0600) whose server is the forwarder, for kubectl
+    /// (no browser is started).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// `bglass ssh`.
@@ -404,6 +429,7 @@ grant, and sshd accepts them only from the proxy's addresses. `bglass ssh` gets 
 for every session; with --save-cert, run it again when the saved one has expired.")]
 pub struct SshArgs {
     /// The service.
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::services))]
     pub service: String,
     /// Remote user [default: the first principal of the service].
     #[arg(long, short = 'l')]
@@ -429,6 +455,7 @@ In ~/.ssh/config:
 (the certificate files are written by `bglass ssh bastion --save-cert`).")]
 pub struct TunnelArgs {
     /// The service.
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::services))]
     pub service: String,
 }
 
@@ -436,6 +463,7 @@ pub struct TunnelArgs {
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
     /// The service.
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::cmd::complete::services))]
     pub service: String,
     /// Local address to listen on (loopback only).
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -588,4 +616,42 @@ pub struct AuditReportArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `bglass unlock`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  bglass unlock --for 1h
+
+The key agent listens on a socket only you can use ($XDG_RUNTIME_DIR/bglass/, else
+/tmp/bglass-UID/), signs requests and TLS handshakes for this config's responder, never
+hands the key out, and ends at its time limit or on `bglass lock`. Unlocking again replaces
+it. The passphrase is read from BGLASS_PASSPHRASE when set, otherwise asked on the terminal.")]
+pub struct UnlockArgs {
+    /// How long the key stays unlocked (at most 12h).
+    #[arg(long = "for", value_name = "DURATION", default_value = "30m")]
+    pub r#for: String,
+}
+
+/// `bglass agent-daemon` (internal).
+#[derive(Debug, Args)]
+pub struct AgentDaemonArgs {
+    /// The socket to listen on.
+    #[arg(long, value_name = "PATH")]
+    pub socket: PathBuf,
+    /// The time limit.
+    #[arg(long, value_name = "SECONDS")]
+    pub seconds: u64,
+}
+
+/// `bglass man`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  bglass man ~/.local/share/man/man1 && man bglass-access")]
+pub struct ManArgs {
+    /// The directory to write the pages into (created if missing).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }

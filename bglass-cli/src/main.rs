@@ -11,8 +11,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // `COMPLETE=bash bglass …`: answer the shell's completion request and exit.
+    clap_complete::CompleteEnv::with_factory(<cli::Cli as clap::CommandFactory>::command)
+        .complete();
     let cli = cli::Cli::parse();
     bglass_client::failure::show_raw_errors(cli.verbose);
+    bglass_client::style::init(cli.color);
     let result = match cli.command {
         cli::Command::Enroll(args) => cmd::enroll::run(cli.config.as_deref(), args),
         cli::Command::Whoami => cmd::whoami::run(cli.config.as_deref()),
@@ -36,6 +40,10 @@ fn main() -> ExitCode {
         #[cfg(feature = "drill")]
         cli::Command::Drill(command) => cmd::drill::run(cli.config.as_deref(), command),
         cli::Command::Completions(args) => cmd::completions::run(args),
+        cli::Command::Unlock(args) => cmd::agent::unlock(cli.config.as_deref(), args),
+        cli::Command::Man(args) => cmd::man::run(args),
+        cli::Command::Lock => cmd::agent::lock(cli.config.as_deref()),
+        cli::Command::AgentDaemon(args) => cmd::agent::daemon(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,12 +17,13 @@ use bglass_core::audit::tree::{Hash, check_consistency};
 use bglass_core::envelope::{Action, ENVELOPE_VERSION, Nonce, RequestPayload};
 use bglass_core::id::ProxyId;
 use bglass_core::keys::{PublicKey, ResponderIdentity};
+
+use crate::identity::Identity;
 use bglass_core::timestamp;
 
 use crate::config::{self, Config, ProxyEntry};
 use crate::error::{CliError, CliResult, ErrorKind};
 pub use crate::failure::{CallError, CallFailure, Refusal, SplitView, Unavailable, refusal_error};
-use crate::passphrase;
 use crate::store::{ProxyRecord, Store};
 
 /// Rounds over all proxies before giving up.
@@ -96,8 +97,8 @@ impl Call {
 /// A responder's session: config, unlocked key, and a client per proxy.
 #[derive(Debug)]
 pub struct Session {
-    /// The responder's identity.
-    pub identity: ResponderIdentity,
+    /// The responder's identity (its key here, or in the key agent).
+    pub identity: Identity,
     /// Local state.
     pub store: Store,
     /// The proxies, in priority order.
@@ -106,9 +107,8 @@ pub struct Session {
     pub verbose: bool,
 }
 
-fn http_client(entry: &ProxyEntry, identity: &ResponderIdentity) -> CliResult<reqwest::Client> {
-    let tls = bglass_tls::client_config(entry.pin, &identity.key, identity.id.as_str())
-        .map_err(|e| CliError::internal(format!("TLS setup: {e}")))?;
+fn http_client(entry: &ProxyEntry, identity: &Identity) -> CliResult<reqwest::Client> {
+    let tls = identity.tls_config(entry.pin)?;
     let mut builder = reqwest::Client::builder();
     // A URL naming a host is dialled at its pinned address: never a DNS lookup (DNS may be
     // what is down during an incident).
@@ -138,6 +138,7 @@ fn url_host(url: &str) -> Option<&str> {
 impl Session {
     /// A session that keeps nothing on disk (the drill simulator's synthetic participants).
     pub fn in_memory(identity: ResponderIdentity, proxies: &[ProxyEntry]) -> CliResult<Self> {
+        let identity = Identity::local(identity);
         let conns = proxies
             .iter()
             .map(|entry| {
@@ -158,27 +159,21 @@ impl Session {
         })
     }
 
-    /// Loads the config and unlocks the key.
+    /// Loads the config and unlocks the key (or uses the key agent when one runs).
     pub fn open(config_flag: Option<&Path>) -> CliResult<Self> {
         let location = config::locate(config_flag)?;
         let config = Config::load(&location.path).map_err(config::config_error)?;
-        let passphrase = passphrase::existing_passphrase(&config.identity)?;
-        let identity =
-            ResponderIdentity::open_file(&config.identity, &passphrase).map_err(|e| {
-                let hint = if matches!(e, bglass_core::keys::KeyFileError::WrongPassphrase { .. }) {
-                    "type it again, or check BGLASS_PASSPHRASE"
-                } else {
-                    "re-enroll if the key file is lost or damaged"
-                };
-                CliError::user(&e).with_hint(hint)
-            })?;
-        if identity.id != config.responder {
-            return Err(CliError::user(format!(
-                "the key file belongs to {}, but the config says responder = {}",
-                identity.id, config.responder
-            )));
-        }
-        let store = Store::beside(&location.path);
+        let identity = Identity::unlock(&location.path, &config)?;
+        Self::with_identity(&location.path, &config, identity)
+    }
+
+    /// A session for the config at `config_path` signing as `identity`.
+    pub fn with_identity(
+        config_path: &Path,
+        config: &Config,
+        identity: Identity,
+    ) -> CliResult<Self> {
+        let store = Store::beside(config_path);
         let mut conns = Vec::new();
         for entry in &config.proxies {
             conns.push(Conn {
@@ -289,14 +284,13 @@ impl Session {
         let payload = RequestPayload {
             v: ENVELOPE_VERSION,
             responder: self.identity.id.clone(),
-            key: self.identity.key.public_key(),
+            key: self.identity.public_key(),
             aud: audience.clone(),
             iat: timestamp::now_ms() / 1000,
             nonce,
             action: action.clone(),
         };
-        bglass_core::envelope::seal(&payload, &self.identity.key)
-            .map_err(|e| CallError::Local(CliError::user(format!("cannot sign the request: {e}"))))
+        self.identity.seal(&payload).map_err(CallError::Local)
     }
 
     /// First contact with a proxy in this run: learn or check its id and key, and check

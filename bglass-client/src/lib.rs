@@ -4,12 +4,15 @@
 //! tunnels, and the errors all of these report (each with a kind the CLI turns into an exit
 //! code).
 
+pub mod agent;
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod failure;
+pub mod identity;
 pub mod output;
 pub mod passphrase;
 pub mod ssh;
 pub mod store;
+pub mod style;
 pub mod tunnel;

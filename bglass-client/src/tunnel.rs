@@ -61,12 +61,7 @@ impl Dialer {
         conn: &crate::client::Conn,
         grant: HeldGrant,
     ) -> CliResult<Self> {
-        let config = bglass_tls::client_config(
-            conn.entry.pin,
-            &session.identity.key,
-            session.identity.id.as_str(),
-        )
-        .map_err(|e| CliError::internal(format!("TLS setup: {e}")))?;
+        let config = session.identity.tls_config(conn.entry.pin)?;
         Ok(Self {
             addr: conn.entry.addr,
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),

@@ -50,7 +50,7 @@ fn verify_tls13(
 }
 
 /// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the 32 key bytes.
-const ED25519_SPKI_PREFIX: [u8; 12] = [
+pub const ED25519_SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
 
@@ -295,6 +295,42 @@ pub fn client_config(
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinnedCaVerifier::new(pin)))
         .with_client_auth_cert(vec![cert], PrivateKeyDer::Pkcs8(private))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Always presents one certificate and key (a key held elsewhere, e.g. by the key agent).
+#[derive(Debug)]
+struct OneClientCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for OneClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// The CLI's client TLS configuration for one proxy when the responder key is held
+/// elsewhere: `key` signs the handshake, `cert` is the client certificate over it.
+pub fn client_config_with_key(
+    pin: CertPin,
+    cert: CertificateDer<'static>,
+    key: Arc<dyn rustls::sign::SigningKey>,
+) -> Result<rustls::ClientConfig, TlsSetupError> {
+    let certified = rustls::sign::CertifiedKey::new(vec![cert], key);
+    certified.keys_match()?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCaVerifier::new(pin)))
+        .with_client_cert_resolver(Arc::new(OneClientCert(Arc::new(certified))));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }

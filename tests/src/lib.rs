@@ -143,3 +143,30 @@ pub fn assert_no_panic(run: &Run) {
     assert_ne!(run.code, Some(101), "panicked: {}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "panicked: {}", run.stderr);
 }
+
+/// Ends a key agent (`bglass agent-daemon`) a test started when dropped, so that a failed
+/// assertion does not leave it running until its time limit. Checks that the process is
+/// still that agent (not a reused pid) before signalling it.
+#[derive(Debug)]
+pub struct EndAgent(pub u32);
+
+impl Drop for EndAgent {
+    fn drop(&mut self) {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("agent-daemon") {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
+/// The pid in `bglass unlock`'s output ("… (key agent pid N, …").
+pub fn agent_pid(unlock_stdout: &str) -> u32 {
+    unlock_stdout
+        .split("pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {unlock_stdout:?}"))
+}

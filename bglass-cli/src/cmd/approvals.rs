@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
+use bglass_client::style::{Cell, Style};
 use bglass_core::api::RequestView;
+use bglass_core::duration::HumanDuration;
 use bglass_core::envelope::Action;
 use bglass_core::id::RequestId;
 use bglass_core::timestamp;
@@ -31,29 +33,45 @@ pub fn cancel(config: Option<&Path>, args: CancelArgs) -> CliResult {
     act(config, Action::Cancel { request }, args.json, print_request)
 }
 
-/// Lists pending requests on every proxy that answers.
+/// Lists pending requests on every proxy that answers, in aligned columns (the reason,
+/// free text, last).
 pub fn requests(config: Option<&Path>, args: JsonArgs) -> CliResult {
-    super::list_from_every_proxy(
+    super::table_from_every_proxy(
         config,
         args.json,
         "/v1/requests",
         "request",
         "No pending requests.",
+        &[
+            "REQUEST",
+            "CREATED",
+            "RESPONDER",
+            "SERVICE",
+            "INCIDENT",
+            "TTL",
+            "APPROVALS",
+            "PROXY",
+            "REASON",
+        ],
         |proxy, r: &RequestView| {
-            format!(
-                "{}  {}  {} wants {} for {} ({}s){}: {} — approvals {}/{} [{}]",
-                r.id,
-                timestamp::format_ms(r.created_ms),
-                r.responder,
-                r.service,
-                r.incident,
-                r.ttl_secs,
-                if r.emergency { " EMERGENCY" } else { "" },
-                r.reason,
-                r.approved_by.len(),
-                r.approvals_needed,
-                proxy
-            )
+            let ttl = HumanDuration::from_secs(r.ttl_secs)
+                .map_or_else(|| format!("{}s", r.ttl_secs), |d| d.to_string());
+            let approvals = format!("{}/{}", r.approved_by.len(), r.approvals_needed);
+            vec![
+                Cell::plain(r.id.to_string()),
+                Cell::plain(timestamp::format_ms(r.created_ms)),
+                Cell::plain(r.responder.to_string()),
+                Cell::plain(r.service.to_string()),
+                Cell::plain(r.incident.clone()),
+                Cell::plain(ttl),
+                if r.emergency {
+                    Cell::styled(format!("{approvals} EMERGENCY"), Style::Bad)
+                } else {
+                    Cell::styled(approvals, Style::Warn)
+                },
+                Cell::styled(proxy, Style::Dim),
+                Cell::plain(r.reason.clone()),
+            ]
         },
     )
 }

@@ -24,6 +24,9 @@ pub fn run(config: Option<&Path>, args: ForwardArgs) -> CliResult {
     let mut session = Session::open(config)?;
     super::check_held(&mut session, &service)?;
     let dialer = Dialer::new(&session, &service)?;
+    if let Some(warning) = session.identity.agent_ends_before(dialer.grant.exp) {
+        eprintln!("bglass: warning: {warning}");
+    }
     block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.local)
             .await

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use bglass_client::style::{Cell, Style, state_style};
 use bglass_core::api::GrantView;
 use bglass_core::envelope::Action;
 use bglass_core::id::GrantId;
@@ -16,30 +17,39 @@ fn grant_id(text: &str) -> CliResult<GrantId> {
     parse_arg(None, text).map_err(|e| e.with_hint("copy the id from `bglass grants`"))
 }
 
-/// Lists grants from every proxy that answers.
+/// Lists grants from every proxy that answers, in aligned columns.
 pub fn list(config: Option<&Path>, args: JsonArgs) -> CliResult {
-    super::list_from_every_proxy(
+    super::table_from_every_proxy(
         config,
         args.json,
         "/v1/grants",
         "grant",
         "No grants.",
+        &[
+            "GRANT",
+            "STATE",
+            "RESPONDER",
+            "SERVICE",
+            "UNTIL",
+            "PROXY",
+            "REVIEW",
+        ],
         |proxy, g: &GrantView| {
+            let state = g.state.to_string();
             let review = match g.review_open {
-                Some(true) => "  EMERGENCY, review OPEN",
-                Some(false) => "  emergency, reviewed",
-                None => "",
+                Some(true) => Cell::styled("EMERGENCY, review OPEN", Style::Bad),
+                Some(false) => Cell::plain("emergency, reviewed"),
+                None => Cell::plain(""),
             };
-            format!(
-                "{}  {:<8} {} on {} until {} [{}]{}",
-                g.id,
-                g.state,
-                g.responder,
-                g.service,
-                timestamp::format_secs(g.exp),
-                proxy,
-                review
-            )
+            vec![
+                Cell::plain(g.id.to_string()),
+                Cell::styled(state.clone(), state_style(&state)),
+                Cell::plain(g.responder.to_string()),
+                Cell::plain(g.service.to_string()),
+                Cell::plain(timestamp::format_secs(g.exp)),
+                Cell::styled(proxy, Style::Dim),
+                review,
+            ]
         },
     )
 }

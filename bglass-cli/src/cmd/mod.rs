@@ -2,9 +2,11 @@
 
 pub mod access;
 pub mod act;
+pub mod agent;
 pub mod approvals;
 pub mod audit;
 pub mod catalog;
+pub mod complete;
 pub mod completions;
 pub mod curl;
 #[cfg(feature = "drill")]
@@ -12,6 +14,7 @@ pub mod drill;
 pub mod enroll;
 pub mod forward;
 pub mod grants;
+pub mod man;
 pub mod open;
 pub mod ssh;
 pub mod status;
@@ -110,15 +113,16 @@ pub fn unknown_service(
 }
 
 /// Prints the list at `path` from every proxy that answers: as JSON objects
-/// `{"proxy": …, KEY: …}` with `json`, else one `line` per item, or `empty` when there is
-/// none.
-pub fn list_from_every_proxy<T>(
+/// `{"proxy": …, KEY: …}` with `json`, else a table (`header`, then one `row` per item,
+/// its columns aligned and coloured when colour is on), or `empty` when there is none.
+pub fn table_from_every_proxy<T>(
     config: Option<&std::path::Path>,
     json: bool,
     path: &str,
     key: &str,
     empty: &str,
-    line: impl Fn(&str, &T) -> String,
+    header: &[&str],
+    row: impl Fn(&str, &T) -> Vec<bglass_client::style::Cell>,
 ) -> CliResult
 where
     T: serde::de::DeserializeOwned + serde::Serialize,
@@ -136,8 +140,9 @@ where
         if all.is_empty() {
             return crate::outln!("{empty}");
         }
-        for (proxy, item) in &all {
-            crate::outln!("{}", line(proxy, item))?;
+        let rows: Vec<_> = all.iter().map(|(proxy, item)| row(proxy, item)).collect();
+        for line in bglass_client::style::table(header, &rows, "") {
+            crate::outln!("{line}")?;
         }
         Ok(())
     })

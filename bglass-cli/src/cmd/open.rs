@@ -52,6 +52,9 @@ struct Gate {
     hosts: Vec<String>,
     /// Origins of the forwarder's own pages.
     origins: Vec<String>,
+    /// With `--kubeconfig`: the secret that starts the path of the kubeconfig's server URL
+    /// (`/kube-SECRET/…`). kubectl sends no cookies, and no bearer token over plain HTTP.
+    kube: Option<String>,
 }
 
 /// What to do with a request.
@@ -152,7 +155,16 @@ impl Gate {
             cookie: format!("bglass-session-{port}"),
             hosts,
             origins,
+            kube: None,
         })
+    }
+
+    /// The rest of `path` after the kubeconfig's secret prefix, when it starts with it.
+    fn kube_path<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let secret = self.kube.as_deref()?;
+        let rest = path.strip_prefix("/kube-")?;
+        let (given, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        same_secret(given, secret).then_some(tail)
     }
 
     /// The URL to print: reusable for this session.
@@ -244,6 +256,10 @@ impl Gate {
                     .to_owned(),
                 host: host.to_owned(),
             });
+        }
+        if self.kube_path(uri.path()).is_some() {
+            // kubectl with the kubeconfig `bglass open --kubeconfig` wrote.
+            return Admission::Relay;
         }
         let carries_secret = uri.query().is_some_and(|q| {
             q.split('&')
@@ -363,11 +379,21 @@ async fn serve(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Respons
 }
 
 async fn relay(f: Arc<Forward>, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
-    let path = req
+    let mut path = req
         .uri()
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
+    // kubectl's requests: the tool's path is what follows the kubeconfig's secret prefix.
+    if let Some(tail) = f.gate.kube_path(req.uri().path()) {
+        let query = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let tail = if tail.is_empty() { "/" } else { tail };
+        path = format!("{tail}{query}");
+    }
     let url = format!("{}{path}", f.base);
     let mut request = f
         .http
@@ -425,6 +451,38 @@ fn empty() -> Body {
         .boxed()
 }
 
+/// Writes a kubeconfig (mode 0600) whose one cluster is the forwarder at `local`, under the
+/// path prefix `/kube-SECRET` that admits kubectl's requests.
+fn write_kubeconfig(
+    path: &Path,
+    service: &ServiceName,
+    local: SocketAddr,
+    secret: &str,
+) -> CliResult {
+    let name = format!("bglass-{service}");
+    let text = format!(
+        "# Written by `bglass open {service} --kubeconfig`: the cluster is bglass's local\n\
+         # forwarder, which adds your grant; the secret in its URL is the forwarder's own and\n\
+         # works only while that command runs. Keep this file to yourself.\n\
+         apiVersion: v1\n\
+         kind: Config\n\
+         clusters:\n\
+         - name: {name}\n  \
+         cluster:\n    \
+         server: http://{local}/kube-{secret}\n\
+         users:\n\
+         - name: {name}\n  \
+         user: {{}}\n\
+         contexts:\n\
+         - name: {name}\n  \
+         context:\n    \
+         cluster: {name}\n    \
+         user: {name}\n\
+         current-context: {name}\n"
+    );
+    crate::store::write_private(path, text.as_bytes())
+}
+
 /// Runs `bglass open`.
 pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
     let service: ServiceName = super::parse_arg(Some("service"), &args.service)?;
@@ -442,20 +500,30 @@ pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
         .into_iter()
         .next()
         .ok_or_else(|| CliError::internal("no grant"))?;
+    if let Some(warning) = session.identity.agent_ends_before(grant.exp) {
+        eprintln!("bglass: warning: {warning}");
+    }
     let http = conn.http.clone();
     let base = format!("{}/s/{service}", conn.entry.url.trim_end_matches('/'));
     let token = grant.token.clone();
-    let no_browser = args.no_browser;
+    let no_browser = args.no_browser || args.kubeconfig.is_some();
+    let kubeconfig = args.kubeconfig.clone();
     block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.local)
             .await
             .map_err(|e| CliError::user(format!("cannot listen on {}: {e}", args.local)))?;
         let local: SocketAddr = listener.local_addr().map_err(CliError::internal)?;
+        let mut gate = Gate::new(local)?;
+        if let Some(path) = &kubeconfig {
+            let secret = random_hex(32)?;
+            write_kubeconfig(path, &service, local, &secret)?;
+            gate.kube = Some(secret);
+        }
         let forward = Arc::new(Forward {
             http,
             base,
             token,
-            gate: Gate::new(local)?,
+            gate,
         });
         let url = forward.gate.url(local);
         crate::outln!(
@@ -463,9 +531,20 @@ pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
             timestamp::format_secs(grant.exp),
             grant.id
         )?;
-        eprintln!(
-            "Open that URL in your browser (it carries this session's secret: keep it to yourself). Press Ctrl-C to stop."
-        );
+        if let Some(path) = &kubeconfig {
+            crate::outln!(
+                "kubeconfig for {service}: {} (e.g. kubectl --kubeconfig {} get namespaces)",
+                path.display(),
+                path.display()
+            )?;
+            eprintln!(
+                "The kubeconfig works while this runs (the secret in its URL is this forwarder's, not the cluster's credential). Press Ctrl-C to stop."
+            );
+        } else {
+            eprintln!(
+                "Open that URL in your browser (it carries this session's secret: keep it to yourself). Press Ctrl-C to stop."
+            );
+        }
         if !no_browser && let Some(launch) = forward.gate.launch_url(local) {
             // The browser's command line is visible to other local users: give it the
             // one-time secret, used up by the browser's first request.
@@ -526,6 +605,47 @@ mod tests {
 
     fn admit(g: &Gate, method: Method, uri: &str, pairs: &[(&str, &str)]) -> Admission {
         g.admit(&method, &uri.parse().unwrap(), &headers(pairs))
+    }
+
+    #[test]
+    fn the_kubeconfig_prefix_admits_only_when_set_and_equal() {
+        let (mut g, _) = gate();
+        let host = ("host", "127.0.0.1:4180");
+        assert!(matches!(
+            admit(&g, Method::GET, "/kube-0123abcd/version", &[host]),
+            Admission::Refuse(Refusal::NoSession)
+        ));
+        g.kube = Some("0123abcd".to_owned());
+        assert_eq!(
+            admit(&g, Method::GET, "/kube-0123abcd/version", &[host]),
+            Admission::Relay
+        );
+        assert_eq!(g.kube_path("/kube-0123abcd/api/v1"), Some("/api/v1"));
+        assert_eq!(g.kube_path("/kube-0123abcd"), Some(""));
+        for wrong in [
+            "/kube-0123abce/version",
+            "/kube-0123abc/version",
+            "/kube-/version",
+            "/version",
+        ] {
+            assert!(
+                matches!(
+                    admit(&g, Method::GET, wrong, &[host]),
+                    Admission::Refuse(Refusal::NoSession)
+                ),
+                "{wrong}"
+            );
+        }
+        // Another Host is refused even with the secret (DNS rebinding).
+        assert!(matches!(
+            admit(
+                &g,
+                Method::GET,
+                "/kube-0123abcd/version",
+                &[("host", "evil.example")]
+            ),
+            Admission::Refuse(Refusal::ForeignHost { .. })
+        ));
     }
 
     #[test]

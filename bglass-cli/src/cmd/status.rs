@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use bglass_client::style::{self, Cell, Style, state_style};
 use bglass_core::api::StatusView;
 use bglass_core::duration::elapsed_text;
 use bglass_core::size::ByteSize;
@@ -81,6 +82,13 @@ pub fn run(config: Option<&Path>, args: JsonArgs) -> CliResult {
                             status.log_size,
                         )?;
                         for line in health_lines(&status) {
+                            let loud = line.starts_with("AUDIT LOG FAILED")
+                                || line.starts_with("LOW DISK SPACE");
+                            let line = if loud {
+                                style::paint(&line, Style::Bad)
+                            } else {
+                                line
+                            };
                             crate::outln!("  {line}")?;
                         }
                         for rejected in [&status.catalog_rejected, &status.roster_rejected]
@@ -88,33 +96,40 @@ pub fn run(config: Option<&Path>, args: JsonArgs) -> CliResult {
                             .flatten()
                         {
                             crate::outln!(
-                                "  last reload REJECTED (still serving the previous version): {rejected}"
+                                "  last reload {} (still serving the previous version): {rejected}",
+                                style::paint("REJECTED", Style::Bad)
                             )?;
                         }
-                        for s in &status.services {
-                            crate::outln!(
-                                "  {:<18} {:<4} {:<8} approvals {}{}{}",
-                                s.name,
-                                s.kind,
-                                s.health,
-                                s.approvals,
+                        let rows: Vec<Vec<Cell>> = status
+                            .services
+                            .iter()
+                            .map(|s| {
+                                let health = s.health.to_string();
+                                let mut notes = Vec::new();
                                 if s.emergency_bypass {
-                                    ", emergency bypass"
-                                } else {
-                                    ""
-                                },
-                                s.detail
-                                    .as_ref()
-                                    .map(|d| format!(" ({d})"))
-                                    .unwrap_or_default()
-                            )?;
+                                    notes.push("emergency bypass".to_owned());
+                                }
+                                if let Some(d) = &s.detail {
+                                    notes.push(d.clone());
+                                }
+                                vec![
+                                    Cell::plain(s.name.to_string()),
+                                    Cell::plain(s.kind.to_string()),
+                                    Cell::styled(health.clone(), state_style(&health)),
+                                    Cell::plain(format!("approvals {}", s.approvals)),
+                                    Cell::plain(notes.join("; ")),
+                                ]
+                            })
+                            .collect();
+                        for line in style::table(&[], &rows, "  ") {
+                            crate::outln!("{line}")?;
                         }
                     }
                 }
                 Err(e) => {
                     docs.push(serde_json::json!({ "url": url, "error": e.to_string() }));
                     if !args.json {
-                        crate::outln!("{url}: UNAVAILABLE: {e}")?;
+                        crate::outln!("{url}: {}: {e}", style::paint("UNAVAILABLE", Style::Bad))?;
                     }
                 }
             }

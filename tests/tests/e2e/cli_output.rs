@@ -131,10 +131,11 @@ fn responder_approver_and_auditor_outputs() {
     );
     let requests = w.bglass("alice", &["requests"]);
     snap("requests", &requests);
+    // The first id in the table (after its header).
     let request = requests
         .stdout
         .split_whitespace()
-        .next()
+        .find(|w| w.starts_with("r-"))
         .unwrap()
         .to_owned();
     snap("approve", &w.bglass("alice", &["approve", &request]));
@@ -143,7 +144,7 @@ fn responder_approver_and_auditor_outputs() {
     let grafana = grants
         .stdout
         .lines()
-        .find(|l| l.contains(" grafana "))
+        .find(|l| l.split_whitespace().any(|w| w == "grafana"))
         .and_then(|l| l.split_whitespace().next())
         .unwrap()
         .to_owned();

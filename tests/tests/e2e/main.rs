@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod access_wait;
+mod agent;
 mod audit_crash;
 mod audit_report;
 mod audit_rollback;
@@ -16,9 +17,11 @@ mod catalog_check;
 mod cli_hardening;
 mod cli_output;
 mod did_you_mean;
+mod docs_output;
 mod drill;
 mod enroll;
 mod https_upstream;
+mod kubectl;
 mod messages;
 mod proxy_check;
 mod proxy_flow;
