@@ -514,3 +514,49 @@ fn unlocking_again_replaces_the_running_agent() {
     let lock = bglass(&w, rt, false, &["lock"]);
     assert_eq!(lock.code, Some(0), "{}", lock.stderr);
 }
+
+#[test]
+fn ssh_through_a_tunnel_signs_through_the_agent_too() {
+    let mut w = World::new(&["proxy-a"], &[("carol", "responder")]);
+    w.start_sshd(&[]);
+    w.start_redis();
+    w.catalog(bglass_tests::world::SSH_CATALOG);
+    w.start_all();
+    let runtime = runtime_dir();
+    let rt = runtime.path();
+    let (_agent, _, _) = unlock(&w, rt, "10m");
+    let access = bglass(
+        &w,
+        rt,
+        false,
+        &[
+            "access",
+            "bastion",
+            "--reason",
+            "agent ssh",
+            "--incident",
+            "INC-S",
+        ],
+    );
+    assert_eq!(access.code, Some(0), "{}", access.stderr);
+    // The tunnel's own mutual TLS, and the certificate request, are signed by the agent.
+    let user = bglass_tests::world::current_user();
+    let out = bglass(
+        &w,
+        rt,
+        false,
+        &[
+            "ssh",
+            "bastion",
+            "--user",
+            &user,
+            "--",
+            "echo",
+            "through the agent",
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stderr, w.logs());
+    assert_eq!(out.stdout, "through the agent\n");
+    let lock = bglass(&w, rt, false, &["lock"]);
+    assert_eq!(lock.code, Some(0), "{}", lock.stderr);
+}
