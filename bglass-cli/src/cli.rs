@@ -64,6 +64,9 @@ pub enum Command {
     Drill(DrillCommand),
     /// Print shell completions.
     Completions(CompletionsArgs),
+    /// The console: proxies, services, requests to approve, grants with their time left and
+    /// the live drill, kept current; one unlock for the session (`?` shows the keys).
+    Tui,
 }
 
 /// `bglass drill …`.

@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd;
+mod tui;
 
 use bglass_client::{client, config, error, out, outln, passphrase, store, tunnel};
 
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "drill")]
         cli::Command::Drill(command) => cmd::drill::run(cli.config.as_deref(), command),
         cli::Command::Completions(args) => cmd::completions::run(args),
+        cli::Command::Tui => tui::run(cli.config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -424,6 +424,12 @@ fn empty() -> Body {
 
 /// Runs `bglass open`.
 pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
+    // The input first: nothing is unlocked for a bad name or address.
+    check_args(&args)?;
+    run_in(Session::open(config)?, args)
+}
+
+fn check_args(args: &OpenArgs) -> CliResult<ServiceName> {
     let service: ServiceName = super::parse_arg(Some("service"), &args.service)?;
     if !args.local.ip().is_loopback() {
         return Err(
@@ -431,7 +437,12 @@ pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
                 .with_hint("the forwarder adds your grant to every request: never expose it"),
         );
     }
-    let session = Session::open(config)?;
+    Ok(service)
+}
+
+/// `bglass open` on a session already open (`bglass tui` hands its terminal over to it).
+pub fn run_in(session: Session, args: OpenArgs) -> CliResult {
+    let service = check_args(&args)?;
     let now = timestamp::now_ms() / 1000;
     let (grant, conn) = session
         .held_grants(&service)?
