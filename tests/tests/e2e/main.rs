@@ -25,3 +25,4 @@ mod proxy_refusals;
 mod ssh_certificates;
 mod ssh_tcp;
 mod storage_faults;
+mod tui;
