@@ -488,11 +488,7 @@ fn bar(left: u64, total: u64, width: usize) -> String {
         .checked_div(total)
         .map_or(0, |f| usize::try_from(f).unwrap_or(width))
         .min(width);
-    format!(
-        "{}{}",
-        "#".repeat(filled),
-        "-".repeat(width - filled)
-    )
+    format!("{}{}", "#".repeat(filled), "-".repeat(width - filled))
 }
 
 fn draw_grants(frame: &mut Frame<'_>, area: Rect, model: &Model, p: &Palette) {
