@@ -105,8 +105,14 @@ impl Screen {
         let out = work();
         take_terminal()
             .map_err(|e| CliError::user(format!("cannot take the terminal back: {e}")))?;
+        // Redraw everything (without `clear`, which asks the terminal where its cursor is
+        // and fails on a terminal that does not answer).
+        let area = self
+            .terminal
+            .size()
+            .map_err(|e| CliError::user(format!("cannot read the terminal's size: {e}")))?;
         self.terminal
-            .clear()
+            .resize(area.into())
             .map_err(|e| CliError::user(format!("cannot redraw: {e}")))?;
         Ok(out)
     }

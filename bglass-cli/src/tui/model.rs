@@ -765,6 +765,7 @@ impl Model {
                 let now = self.now_ms / 1000;
                 let grants = self.grants();
                 let Some(row) = grants.get(selection) else {
+                    self.say("no grant to act on yet");
                     return Vec::new();
                 };
                 if !self.grant_live(row.view, now) {
@@ -787,6 +788,7 @@ impl Model {
                 let now = self.now_ms / 1000;
                 let grants = self.grants();
                 let Some(row) = grants.get(selection) else {
+                    self.say("no grant to act on yet");
                     return Vec::new();
                 };
                 let service = row.view.service.clone();

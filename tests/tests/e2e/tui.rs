@@ -25,7 +25,14 @@ struct Console {
 }
 
 impl Console {
+    /// `bglass tui` as `who`, unlocked with `BGLASS_PASSPHRASE`.
     fn start(w: &World, who: &'static str) -> Self {
+        Self::start_with(w, who, true)
+    }
+
+    /// `bglass tui` as `who`; without `passphrase_env` it asks for the passphrase on the
+    /// terminal.
+    fn start_with(w: &World, who: &'static str, passphrase_env: bool) -> Self {
         let pty = native_pty_system()
             .openpty(PtySize {
                 rows: 24,
@@ -43,7 +50,9 @@ impl Console {
         }
         cmd.env("HOME", w.dir.path());
         cmd.env("TERM", "xterm-256color");
-        cmd.env("BGLASS_PASSPHRASE", PASSPHRASE);
+        if passphrase_env {
+            cmd.env("BGLASS_PASSPHRASE", PASSPHRASE);
+        }
         cmd.cwd(root());
         cmd.arg("--config");
         cmd.arg(&w.responder(who).config);
@@ -309,4 +318,107 @@ fn approver_sees_a_request_live_approves_and_revokes_it_and_the_terminal_is_rest
         "bob's console left the alternate screen"
     );
     assert!(bob.cooked(), "bob's terminal is in cooked mode again");
+}
+
+/// "from 12s ago" on the screen: the age in seconds.
+fn stale_age(screen: &str) -> Option<u64> {
+    let rest = screen.split("showing data from ").nth(1)?;
+    rest.split("s ago").next()?.trim().parse().ok()
+}
+
+#[test]
+fn when_the_proxy_stops_the_console_keeps_its_last_data_with_its_age_then_recovers() {
+    let mut w = World::new(&["proxy-a"], &[("alice", "responder")]);
+    w.start_nginx();
+    w.catalog(TEST_CATALOG);
+    w.start_all();
+    let mut alice = Console::start(&w, "alice");
+    alice.shows("serving: proxy-a", Duration::from_secs(30));
+    alice.shows("argocd", Duration::from_secs(5));
+
+    w.stop(0);
+    let screen = alice.shows(
+        "NO PROXY ANSWERS: showing data from",
+        Duration::from_secs(20),
+    );
+    // The last data stays, marked stale, and its age grows.
+    assert!(
+        screen.contains("argocd") && screen.contains("STALE: no proxy answers"),
+        "{screen}"
+    );
+    let first = stale_age(&screen).unwrap();
+    eventually(Duration::from_secs(10), "the data's age to grow", || {
+        stale_age(&alice.screen()).is_some_and(|age| age > first)
+    });
+    alice.keys("1");
+    let screen = alice.shows("DOWN", Duration::from_secs(5));
+    assert!(screen.contains("STALE"), "{screen}");
+
+    w.start(0);
+    let screen = alice.shows("serving: proxy-a", Duration::from_secs(30));
+    assert!(!screen.contains("NO PROXY ANSWERS"), "{screen}");
+    alice.keys("q");
+    assert_eq!(alice.ended(), 0, "{}", alice.screen());
+    assert!(!alice.alternate_screen() && alice.cooked());
+}
+
+#[test]
+fn o_hands_the_terminal_to_open_on_the_one_unlocked_key_and_takes_it_back() {
+    let mut w = World::new(&["proxy-a"], &[("alice", "responder")]);
+    w.start_nginx();
+    w.catalog(TEST_CATALOG);
+    w.start_all();
+    // No BGLASS_PASSPHRASE: the console asks once, on the terminal.
+    let mut alice = Console::start_with(&w, "alice", false);
+    alice.shows("Passphrase for", Duration::from_secs(30));
+    alice.keys(&format!("{PASSPHRASE}\r"));
+    alice.shows("serving: proxy-a", Duration::from_secs(30));
+
+    // grafana needs no approval: granted at once.
+    alice.keys("/grafana\r\r");
+    alice.shows("Ask for access", Duration::from_secs(5));
+    alice.keys("look at the dashboards\rINC-5\r");
+    alice.shows("GRANTED: grafana", Duration::from_secs(15));
+    alice.keys("4");
+    eventually(
+        Duration::from_secs(10),
+        "the grant on the Grants view",
+        || time_left(&alice.screen(), "grafana"),
+    );
+
+    // `o`: bglass open runs on the main screen, with the same unlocked key (it would stop
+    // at a passphrase prompt otherwise: nothing types one).
+    alice.keys("o");
+    let screen = alice.shows("grafana is at http://127.0.0.1:", Duration::from_secs(15));
+    assert!(
+        !alice.alternate_screen(),
+        "the console gave the screen back: {screen}"
+    );
+    assert!(alice.cooked(), "and the terminal's cooked mode");
+    let url = screen
+        .split("grafana is at ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let authority = url.trim_start_matches("http://").split('/').next().unwrap();
+    let path = &url[url.find(authority).unwrap() + authority.len()..];
+    let mut tcp = std::net::TcpStream::connect(authority).unwrap();
+    write!(tcp, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.")
+            && answer.contains(" 303 ")
+            && answer.contains("session started"),
+        "the forwarder started a session: {answer}"
+    );
+
+    // Ctrl-C ends the forwarder, not the console, which takes the terminal back.
+    alice.keys("\x03");
+    alice.shows("bglass open grafana: ended", Duration::from_secs(15));
+    assert!(alice.alternate_screen() && alice.raw());
+    alice.keys("q");
+    assert_eq!(alice.ended(), 0, "{}", alice.screen());
+    assert!(!alice.alternate_screen() && alice.cooked());
 }
