@@ -199,3 +199,48 @@ fn tiny_and_resized_terminals_draw_without_panicking() {
         }
     }
 }
+
+#[test]
+fn text_from_a_proxy_cannot_reach_the_terminal_as_escape_sequences() {
+    // The proxy refuses control characters in reasons; a proxy that sent them anyway (or
+    // an error message that carried them) must not move the cursor, clear the screen or
+    // retitle the approver's terminal.
+    let mut m = fixture::model(true);
+    for p in &mut m.proxies {
+        if let Some(d) = p.data.as_mut() {
+            for r in &mut d.requests {
+                r.reason = "\u{1b}[2J\u{1b}]0;pwned\u{7}ok".to_owned();
+            }
+        }
+    }
+    m.update(Event::Said("\u{1b}[31mred\u{1b}[0m".to_owned()));
+    m.tab = Tab::Requests;
+    let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
+    terminal.draw(|f| draw(f, &m)).unwrap();
+    for cell in terminal.backend().buffer().content() {
+        assert!(
+            !cell.symbol().contains(char::is_control),
+            "a control character reached a cell: {cell:?}"
+        );
+    }
+    let text = terminal.backend().to_string();
+    assert!(
+        text.contains("[2J]0;pwnedok") && text.contains("[31mred[0m"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_help_names_every_view_key() {
+    let mut m = fixture::model(true);
+    key(&mut m, KeyCode::Char('?'));
+    let text = screen(&m, 80, 24);
+    for k in [
+        "Enter", "/", "a / d", "x", "o", "s", "r", "q Ctrl-C", "Tab 1-5",
+    ] {
+        assert!(text.contains(k), "{k}: {text}");
+    }
+    // Any key closes it.
+    key(&mut m, KeyCode::Char('z'));
+    assert!(!screen(&m, 80, 24).contains(" Keys "));
+}
