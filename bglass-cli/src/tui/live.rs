@@ -24,8 +24,10 @@ const ROUND_LIMIT: Duration = Duration::from_secs(8);
 const LONG_POLL_SECS: u64 = 2;
 /// Between rounds when a proxy does not answer.
 const RETRY: Duration = Duration::from_secs(2);
-/// Every this many rounds, a proxy's log is checked against the last checkpoint seen again.
-const RECHECK_EVERY: u64 = 10;
+/// Every this many rounds, a proxy's status and drill are read again and its log is checked
+/// against the last checkpoint seen (other rounds read requests and grants only: two calls
+/// a round, so that a console left open costs a proxy about one request a second).
+const RECHECK_EVERY: u64 = 5;
 
 /// Why a call failed, in a line, and whether it was a split view.
 fn failure_text(e: &CallFailure) -> (String, bool) {
@@ -63,37 +65,47 @@ struct DrillAnswer {
     started_ms: u64,
 }
 
+/// One round of polling: requests and grants every round; the status (catalog, health, log
+/// size) and the drill only when `full`, else carried over from `last`.
 async fn poll_once(
     session: &mut Session,
     proxy: usize,
     recheck: bool,
+    last: Option<&ProxyData>,
 ) -> Result<(ProxyData, u64), (String, bool)> {
     if recheck {
         session.recheck(proxy);
     }
     let started = Instant::now();
-    let status: StatusView = get(session, proxy, "/v1/status").await?;
-    let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let requests: Vec<RequestView> = get(session, proxy, "/v1/requests").await?;
+    let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let grants: Vec<GrantView> = get(session, proxy, "/v1/grants").await?;
-    // No drill is a refusal (`no_drill`): nothing to show.
-    let drill = get::<DrillAnswer>(session, proxy, "/v1/drill")
-        .await
-        .ok()
-        .map(|d| (d.plan, d.started_ms));
-    Ok((
-        ProxyData {
-            id: status.proxy.to_string(),
-            roles: status.roles,
-            log_size: status.log_size,
-            audit_failure: status.audit_failure,
-            services: status.services,
+    let data = match last {
+        Some(last) if !recheck => ProxyData {
             requests,
             grants,
-            drill,
+            ..last.clone()
         },
-        latency,
-    ))
+        _ => {
+            let status: StatusView = get(session, proxy, "/v1/status").await?;
+            // No drill is a refusal (`no_drill`): nothing to show.
+            let drill = get::<DrillAnswer>(session, proxy, "/v1/drill")
+                .await
+                .ok()
+                .map(|d| (d.plan, d.started_ms));
+            ProxyData {
+                id: status.proxy.to_string(),
+                roles: status.roles,
+                log_size: status.log_size,
+                audit_failure: status.audit_failure,
+                services: status.services,
+                requests,
+                grants,
+                drill,
+            }
+        }
+    };
+    Ok((data, latency))
 }
 
 /// Polls proxy `proxy` until the receiver goes away; `refresh` changes when the user asks
@@ -105,21 +117,30 @@ pub async fn poll_proxy(
     mut refresh: watch::Receiver<u64>,
 ) {
     let mut round: u64 = 0;
+    let mut last: Option<ProxyData> = None;
+    let mut refreshed = false;
     loop {
-        let recheck = round.is_multiple_of(RECHECK_EVERY);
+        // The status, the drill and the split-view check every RECHECK_EVERY rounds, after
+        // a refresh, and until the proxy has answered once.
+        let recheck = round.is_multiple_of(RECHECK_EVERY) || refreshed || last.is_none();
         round += 1;
-        let result = tokio::time::timeout(ROUND_LIMIT, poll_once(&mut session, proxy, recheck))
-            .await
-            .unwrap_or_else(|_| {
-                Err((
-                    format!("no answer within {} s", ROUND_LIMIT.as_secs()),
-                    false,
-                ))
-            });
+        refreshed = false;
+        let result = tokio::time::timeout(
+            ROUND_LIMIT,
+            poll_once(&mut session, proxy, recheck, last.as_ref()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err((
+                format!("no answer within {} s", ROUND_LIMIT.as_secs()),
+                false,
+            ))
+        });
         let at_ms = timestamp::now_ms();
         let (outcome, newest) = match result {
             Ok((data, latency_ms)) => {
                 let newest = data.requests.iter().map(|r| r.seq).max().unwrap_or(0);
+                last = Some(data.clone());
                 let checkpoint_size = session.conns[proxy].record.as_ref().map(|r| r.size);
                 (
                     PollOutcome::Answered {
@@ -166,6 +187,7 @@ pub async fn poll_proxy(
                 if changed.is_err() {
                     return;
                 }
+                refreshed = true;
             }
         }
     }
