@@ -353,6 +353,12 @@ async fn console(session: Session, mut screen: Screen, color: bool) -> CliResult
                     model.update(Event::Said(said(&format!("bglass open {service}"))));
                     refresh_tx.send_modify(|n| *n += 1);
                 }
+                Command::Join => {
+                    let said = join(&mut screen, &keyboard, &session)?;
+                    handed_over = true;
+                    model.update(Event::Said(said));
+                    refresh_tx.send_modify(|n| *n += 1);
+                }
                 Command::Ssh(service) => {
                     let args = crate::cli::SshArgs {
                         service: service.to_string(),
@@ -422,6 +428,24 @@ fn spawn_act(
     }
 }
 
+/// Hands the terminal to `bglass drill join`; what to say afterwards.
+#[cfg(feature = "drill")]
+fn join(screen: &mut Screen, keyboard: &Keyboard, session: &Session) -> CliResult<String> {
+    let said = hand_over(screen, keyboard, session, |s| {
+        crate::cmd::drill::join_in(s, &crate::cli::JsonArgs { json: false })
+    })?;
+    Ok(said("bglass drill join"))
+}
+
+/// This `bglass` has no drill mode (the responder-only build).
+#[cfg(not(feature = "drill"))]
+fn join(_: &mut Screen, _: &Keyboard, _: &Session) -> CliResult<String> {
+    Ok(
+        "this bglass is built without drill mode: join with a full bglass (`bglass drill join`)"
+            .to_owned(),
+    )
+}
+
 /// Runs `work` on a copy of the session with the terminal handed over (on its own thread:
 /// the commands run their own runtime); returns how to report its outcome.
 fn hand_over(
@@ -433,9 +457,17 @@ fn hand_over(
     let copy = session.sibling()?;
     keyboard.park();
     let result = screen.handed_over(move || {
-        std::thread::spawn(move || work(copy))
+        let result = std::thread::spawn(move || work(copy))
             .join()
-            .unwrap_or_else(|_| Err(CliError::internal("the command stopped unexpectedly")))
+            .unwrap_or_else(|_| Err(CliError::internal("the command stopped unexpectedly")));
+        // Leave its last words on the screen until the user is done reading them.
+        if let Err(e) = &result {
+            eprintln!("error: {e}");
+        }
+        eprint!("Press Enter to return to bglass tui. ");
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        result
     });
     keyboard.resume();
     let result = result?;

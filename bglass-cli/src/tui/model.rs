@@ -294,6 +294,8 @@ pub enum Command {
     Open(ServiceName),
     /// Hand the terminal to `bglass ssh SERVICE` (an SSH tool).
     Ssh(ServiceName),
+    /// Hand the terminal to `bglass drill join` (the live drill's checklist).
+    Join,
 }
 
 /// How an access request made from the console went.
@@ -814,6 +816,12 @@ impl Model {
                         Vec::new()
                     }
                 };
+            }
+            (Tab::Drill, KeyCode::Enter) => {
+                if self.drill().is_some() {
+                    return vec![Command::Join];
+                }
+                self.say("no live drill runs");
             }
             _ => {}
         }

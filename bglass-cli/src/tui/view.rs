@@ -144,6 +144,7 @@ fn draw_footer(frame: &mut Frame<'_>, area: Rect, model: &Model, p: &Palette) {
         (_, Tab::Services) => "Enter ask  / filter  ? keys  q quit",
         (_, Tab::Requests) => "a approve  d deny  ? keys  q quit",
         (_, Tab::Grants) => "x revoke  o open  s ssh  ? keys  q quit",
+        (_, Tab::Drill) => "Enter join the live drill  ? keys  q quit",
         _ => "Tab/1-5 views  r refresh  ? keys  q quit",
     };
     let line = match &model.message {
@@ -610,16 +611,19 @@ fn draw_drill(frame: &mut Frame<'_>, area: Rect, model: &Model, p: &Palette) {
                 )));
             }
             let now = model.now_ms / 1000;
-            let mine: Vec<String> = model
-                .grants()
-                .iter()
-                .filter(|g| {
+            // Each of the drill's tools you were granted since it started (grant times are
+            // whole seconds: a grant in the drill's first second counts), once.
+            let mut mine: Vec<String> = Vec::new();
+            for service in &plan.services {
+                let granted = model.grants().into_iter().find(|g| {
                     g.view.responder == model.me
-                        && plan.services.contains(&g.view.service)
-                        && g.view.nbf * 1000 >= *started_ms
-                })
-                .map(|g| format!("{} {}", g.view.service, shown_state(g.view, now)))
-                .collect();
+                        && &g.view.service == service
+                        && g.view.nbf >= started_ms / 1000
+                });
+                if let Some(g) = granted {
+                    mine.push(format!("{service} {}", shown_state(g.view, now)));
+                }
+            }
             lines.push(Line::from(format!(
                 "your progress: {} of {} tools granted since the start{}",
                 mine.len(),
@@ -631,7 +635,7 @@ fn draw_drill(frame: &mut Frame<'_>, area: Rect, model: &Model, p: &Palette) {
                 }
             )));
             lines.push(Line::from(Span::styled(
-                "Take part with `bglass drill join`; the lead scores it with `bglass drill report`.",
+                "Enter joins it (bglass drill join: each tool probed in turn); the lead scores it with `bglass drill report`.",
                 p.dim(),
             )));
         }
@@ -671,6 +675,10 @@ const HELP: &[(&str, &str)] = &[
     ("x", "Grants: revoke the selected grant (a reason)"),
     ("o", "Grants: open an HTTP tool (hands over the terminal)"),
     ("s", "Grants: ssh to an SSH tool (hands over the terminal)"),
+    (
+        "Enter",
+        "Drill: join the live drill (hands over the terminal)",
+    ),
     ("r", "poll the proxies now"),
     ("q Ctrl-C", "quit (the key is wiped from memory)"),
 ];

@@ -416,8 +416,72 @@ fn o_hands_the_terminal_to_open_on_the_one_unlocked_key_and_takes_it_back() {
 
     // Ctrl-C ends the forwarder, not the console, which takes the terminal back.
     alice.keys("\x03");
+    alice.shows(
+        "Press Enter to return to bglass tui",
+        Duration::from_secs(15),
+    );
+    alice.keys("\r");
     alice.shows("bglass open grafana: ended", Duration::from_secs(15));
     assert!(alice.alternate_screen() && alice.raw());
+    alice.keys("q");
+    assert_eq!(alice.ended(), 0, "{}", alice.screen());
+    assert!(!alice.alternate_screen() && alice.cooked());
+}
+
+#[test]
+fn the_drill_view_shows_the_live_drill_and_enter_joins_it() {
+    let mut w = World::new(
+        &["proxy-a"],
+        &[("lead", "drill-lead"), ("alice", "responder")],
+    );
+    w.start_nginx();
+    w.catalog(TEST_CATALOG);
+    w.start_all();
+    let mut alice = Console::start(&w, "alice");
+    alice.shows("serving: proxy-a", Duration::from_secs(30));
+    alice.keys("5");
+    alice.shows("No live drill runs.", Duration::from_secs(5));
+
+    let scenario = w.dir.path().join("live.toml");
+    std::fs::write(
+        &scenario,
+        r#"version = 1
+name = "tui-check"
+description = "The console's participant reaches the dashboards and metrics"
+catalog = "proxy-a/services.toml"
+duration = "10m"
+proxies = ["proxy-a"]
+
+[participants]
+count = 1
+approvers = 0
+services = ["grafana", "prom"]
+"#,
+    )
+    .unwrap();
+    let started = w.bglass("lead", &["drill", "start", scenario.to_str().unwrap()]);
+    assert_eq!(started.code, Some(0), "{}", started.stderr);
+
+    // The console learns of it by itself (the next full round, or at once on `r`).
+    alice.keys("r");
+    let screen = alice.shows("LIVE DRILL tui-check-", Duration::from_secs(30));
+    assert!(
+        screen.contains("your progress: 0 of 2 tools granted"),
+        "{screen}"
+    );
+    // Enter hands the terminal to `bglass drill join` on the console's unlocked key.
+    alice.keys("\r");
+    let screen = alice.shows(
+        "Press Enter to return to bglass tui",
+        Duration::from_secs(60),
+    );
+    assert!(screen.contains("2 of 2 tools reached"), "{screen}");
+    alice.keys("\r");
+    alice.shows("bglass drill join: ended", Duration::from_secs(15));
+    alice.shows(
+        "your progress: 2 of 2 tools granted",
+        Duration::from_secs(15),
+    );
     alice.keys("q");
     assert_eq!(alice.ended(), 0, "{}", alice.screen());
     assert!(!alice.alternate_screen() && alice.cooked());

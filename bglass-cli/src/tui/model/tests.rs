@@ -248,3 +248,20 @@ fn keys_never_panic_on_an_empty_model() {
         }
     }
 }
+
+#[test]
+fn enter_joins_a_live_drill_and_says_when_none_runs() {
+    let mut m = fixture::model(true);
+    press(&mut m, KeyCode::Char('5'));
+    assert!(press(&mut m, KeyCode::Enter).is_empty());
+    assert_eq!(m.message.as_ref().unwrap().0, "no live drill runs");
+    let plan: LivePlan = serde_json::from_value(serde_json::json!({
+        "drill": "zero-trust-outage-20270115074820", "scenario": "zero-trust-outage",
+        "digest": "00", "services": ["grafana"], "skip": [], "duration_ms": 60000,
+    }))
+    .unwrap();
+    if let Some(d) = m.proxies[0].data.as_mut() {
+        d.drill = Some((plan, NOW_MS));
+    }
+    assert_eq!(press(&mut m, KeyCode::Enter), [Command::Join]);
+}
