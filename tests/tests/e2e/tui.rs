@@ -34,6 +34,11 @@ impl Console {
     /// `bglass tui` as `who`; without `passphrase_env` it asks for the passphrase on the
     /// terminal.
     fn start_with(w: &World, who: &'static str, passphrase_env: bool) -> Self {
+        Self::start_env(w, who, passphrase_env, &[])
+    }
+
+    /// `bglass tui` as `who` with extra environment variables.
+    fn start_env(w: &World, who: &'static str, passphrase_env: bool, env: &[(&str, &str)]) -> Self {
         let pty = native_pty_system()
             .openpty(PtySize {
                 rows: 24,
@@ -53,6 +58,9 @@ impl Console {
         cmd.env("TERM", "xterm-256color");
         if passphrase_env {
             cmd.env("BGLASS_PASSPHRASE", PASSPHRASE);
+        }
+        for (key, value) in env {
+            cmd.env(key, value);
         }
         cmd.cwd(root());
         cmd.arg("--config");
@@ -116,6 +124,20 @@ impl Console {
             .rows(0, cols)
             .nth(usize::from(n))
             .unwrap_or_default()
+    }
+
+    /// Cells drawn in a colour (foreground or background).
+    fn coloured_cells(&self) -> usize {
+        let parser = self.parser.lock().unwrap();
+        let screen = parser.screen();
+        let (rows, cols) = screen.size();
+        (0..rows.get())
+            .flat_map(|r| (0..cols.get()).map(move |c| (r, c)))
+            .filter_map(|(r, c)| screen.cell(r, c))
+            .filter(|cell| {
+                cell.fgcolor() != vt100::Color::Default || cell.bgcolor() != vt100::Color::Default
+            })
+            .count()
     }
 
     fn alternate_screen(&self) -> bool {
@@ -349,6 +371,15 @@ fn when_the_proxy_stops_the_console_keeps_its_last_data_with_its_age_then_recove
     let mut alice = Console::start(&w, "alice");
     alice.shows("serving: proxy-a", Duration::from_secs(30));
     alice.shows("argocd", Duration::from_secs(5));
+
+    // The same console under NO_COLOR draws no colour at all; the first one does.
+    let mut plain = Console::start_env(&w, "alice", true, &[("NO_COLOR", "1")]);
+    plain.shows("serving: proxy-a", Duration::from_secs(30));
+    plain.shows("argocd", Duration::from_secs(5));
+    assert_eq!(plain.coloured_cells(), 0, "{}", plain.screen());
+    assert!(alice.coloured_cells() > 0, "{}", alice.screen());
+    plain.keys("q");
+    assert_eq!(plain.ended(), 0);
 
     w.stop(0);
     let screen = alice.shows(
