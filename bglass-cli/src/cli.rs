@@ -83,6 +83,9 @@ pub enum Command {
     /// Internal: the key agent process `bglass unlock` starts.
     #[command(name = "agent-daemon", hide = true)]
     AgentDaemon(AgentDaemonArgs),
+    /// The console: proxies, services, requests to approve, grants with their time left and
+    /// the live drill, kept current; one unlock for the session (`?` shows the keys).
+    Tui,
 }
 
 /// `bglass drill …`.

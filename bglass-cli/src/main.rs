@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd;
+mod tui;
 
 use bglass_client::{client, config, error, out, outln, passphrase, store, tunnel};
 
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         cli::Command::Man(args) => cmd::man::run(args),
         cli::Command::Lock => cmd::agent::lock(cli.config.as_deref()),
         cli::Command::AgentDaemon(args) => cmd::agent::daemon(args),
+        cli::Command::Tui => tui::run(cli.config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -495,6 +495,102 @@ fn decode_hash(text: &str) -> Option<Hash> {
 }
 
 impl Session {
+    /// Another session of the same responder over the same proxies and state, without
+    /// unlocking the key again (a copy of the key, wiped when the session drops): for a
+    /// console that polls on one session while it acts on others.
+    pub fn sibling(&self) -> CliResult<Self> {
+        let identity = self.identity.try_clone()?;
+        let conns = self
+            .conns
+            .iter()
+            .map(|c| {
+                Ok(Conn {
+                    http: http_client(&c.entry, &identity)?,
+                    record: c.record.clone(),
+                    entry: c.entry.clone(),
+                    contacted: false,
+                    warned: c.warned,
+                })
+            })
+            .collect::<CliResult<Vec<_>>>()?;
+        Ok(Self {
+            identity,
+            store: self.store.clone(),
+            conns,
+            verbose: self.verbose,
+        })
+    }
+
+    /// Prints nothing on stderr (failover progress, distrust banners): for a caller that
+    /// owns the terminal and reports failures itself.
+    pub fn silence(&mut self) {
+        self.verbose = false;
+        for conn in &mut self.conns {
+            conn.warned = true;
+        }
+    }
+
+    /// Makes the next call to proxy `i` check its identity and its log against the last
+    /// checkpoint this machine saw again (split view), as at first contact.
+    pub fn recheck(&mut self, i: usize) {
+        if let Some(conn) = self.conns.get_mut(i) {
+            conn.contacted = false;
+        }
+    }
+
+    /// Keeps the grant of a granted request answered by proxy `proxy` with the local state,
+    /// and its audit receipt when the proxy gives one (for `bglass audit prove`).
+    pub async fn keep_granted(
+        &mut self,
+        proxy: usize,
+        view: &bglass_core::api::RequestView,
+    ) -> CliResult {
+        let grant = view
+            .grant
+            .as_ref()
+            .ok_or_else(|| CliError::internal("granted without a grant"))?;
+        let token = grant
+            .token
+            .clone()
+            .ok_or_else(|| CliError::internal("the proxy did not return the grant token"))?;
+        let record = self
+            .conns
+            .get(proxy)
+            .and_then(|c| c.record.clone())
+            .ok_or_else(|| CliError::internal("proxy not contacted"))?;
+        self.store.save_grant(&crate::store::HeldGrant {
+            id: grant.id.clone(),
+            service: grant.service.clone(),
+            proxy_url: record.url.clone(),
+            proxy: record.id.clone(),
+            token,
+            exp: grant.exp,
+            emergency: grant.emergency,
+            received_ms: timestamp::now_ms(),
+        })?;
+        if let Some(index) = view.grant_index {
+            let receipt = self
+                .call_with(
+                    &Call::get(format!("/v1/audit/receipt?index={index}")),
+                    Some(proxy),
+                )
+                .await
+                .ok()
+                .and_then(|(v, _)| serde_json::from_value(v).ok());
+            if let Some(receipt) = receipt {
+                self.store.save_receipt(&crate::store::StoredReceipt {
+                    grant: grant.id.clone(),
+                    proxy: record.id.clone(),
+                    key: record.key,
+                    receipt,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Session {
     /// The grants held for `service` with the proxies that issued them, newest first
     /// (grants are per proxy: when one proxy is down, another's grant may still serve).
     pub fn held_grants(

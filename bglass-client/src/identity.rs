@@ -53,6 +53,23 @@ impl Identity {
         }
     }
 
+    /// The same identity for another session: a copy of the unlocked key (wiped when it
+    /// drops), or the same agent.
+    pub fn try_clone(&self) -> CliResult<Self> {
+        let signer = match &self.signer {
+            Signer::Local(key) => Signer::Local(
+                SigningKey::from_pkcs8(key.pkcs8_der())
+                    .map_err(|e| CliError::internal(format!("copying the unlocked key: {e}")))?,
+            ),
+            Signer::Agent(client) => Signer::Agent(Arc::clone(client)),
+        };
+        Ok(Self {
+            id: self.id.clone(),
+            public: self.public,
+            signer,
+        })
+    }
+
     /// The responder of the config at `config_path`: through its key agent when one runs
     /// (no prompt), else by unlocking the key file with the passphrase. An agent that cannot
     /// be trusted (a directory or socket not private to this user, another uid behind it)

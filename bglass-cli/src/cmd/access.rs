@@ -20,7 +20,6 @@ use super::{block_on, print_json};
 use crate::cli::AccessArgs;
 use crate::client::{Call, CallFailure, Session};
 use crate::error::{CliError, CliResult, ErrorKind};
-use crate::store::{HeldGrant, StoredReceipt};
 
 /// Runs `bglass access`.
 pub fn run(config: Option<&Path>, args: AccessArgs) -> CliResult {
@@ -325,43 +324,11 @@ async fn granted(
         .grant
         .as_ref()
         .ok_or_else(|| CliError::internal("granted without a grant"))?;
-    let token = grant
-        .token
-        .clone()
-        .ok_or_else(|| CliError::internal("the proxy did not return the grant token"))?;
+    session.keep_granted(proxy, view).await?;
     let record = session.conns[proxy]
         .record
         .clone()
         .ok_or_else(|| CliError::internal("proxy not contacted"))?;
-    session.store.save_grant(&HeldGrant {
-        id: grant.id.clone(),
-        service: grant.service.clone(),
-        proxy_url: record.url.clone(),
-        proxy: record.id.clone(),
-        token,
-        exp: grant.exp,
-        emergency: grant.emergency,
-        received_ms: timestamp::now_ms(),
-    })?;
-    // The receipt: proof that the grant is in the proxy's log (kept for `bglass audit prove`).
-    if let Some(index) = view.grant_index {
-        let receipt = session
-            .call_with(
-                &Call::get(format!("/v1/audit/receipt?index={index}")),
-                Some(proxy),
-            )
-            .await
-            .ok()
-            .and_then(|(v, _)| serde_json::from_value(v).ok());
-        if let Some(receipt) = receipt {
-            session.store.save_receipt(&StoredReceipt {
-                grant: grant.id.clone(),
-                proxy: record.id.clone(),
-                key: record.key,
-                receipt,
-            })?;
-        }
-    }
     if json {
         return print_json(view);
     }

@@ -485,6 +485,12 @@ fn write_kubeconfig(
 
 /// Runs `bglass open`.
 pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
+    // The input first: nothing is unlocked for a bad name or address.
+    check_args(&args)?;
+    run_in(Session::open(config)?, args)
+}
+
+fn check_args(args: &OpenArgs) -> CliResult<ServiceName> {
     let service: ServiceName = super::parse_arg(Some("service"), &args.service)?;
     if !args.local.ip().is_loopback() {
         return Err(
@@ -492,7 +498,13 @@ pub fn run(config: Option<&Path>, args: OpenArgs) -> CliResult {
                 .with_hint("the forwarder adds your grant to every request: never expose it"),
         );
     }
-    let mut session = Session::open(config)?;
+    Ok(service)
+}
+
+/// `bglass open` on a session already open (`bglass tui` hands its terminal over to it).
+pub fn run_in(session: Session, args: OpenArgs) -> CliResult {
+    let service = check_args(&args)?;
+    let mut session = session;
     super::check_held(&mut session, &service)?;
     let now = timestamp::now_ms() / 1000;
     let (grant, conn) = session

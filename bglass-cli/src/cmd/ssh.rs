@@ -39,8 +39,15 @@ fn ssh_error(what: &str, e: &ssh2::Error) -> CliError {
 
 /// Runs `bglass ssh`.
 pub fn run(config: Option<&Path>, args: SshArgs) -> CliResult {
+    // The input first: nothing is unlocked for a bad name.
+    let _: ServiceName = super::parse_arg(Some("service"), &args.service)?;
+    run_in(config, Session::open(config)?, args)
+}
+
+/// `bglass ssh` on a session already open (`bglass tui` hands its terminal over to it).
+pub fn run_in(config: Option<&Path>, session: Session, args: SshArgs) -> CliResult {
     let service: ServiceName = super::parse_arg(Some("service"), &args.service)?;
-    let mut session = Session::open(config)?;
+    let mut session = session;
     super::check_held(&mut session, &service)?;
     let (grant, conn) = session
         .held_grants(&service)?

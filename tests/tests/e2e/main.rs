@@ -32,3 +32,4 @@ mod requests_cancel;
 mod ssh_certificates;
 mod ssh_tcp;
 mod storage_faults;
+mod tui;

@@ -16,7 +16,11 @@ use crate::error::{CliError, CliResult, ErrorKind};
 
 /// `bglass drill join`: the checklist of the running drill, probe by probe.
 pub(super) fn run(config: Option<&Path>, args: &JsonArgs) -> CliResult {
-    let mut session = Session::open(config)?;
+    run_in(Session::open(config)?, args)
+}
+
+/// `bglass drill join` on a session already open (`bglass tui` hands its terminal over).
+pub fn run_in(mut session: Session, args: &JsonArgs) -> CliResult {
     block_on(async move {
         let (plan, started_ms, _) = running_drill(&mut session).await?;
         let now = timestamp::now_ms();

@@ -16,6 +16,8 @@ use bglass_drill::participant;
 use bglass_drill::report::not_met;
 use bglass_drill::simulate;
 
+pub use join::run_in as join_in;
+
 use crate::cli::DrillCommand;
 use crate::client::{Call, Session};
 use crate::error::{CliError, CliResult};
