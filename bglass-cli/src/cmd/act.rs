@@ -60,6 +60,11 @@ pub async fn on_its_proxy(session: &mut Session, subject: Subject<'_>) -> CliRes
     Ok(found)
 }
 
+/// The route that takes `action` (approve, deny, cancel, revoke or review).
+pub(crate) fn route(action: &Action) -> CliResult<&'static str> {
+    target(action).map(|(_, route)| route)
+}
+
 /// What `action` acts on, and the route that takes it.
 fn target(action: &Action) -> CliResult<(Subject<'_>, &'static str)> {
     match action {

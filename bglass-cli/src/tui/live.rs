@@ -313,14 +313,17 @@ pub async fn act(
     proxy: usize,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    let (path, what) = match &action {
-        Action::Approve { request } => ("/v1/approve", format!("approve {request}")),
-        Action::Deny { request, .. } => ("/v1/deny", format!("deny {request}")),
-        Action::Revoke { grant, .. } => ("/v1/revoke", format!("revoke {grant}")),
-        _ => {
-            let _ = events.send(Event::Said(
-                "only approve, deny and revoke act on a proxy's request or grant".to_owned(),
-            ));
+    let what = match &action {
+        Action::Approve { request } => format!("approve {request}"),
+        Action::Deny { request, .. } => format!("deny {request}"),
+        Action::Cancel { request } => format!("withdraw {request}"),
+        Action::Revoke { grant, .. } => format!("revoke {grant}"),
+        _ => "act".to_owned(),
+    };
+    let path = match crate::cmd::act::route(&action) {
+        Ok(path) => path,
+        Err(e) => {
+            let _ = events.send(Event::Said(e.to_string()));
             return;
         }
     };
@@ -347,6 +350,7 @@ pub async fn act(
                     r.approvals_needed
                 ),
                 (Action::Deny { .. }, Ok(r), _) => format!("denied {}", r.id),
+                (Action::Cancel { .. }, Ok(r), _) => format!("withdrew {}", r.id),
                 (_, _, Ok(g)) => format!("{} on {} is now {}", g.id, g.service, g.state),
                 _ => format!("{what}: done"),
             }

@@ -337,6 +337,16 @@ async fn console(
                         &mut model,
                     );
                 }
+                Command::Cancel { request, proxy } => {
+                    spawn_act(
+                        &session,
+                        Action::Cancel { request },
+                        proxy,
+                        &events_tx,
+                        &refresh_tx,
+                        &mut model,
+                    );
+                }
                 Command::Revoke {
                     grant,
                     reason,

@@ -58,6 +58,28 @@ fn your_own_request_is_listed_but_cannot_be_decided_by_you() {
 }
 
 #[test]
+fn c_withdraws_only_your_own_pending_request_after_a_yes() {
+    let mut m = fixture::model(true);
+    press(&mut m, KeyCode::Char('3'));
+    // The first row waits for you: it is someone else's, not yours to withdraw.
+    assert!(press(&mut m, KeyCode::Char('c')).is_empty());
+    assert_eq!(m.mode, Mode::Normal);
+    assert!(m.message.as_ref().unwrap().0.contains("your own pending"));
+    press(&mut m, KeyCode::Down);
+    let mine = m.mine_pending()[0].view.id.clone();
+    let proxy = m.mine_pending()[0].proxy;
+    assert!(press(&mut m, KeyCode::Char('c')).is_empty());
+    assert!(matches!(m.mode, Mode::Confirm(Pending::Cancel { .. })));
+    assert_eq!(
+        press(&mut m, KeyCode::Char('y')),
+        [Command::Cancel {
+            request: mine,
+            proxy
+        }]
+    );
+}
+
+#[test]
 fn deny_and_revoke_need_a_reason_then_a_yes() {
     let mut m = fixture::model(true);
     press(&mut m, KeyCode::Char('3'));
