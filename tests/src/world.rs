@@ -136,6 +136,19 @@ fn announced(text: &str, prefix: &str) -> Option<u16> {
 }
 
 impl World {
+    /// The common world: one proxy (`proxy-a`) with nginx and the test catalog, started;
+    /// alice responds and approves, carol responds.
+    pub fn alice_and_carol() -> Self {
+        let mut w = Self::new(
+            &["proxy-a"],
+            &[("alice", "responder,approver"), ("carol", "responder")],
+        );
+        w.start_nginx();
+        w.catalog(TEST_CATALOG);
+        w.start_all();
+        w
+    }
+
     /// Proxies named `proxies`, responders `(id, roles)` enrolled with all proxies in order.
     pub fn new(proxies: &[&str], responders: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();

@@ -218,30 +218,19 @@ fn draw_proxies(frame: &mut Frame<'_>, area: Rect, model: &Model, p: &Palette) {
         })
         .collect();
     let n = rows.len();
-    let table = Table::new(
+    let table = list_table(
         rows,
-        [
-            Constraint::Length(14),
-            Constraint::Length(10),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Min(14),
-            Constraint::Length(11),
+        &[
+            ("proxy", Constraint::Length(14)),
+            ("state", Constraint::Length(10)),
+            ("latency", Constraint::Length(8)),
+            ("log", Constraint::Length(8)),
+            ("checkpoint", Constraint::Min(14)),
+            ("data", Constraint::Length(11)),
         ],
-    )
-    .header(
-        Row::new(vec![
-            "proxy",
-            "state",
-            "latency",
-            "log",
-            "checkpoint",
-            "data",
-        ])
-        .style(p.head()),
-    )
-    .row_highlight_style(p.selected())
-    .block(Block::new().borders(Borders::TOP).title(" Proxies "));
+        " Proxies ",
+        p,
+    );
     frame.render_stateful_widget(table, table_area, &mut table_state(model.selection(), n));
     if let Some(x) = model.proxies.get(model.selection()) {
         let mut lines = vec![Line::from(format!("url: {}", x.url))];
@@ -343,33 +332,18 @@ fn draw_services(frame: &mut Frame<'_>, area: Rect, model: &Model, p: &Palette) 
         })
         .collect();
     let n = rows.len();
-    let table = Table::new(
+    let table = list_table(
         rows,
-        [
-            Constraint::Length(18),
-            Constraint::Length(4),
-            Constraint::Length(7),
-            Constraint::Length(9),
-            Constraint::Length(11),
-            Constraint::Min(10),
+        &[
+            ("service", Constraint::Length(18)),
+            ("kind", Constraint::Length(4)),
+            ("health", Constraint::Length(7)),
+            ("approvals", Constraint::Length(9)),
+            ("your grant", Constraint::Length(11)),
+            ("detail", Constraint::Min(10)),
         ],
-    )
-    .header(
-        Row::new(vec![
-            "service",
-            "kind",
-            "health",
-            "approvals",
-            "your grant",
-            "detail",
-        ])
-        .style(p.head()),
-    )
-    .row_highlight_style(p.selected())
-    .block(
-        Block::new()
-            .borders(Borders::TOP)
-            .title(format!(" Services ({n}) ")),
+        format!(" Services ({n}) "),
+        p,
     );
     frame.render_stateful_widget(table, table_area, &mut table_state(model.selection(), n));
 }
@@ -419,32 +393,20 @@ fn draw_requests(frame: &mut Frame<'_>, area: Rect, model: &Model, p: &Palette) 
     } else {
         " Waiting for you (you are not an approver) ".to_owned()
     };
-    let table = Table::new(
+    let table = list_table(
         rows,
-        [
-            Constraint::Length(18),
-            Constraint::Length(10),
-            Constraint::Length(14),
-            Constraint::Length(5),
-            Constraint::Length(9),
-            Constraint::Length(10),
-            Constraint::Min(8),
+        &[
+            ("request", Constraint::Length(18)),
+            ("requester", Constraint::Length(10)),
+            ("service", Constraint::Length(14)),
+            ("appr", Constraint::Length(5)),
+            ("age", Constraint::Length(9)),
+            ("incident", Constraint::Length(10)),
+            ("reason", Constraint::Min(8)),
         ],
-    )
-    .header(
-        Row::new(vec![
-            "request",
-            "requester",
-            "service",
-            "appr",
-            "age",
-            "incident",
-            "reason",
-        ])
-        .style(p.head()),
-    )
-    .row_highlight_style(p.selected())
-    .block(Block::new().borders(Borders::TOP).title(title));
+        title,
+        p,
+    );
     let n = decide.len();
     let mut state = table_state(selection, n);
     if selection >= n {
@@ -452,28 +414,18 @@ fn draw_requests(frame: &mut Frame<'_>, area: Rect, model: &Model, p: &Palette) 
     }
     frame.render_stateful_widget(table, decide_area, &mut state);
     let rows: Vec<Row<'_>> = mine.iter().map(|r| row(r, false)).collect();
-    let table = Table::new(
+    let table = list_table(
         rows,
-        [
-            Constraint::Length(18),
-            Constraint::Length(14),
-            Constraint::Length(5),
-            Constraint::Length(9),
-            Constraint::Length(10),
-            Constraint::Min(8),
+        &[
+            ("request", Constraint::Length(18)),
+            ("service", Constraint::Length(14)),
+            ("appr", Constraint::Length(5)),
+            ("age", Constraint::Length(9)),
+            ("incident", Constraint::Length(10)),
+            ("reason", Constraint::Min(8)),
         ],
-    )
-    .header(
-        Row::new(vec![
-            "request", "service", "appr", "age", "incident", "reason",
-        ])
-        .style(p.head()),
-    )
-    .row_highlight_style(p.selected())
-    .block(
-        Block::new()
-            .borders(Borders::TOP)
-            .title(format!(" Your pending requests ({}) ", mine.len())),
+        format!(" Your pending requests ({}) ", mine.len()),
+        p,
     );
     let mut state = TableState::default();
     if selection >= n && !mine.is_empty() {
@@ -543,24 +495,33 @@ fn draw_grants(frame: &mut Frame<'_>, area: Rect, model: &Model, p: &Palette) {
         })
         .collect();
     let n = rows.len();
-    let table = Table::new(
+    let table = list_table(
         rows,
-        [
-            Constraint::Length(18),
-            Constraint::Length(10),
-            Constraint::Length(14),
-            Constraint::Length(if wide { 27 } else { 15 }),
-            Constraint::Min(6),
+        &[
+            ("grant", Constraint::Length(18)),
+            ("holder", Constraint::Length(10)),
+            ("service", Constraint::Length(14)),
+            ("time left", Constraint::Length(if wide { 27 } else { 15 })),
+            ("", Constraint::Min(6)),
         ],
-    )
-    .header(Row::new(vec!["grant", "holder", "service", "time left", ""]).style(p.head()))
-    .row_highlight_style(p.selected())
-    .block(
-        Block::new()
-            .borders(Borders::TOP)
-            .title(format!(" Grants ({n}) ")),
+        format!(" Grants ({n}) "),
+        p,
     );
     frame.render_stateful_widget(table, table_area, &mut table_state(model.selection(), n));
+}
+
+/// A list with a header row, the selected row highlighted, under a titled rule; `columns`
+/// are each column's heading and width.
+fn list_table<'a>(
+    rows: Vec<Row<'a>>,
+    columns: &[(&'a str, Constraint)],
+    title: impl Into<Line<'a>>,
+    p: &Palette,
+) -> Table<'a> {
+    Table::new(rows, columns.iter().map(|(_, width)| *width))
+        .header(Row::new(columns.iter().map(|(heading, _)| *heading)).style(p.head()))
+        .row_highlight_style(p.selected())
+        .block(Block::new().borders(Borders::TOP).title(title))
 }
 
 fn draw_drill(frame: &mut Frame<'_>, area: Rect, model: &Model, p: &Palette) {

@@ -8,19 +8,12 @@ use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bglass_tests::world::{TEST_CATALOG, World};
+use bglass_tests::world::World;
 use bglass_tests::{Run, eventually};
 use serde_json::Value;
 
 fn world() -> World {
-    let mut w = World::new(
-        &["proxy-a"],
-        &[("alice", "responder,approver"), ("carol", "responder")],
-    );
-    w.start_nginx();
-    w.catalog(TEST_CATALOG);
-    w.start_all();
-    w
+    World::alice_and_carol()
 }
 
 /// What a running command wrote to a pipe so far (read on a thread), and whether the pipe

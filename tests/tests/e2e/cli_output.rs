@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bglass_tests::world::{TEST_CATALOG, World};
+use bglass_tests::world::World;
 use bglass_tests::{Run, command, eventually, root, run};
 use serde_json::Value;
 
@@ -68,13 +68,7 @@ fn shown(out: &Run) -> String {
 
 /// One proxy with nginx and the test catalog; carol responds, alice approves.
 fn world() -> World {
-    let mut w = World::new(
-        &["proxy-a"],
-        &[("alice", "responder,approver"), ("carol", "responder")],
-    );
-    w.start_nginx();
-    w.catalog(TEST_CATALOG);
-    w.start_all();
+    let w = World::alice_and_carol();
     // Every service's health is known (the prober's first round), so that status shows it.
     eventually(
         Duration::from_secs(15),

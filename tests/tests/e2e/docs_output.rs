@@ -101,13 +101,7 @@ fn candidates(w: &World, who: &str, runtime: &std::path::Path, words: &[&str]) -
 
 #[test]
 fn services_and_ids_complete_without_a_prompt() {
-    let mut w = World::new(
-        &["proxy-a"],
-        &[("alice", "responder,approver"), ("carol", "responder")],
-    );
-    w.start_nginx();
-    w.catalog(TEST_CATALOG);
-    w.start_all();
+    let w = World::alice_and_carol();
     let runtime = tempfile::tempdir().unwrap();
     // Without an agent: the grants carol holds here, nothing asked of anyone.
     let granted = w.access("carol", "grafana");

@@ -3,18 +3,11 @@
 //! grant that ended says when and (revoked) by whom and why, and a refused revocation says
 //! what to do. Against the real binaries.
 
-use bglass_tests::world::{TEST_CATALOG, World};
+use bglass_tests::world::World;
 use bglass_tests::{assert_no_panic, now_secs, wait_past};
 
 fn world() -> World {
-    let mut w = World::new(
-        &["proxy-a"],
-        &[("alice", "responder,approver"), ("carol", "responder")],
-    );
-    w.start_nginx();
-    w.catalog(TEST_CATALOG);
-    w.start_all();
-    w
+    World::alice_and_carol()
 }
 
 #[test]

@@ -10,19 +10,12 @@ use bglass_core::envelope::{AccessRequest, Action};
 use bglass_core::id::ServiceName;
 use bglass_tests::raw::Raw;
 use bglass_tests::wait::within;
-use bglass_tests::world::{TEST_CATALOG, World};
+use bglass_tests::world::World;
 use bglass_tests::{eventually, wait_past};
 use serde_json::Value;
 
 fn world() -> World {
-    let mut w = World::new(
-        &["proxy-a"],
-        &[("alice", "responder,approver"), ("carol", "responder")],
-    );
-    w.start_nginx();
-    w.catalog(TEST_CATALOG);
-    w.start_all();
-    w
+    World::alice_and_carol()
 }
 
 fn access(service: &str) -> Action {
