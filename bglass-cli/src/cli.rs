@@ -108,9 +108,6 @@ pub enum DrillCommand {
     Join(JsonArgs),
     /// Score a live drill from copies of the proxies' audit logs.
     Report(DrillReportArgs),
-    /// Internal: one SSH login for the simulator, over a socket on standard input.
-    #[command(hide = true)]
-    SshLogin,
 }
 
 /// `bglass drill simulate`.

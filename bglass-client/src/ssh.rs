@@ -1,5 +1,9 @@
-//! What `bglass ssh` and the drill's SSH probes share: the proxy's answer to a certificate
-//! request, and the check of a host's key against the key the catalog pins.
+//! What `bglass ssh` and the drill's SSH logins share: the proxy's answer to a certificate
+//! request, the check of a host's key against the key the catalog pins, and the SSH login
+//! itself (russh, over any async stream: in practice the tunnel to the proxy).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -23,16 +27,14 @@ pub struct Issued {
     pub grant_expires: Option<u64>,
 }
 
-/// Refuses a host whose key is not the catalog's pinned key.
-pub fn check_host_key(ssh: &ssh2::Session, service: &ServiceName, pinned: &str) -> CliResult {
+/// Refuses a host whose key (`presented`, in the SSH wire encoding) is not the catalog's
+/// pinned key.
+pub fn check_host_key(presented: &[u8], service: &ServiceName, pinned: &str) -> CliResult {
     let expected = pinned
         .split_whitespace()
         .nth(1)
         .and_then(|b64| STANDARD.decode(b64).ok())
         .ok_or_else(|| CliError::internal("the catalog's host key is not an OpenSSH key"))?;
-    let (presented, _) = ssh
-        .host_key()
-        .ok_or_else(|| CliError::internal("the host sent no key"))?;
     if presented != expected.as_slice() {
         let shown = format!(
             "{} {}",
@@ -46,4 +48,105 @@ pub fn check_host_key(ssh: &ssh2::Session, service: &ServiceName, pinned: &str) 
         .with_hint("if the host was rebuilt, the operator must update host_key in services.toml; otherwise this may be an impostor"));
     }
     Ok(())
+}
+
+/// Why an SSH login failed.
+#[derive(Debug)]
+pub enum LoginError {
+    /// The session key or the certificate could not be read (a bug, not the host's fault).
+    Key(String),
+    /// The SSH handshake failed or did not finish in time.
+    Handshake(String),
+    /// The host's key is not the pinned key, or the pin is unreadable.
+    HostKey(CliError),
+    /// The host refused the certificate (`None`: it answered no; `Some`: the error on the way).
+    Refused(Option<String>),
+}
+
+/// The client side of one SSH connection: accepts only the host key the catalog pins.
+#[derive(Debug)]
+pub struct PinnedHost {
+    service: ServiceName,
+    pinned: String,
+}
+
+/// What the connection's handler fails with: the host-key refusal, or russh's own errors.
+#[derive(Debug)]
+pub enum HostError {
+    /// The host's key is not the pinned key.
+    HostKey(CliError),
+    /// The SSH protocol or transport failed.
+    Ssh(russh::Error),
+}
+
+impl From<russh::Error> for HostError {
+    fn from(e: russh::Error) -> Self {
+        Self::Ssh(e)
+    }
+}
+
+impl russh::client::Handler for PinnedHost {
+    type Error = HostError;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &russh::keys::PublicKey,
+    ) -> Result<bool, Self::Error> {
+        let presented = server_public_key
+            .to_bytes()
+            .map_err(|e| HostError::HostKey(CliError::internal(format!("the host's key: {e}"))))?;
+        check_host_key(&presented, &self.service, &self.pinned).map_err(HostError::HostKey)?;
+        Ok(true)
+    }
+}
+
+/// An authenticated SSH connection.
+pub type SshHandle = russh::client::Handle<PinnedHost>;
+
+/// Logs in over `stream` as `user` with `certificate` (OpenSSH format) for `private_key`
+/// (OpenSSH PEM), the host's key checked strictly against `pinned` before anything is sent
+/// under it. `timeout` bounds the handshake and the authentication.
+pub async fn login<S>(
+    stream: S,
+    service: &ServiceName,
+    pinned: &str,
+    user: &str,
+    private_key: &str,
+    certificate: &str,
+    timeout: Duration,
+) -> Result<SshHandle, LoginError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let key = russh::keys::PrivateKey::from_openssh(private_key)
+        .map_err(|e| LoginError::Key(format!("the session key: {e}")))?;
+    let cert = russh::keys::Certificate::from_openssh(certificate.trim())
+        .map_err(|e| LoginError::Key(format!("the certificate: {e}")))?;
+    let config = Arc::new(russh::client::Config::default());
+    let handler = PinnedHost {
+        service: service.clone(),
+        pinned: pinned.to_owned(),
+    };
+    let timed_out = || LoginError::Handshake(format!("no answer within {}s", timeout.as_secs()));
+    let mut handle = tokio::time::timeout(
+        timeout,
+        russh::client::connect_stream(config, stream, handler),
+    )
+    .await
+    .map_err(|_| timed_out())?
+    .map_err(|e| match e {
+        HostError::HostKey(e) => LoginError::HostKey(e),
+        HostError::Ssh(e) => LoginError::Handshake(e.to_string()),
+    })?;
+    let auth = tokio::time::timeout(
+        timeout,
+        handle.authenticate_openssh_cert(user, Arc::new(key), cert),
+    )
+    .await
+    .map_err(|_| timed_out())?
+    .map_err(|e| LoginError::Refused(Some(e.to_string())))?;
+    if !auth.success() {
+        return Err(LoginError::Refused(None));
+    }
+    Ok(handle)
 }

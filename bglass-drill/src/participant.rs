@@ -425,13 +425,8 @@ async fn probe_ssh(
     grant: &HeldGrant,
     how: &SshProbe,
 ) -> Result<(), Failed> {
-    let key = ssh_key::PrivateKey::random(
-        &mut rand_core::OsRng,
-        ssh_key::Algorithm::Ecdsa {
-            curve: ssh_key::EcdsaCurve::NistP256,
-        },
-    )
-    .map_err(|e| failed("certificate", "internal", e.to_string()))?;
+    let key = ssh_key::PrivateKey::random(&mut rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+        .map_err(|e| failed("certificate", "internal", e.to_string()))?;
     let public = key
         .public_key()
         .to_openssh()
@@ -494,157 +489,56 @@ async fn probe_ssh(
                 .clone()
                 .or_else(|| issued.principals.first().cloned())
                 .ok_or_else(|| failed("certificate", "bad_certificate", "no principal"))?;
-            let login = LoginRequest {
-                service: service.name.to_string(),
-                user,
-                certificate: issued.certificate.clone(),
-                private_key: private,
-                host_key: issued.host_key.clone(),
-            };
-            login_in_child(login, tunnel).await
+            login(tunnel, &service.name, &user, &private, &issued).await
         }
     }
 }
 
-/// What the login helper needs; sent over its socket before the SSH bytes.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct LoginRequest {
-    /// The service (for messages and the host key check).
-    pub service: String,
-    /// The login.
-    pub user: String,
-    /// The certificate the proxy issued.
-    pub certificate: String,
-    /// The session key (OpenSSH format).
-    pub private_key: String,
-    /// The host key pinned in the catalog.
-    pub host_key: String,
-}
-
-impl std::fmt::Debug for LoginRequest {
-    /// Never prints the session key.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginRequest")
-            .field("service", &self.service)
-            .field("user", &self.user)
-            .finish_non_exhaustive()
-    }
-}
-
-/// How the login helper reports failure on its standard output.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct LoginFailure {
-    /// A stable code.
-    pub code: String,
-    /// The error.
-    pub detail: String,
-}
-
-/// Logs in through `tunnel` in a child process (`bglass drill ssh-login`): libssh2 with
-/// its vendored OpenSSL corrupts memory when sessions run concurrently in one process, and
-/// a process per login keeps them apart while hundreds run at once. The child's standard
-/// input is one end of a socket pair; the request goes first, then the SSH bytes.
-async fn login_in_child<S>(login: LoginRequest, mut tunnel: S) -> Result<(), Failed>
+/// One SSH login through `tunnel` with the session key and its certificate, the host's
+/// key checked against the catalog's pin; the session ends as soon as the host accepted the
+/// certificate. Logins run concurrently in this process (russh keeps no global state).
+async fn login<S>(
+    tunnel: S,
+    name: &ServiceName,
+    user: &str,
+    private_key: &str,
+    issued: &bglass_client::ssh::Issued,
+) -> Result<(), Failed>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let internal = |e: &dyn std::fmt::Display| failed("tool", "internal", e.to_string());
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| internal(&e))?;
-    theirs.set_nonblocking(true).map_err(|e| internal(&e))?;
-    let mut theirs = tokio::net::UnixStream::from_std(theirs).map_err(|e| internal(&e))?;
-    let exe = std::env::current_exe().map_err(|e| internal(&e))?;
-    let child = tokio::process::Command::new(exe)
-        .args(["drill", "ssh-login"])
-        .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(ours)))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| internal(&e))?;
-    let header = serde_json::to_vec(&login).map_err(|e| internal(&e))?;
-    let len = u32::try_from(header.len()).map_err(|e| internal(&e))?;
-    theirs
-        .write_all(&len.to_be_bytes())
-        .await
-        .map_err(|e| internal(&e))?;
-    theirs.write_all(&header).await.map_err(|e| internal(&e))?;
-    let bridge = tokio::spawn(async move {
-        let _ = tokio::io::copy_bidirectional(&mut theirs, &mut tunnel).await;
-    });
-    let output = child.wait_with_output().await.map_err(|e| internal(&e));
-    bridge.abort();
-    let output = output?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let why: LoginFailure = serde_json::from_slice(&output.stdout).unwrap_or(LoginFailure {
-        code: "internal".to_owned(),
-        detail: format!("the login helper failed ({})", output.status),
-    });
-    let mut f = failed("tool", &why.code, why.detail);
-    f.permanent = why.code == "host_key_mismatch";
-    Err(f)
-}
-
-/// `bglass drill ssh-login` (internal): one SSH login over standard input, which is a
-/// socket carrying a length-prefixed [`LoginRequest`] and then the server's bytes. Exits
-/// 0 when the server accepted the certificate; otherwise prints a [`LoginFailure`].
-pub fn ssh_login_child() -> bglass_client::error::CliResult {
-    use std::io::Read;
-    let fail = |code: &str, detail: String| {
-        let text = serde_json::to_string(&LoginFailure {
-            code: code.to_owned(),
-            detail: detail.clone(),
-        })
-        .unwrap_or_default();
-        let _ = bglass_client::outln!("{text}");
-        CliError::new(ErrorKind::Denied, detail)
-    };
-    let fd = std::os::fd::AsFd::as_fd(&std::io::stdin())
-        .try_clone_to_owned()
-        .map_err(|e| fail("internal", format!("standard input: {e}")))?;
-    let mut socket = std::os::unix::net::UnixStream::from(fd);
-    let mut len = [0u8; 4];
-    socket
-        .read_exact(&mut len)
-        .map_err(|e| fail("internal", format!("reading the request: {e}")))?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > 64 * 1024 {
-        return Err(fail("internal", "request too large".to_owned()));
-    }
-    let mut header = vec![0u8; len];
-    socket
-        .read_exact(&mut header)
-        .map_err(|e| fail("internal", format!("reading the request: {e}")))?;
-    let login: LoginRequest = serde_json::from_slice(&header)
-        .map_err(|e| fail("internal", format!("the request: {e}")))?;
-    let name =
-        ServiceName::new(&login.service).map_err(|e| fail("internal", format!("service: {e}")))?;
-    let mut ssh = ssh2::Session::new().map_err(|e| fail("internal", e.to_string()))?;
-    ssh.set_tcp_stream(socket);
-    ssh.set_timeout(10_000);
-    ssh.handshake()
-        .map_err(|e| fail("ssh_handshake", e.to_string()))?;
-    bglass_client::ssh::check_host_key(&ssh, &name, &login.host_key)
-        .map_err(|e| fail("host_key_mismatch", e.to_string()))?;
-    ssh.userauth_pubkey_memory(
-        &login.user,
-        Some(&login.certificate),
-        &login.private_key,
-        None,
+    use bglass_client::ssh::LoginError;
+    let ssh = bglass_client::ssh::login(
+        tunnel,
+        name,
+        &issued.host_key,
+        user,
+        private_key,
+        &issued.certificate,
+        Duration::from_secs(10),
     )
-    .map_err(|e| {
-        fail(
+    .await
+    .map_err(|e| match e {
+        LoginError::Key(why) => failed("tool", "internal", why),
+        LoginError::Handshake(why) => failed("tool", "ssh_handshake", why),
+        LoginError::HostKey(e) => {
+            let mut f = failed("tool", "host_key_mismatch", e.to_string());
+            f.permanent = true;
+            f
+        }
+        LoginError::Refused(Some(why)) => failed(
+            "tool",
             "ssh_auth",
-            format!("{name} refused the certificate for {}: {e}", login.user),
-        )
+            format!("{name} refused the certificate for {user}: {why}"),
+        ),
+        LoginError::Refused(None) => failed(
+            "tool",
+            "ssh_auth",
+            format!("{name} did not accept the certificate for {user}"),
+        ),
     })?;
-    if !ssh.authenticated() {
-        return Err(fail(
-            "ssh_auth",
-            format!("{name} did not accept the certificate for {}", login.user),
-        ));
-    }
-    let _ = ssh.disconnect(None, "drill probe done", None);
+    let _ = ssh
+        .disconnect(russh::Disconnect::ByApplication, "drill probe done", "")
+        .await;
     Ok(())
 }

@@ -1,13 +1,12 @@
 //! `bglass ssh SERVICE [-- COMMAND…]`: a fresh in-memory key per session, an OpenSSH
 //! certificate for it from the proxy (valid for minutes, never past the grant, and only
-//! from the proxy's addresses), and an `ssh2` session
-//! through a tunnel. The host key must be the catalog's pinned key (never trusted on first
+//! from the proxy's addresses), and an SSH session (russh) run directly over the tunnel's
+//! stream. The host key must be the catalog's pinned key (never trusted on first
 //! use). With a command, its exit status becomes bglass's; without, an interactive shell on
 //! a PTY with the terminal in raw mode.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use bglass_core::api::GRANT_HEADER;
@@ -18,7 +17,9 @@ use crate::cli::SshArgs;
 use crate::client::{Session, answer};
 use crate::error::{CliError, CliResult, ErrorKind};
 use crate::tunnel::Dialer;
-use bglass_client::ssh::{Issued, check_host_key};
+use bglass_client::ssh::{Issued, LoginError, SshHandle};
+use russh::ChannelMsg;
+use tokio::io::AsyncWriteExt;
 
 /// Quotes one argument for a POSIX shell.
 fn quote(arg: &str) -> String {
@@ -33,7 +34,7 @@ fn quote(arg: &str) -> String {
     }
 }
 
-fn ssh_error(what: &str, e: &ssh2::Error) -> CliError {
+fn ssh_error(what: &str, e: &russh::Error) -> CliError {
     CliError::new(ErrorKind::Unavailable, format!("{what}: {e}"))
 }
 
@@ -56,15 +57,10 @@ pub fn run_in(config: Option<&Path>, session: Session, args: SshArgs) -> CliResu
         .ok_or_else(|| CliError::internal("no grant"))?;
     let dialer = Dialer::new(&session, &service)?;
 
-    // A key that exists only for this session (ECDSA P-256: libssh2 authenticates with
-    // certificates of this type).
-    let key = ssh_key::PrivateKey::random(
-        &mut rand_core::OsRng,
-        ssh_key::Algorithm::Ecdsa {
-            curve: ssh_key::EcdsaCurve::NistP256,
-        },
-    )
-    .map_err(|e| CliError::internal(format!("generating the session key: {e}")))?;
+    // A key that exists only for this session (Ed25519: the proxy certifies it and sshd
+    // accepts ssh-ed25519-cert-v01 certificates).
+    let key = ssh_key::PrivateKey::random(&mut rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+        .map_err(|e| CliError::internal(format!("generating the session key: {e}")))?;
     let public = key
         .public_key()
         .to_openssh()
@@ -107,58 +103,40 @@ pub fn run_in(config: Option<&Path>, session: Session, args: SshArgs) -> CliResu
         return save(config, &session, &service, &private, &issued, &user);
     }
 
-    // The tunnel, bridged to a socket pair that libssh2 can drive.
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(CliError::internal)?;
-    let (ready_tx, ready_rx) = mpsc::channel::<CliResult>();
-    let bridge = std::thread::spawn(move || {
-        let _ = block_on(async move {
-            let tunnel = match dialer.dial().await {
-                Ok(t) => {
-                    let _ = ready_tx.send(Ok(()));
-                    t
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return Ok(());
-                }
-            };
-            theirs.set_nonblocking(true).map_err(CliError::internal)?;
-            let mut theirs =
-                tokio::net::UnixStream::from_std(theirs).map_err(CliError::internal)?;
-            let mut tunnel = tunnel;
-            let _ = tokio::io::copy_bidirectional(&mut theirs, &mut tunnel).await;
-            Ok(())
-        });
-    });
-    ready_rx
-        .recv()
-        .map_err(|_| CliError::internal("the tunnel thread stopped"))??;
-
-    let mut ssh = ssh2::Session::new().map_err(|e| ssh_error("starting SSH", &e))?;
-    ssh.set_tcp_stream(ours);
-    ssh.set_timeout(30_000);
-    ssh.handshake()
-        .map_err(|e| ssh_error("SSH handshake", &e))?;
-    check_host_key(&ssh, &service, &issued.host_key)?;
-    ssh.userauth_pubkey_memory(&user, Some(&issued.certificate), &private, None)
-        .map_err(|e| {
-            CliError::new(ErrorKind::Denied, format!("{service} refused the certificate for user {user}: {e}"))
-                .with_hint("the host must trust this proxy's SSH CA (TrustedUserCAKeys) and list the principal for the user")
+    // The SSH session runs directly over the tunnel's stream.
+    let service_name = service.clone();
+    let status = block_on(async move {
+        let tunnel = dialer.dial().await?;
+        let ssh = bglass_client::ssh::login(
+            tunnel,
+            &service,
+            &issued.host_key,
+            &user,
+            &private,
+            &issued.certificate,
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|e| match e {
+            LoginError::Key(why) => CliError::internal(why),
+            LoginError::Handshake(why) => {
+                CliError::new(ErrorKind::Unavailable, format!("SSH handshake: {why}"))
+            }
+            LoginError::HostKey(e) => e,
+            LoginError::Refused(Some(why)) => refused(&service, &user, &why),
+            LoginError::Refused(None) => refused(&service, &user, "the host did not accept it"),
         })?;
-    if !ssh.authenticated() {
-        return Err(CliError::new(
-            ErrorKind::Denied,
-            format!("{service} did not accept the certificate"),
-        ));
-    }
-    let status = if args.command.is_empty() {
-        shell(&ssh)?
-    } else {
-        let command: Vec<String> = args.command.iter().map(|a| quote(a)).collect();
-        exec(&ssh, &command.join(" "))?
-    };
-    drop(ssh);
-    let _ = bridge.join();
+        let status = if args.command.is_empty() {
+            shell(&ssh).await?
+        } else {
+            let command: Vec<String> = args.command.iter().map(|a| quote(a)).collect();
+            exec(&ssh, &command.join(" ")).await?
+        };
+        let _ = ssh
+            .disconnect(russh::Disconnect::ByApplication, "", "")
+            .await;
+        Ok(status)
+    })?;
     match u8::try_from(status) {
         Ok(0) => Ok(()),
         Ok(code) => Err(CliError::new(ErrorKind::Exit(code), "")),
@@ -166,109 +144,135 @@ pub fn run_in(config: Option<&Path>, session: Session, args: SshArgs) -> CliResu
         // the command counts as failed.
         Err(_) => Err(CliError::new(
             ErrorKind::Unavailable,
-            format!("{service} reported exit status {status}, which is not 0-255"),
+            format!("{service_name} reported exit status {status}, which is not 0-255"),
         )),
     }
 }
 
+/// The host refused the session's certificate.
+fn refused(service: &ServiceName, user: &str, why: &str) -> CliError {
+    CliError::new(
+        ErrorKind::Denied,
+        format!("{service} refused the certificate for user {user}: {why}"),
+    )
+    .with_hint("the host must trust this proxy's SSH CA (TrustedUserCAKeys) and list the principal for the user")
+}
+
+/// What a channel ended with: its exit status, 255 when the command was killed by a signal
+/// (as ssh(1) reports it), 0 when the server said neither.
+#[derive(Debug, Default)]
+struct Ending {
+    status: Option<u32>,
+}
+
+impl Ending {
+    /// Records `msg` if it carries the channel's ending.
+    fn note(&mut self, msg: &ChannelMsg) {
+        match msg {
+            ChannelMsg::ExitStatus { exit_status } => self.status = Some(*exit_status),
+            ChannelMsg::ExitSignal { .. } => self.status = self.status.or(Some(255)),
+            _ => {}
+        }
+    }
+
+    fn status(&self) -> i64 {
+        i64::from(self.status.unwrap_or(0))
+    }
+}
+
 /// Runs one command; returns its exit status.
-fn exec(ssh: &ssh2::Session, command: &str) -> CliResult<i32> {
+async fn exec(ssh: &SshHandle, command: &str) -> CliResult<i64> {
     let mut channel = ssh
-        .channel_session()
+        .channel_open_session()
+        .await
         .map_err(|e| ssh_error("opening a channel", &e))?;
     channel
-        .exec(command)
+        .exec(true, command)
+        .await
         .map_err(|e| ssh_error("running the command", &e))?;
-    let mut stdout = std::io::stdout();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        let n = channel.read(&mut buf).map_err(CliError::internal)?;
-        if n == 0 {
-            break;
+    let mut stdout = tokio::io::stdout();
+    let mut stderr = tokio::io::stderr();
+    let mut ending = Ending::default();
+    while let Some(msg) = channel.wait().await {
+        match &msg {
+            ChannelMsg::Data { data } => {
+                stdout.write_all(data).await.map_err(CliError::internal)?;
+            }
+            ChannelMsg::ExtendedData { data, ext: 1 } => {
+                let _ = stderr.write_all(data).await;
+            }
+            _ => ending.note(&msg),
         }
-        stdout.write_all(&buf[..n]).map_err(CliError::internal)?;
     }
-    let mut err = String::new();
-    let _ = channel.stderr().read_to_string(&mut err);
-    eprint!("{err}");
-    let _ = stdout.flush();
-    channel
-        .wait_close()
-        .map_err(|e| ssh_error("closing the channel", &e))?;
-    channel
-        .exit_status()
-        .map_err(|e| ssh_error("reading the exit status", &e))
+    let _ = stdout.flush().await;
+    let _ = stderr.flush().await;
+    Ok(ending.status())
 }
 
 /// An interactive shell on a PTY, the local terminal in raw mode.
-fn shell(ssh: &ssh2::Session) -> CliResult<i32> {
+async fn shell(ssh: &SshHandle) -> CliResult<i64> {
     let mut channel = ssh
-        .channel_session()
+        .channel_open_session()
+        .await
         .map_err(|e| ssh_error("opening a channel", &e))?;
     let (cols, rows) = crossterm::terminal::size().unwrap_or((80, 24));
     let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".to_owned());
     channel
-        .request_pty(&term, None, Some((u32::from(cols), u32::from(rows), 0, 0)))
+        .request_pty(true, &term, u32::from(cols), u32::from(rows), 0, 0, &[])
+        .await
         .map_err(|e| ssh_error("requesting a terminal", &e))?;
     channel
-        .shell()
+        .request_shell(true)
+        .await
         .map_err(|e| ssh_error("starting the shell", &e))?;
     let raw = crossterm::terminal::enable_raw_mode().is_ok();
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    // Standard input is read by a thread of its own (a blocking read parked on a terminal
+    // must not hold the runtime); the process ends without waiting for it.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin();
         let mut buf = [0u8; 1024];
         while let Ok(n) = stdin.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+            if n == 0 || tx.blocking_send(buf[..n].to_vec()).is_err() {
                 break;
             }
         }
     });
-    ssh.set_blocking(false);
-    let mut stdout = std::io::stdout();
-    let mut buf = [0u8; 16 * 1024];
-    let result = loop {
-        let mut idle = true;
-        match channel.read(&mut buf) {
-            Ok(0) if channel.eof() => break Ok(()),
-            Ok(0) => {}
-            Ok(n) => {
-                idle = false;
-                let _ = stdout.write_all(&buf[..n]);
-                let _ = stdout.flush();
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => break Err(CliError::internal(e)),
-        }
-        while let Ok(input) = rx.try_recv() {
-            idle = false;
-            let mut rest: &[u8] = &input;
-            while !rest.is_empty() {
-                match channel.write(rest) {
-                    Ok(n) => rest = &rest[n..],
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(2))
+    let mut resized =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
+    let mut stdout = tokio::io::stdout();
+    let mut ending = Ending::default();
+    let mut input_open = true;
+    let result: CliResult = loop {
+        tokio::select! {
+            msg = channel.wait() => match msg {
+                None => break Ok(()),
+                Some(ChannelMsg::Data { data }) | Some(ChannelMsg::ExtendedData { data, .. }) => {
+                    let _ = stdout.write_all(&data).await;
+                    let _ = stdout.flush().await;
+                }
+                Some(msg) => ending.note(&msg),
+            },
+            input = rx.recv(), if input_open => match input {
+                Some(bytes) => {
+                    if channel.data(bytes.as_slice()).await.is_err() {
+                        input_open = false;
                     }
-                    Err(_) => break,
+                }
+                None => input_open = false,
+            },
+            Some(()) = async { match resized.as_mut() { Some(s) => s.recv().await, None => None } } => {
+                if let Ok((cols, rows)) = crossterm::terminal::size() {
+                    let _ = channel.window_change(u32::from(cols), u32::from(rows), 0, 0).await;
                 }
             }
-        }
-        if channel.eof() {
-            break Ok(());
-        }
-        if idle {
-            std::thread::sleep(Duration::from_millis(5));
         }
     };
     if raw {
         let _ = crossterm::terminal::disable_raw_mode();
     }
     result?;
-    ssh.set_blocking(true);
-    let _ = channel.wait_close();
-    channel
-        .exit_status()
-        .map_err(|e| ssh_error("reading the exit status", &e))
+    Ok(ending.status())
 }
 
 /// The `--config FILE ` to put in the snippet's ProxyCommand: empty when the config in use

@@ -12,7 +12,6 @@ mod stop;
 use std::path::Path;
 
 use bglass_core::drill::LivePlan;
-use bglass_drill::participant;
 use bglass_drill::report::not_met;
 use bglass_drill::simulate;
 
@@ -40,7 +39,6 @@ pub fn run(config: Option<&Path>, command: DrillCommand) -> CliResult {
         DrillCommand::Stop(args) => stop::run(config, &args),
         DrillCommand::Join(args) => join::run(config, &args),
         DrillCommand::Report(args) => report::run(&args),
-        DrillCommand::SshLogin => participant::ssh_login_child(),
     }
 }
 
