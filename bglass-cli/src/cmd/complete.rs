@@ -14,6 +14,7 @@ use bglass_client::client::{Call, Session};
 use bglass_client::config::{self, Config};
 use bglass_client::identity::Identity;
 use bglass_client::store::Store;
+use bglass_core::api::{GrantView, RequestView, StatusView};
 use clap_complete::engine::CompletionCandidate;
 
 /// How long completion may spend asking the proxies.
@@ -39,8 +40,8 @@ fn agent_session() -> Option<Session> {
     Some(session)
 }
 
-/// GETs `path` from the first proxy that answers, within the deadline.
-fn fetch(path: &str) -> Option<serde_json::Value> {
+/// GETs `path` from the first proxy that answers, within the deadline, as the API's type.
+fn fetch<T: serde::de::DeserializeOwned>(path: &str) -> Option<T> {
     let mut session = agent_session()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -55,7 +56,7 @@ fn fetch(path: &str) -> Option<serde_json::Value> {
             .map(|(value, _)| value)
     });
     runtime.shutdown_background();
-    value
+    serde_json::from_value(value?).ok()
 }
 
 fn dedup(mut names: Vec<(String, Option<String>)>) -> Vec<CompletionCandidate> {
@@ -79,17 +80,11 @@ pub fn services() -> Vec<CompletionCandidate> {
         .into_iter()
         .map(|g| (g.service.to_string(), Some("you hold a grant".to_owned())))
         .collect();
-    if let Some(status) = fetch("/v1/status") {
-        for s in status["services"].as_array().into_iter().flatten() {
-            if let Some(name) = s["name"].as_str() {
-                let help = format!(
-                    "{} {}",
-                    s["kind"].as_str().unwrap_or(""),
-                    s["health"].as_str().unwrap_or("")
-                );
-                names.push((name.to_owned(), Some(help)));
-            }
-        }
+    if let Some(status) = fetch::<StatusView>("/v1/status") {
+        names.extend(status.services.into_iter().map(|s| {
+            let help = format!("{} {}", s.kind.name(), s.health);
+            (s.name.to_string(), Some(help))
+        }));
     }
     dedup(names)
 }
@@ -100,17 +95,11 @@ pub fn grants() -> Vec<CompletionCandidate> {
         .into_iter()
         .map(|g| (g.id.to_string(), Some(g.service.to_string())))
         .collect();
-    if let Some(list) = fetch("/v1/grants") {
-        for g in list.as_array().into_iter().flatten() {
-            if let Some(id) = g["id"].as_str() {
-                let help = format!(
-                    "{} on {}",
-                    g["responder"].as_str().unwrap_or(""),
-                    g["service"].as_str().unwrap_or("")
-                );
-                ids.push((id.to_owned(), Some(help)));
-            }
-        }
+    if let Some(list) = fetch::<Vec<GrantView>>("/v1/grants") {
+        ids.extend(list.into_iter().map(|g| {
+            let help = format!("{} on {}", g.responder, g.service);
+            (g.id.to_string(), Some(help))
+        }));
     }
     dedup(ids)
 }
@@ -118,17 +107,11 @@ pub fn grants() -> Vec<CompletionCandidate> {
 /// Pending request ids (through the agent).
 pub fn requests() -> Vec<CompletionCandidate> {
     let mut ids = Vec::new();
-    if let Some(list) = fetch("/v1/requests") {
-        for r in list.as_array().into_iter().flatten() {
-            if let Some(id) = r["id"].as_str() {
-                let help = format!(
-                    "{} wants {}",
-                    r["responder"].as_str().unwrap_or(""),
-                    r["service"].as_str().unwrap_or("")
-                );
-                ids.push((id.to_owned(), Some(help)));
-            }
-        }
+    if let Some(list) = fetch::<Vec<RequestView>>("/v1/requests") {
+        ids.extend(list.into_iter().map(|r| {
+            let help = format!("{} wants {}", r.responder, r.service);
+            (r.id.to_string(), Some(help))
+        }));
     }
     dedup(ids)
 }
