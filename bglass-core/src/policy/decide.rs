@@ -197,6 +197,7 @@ impl State {
             created_ms: ctx.now_ms,
             approved_by: Vec::new(),
             status: RequestStatus::Pending,
+            ended_ms: 0,
             drill: access.drill.clone(),
             seq: self.request_seq + 1,
         };

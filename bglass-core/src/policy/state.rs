@@ -51,6 +51,8 @@ pub struct RequestRec {
     pub approved_by: Vec<ResponderId>,
     /// Status.
     pub status: RequestStatus,
+    /// When it ended without a grant (denied, expired or withdrawn), Unix ms; 0 before.
+    pub ended_ms: u64,
     /// Drill, if any.
     pub drill: Option<String>,
     /// Order of arrival at this proxy (1, 2, …): approvers long-poll for requests newer
@@ -144,6 +146,38 @@ impl State {
         Ok(())
     }
 
+    /// Ends a pending request without a grant. Live, the proxy applies the events it
+    /// records itself (expiries) once they are durable but its decisions at once, so two
+    /// ends of one request (an expiry and a withdrawal or a denial) can be applied in the
+    /// opposite order from the log's. The earlier end wins whatever the order — by time,
+    /// then denial before withdrawal before expiry, then the denier's name — so that the
+    /// state a restart replays is the live one.
+    fn end_request(&mut self, id: &RequestId, status: RequestStatus, at_ms: u64) {
+        fn rank(status: &RequestStatus) -> Option<(u8, &str)> {
+            match status {
+                RequestStatus::Denied(by) => Some((0, by.as_str())),
+                RequestStatus::Cancelled => Some((1, "")),
+                RequestStatus::Expired => Some((2, "")),
+                RequestStatus::Pending | RequestStatus::Granted(_) => None,
+            }
+        }
+        let Some(r) = self.requests.get_mut(id) else {
+            return;
+        };
+        let replace = match (&r.status, rank(&status)) {
+            (RequestStatus::Pending, Some(_)) => true,
+            (current, Some(new)) => {
+                rank(current).is_some_and(|old| (at_ms, new) < (r.ended_ms, old))
+            }
+            (_, None) => false,
+        };
+        if replace {
+            self.pending.remove(&r.seq);
+            r.status = status;
+            r.ended_ms = at_ms;
+        }
+    }
+
     /// Applies one event (at replay, or once it is durable live).
     pub fn apply(&mut self, index: u64, event: &Event) {
         let now_s = event.time_ms / 1000;
@@ -187,6 +221,7 @@ impl State {
                         created_ms: event.time_ms,
                         approved_by: Vec::new(),
                         status: RequestStatus::Pending,
+                        ended_ms: 0,
                         drill: event.drill.clone(),
                         seq,
                     },
@@ -209,32 +244,24 @@ impl State {
                 if let Some(envelope) = envelope {
                     remember(envelope);
                 }
-                if reason == DENIED_BY_APPROVER
-                    && let Some(r) = request.as_ref().and_then(|id| self.requests.get_mut(id))
-                {
-                    self.pending.remove(&r.seq);
-                    r.status = RequestStatus::Denied(
-                        event
-                            .actor
-                            .as_ref()
-                            .map_or_else(|| "an approver".to_owned(), ToString::to_string),
-                    );
-                }
-                if reason == REQUEST_EXPIRED
-                    && let Some(r) = request.as_ref().and_then(|id| self.requests.get_mut(id))
-                    && matches!(r.status, RequestStatus::Pending)
-                {
-                    self.pending.remove(&r.seq);
-                    r.status = RequestStatus::Expired;
-                }
-                // Only the requester's own withdrawal of a pending request counts.
-                if reason == CANCELLED_BY_REQUESTER
-                    && let Some(r) = request.as_ref().and_then(|id| self.requests.get_mut(id))
-                    && matches!(r.status, RequestStatus::Pending)
-                    && event.actor.as_ref() == Some(&r.responder)
-                {
-                    self.pending.remove(&r.seq);
-                    r.status = RequestStatus::Cancelled;
+                let end = match reason.as_str() {
+                    DENIED_BY_APPROVER => {
+                        Some(RequestStatus::Denied(event.actor.as_ref().map_or_else(
+                            || "an approver".to_owned(),
+                            ToString::to_string,
+                        )))
+                    }
+                    REQUEST_EXPIRED => Some(RequestStatus::Expired),
+                    // Only the requester's own withdrawal counts.
+                    CANCELLED_BY_REQUESTER => request
+                        .as_ref()
+                        .and_then(|id| self.requests.get(id))
+                        .filter(|r| event.actor.as_ref() == Some(&r.responder))
+                        .map(|_| RequestStatus::Cancelled),
+                    _ => None,
+                };
+                if let (Some(status), Some(id)) = (end, request.as_ref()) {
+                    self.end_request(id, status, event.time_ms);
                 }
             }
             EventKind::Grant {

@@ -267,3 +267,76 @@ fn an_ended_grant_says_when_by_whom_and_why() {
     );
     assert!(ended.hint.unwrap().contains("bglass access grafana"));
 }
+
+/// The proxy applies the expiry it records itself once it is durable, but a withdrawal or
+/// a denial it decides at once, so these can be applied in the opposite order from the
+/// log's. The earlier end must win either way, so that a restart rebuilds the live state
+/// (found by the `policy` fuzz target).
+#[test]
+fn the_earlier_end_of_a_request_wins_whatever_order_the_ends_were_applied() {
+    let t0 = 1_767_225_600_000;
+    let id = crate::id::RequestId::new("r-0000000000000001").unwrap();
+    let alice = ResponderId::new("alice").unwrap();
+    let pending = || {
+        let mut state = State::new();
+        state.pending.insert(1, id.clone());
+        state.requests.insert(
+            id.clone(),
+            RequestRec {
+                id: id.clone(),
+                responder: alice.clone(),
+                access: crate::envelope::AccessRequest {
+                    service: ServiceName::new("grafana").unwrap(),
+                    ttl: None,
+                    reason: "r".to_owned(),
+                    incident: "INC-1".to_owned(),
+                    emergency: false,
+                    drill: None,
+                },
+                ttl_secs: 900,
+                created_ms: t0,
+                approved_by: Vec::new(),
+                status: RequestStatus::Pending,
+                ended_ms: 0,
+                drill: None,
+                seq: 1,
+            },
+        );
+        state
+    };
+    let end = |reason: &str, time_ms: u64, actor: Option<&str>| {
+        let mut e = event(EventKind::Denial {
+            reason: reason.to_owned(),
+            detail: String::new(),
+            request: Some(id.clone()),
+            service: None,
+            grant: None,
+            envelope: None,
+        });
+        e.time_ms = time_ms;
+        e.actor = actor.map(|a| ResponderId::new(a).unwrap());
+        e.drill = None;
+        e
+    };
+    let expired = end(REQUEST_EXPIRED, t0 + 3_600_000, Some("alice"));
+    let withdrawn = end(CANCELLED_BY_REQUESTER, t0 + 3_600_500, Some("alice"));
+    let denied = end(DENIED_BY_APPROVER, t0 + 3_600_700, Some("bob"));
+    for order in [
+        [&expired, &withdrawn, &denied],
+        [&withdrawn, &expired, &denied],
+        [&denied, &withdrawn, &expired],
+        [&withdrawn, &denied, &expired],
+    ] {
+        let mut state = pending();
+        for (index, e) in order.iter().enumerate() {
+            state.apply(index as u64, e);
+        }
+        assert_eq!(state.requests[&id].status, RequestStatus::Expired);
+        assert_eq!(state.requests[&id].ended_ms, t0 + 3_600_000);
+        assert!(state.pending.is_empty());
+    }
+    // A withdrawal by anyone but the requester ends nothing.
+    let mut state = pending();
+    state.apply(0, &end(CANCELLED_BY_REQUESTER, t0, Some("bob")));
+    assert_eq!(state.requests[&id].status, RequestStatus::Pending);
+}
