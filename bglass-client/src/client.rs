@@ -538,6 +538,23 @@ impl Session {
         }
     }
 
+    /// One long poll of request `id` on proxy `proxy`, the one that holds it: its view as
+    /// soon as it changes, or after `wait_secs`.
+    pub async fn poll_request(
+        &mut self,
+        proxy: usize,
+        id: &bglass_core::id::RequestId,
+        wait_secs: u64,
+    ) -> Result<bglass_core::api::RequestView, CallFailure> {
+        let call = Call::get(format!("/v1/requests/{id}?wait={wait_secs}"));
+        let (value, _) = self.attempt(&call, Some(proxy)).await?;
+        serde_json::from_value(value).map_err(|e| {
+            CallFailure::Local(CliError::internal(format!(
+                "unexpected answer about {id}: {e}"
+            )))
+        })
+    }
+
     /// Keeps the grant of a granted request answered by proxy `proxy` with the local state,
     /// and its audit receipt when the proxy gives one (for `bglass audit prove`).
     pub async fn keep_granted(

@@ -255,9 +255,8 @@ async fn wait_for_approval(
         }
         // A long poll: the proxy answers at once when the request changes, else after a
         // second (which keeps the clock above ticking).
-        let call = Call::get(format!("/v1/requests/{}?wait=1", view.id));
-        match session.attempt(&call, Some(proxy)).await {
-            Ok((value, _)) => {
+        match session.poll_request(proxy, &view.id, 1).await {
+            Ok(next) => {
                 if let Some(since) = down_since.take() {
                     if tty {
                         eprintln!();
@@ -269,10 +268,7 @@ async fn wait_for_approval(
                     );
                     retries = 0;
                 }
-                view = match serde_json::from_value(value) {
-                    Ok(v) => v,
-                    Err(e) => break Err(CliError::internal(e)),
-                };
+                view = next;
                 if view.status != "pending" {
                     if tty {
                         // The answer: end the status line and ring the bell.

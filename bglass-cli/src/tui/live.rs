@@ -254,15 +254,12 @@ pub async fn access(
                 {
                     return;
                 }
-                let path = format!("/v1/requests/{}?wait=20", view.id);
-                match session.attempt(&Call::get(path), Some(proxy)).await {
-                    Ok((value, _)) => match serde_json::from_value(value) {
-                        Ok(v) => view = v,
-                        Err(e) => {
-                            let _ = events.send(ended(format!("unexpected answer: {e}")));
-                            return;
-                        }
-                    },
+                match session.poll_request(proxy, &view.id, 20).await {
+                    Ok(next) => view = next,
+                    Err(CallFailure::Local(e)) => {
+                        let _ = events.send(ended(e.to_string()));
+                        return;
+                    }
                     Err(CallFailure::Refused(r)) => {
                         let _ = events.send(ended(format!("{}: {r}", view.id)));
                         return;
@@ -293,6 +290,13 @@ pub async fn access(
             "expired" => {
                 let _ = events.send(ended(format!(
                     "EXPIRED: {} ({}): no approver decided in time",
+                    service, view.id
+                )));
+                return;
+            }
+            "cancelled" => {
+                let _ = events.send(ended(format!(
+                    "WITHDRAWN: {} ({}): you withdrew it",
                     service, view.id
                 )));
                 return;

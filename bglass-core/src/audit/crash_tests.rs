@@ -3,6 +3,7 @@
 //! a torn write can leave. Each damaged copy must open, keep every acknowledged entry, and
 //! verify (before opening, the verifier names the torn tail and never calls it altered; a
 //! change inside a file is always called altered).
+#![cfg(test)]
 
 use std::path::Path;
 use std::time::Duration;

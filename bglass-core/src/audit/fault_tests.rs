@@ -5,6 +5,7 @@
 //! that the log does not hold, the log refused appends while failed, it recovered by itself
 //! once the fault was cleared (recording `log_failed` and `log_recovered`), and the files
 //! reopen and verify.
+#![cfg(test)]
 
 use std::path::Path;
 use std::sync::Arc;
