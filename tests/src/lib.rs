@@ -9,6 +9,7 @@ pub mod attack;
 pub mod audit;
 pub mod catalogs;
 pub mod https;
+pub mod loadgen;
 pub mod ports;
 pub mod raw;
 pub mod toml;

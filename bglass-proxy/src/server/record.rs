@@ -55,11 +55,11 @@ impl Proxy {
         events: &[Event],
     ) -> Result<Vec<Appended>, Refusal> {
         let start = Instant::now();
-        let results = tokio::task::spawn_blocking(move || {
-            pending.into_iter().map(Submitted::wait).collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| Refusal::new("internal", 500, format!("audit wait: {e}")))?;
+        // The writer thread wakes this task itself: no thread waits per request.
+        let mut results = Vec::with_capacity(pending.len());
+        for submitted in pending {
+            results.push(submitted.await);
+        }
         let micros = timestamp::micros(start.elapsed());
         let mut out = Vec::with_capacity(results.len());
         for (result, event) in results.into_iter().zip(events) {

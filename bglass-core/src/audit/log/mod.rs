@@ -22,10 +22,12 @@ mod error;
 mod proofs;
 mod reader;
 mod recover;
+mod reply;
 mod writer;
 
 pub use error::{AuditAppendError, AuditOpenError, LogFault, OwnEntry, ProofError, ReplayError};
 pub use reader::EntryReader;
+pub use reply::Submitted;
 
 /// The default size of the reserve file (see [`LogConfig::reserve_bytes`]).
 pub const DEFAULT_RESERVE_BYTES: u64 = 8 << 20;
@@ -127,17 +129,6 @@ pub struct Appended {
     pub leaf: Hash,
 }
 
-/// An entry queued for appending.
-#[derive(Debug)]
-pub struct Submitted(mpsc::Receiver<Result<Appended, AuditAppendError>>);
-
-impl Submitted {
-    /// Waits until the entry is on disk (or the append failed).
-    pub fn wait(self) -> Result<Appended, AuditAppendError> {
-        self.0.recv().unwrap_or(Err(AuditAppendError::Closed))
-    }
-}
-
 /// What recovery found and did at open.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -168,10 +159,8 @@ pub struct RecoveryReport {
 /// The callback that sees every entry at open.
 type Replay<'a> = dyn FnMut(u64, &[u8]) -> Result<(), ReplayError> + 'a;
 
-type Reply = mpsc::SyncSender<Result<Appended, AuditAppendError>>;
-
 pub(super) enum Command {
-    Append(Vec<u8>, Reply),
+    Append(Vec<u8>, reply::Reply),
     Checkpoint(mpsc::SyncSender<Result<VerifiedCheckpoint, AuditAppendError>>),
 }
 
@@ -414,11 +403,12 @@ impl AuditLog {
     }
 
     /// Queues one entry without waiting. Entries submitted in order are appended in that
-    /// order; [`Submitted::wait`] returns once the entry is on disk.
+    /// order; [`Submitted::wait`] returns (and the `Submitted` future resolves) once the
+    /// entry is on disk.
     pub fn submit(&self, entry: Vec<u8>) -> Result<Submitted, AuditAppendError> {
-        let (reply, rx) = mpsc::sync_channel(1);
+        let (reply, submitted) = reply::channel();
         self.send(Command::Append(entry, reply))?;
-        Ok(Submitted(rx))
+        Ok(submitted)
     }
 
     /// Signs a checkpoint now (if any entry is not yet covered) and returns the latest one.

@@ -36,7 +36,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// The reserve file, in the log directory.
 pub(super) const RESERVE_FILE: &str = "reserve";
 
-type Reply = mpsc::SyncSender<Result<Appended, AuditAppendError>>;
+use super::reply::{self, Reply};
 
 /// The `errno` of a full disk.
 const ENOSPC: i32 = 28;
@@ -382,14 +382,12 @@ impl Writer {
         if self.wal.is_none() {
             self.rewrite_wal()?;
         }
-        let (reply, rx) = mpsc::sync_channel(1);
+        let (reply, submitted) = reply::channel();
         self.write_batch(vec![(bytes, reply)]);
-        rx.recv()
-            .unwrap_or(Err(AuditAppendError::Closed))
-            .map_err(|e| LogFault::Record {
-                entry,
-                source: Box::new(e),
-            })
+        submitted.wait().map_err(|e| LogFault::Record {
+            entry,
+            source: Box::new(e),
+        })
     }
 
     pub(super) fn commit(&mut self, appends: Vec<(Vec<u8>, Reply)>) {
