@@ -119,8 +119,7 @@ impl TlsNginx {
 impl Drop for TlsNginx {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            crate::upstreams::terminate(&mut c);
         }
     }
 }

@@ -42,6 +42,23 @@ pub fn spawn_nginx(prefix: &Path) -> Child {
         .unwrap()
 }
 
+/// Stops a server the way its operator would: SIGTERM, then SIGKILL if it has not exited
+/// within 5 s. nginx's master stops its workers on SIGTERM; killed outright, it leaves them
+/// running (and holding their ports) as orphans.
+pub fn terminate(child: &mut Child) {
+    let pid = rustix::process::Pid::from_child(child);
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl World {
     /// Starts nginx on loopback, accepting only `UPSTREAM_USER:UPSTREAM_PASSWORD`.
     pub fn start_nginx(&mut self) {

@@ -660,12 +660,10 @@ impl Drop for World {
             }
         }
         if let Some(mut c) = self.nginx.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            crate::upstreams::terminate(&mut c);
         }
         for mut c in self.others.drain(..) {
-            let _ = c.kill();
-            let _ = c.wait();
+            crate::upstreams::terminate(&mut c);
         }
     }
 }
