@@ -16,6 +16,12 @@ use bglass_proxy::init::InitError;
 use bglass_proxy::server::StartError;
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: under load the proxy allocates and frees per request
+/// from two worker threads and the audit writer, where glibc's arenas spent about 15% of the
+/// proxy's CPU (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The bglass out-of-band authenticating proxy.
 #[derive(Debug, Parser)]
 #[command(name = "bglass-proxy", version, about)]

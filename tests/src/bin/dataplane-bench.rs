@@ -33,7 +33,7 @@ use bglass_core::api::GRANT_HEADER;
 use bglass_tests::loadgen::{self, Target, Until, cpu_of, with_children};
 use bglass_tests::ports::PortHold;
 use bglass_tests::raw::Raw;
-use bglass_tests::upstreams::{nginx_user_line, spawn_nginx};
+use bglass_tests::upstreams::{nginx_user_line, spawn_nginx, terminate};
 use bglass_tests::world::{World, upstream_credential, wait_port};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 
@@ -129,8 +129,7 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate(&mut self.child);
     }
 }
 

@@ -31,6 +31,9 @@ use crate::keys::SigningKey;
 
 /// Most entries written in one group commit.
 const MAX_BATCH: usize = 8192;
+/// How many full bundles the write-ahead file may hold beyond the last one before it is
+/// trimmed (each holds 256 entries, about 64 KiB of `use` events).
+const WAL_TRIM_BUNDLES: u64 = 16;
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// The reserve file, in the log directory.
@@ -510,8 +513,10 @@ impl Writer {
             self.tiles_owed.remove(0);
         }
         // Keep the last full bundle's entries (they rebuild it if a crash leaves it short).
+        // The file is rewritten only once it holds WAL_TRIM_BUNDLES bundles more than that:
+        // a rewrite is a new file, a sync and a rename, too dear for every bundle.
         let keep_from = self.bundles.saturating_sub(1) * TILE_WIDTH as u64;
-        if keep_from > self.wal_base {
+        if keep_from >= self.wal_base + WAL_TRIM_BUNDLES * TILE_WIDTH as u64 {
             // At most the entries held (past them, all are dropped).
             let drop = usize::try_from(keep_from - self.wal_base)
                 .map_or(self.wal_entries.len(), |d| d.min(self.wal_entries.len()));
