@@ -400,7 +400,7 @@ impl Writer {
                 .clone()
                 .unwrap_or_else(|| f.error.clone());
             for (_, reply) in appends {
-                let _ = reply.send(Err(AuditAppendError::Failed(why.clone())));
+                reply.send(Err(AuditAppendError::Failed(why.clone())));
             }
             return;
         }
@@ -416,7 +416,7 @@ impl Writer {
             let entry = match Entry::new(entry) {
                 Ok(entry) => entry,
                 Err(e) => {
-                    let _ = reply.send(Err(AuditAppendError::Size(e.len)));
+                    reply.send(Err(AuditAppendError::Size(e.len)));
                     continue;
                 }
             };
@@ -452,7 +452,7 @@ impl Writer {
         if let Err(fault) = written {
             let err = self.fail(fault);
             for (_, reply) in accepted {
-                let _ = reply.send(Err(err.clone()));
+                reply.send(Err(err.clone()));
             }
             return;
         }
@@ -470,7 +470,7 @@ impl Writer {
         lock_state(&self.state).edge = edge;
         self.unsigned_since.get_or_insert_with(Instant::now);
         for (reply, appended) in answers {
-            let _ = reply.send(Ok(appended));
+            reply.send(Ok(appended));
         }
         if let Err(e) = self.flush_bundles() {
             // The entries are durable in the write-ahead file; the bundle is written again
