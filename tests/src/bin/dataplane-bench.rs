@@ -233,7 +233,7 @@ fn pkcs8_v1_pem(key: &rcgen::KeyPair) -> String {
 }
 
 /// One path of the benchmark.
-struct Path_ {
+struct Route {
     name: &'static str,
     target: Target,
     request: Vec<u8>,
@@ -252,7 +252,7 @@ struct Figures {
     ok: u64,
 }
 
-fn measure(rt: &tokio::runtime::Runtime, path: &Path_, a: &Args) -> Figures {
+fn measure(rt: &tokio::runtime::Runtime, path: &Route, a: &Args) -> Figures {
     let until = match a.requests {
         Some(n) => Until::Requests(n),
         None => Until::Time(Duration::from_secs(a.seconds)),
@@ -427,8 +427,8 @@ fn main() {
     let localhost = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     let nginx_name = ServerName::try_from(NGINX_NAME).unwrap();
     let proxy_name = ServerName::IpAddress(proxy_addr.ip().into());
-    let paths = vec![
-        Path_ {
+    let paths = [
+        Route {
             name: "upstream",
             target: Target::Plain(localhost(up_port)),
             request: format!(
@@ -437,7 +437,7 @@ fn main() {
             .into_bytes(),
             procs: vec![("upstream", up_pids.clone())],
         },
-        Path_ {
+        Route {
             name: "nginx",
             target: Target::Tls(
                 localhost(mtls_port),
@@ -447,7 +447,7 @@ fn main() {
             request: format!("GET / HTTP/1.1\r\nHost: {NGINX_NAME}\r\n\r\n").into_bytes(),
             procs: vec![("nginx", ngx_pids.clone()), ("upstream", up_pids.clone())],
         },
-        Path_ {
+        Route {
             name: "proxy",
             target: Target::Tls(proxy_addr, Arc::clone(&proxy_tls), proxy_name.clone()),
             request: format!(
@@ -459,13 +459,13 @@ fn main() {
                 ("upstream", up_pids.clone()),
             ],
         },
-        Path_ {
+        Route {
             name: "nginx-chain",
             target: Target::Plain(localhost(front_port)),
             request: format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{front_port}\r\n\r\n").into_bytes(),
             procs: vec![("nginx", ngx_pids.clone()), ("upstream", up_pids.clone())],
         },
-        Path_ {
+        Route {
             name: "open",
             target: Target::Plain(localhost(open_port)),
             request: format!(
