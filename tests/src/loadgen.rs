@@ -348,6 +348,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// `/proc/PID/stat`; `None` when it is gone.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu(&stat)
+}
+
+fn stat_cpu(stat: &str) -> Option<f64> {
     // The command name may hold spaces: fields start after its closing parenthesis.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
@@ -357,6 +361,12 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     // /proc counts in USER_HZ, which Linux fixes at 100 for user space.
     let ticks = 100.0;
     Some((utime + stime) / ticks)
+}
+
+/// CPU seconds used by thread `tid` of process `pid`.
+pub fn task_cpu_seconds(pid: u32, tid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    stat_cpu(&stat)
 }
 
 /// The process `pid` and its children (nginx's master and its workers).

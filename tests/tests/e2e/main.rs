@@ -12,6 +12,7 @@ mod audit_report;
 mod audit_rollback;
 mod audit_tamper;
 mod audit_tiles;
+mod benchmarks;
 mod binary;
 mod catalog_check;
 mod cli_hardening;
