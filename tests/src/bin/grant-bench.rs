@@ -281,9 +281,8 @@ fn main() {
         let mut latencies: Vec<u32> = rt.block_on(async {
             let mut tasks = Vec::new();
             for who in &people {
-                let tls = Arc::new(
-                    bglass_tls::client_config(pin.clone(), &who.key, who.id.as_str()).unwrap(),
-                );
+                let tls =
+                    Arc::new(bglass_tls::client_config(pin, &who.key, who.id.as_str()).unwrap());
                 tasks.push(tokio::spawn(responder(
                     Arc::clone(who),
                     Target::Tls(addr, tls, ServerName::IpAddress(addr.ip().into())),
