@@ -352,7 +352,8 @@ async fn forward(
     };
     // Scheme, address and Host come from the catalog (`upstream::Upstreams::send`).
     let uri = path_and_query;
-    let mut headers = parts.headers.clone();
+    let mut parts = parts;
+    let mut headers = std::mem::take(&mut parts.headers);
     clean_request(&mut headers, peer.addr);
     // Values the tool must never echo back to the responder.
     let mut secrets: Vec<zeroize::Zeroizing<String>> = Vec::new();
@@ -574,14 +575,10 @@ impl UseRecord {
             duration_ms: timestamp::millis(self.started.elapsed()),
             start: Some(self.start),
         };
-        let proxy = Arc::clone(&self.proxy);
-        let actor = self.actor.clone();
         // The outcome, after the response: the request itself is already in the log (its
         // `use_start`); a failed append here fails the log, and later requests are refused.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = proxy.record(Some(actor), kind).await;
-            });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.proxy.record_detached(Some(self.actor.clone()), kind);
         }
     }
 }

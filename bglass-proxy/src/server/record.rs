@@ -66,7 +66,10 @@ impl Proxy {
             match result {
                 Ok(appended) => {
                     self.metrics.audit_append(micros, true);
-                    let _ = self.notify.send((appended.index, event.clone()));
+                    // No webhook target: the notifier has stopped; nothing to hand over.
+                    if !self.notify.is_closed() {
+                        let _ = self.notify.send((appended.index, event.clone()));
+                    }
                     out.push(appended);
                 }
                 Err(e) => {
@@ -100,6 +103,31 @@ impl Proxy {
         lock(&self.state).apply(first.index, &event);
         self.applied(&event);
         Ok(first)
+    }
+
+    /// Queues one event that changes no state and that nobody waits for: a use's outcome,
+    /// recorded after its response (the request itself was made durable, as `use_start`,
+    /// before the tool saw it). The writer appends it with the next group commit; a failed
+    /// append fails the log, and later requests are refused. Only when a notifier runs is a
+    /// task spawned to hand it over once durable.
+    pub fn record_detached(self: &Arc<Self>, actor: Option<ResponderId>, kind: EventKind) {
+        let (event, pending) = {
+            let state = lock(&self.state);
+            let drill = state.drill_tag(&kind);
+            let event = self.event(actor, kind, drill);
+            match self.submit(std::slice::from_ref(&event)) {
+                Ok(pending) => (event, pending),
+                // Refused because the log failed: recorded as such by `submit`.
+                Err(_) => return,
+            }
+        };
+        if self.notify.is_closed() {
+            return;
+        }
+        let proxy = Arc::clone(self);
+        tokio::spawn(async move {
+            let _ = proxy.wait(pending, std::slice::from_ref(&event)).await;
+        });
     }
 
     /// Tells open streams when a grant ends, and long polls when a request changes.

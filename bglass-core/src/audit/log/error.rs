@@ -131,6 +131,9 @@ pub enum LogFault {
         /// The bundle.
         bundle: u64,
     },
+    /// The thread that writes bundles and tiles is gone (it cannot start or has stopped).
+    #[error("the bundle and tile writer thread stopped")]
+    BundlerStopped,
     /// The reserve file could not be made again.
     #[error("the reserve file: {0}")]
     Reserve(StorageError),

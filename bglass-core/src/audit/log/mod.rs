@@ -18,6 +18,7 @@ use super::tree::{Hash, TreeEdge};
 use crate::id::ProxyId;
 use crate::keys::SigningKey;
 
+mod bundler;
 mod error;
 mod proofs;
 mod reader;

@@ -21,6 +21,7 @@ use super::super::checkpoint::{self, VerifiedCheckpoint};
 use super::super::event::{EVENT_VERSION, Event, EventKind};
 use super::super::storage::{self, Disk, Entry, FileOp, StorageError, WAL_FILE};
 use super::super::tree::{FullTile, TILE_WIDTH, TreeEdge, leaf_hash};
+use super::bundler::{Bundler, Job};
 use super::recover::recompute_tile;
 use super::{
     Appended, AuditAppendError, AuditOpenError, Command, LogFault, LogRecovery, OwnEntry, State,
@@ -74,6 +75,11 @@ pub(super) struct Writer {
     pub wal_base: u64,
     /// Full bundles written to disk.
     pub bundles: u64,
+    /// Full bundles handed to the bundler thread (written or not yet).
+    bundles_queued: u64,
+    /// Writes bundles and tiles beside this thread (started by [`Writer::run`]; without
+    /// it, as at open, they are written here).
+    bundler: Option<Bundler>,
     /// Full tiles completed but not yet written.
     pub tiles_owed: Vec<FullTile>,
     /// The checkpoint history's length: everything before it is whole.
@@ -116,6 +122,8 @@ impl Writer {
             wal_entries: Vec::new(),
             wal_base: 0,
             bundles: 0,
+            bundles_queued: 0,
+            bundler: None,
             tiles_owed: Vec::new(),
             history_len: 0,
             reserve_bytes: 0,
@@ -128,6 +136,9 @@ impl Writer {
     }
 
     pub(super) fn run(mut self, rx: &mpsc::Receiver<Command>) {
+        self.bundles_queued = self.bundles;
+        // Without the thread, bundles and tiles are written here, as before it.
+        self.bundler = Bundler::start(self.dir.clone(), self.disk.clone(), self.bundles).ok();
         loop {
             let mut timeout = match self.unsigned_since {
                 Some(since) => self.interval.saturating_sub(since.elapsed()),
@@ -260,6 +271,7 @@ impl Writer {
     fn recover(&mut self) -> Result<(), LogFault> {
         // The files written before the failure must still be there (a directory removed or
         // replaced under the proxy is not recovered from: the log is not there to extend).
+        self.reclaim();
         let dir = self.dir.clone();
         if !dir.is_dir() {
             return Err(LogFault::DirectoryMissing { dir });
@@ -472,11 +484,59 @@ impl Writer {
         for (reply, appended) in answers {
             reply.send(Ok(appended));
         }
-        if let Err(e) = self.flush_bundles() {
+        if let Err(e) = self.after_batch() {
             // The entries are durable in the write-ahead file; the bundle is written again
             // when the disk recovers (or by recovery at the next open).
             let _ = self.fail(e);
         }
+    }
+
+    /// After a batch: full bundles and tiles to the bundler thread (here, while the log is
+    /// failed or without the thread), then the write-ahead file trimmed to what is durable.
+    fn after_batch(&mut self) -> Result<(), LogFault> {
+        let Some(bundler) = self.bundler.as_ref().filter(|_| self.failure.is_none()) else {
+            self.reclaim();
+            return self.flush_bundles();
+        };
+        let full = lock_state(&self.state).edge.size() / TILE_WIDTH as u64;
+        let mut job = Job::default();
+        while self.bundles_queued < full {
+            let b = self.bundles_queued;
+            let entries = self.bundle_entries(b)?;
+            job.bundles.push((b, storage::encode_bundle(entries)));
+            self.bundles_queued += 1;
+        }
+        job.tiles = std::mem::take(&mut self.tiles_owed);
+        bundler.send(job);
+        let report = bundler.look();
+        self.bundles = report.durable;
+        if let Some(fault) = report.failed {
+            self.reclaim();
+            return Err(fault);
+        }
+        self.trim_wal()
+    }
+
+    /// Waits for the bundler thread to finish what it was given and takes back what it did
+    /// not write: the bundles from the first one not durable, and the tiles.
+    fn reclaim(&mut self) {
+        if let Some(bundler) = &self.bundler {
+            let back = bundler.take_back();
+            self.bundles = back.durable;
+            let mut tiles = back.tiles;
+            tiles.append(&mut self.tiles_owed);
+            self.tiles_owed = tiles;
+        }
+        self.bundles_queued = self.bundles;
+    }
+
+    /// The entries of full bundle `b`, from the write-ahead entries in memory.
+    fn bundle_entries(&self, b: u64) -> Result<&[Entry], LogFault> {
+        b.checked_mul(TILE_WIDTH as u64)
+            .and_then(|first| first.checked_sub(self.wal_base))
+            .and_then(|first| usize::try_from(first).ok())
+            .and_then(|first| self.wal_entries.get(first..first + TILE_WIDTH))
+            .ok_or(LogFault::BundleNotInMemory { bundle: b })
     }
 
     /// Writes every full bundle not yet on disk (from the write-ahead entries), the tiles
@@ -490,12 +550,7 @@ impl Writer {
         }
         while self.bundles < full {
             let b = self.bundles;
-            let entries = b
-                .checked_mul(TILE_WIDTH as u64)
-                .and_then(|first| first.checked_sub(self.wal_base))
-                .and_then(|first| usize::try_from(first).ok())
-                .and_then(|first| self.wal_entries.get(first..first + TILE_WIDTH))
-                .ok_or(LogFault::BundleNotInMemory { bundle: b })?;
+            let entries = self.bundle_entries(b)?;
             self.disk.write_atomic(
                 &self.dir,
                 &storage::bundle_rel(b),
@@ -512,6 +567,12 @@ impl Writer {
             }
             self.tiles_owed.remove(0);
         }
+        self.bundles_queued = self.bundles;
+        self.trim_wal()
+    }
+
+    /// Trims the write-ahead file once it holds enough entries already in durable bundles.
+    fn trim_wal(&mut self) -> Result<(), LogFault> {
         // Keep the last full bundle's entries (they rebuild it if a crash leaves it short).
         // The file is rewritten only once it holds WAL_TRIM_BUNDLES bundles more than that:
         // a rewrite is a new file, a sync and a rename, too dear for every bundle.
@@ -554,6 +615,15 @@ impl Writer {
     /// Signs a checkpoint of the log as it is: appended to the history, then the
     /// `checkpoint` file, then the published copy outside the log.
     pub(super) fn sign(&mut self) -> Result<VerifiedCheckpoint, LogFault> {
+        // Every tile this checkpoint's proofs read is written first.
+        if let Some(bundler) = &self.bundler {
+            let report = bundler.drain();
+            self.bundles = report.durable;
+            if let Some(fault) = report.failed {
+                self.reclaim();
+                let _ = self.fail(fault);
+            }
+        }
         let (size, root) = {
             let s = lock_state(&self.state);
             (s.edge.size(), s.edge.root())
