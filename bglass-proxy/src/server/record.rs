@@ -124,9 +124,13 @@ impl Proxy {
         if self.notify.is_closed() {
             return;
         }
-        let proxy = Arc::clone(self);
+        let notify = self.notify.clone();
         tokio::spawn(async move {
-            let _ = proxy.wait(pending, std::slice::from_ref(&event)).await;
+            for submitted in pending {
+                if let Ok(appended) = submitted.await {
+                    let _ = notify.send((appended.index, event.clone()));
+                }
+            }
         });
     }
 
