@@ -171,3 +171,31 @@ pub fn agent_pid(unlock_stdout: &str) -> u32 {
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("no pid in {unlock_stdout:?}"))
 }
+
+/// A `bglass open` forwarder's session, traded for the secret in the URL it printed (as a
+/// browser does): its port, the session cookie (`name=value`), and the whole answer to the
+/// trade (a 303 that sets the cookie).
+pub fn open_session(printed: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let port = loopback_port(printed);
+    let url = printed
+        .split_whitespace()
+        .find(|t| t.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL printed: {printed}"));
+    let target = url.trim_start_matches(&format!("http://127.0.0.1:{port}"));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let cookie = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie: {answer}"))
+        .to_owned();
+    (port, cookie, answer)
+}

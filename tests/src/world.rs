@@ -587,6 +587,16 @@ impl World {
         )
     }
 
+    /// Entries in proxy `i`'s audit log, from its metrics.
+    pub fn log_entries(&self, i: usize) -> u64 {
+        let metrics = self.metrics(i);
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("bglass_audit_log_entries "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no bglass_audit_log_entries in {metrics}"))
+    }
+
     /// Fetches proxy `i`'s metrics.
     pub fn metrics(&self, i: usize) -> String {
         use std::io::Write;

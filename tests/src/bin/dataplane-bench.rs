@@ -22,7 +22,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Child;
@@ -312,16 +311,6 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// The log's size, from the proxy's metrics.
-fn log_size(w: &World) -> u64 {
-    let metrics = w.metrics(0);
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("bglass_audit_log_entries "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no bglass_audit_log_entries in {metrics}"))
-}
-
 fn main() {
     let a = args();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -396,30 +385,7 @@ fn main() {
         &["open", "bench", "--no-browser", "--local", "127.0.0.1:0"],
     );
     let printed = bglass_tests::first_line(&mut open);
-    let open_port = bglass_tests::loopback_port(&printed);
-    let url = printed
-        .split_whitespace()
-        .find(|t| t.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL printed: {printed}"))
-        .to_owned();
-    let target = url.trim_start_matches(&format!("http://127.0.0.1:{open_port}"));
-    let session = {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", open_port)).unwrap();
-        write!(
-            s,
-            "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{open_port}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    };
-    let cookie = session
-        .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: "))
-        .and_then(|c| c.split(';').next())
-        .unwrap_or_else(|| panic!("no session cookie: {session}"))
-        .to_owned();
+    let (open_port, cookie, _) = bglass_tests::open_session(&printed);
 
     let up_pids = upstream.pids();
     let ngx_pids = nginx.pids();
@@ -487,7 +453,7 @@ fn main() {
             .map_or(format!("{} s", a.seconds), |n| format!("{n} requests")),
         a.rounds
     );
-    let size_before = log_size(&w);
+    let size_before = w.log_entries(0);
     let mut proxy_requests = 0;
     let mut results: Vec<Vec<Figures>> = paths.iter().map(|_| Vec::new()).collect();
     for round in 1..=a.rounds {
@@ -600,10 +566,10 @@ fn main() {
     // Every request through the proxy is in its log: a `use_start` and a `use` each.
     let expected = size_before + 2 * proxy_requests;
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut size = log_size(&w);
+    let mut size = w.log_entries(0);
     while size < expected && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
-        size = log_size(&w);
+        size = w.log_entries(0);
     }
     println!(
         "\naudit: {proxy_requests} requests through the proxy, {} new log entries (2 per request: use_start before the upstream, use after)",

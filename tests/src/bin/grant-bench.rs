@@ -99,15 +99,6 @@ struct Round {
     entries: u64,
 }
 
-fn log_size(w: &World) -> u64 {
-    let metrics = w.metrics(0);
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("bglass_audit_log_entries "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no bglass_audit_log_entries in {metrics}"))
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn responder(
     who: Arc<Who>,
@@ -274,7 +265,7 @@ fn main() {
             .is_none()
             .then(|| Instant::now() + Duration::from_secs(a.seconds));
         let budget = a.grants.unwrap_or(u64::MAX);
-        let entries_before = log_size(&w);
+        let entries_before = w.log_entries(0);
         let cpu_before = cpu_of(&[pid]);
         let writer_before = thread_cpu(pid, "bglass-audit");
         let start = Instant::now();
@@ -305,7 +296,7 @@ fn main() {
         latencies.sort_unstable();
         let grants = latencies.len() as u64;
         // The last grants' entries are durable before their answers: the log holds them.
-        let entries = log_size(&w) - entries_before;
+        let entries = w.log_entries(0) - entries_before;
         let r = Round {
             grants,
             elapsed,

@@ -121,7 +121,7 @@ fn access_then_curl_reaches_nginx_with_the_injected_credential_only() {
         .unwrap();
     // It listens before it prints its URL (on the port the system chose).
     let printed = bglass_tests::first_line(&mut forwarder);
-    let local = bglass_tests::loopback_port(&printed);
+    let (local, cookie, session) = bglass_tests::open_session(&printed);
     let http = |request: String| {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
@@ -130,21 +130,6 @@ fn access_then_curl_reaches_nginx_with_the_injected_credential_only() {
         s.read_to_string(&mut out).unwrap();
         out
     };
-    let url = printed
-        .split_whitespace()
-        .find(|t| t.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL printed: {printed}"))
-        .to_owned();
-    let target = url.trim_start_matches(&format!("http://127.0.0.1:{local}"));
-    let session = http(format!(
-        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{local}\r\nConnection: close\r\n\r\n"
-    ));
-    let cookie = session
-        .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: "))
-        .and_then(|c| c.split(';').next())
-        .unwrap_or_else(|| panic!("no session cookie: {session}"))
-        .to_owned();
     let page = http(format!(
         "GET /api/health HTTP/1.1\r\nHost: localhost:{local}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
     ));
