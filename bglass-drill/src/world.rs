@@ -322,18 +322,11 @@ impl Stand {
     }
 }
 
-/// A fresh ECDSA P-256 host key for an SSH tool: (public, private), OpenSSH format. Not
-/// Ed25519: `sshd` signs with OpenSSL for ECDSA, but with OpenSSH's slow portable code for
-/// Ed25519, once per login (see [`tools::Sshd::start`]).
+/// A fresh Ed25519 host key for an SSH tool: (public, private), OpenSSH format.
 fn host_key_pair() -> CliResult<(String, String)> {
     let bad = |e: ssh_key::Error| CliError::internal(format!("host key: {e}"));
-    let key = ssh_key::PrivateKey::random(
-        &mut rand_core::OsRng,
-        ssh_key::Algorithm::Ecdsa {
-            curve: ssh_key::EcdsaCurve::NistP256,
-        },
-    )
-    .map_err(bad)?;
+    let key = ssh_key::PrivateKey::random(&mut rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+        .map_err(bad)?;
     let public = key.public_key().to_openssh().map_err(bad)?;
     let private = key.to_openssh(ssh_key::LineEnding::LF).map_err(bad)?;
     Ok((public, private.to_string()))
