@@ -402,9 +402,16 @@ fn init_proxies(
         std::fs::write(pdir.join("responders.toml"), roster).map_err(io_err(&pdir))?;
         let config_text = std::fs::read_to_string(&made.config).map_err(io_err(&made.config))?;
         // Upstreams answer at once here; a stuck one should fail an attempt in seconds.
+        // Every participant reaches the proxy from 127.0.0.1 (through its link), where real
+        // responders each come from their own address: under the default cap per source
+        // (256 connections) a crowd of more than a few hundred was turned away at accept
+        // as if it were one flooding peer. The cap per source is the total cap here.
         let config_text = config_text.replacen(
             "# [limits]",
-            "[limits]\nupstream_timeout = \"5s\"\nheader_timeout = \"10s\"",
+            &format!(
+                "[limits]\nupstream_timeout = \"5s\"\nheader_timeout = \"10s\"\nmax_connections_per_source = {}",
+                bglass_proxy::config::DEFAULT_MAX_CONNECTIONS
+            ),
             1,
         );
         std::fs::write(&made.config, config_text).map_err(io_err(&made.config))?;
