@@ -90,6 +90,10 @@ pub enum SshProbe {
     Login {
         /// The login.
         user: Option<String>,
+        /// The host is the simulated world's own `sshd`, which accepts only ECDH P-256 key
+        /// exchange ([`crate::tools::Sshd::start`]); a live drill's real hosts get the
+        /// algorithm preferences of `bglass ssh`.
+        world: bool,
     },
     /// Only the host's SSH banner through the tunnel, and the certificate issued.
     Banner,
@@ -482,21 +486,27 @@ async fn probe_ssh(
             }
             Ok(())
         }
-        SshProbe::Login { user } => {
+        SshProbe::Login { user, world } => {
             let user = user
                 .clone()
                 .or_else(|| issued.principals.first().cloned())
                 .ok_or_else(|| failed("certificate", "bad_certificate", "no principal"))?;
-            login(tunnel, &service.name, &user, key, &issued).await
+            let config = if *world {
+                world_ssh_config()
+            } else {
+                Arc::new(russh::client::Config::default())
+            };
+            login(config, tunnel, &service.name, &user, key, &issued).await
         }
     }
 }
 
-/// The drill's SSH client configuration, shared by every login: ECDH on P-256 offered
-/// first. The world's `sshd` accepts only that key exchange (see [`crate::tools::Sshd`]):
-/// OpenSSH computes it with OpenSSL, where its own portable Curve25519 code cost each
-/// login about 2.7 ms of `sshd` CPU (a profile of a 200-participant drill, 600 logins).
-fn ssh_config() -> Arc<russh::client::Config> {
+/// The SSH client configuration of a simulated drill's logins, shared by all of them: ECDH
+/// on P-256 offered first. The world's `sshd` accepts only that key exchange (see
+/// [`crate::tools::Sshd`]): OpenSSH computes it with OpenSSL, where its own portable
+/// Curve25519 code cost each login about 2.7 ms of `sshd` CPU (a profile of a
+/// 200-participant drill, 600 logins).
+fn world_ssh_config() -> Arc<russh::client::Config> {
     static CONFIG: OnceLock<Arc<russh::client::Config>> = OnceLock::new();
     Arc::clone(CONFIG.get_or_init(|| {
         let defaults = russh::Preferred::default();
@@ -517,6 +527,7 @@ fn ssh_config() -> Arc<russh::client::Config> {
 /// key checked against the catalog's pin; the session ends as soon as the host accepted the
 /// certificate. Logins run concurrently in this process (russh keeps no global state).
 async fn login<S>(
+    config: Arc<russh::client::Config>,
     tunnel: S,
     name: &ServiceName,
     user: &str,
@@ -528,7 +539,7 @@ where
 {
     use bglass_client::ssh::LoginError;
     let ssh = bglass_client::ssh::login_with(
-        ssh_config(),
+        config,
         tunnel,
         name,
         &issued.host_key,

@@ -157,6 +157,7 @@ pub async fn build(
     let mut ssh = if have_sshd {
         SshProbe::Login {
             user: Some(tools::local_user()),
+            world: true,
         }
     } else {
         notes.push(format!(
@@ -186,7 +187,13 @@ pub async fn build(
     let (mut proxies, listeners) = init_proxies(scenario, dir, &stand, &catalog, &people.roster)?;
     let sshd = match start_sshd(dir, &stand.ssh_hosts, &proxies).await? {
         Ok(sshd) => {
-            if let (false, SshProbe::Login { user: Some(user) }) = (sshd.is_empty(), &ssh) {
+            if let (
+                false,
+                SshProbe::Login {
+                    user: Some(user), ..
+                },
+            ) = (sshd.is_empty(), &ssh)
+            {
                 notes.push(format!(
                     "SSH tools are real sshd processes ({}) trusting the proxies' SSH CAs; participants log in with their certificates as {user}.",
                     tools::SSHD
