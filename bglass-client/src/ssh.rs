@@ -120,9 +120,39 @@ where
 {
     let key = russh::keys::PrivateKey::from_openssh(private_key)
         .map_err(|e| LoginError::Key(format!("the session key: {e}")))?;
+    let config = Arc::new(russh::client::Config::default());
+    login_with(
+        config,
+        stream,
+        service,
+        pinned,
+        user,
+        key,
+        certificate,
+        timeout,
+    )
+    .await
+}
+
+/// [`login`] with a given client configuration (its algorithm preferences) and a session
+/// key already in memory: the drill's logins share one configuration and skip the PEM
+/// round trip of a key they generated themselves.
+#[allow(clippy::too_many_arguments)]
+pub async fn login_with<S>(
+    config: Arc<russh::client::Config>,
+    stream: S,
+    service: &ServiceName,
+    pinned: &str,
+    user: &str,
+    key: russh::keys::PrivateKey,
+    certificate: &str,
+    timeout: Duration,
+) -> Result<SshHandle, LoginError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let cert = russh::keys::Certificate::from_openssh(certificate.trim())
         .map_err(|e| LoginError::Key(format!("the certificate: {e}")))?;
-    let config = Arc::new(russh::client::Config::default());
     let handler = PinnedHost {
         service: service.clone(),
         pinned: pinned.to_owned(),

@@ -157,6 +157,7 @@ pub async fn build(
     let mut ssh = if have_sshd {
         SshProbe::Login {
             user: Some(tools::local_user()),
+            world: true,
         }
     } else {
         notes.push(format!(
@@ -186,7 +187,13 @@ pub async fn build(
     let (mut proxies, listeners) = init_proxies(scenario, dir, &stand, &catalog, &people.roster)?;
     let sshd = match start_sshd(dir, &stand.ssh_hosts, &proxies).await? {
         Ok(sshd) => {
-            if let (false, SshProbe::Login { user: Some(user) }) = (sshd.is_empty(), &ssh) {
+            if let (
+                false,
+                SshProbe::Login {
+                    user: Some(user), ..
+                },
+            ) = (sshd.is_empty(), &ssh)
+            {
                 notes.push(format!(
                     "SSH tools are real sshd processes ({}) trusting the proxies' SSH CAs; participants log in with their certificates as {user}.",
                     tools::SSHD
@@ -402,9 +409,16 @@ fn init_proxies(
         std::fs::write(pdir.join("responders.toml"), roster).map_err(io_err(&pdir))?;
         let config_text = std::fs::read_to_string(&made.config).map_err(io_err(&made.config))?;
         // Upstreams answer at once here; a stuck one should fail an attempt in seconds.
+        // Every participant reaches the proxy from 127.0.0.1 (through its link), where real
+        // responders each come from their own address: under the default cap per source
+        // (256 connections) a crowd of more than a few hundred was turned away at accept
+        // as if it were one flooding peer. The cap per source is the total cap here.
         let config_text = config_text.replacen(
             "# [limits]",
-            "[limits]\nupstream_timeout = \"5s\"\nheader_timeout = \"10s\"",
+            &format!(
+                "[limits]\nupstream_timeout = \"5s\"\nheader_timeout = \"10s\"\nmax_connections_per_source = {}",
+                bglass_proxy::config::DEFAULT_MAX_CONNECTIONS
+            ),
             1,
         );
         std::fs::write(&made.config, config_text).map_err(io_err(&made.config))?;

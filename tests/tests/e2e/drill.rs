@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use bglass_tests::world::{TEST_CATALOG, World};
-use bglass_tests::{Run, assert_no_panic, command, root, run};
+use bglass_tests::{Run, assert_no_panic, bin, command, root, run};
 use serde_json::Value;
 
 fn simulate(scenario: &Path, out: &Path, extra: &[&str]) -> (Run, Value) {
@@ -87,6 +87,36 @@ fn the_zero_trust_outage_drill_reaches_every_tool_and_audits_every_access() {
         .arg(out.join("world/primary/data/log")));
     assert_eq!(shown.code, Some(0), "{}", shown.stderr);
     assert!(shown.stdout.lines().count() > 8 * 18);
+}
+
+/// The drill benchmark's harness cannot rot: `scripts/bench-drill` itself runs a small
+/// drill on the debug binary — the same scenario path as the benchmark (company-wide.toml
+/// rewritten as the harness rewrites it, its production file, the JSON scorecard parsed
+/// into the table) — and every access gets through. No timing is asserted.
+#[test]
+fn the_drill_benchmark_harness_runs_a_small_company_wide_drill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = std::process::Command::new(root().join("scripts/bench-drill"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("BGLASS_") {
+            c.env_remove(&key);
+        }
+    }
+    c.arg("4")
+        .env("BGLASS_BIN", bin("bglass"))
+        .env("HOME", tmp.path())
+        .current_dir(root());
+    let r = run(&mut c);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("4 "))
+        .unwrap_or_else(|| panic!("no row for 4 participants:\n{}", r.stdout));
+    // 4 participants x 18 tools, all through; the scenario's expectations held.
+    assert!(row.contains(" 72/72 "), "{row}");
+    assert!(row.contains("[PASS]"), "{row}");
+    assert!(row.contains("reference"), "{row}");
 }
 
 /// Faults act and are attributed: the primary's loss shows as failover in time to access;

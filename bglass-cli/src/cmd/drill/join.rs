@@ -47,7 +47,10 @@ pub fn run_in(mut session: Session, args: &JsonArgs) -> CliResult {
             start,
             deadline,
             emergency: false,
-            ssh: SshProbe::Login { user: None },
+            ssh: SshProbe::Login {
+                user: None,
+                world: false,
+            },
         };
         let who = session.identity.id.to_string();
         let mut results = Vec::new();
