@@ -46,8 +46,6 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Every answered request's latency, in microseconds, sorted.
     pub latencies_us: Vec<u32>,
-    /// Response body bytes read.
-    pub body_bytes: u64,
 }
 
 impl Outcome {
@@ -110,7 +108,6 @@ pub async fn run(
             Ok(o) => {
                 total.ok += o.ok;
                 total.errors += o.errors;
-                total.body_bytes += o.body_bytes;
                 if total.first_error.is_none() {
                     total.first_error = o.first_error;
                 }
@@ -180,7 +177,6 @@ async fn connection(
             .map_err(|e| format!("write: {e}"))?;
         let answer = reader.response(&mut stream, |_| {}).await?;
         let us = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
-        out.body_bytes += answer.body_bytes;
         if answer.status == status {
             out.ok += 1;
             out.latencies_us.push(us);

@@ -345,14 +345,13 @@ async fn forward(
 
     // The upstream request: the client's credentials and identity claims out, the injected
     // credential and the grant's cookies in.
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("/{tail}?{q}"),
         None => format!("/{tail}"),
     };
     // Scheme, address and Host come from the catalog (`upstream::Upstreams::send`).
     let uri = path_and_query;
-    let mut parts = parts;
     let mut headers = std::mem::take(&mut parts.headers);
     clean_request(&mut headers, peer.addr);
     // Values the tool must never echo back to the responder.
@@ -577,9 +576,7 @@ impl UseRecord {
         };
         // The outcome, after the response: the request itself is already in the log (its
         // `use_start`); a failed append here fails the log, and later requests are refused.
-        if tokio::runtime::Handle::try_current().is_ok() {
-            self.proxy.record_detached(Some(self.actor.clone()), kind);
-        }
+        self.proxy.record_detached(Some(self.actor.clone()), kind);
     }
 }
 

@@ -108,9 +108,10 @@ impl Proxy {
     /// Queues one event that changes no state and that nobody waits for: a use's outcome,
     /// recorded after its response (the request itself was made durable, as `use_start`,
     /// before the tool saw it). The writer appends it with the next group commit; a failed
-    /// append fails the log, and later requests are refused. Only when a notifier runs is a
-    /// task spawned to hand it over once durable.
-    pub fn record_detached(self: &Arc<Self>, actor: Option<ResponderId>, kind: EventKind) {
+    /// append fails the log, and later requests are refused. Only when a notifier runs (and
+    /// a runtime does: a request dropped at shutdown is still queued) is a task spawned to
+    /// hand it over once durable.
+    pub fn record_detached(&self, actor: Option<ResponderId>, kind: EventKind) {
         let (event, pending) = {
             let state = lock(&self.state);
             let drill = state.drill_tag(&kind);
@@ -121,11 +122,14 @@ impl Proxy {
                 Err(_) => return,
             }
         };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         if self.notify.is_closed() {
             return;
         }
         let notify = self.notify.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             for submitted in pending {
                 if let Ok(appended) = submitted.await {
                     let _ = notify.send((appended.index, event.clone()));

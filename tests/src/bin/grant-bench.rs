@@ -91,12 +91,13 @@ fn request(who: &Who, audience: &ProxyId, addr: SocketAddr) -> Vec<u8> {
 }
 
 /// What one round measured.
+/// What one round measured, per grant where it says so.
 struct Round {
-    grants: u64,
-    elapsed: Duration,
-    latencies_us: Vec<u32>,
-    proxy_cpu_s: f64,
-    entries: u64,
+    rate: f64,
+    /// The proxy's CPU, and its audit threads' part of it, in µs per grant.
+    cpu_us: f64,
+    audit_us: f64,
+    entries_per_grant: f64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -254,10 +255,7 @@ fn main() {
         "{:<6} {:>8} {:>10} {:>9} {:>9} {:>14} {:>16}",
         "round", "grants", "grants/s", "p50 ms", "p99 ms", "proxy CPU µs", "entries/grant"
     );
-    let mut rates = Vec::new();
-    let mut last_writer_cpu = 0.0;
-    let mut last = (0u64, 0.0f64, 0.0f64);
-    let mut cpus = Vec::new();
+    let mut rounds: Vec<Round> = Vec::new();
     for round in 1..=a.rounds {
         let issued = Arc::new(AtomicU64::new(0));
         let deadline = a
@@ -267,7 +265,7 @@ fn main() {
         let budget = a.grants.unwrap_or(u64::MAX);
         let entries_before = w.log_entries(0);
         let cpu_before = cpu_of(&[pid]);
-        let writer_before = thread_cpu(pid, "bglass-audit");
+        let audit_before = thread_cpu(pid, "bglass-audit");
         let start = Instant::now();
         let mut latencies: Vec<u32> = rt.block_on(async {
             let mut tasks = Vec::new();
@@ -291,50 +289,55 @@ fn main() {
             all
         });
         let elapsed = start.elapsed();
-        let proxy_cpu_s = cpu_of(&[pid]) - cpu_before;
-        last_writer_cpu = thread_cpu(pid, "bglass-audit") - writer_before;
-        latencies.sort_unstable();
-        let grants = latencies.len() as u64;
-        // The last grants' entries are durable before their answers: the log holds them.
-        let entries = w.log_entries(0) - entries_before;
+        let per_grant = |seconds: f64| seconds * 1e6 / latencies.len() as f64;
         let r = Round {
-            grants,
-            elapsed,
-            latencies_us: latencies,
-            proxy_cpu_s,
-            entries,
+            rate: latencies.len() as f64 / elapsed.as_secs_f64(),
+            cpu_us: per_grant(cpu_of(&[pid]) - cpu_before),
+            audit_us: per_grant(thread_cpu(pid, "bglass-audit") - audit_before),
+            // The last grants' entries are durable before their answers: the log holds them.
+            entries_per_grant: (w.log_entries(0) - entries_before) as f64 / latencies.len() as f64,
         };
+        latencies.sort_unstable();
         let q = |q: f64| {
-            let v = &r.latencies_us;
-            f64::from(v[((v.len() - 1) as f64 * q).round() as usize]) / 1000.0
+            let i = ((latencies.len() - 1) as f64 * q).round() as usize;
+            f64::from(latencies[i]) / 1000.0
         };
-        let rate = r.grants as f64 / r.elapsed.as_secs_f64();
-        let cpu = r.proxy_cpu_s * 1e6 / r.grants as f64;
         println!(
-            "{round:<6} {:>8} {rate:>10.0} {:>9.1} {:>9.1} {cpu:>14.1} {:>16.2}",
-            r.grants,
+            "{round:<6} {:>8} {:>10.0} {:>9.1} {:>9.1} {:>14.1} {:>16.2}",
+            latencies.len(),
+            r.rate,
             q(0.5),
             q(0.99),
-            r.entries as f64 / r.grants as f64
+            r.cpu_us,
+            r.entries_per_grant
         );
-        rates.push(rate);
-        cpus.push(cpu);
-        last = (r.grants, cpu, r.entries as f64 / r.grants as f64);
+        rounds.push(r);
     }
-    rates.sort_by(f64::total_cmp);
-    cpus.sort_by(f64::total_cmp);
-    let rate = rates[rates.len() / 2];
+    let median = |f: fn(&Round) -> f64| {
+        let mut v: Vec<f64> = rounds.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rate = median(|r| r.rate);
     println!(
         "median: {rate:.0} grants/s ({:.2}x the 10,000 grants/s target) [{}], proxy CPU {:.1} µs per grant",
         rate / 10_000.0,
         if rate >= 10_000.0 { "met" } else { "NOT met" },
-        cpus[cpus.len() / 2]
+        median(|r| r.cpu_us)
     );
 
     // Where a grant's CPU goes (the last round).
-    let (grants, cpu, entries_per_grant) = last;
+    let Some(Round {
+        cpu_us: cpu,
+        audit_us: writer,
+        entries_per_grant,
+        ..
+    }) = rounds.last()
+    else {
+        return;
+    };
+    let (cpu, writer, entries_per_grant) = (*cpu, *writer, *entries_per_grant);
     let (verify, sign, hash) = steps(&people[0], &audience, &w.proxies[0].log_dir());
-    let writer = last_writer_cpu * 1e6 / grants as f64;
     let hashing = hash * entries_per_grant;
     println!("\nproxy CPU per grant, last round: {cpu:.1} µs");
     println!(
