@@ -22,6 +22,9 @@ struct Slot {
 struct Inner {
     answer: Option<Answer>,
     waker: Option<Waker>,
+    /// A thread blocks in [`Submitted::wait`]: only then is the condition variable
+    /// notified (a notification is a system call; most appends are awaited, not waited).
+    blocked: bool,
 }
 
 impl Slot {
@@ -60,12 +63,14 @@ impl Drop for Reply {
 }
 
 fn deliver(slot: &Slot, answer: Answer) {
-    let waker = {
+    let (waker, blocked) = {
         let mut inner = slot.lock();
         inner.answer = Some(answer);
-        inner.waker.take()
+        (inner.waker.take(), inner.blocked)
     };
-    slot.ready.notify_all();
+    if blocked {
+        slot.ready.notify_all();
+    }
     if let Some(waker) = waker {
         waker.wake();
     }
@@ -83,6 +88,7 @@ impl Submitted {
             if let Some(answer) = inner.answer.take() {
                 return answer;
             }
+            inner.blocked = true;
             inner = self
                 .0
                 .ready
