@@ -7,7 +7,13 @@
 //!   injecting the credential, keep-alive to the upstream;
 //! - `proxy`: `bglass-proxy`, hit by a mutual-TLS client holding a grant (a responder's key);
 //! - `nginx-chain`: a plain nginx listener → mutual TLS → the nginx reverse proxy above;
-//! - `open`: the `bglass open` forwarder → mutual TLS → `bglass-proxy`.
+//! - `open`: the `bglass open` forwarder → mutual TLS → `bglass-proxy`;
+//! - `floor`: `floor-proxy`, the proxy's stack (tokio, rustls, hyper, mimalloc) doing just
+//!   nginx's job, with nginx's certificates: the floor of that stack, beside nginx;
+//! - `floor-audit`: the same plus the proxy's audit work per request (a `use_start` appended
+//!   and awaited until durable before forwarding, a `use` queued after), in its own log;
+//! - `floor-nowait`: the same without awaiting the `use_start` (a diagnostic only: what the
+//!   wait for durability costs; the proxy never forwards before it).
 //!
 //! Each prints requests/s, p50/p99 latency and the CPU per request of every process on the
 //! path, then the ratios against the targets; a 1 GiB body is then streamed through nginx
@@ -92,6 +98,42 @@ fn args() -> Args {
         i += 2;
     }
     a
+}
+
+/// A `floor-proxy` (next to this binary), serving until dropped.
+struct FloorProxy {
+    child: Child,
+    port: u16,
+}
+
+impl FloorProxy {
+    fn start(certs: &Path, upstream: u16, auth: &str, audit: Option<(&str, &Path)>) -> Self {
+        let exe = std::env::current_exe()
+            .unwrap()
+            .with_file_name("floor-proxy");
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg(certs)
+            .arg(upstream.to_string())
+            .arg(format!("Basic {auth}"))
+            .stdout(std::process::Stdio::piped());
+        if let Some((flag, dir)) = audit {
+            cmd.arg(flag).arg(dir);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let line = bglass_tests::first_line(&mut child);
+        let port = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("floor-proxy printed {line:?}"));
+        Self { child, port }
+    }
+}
+
+impl Drop for FloorProxy {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
 }
 
 /// An nginx run in its own prefix directory.
@@ -387,9 +429,21 @@ fn main() {
     let printed = bglass_tests::first_line(&mut open);
     let (open_port, cookie, _) = bglass_tests::open_session(&printed);
 
+    // The proxy's stack doing nginx's job, without and with the audit work.
+    let auth = upstream_credential();
+    let floor = FloorProxy::start(&ngx_dir, up_port, &auth, None);
+    let floor_log = base.join("floor-log");
+    let floor_audit = FloorProxy::start(&ngx_dir, up_port, &auth, Some(("--audit", &floor_log)));
+    let nowait_log = base.join("floor-nowait-log");
+    let floor_nowait = FloorProxy::start(
+        &ngx_dir,
+        up_port,
+        &auth,
+        Some(("--audit-nowait", &nowait_log)),
+    );
+
     let up_pids = upstream.pids();
     let ngx_pids = nginx.pids();
-    let auth = upstream_credential();
     let localhost = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     let nginx_name = ServerName::try_from(NGINX_NAME).unwrap();
     let proxy_name = ServerName::IpAddress(proxy_addr.ip().into());
@@ -441,6 +495,45 @@ fn main() {
             procs: vec![
                 ("bglass open", vec![open.id()]),
                 ("bglass-proxy", vec![proxy_pid]),
+                ("upstream", up_pids.clone()),
+            ],
+        },
+        Route {
+            name: "floor",
+            target: Target::Tls(
+                localhost(floor.port),
+                Arc::clone(&nginx_tls),
+                nginx_name.clone(),
+            ),
+            request: format!("GET / HTTP/1.1\r\nHost: {NGINX_NAME}\r\n\r\n").into_bytes(),
+            procs: vec![
+                ("floor-proxy", vec![floor.child.id()]),
+                ("upstream", up_pids.clone()),
+            ],
+        },
+        Route {
+            name: "floor-audit",
+            target: Target::Tls(
+                localhost(floor_audit.port),
+                Arc::clone(&nginx_tls),
+                nginx_name.clone(),
+            ),
+            request: format!("GET / HTTP/1.1\r\nHost: {NGINX_NAME}\r\n\r\n").into_bytes(),
+            procs: vec![
+                ("floor-proxy", vec![floor_audit.child.id()]),
+                ("upstream", up_pids.clone()),
+            ],
+        },
+        Route {
+            name: "floor-nowait",
+            target: Target::Tls(
+                localhost(floor_nowait.port),
+                Arc::clone(&nginx_tls),
+                nginx_name.clone(),
+            ),
+            request: format!("GET / HTTP/1.1\r\nHost: {NGINX_NAME}\r\n\r\n").into_bytes(),
+            procs: vec![
+                ("floor-proxy", vec![floor_nowait.child.id()]),
                 ("upstream", up_pids.clone()),
             ],
         },
@@ -499,7 +592,7 @@ fn main() {
         let mut v: Vec<f64> = results[i].iter().map(f).collect();
         median(&mut v)
     };
-    let (nginx, proxy, chain, open_i) = (1, 2, 3, 4);
+    let (nginx, proxy, chain, open_i, floor_i, floor_audit_i, nowait_i) = (1, 2, 3, 4, 5, 6, 7);
     let rate = |i| med(i, &|f| f.rate);
     let p99 = |i| med(i, &|f| f64::from(f.p99_us));
     let cpu0 = |i| med(i, &|f| f.cpu_us[0]);
@@ -533,6 +626,44 @@ fn main() {
     println!(
         "  {:<52} {r:>6.2}x  (no target)",
         "open + proxy CPU per request vs the nginx chain"
+    );
+    // Where the proxy's CPU per request goes: the stack's floor, the audit work on top of
+    // it, and the rest (roster, grant, hygiene, jar, timeout, metrics).
+    let (n, f, fa, p) = (cpu0(nginx), cpu0(floor_i), cpu0(floor_audit_i), cpu0(proxy));
+    println!("\nCPU µs per request (medians): where the proxy's goes");
+    let row = |what: &str, cpu: f64, note: String| println!("  {what:<44} {cpu:>6.1}  {note}");
+    row("nginx", n, String::new());
+    row(
+        "floor: the proxy's stack doing nginx's job",
+        f,
+        format!(
+            "({:.2}x nginx, {:.2}x its req/s)",
+            f / n,
+            rate(floor_i) / rate(nginx)
+        ),
+    );
+    row(
+        "floor + the audit work, not awaited",
+        cpu0(nowait_i),
+        "(diagnostic: what waiting for durability costs)".to_owned(),
+    );
+    row(
+        "floor + the audit work",
+        fa,
+        format!(
+            "(+{:.1}; {:.2}x nginx, {:.2}x its req/s)",
+            fa - f,
+            fa / n,
+            rate(floor_audit_i) / rate(nginx)
+        ),
+    );
+    row(
+        "bglass-proxy",
+        p,
+        format!(
+            "(+{:.1} for roster, grant, hygiene, jar, timeout, metrics)",
+            p - fa
+        ),
     );
 
     // Streaming a big body, one connection, alternating.

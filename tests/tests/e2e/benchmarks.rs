@@ -33,7 +33,16 @@ fn the_data_plane_benchmark_runs_every_path_and_finds_every_request_audited() {
             "2",
         ],
     );
-    for path in ["upstream", "nginx", "proxy", "nginx-chain", "open"] {
+    for path in [
+        "upstream",
+        "nginx",
+        "proxy",
+        "nginx-chain",
+        "open",
+        "floor",
+        "floor-audit",
+        "floor-nowait",
+    ] {
         assert!(
             out.lines().any(|l| l.starts_with(&format!("{path} "))),
             "no figures for {path}:\n{out}"
@@ -41,6 +50,7 @@ fn the_data_plane_benchmark_runs_every_path_and_finds_every_request_audited() {
     }
     assert!(out.contains("bglass-proxy req/s vs nginx"), "{out}");
     assert!(out.contains("bglass-proxy streaming vs nginx"), "{out}");
+    assert!(out.contains("floor + the audit work"), "{out}");
     // 200 requests on each of the two proxied paths, and one streamed body.
     assert!(
         out.contains("audit: 401 requests through the proxy, 802 new log entries"),
