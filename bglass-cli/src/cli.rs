@@ -541,6 +541,20 @@ pub struct AuditSource {
 pub struct AuditVerifyArgs {
     #[command(flatten)]
     pub source: AuditSource,
+    /// Also prove, entry by entry, that what the log records was allowed by the roster and
+    /// catalog then in force (kept beside the log): signed requests and approvals, approval
+    /// counts, TTLs, emergency bypasses and their reviews, uses within live grants. Exit 5
+    /// on any violation.
+    #[arg(long)]
+    pub policy: bool,
+    /// With --policy: how soon after its issue an emergency grant must be reviewed.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "24h",
+        requires = "policy"
+    )]
+    pub review_within: bglass_core::duration::HumanDuration,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -138,6 +138,14 @@ impl Roster {
         Self::parse(&source)
     }
 
+    /// Reads and validates a roster file, and returns the exact bytes validated (kept beside
+    /// the audit log, whose entries name them by their SHA-256).
+    pub fn load_with_bytes(path: &Path) -> Result<(Self, Vec<u8>), RosterError> {
+        let source = Source::read(path, ROSTER_LIMITS).map_err(|e| e.map(RosterProblem::Source))?;
+        let roster = Self::parse(&source)?;
+        Ok((roster, source.text().as_bytes().to_vec()))
+    }
+
     /// Validates roster bytes already in memory; `path` names them in errors.
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, RosterError> {
         let source = Source::from_bytes(path, bytes, ROSTER_LIMITS)

@@ -13,6 +13,8 @@
 pub mod checkpoint;
 pub mod event;
 pub mod log;
+pub mod policy_check;
+pub mod policy_files;
 pub mod receipt;
 pub mod report;
 pub mod storage;

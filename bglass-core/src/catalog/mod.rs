@@ -52,6 +52,15 @@ impl Catalog {
         parse_catalog(&source)
     }
 
+    /// Reads and validates a catalog file, and returns the exact bytes validated (kept
+    /// beside the audit log, whose entries name them by [`Self::digest`]).
+    pub fn load_with_bytes(path: &Path) -> Result<(Self, Vec<u8>), CatalogError> {
+        let source =
+            Source::read(path, CATALOG_LIMITS).map_err(|e| e.map(CatalogProblem::Source))?;
+        let catalog = parse_catalog(&source)?;
+        Ok((catalog, source.text().as_bytes().to_vec()))
+    }
+
     /// Validates catalog bytes already in memory; `path` names them in errors.
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, CatalogError> {
         let source = Source::from_bytes(path, bytes, CATALOG_LIMITS)

@@ -15,7 +15,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use super::start::{StartError, Startup, roster_digest};
+use super::start::{StartError, Startup};
 use super::{Body, Proxy, admission, api, dataplane, json, ops, refusal_response, tunnel};
 
 /// The roster check made at every TLS handshake.
@@ -183,8 +183,8 @@ pub async fn serve_on(
     let start = EventKind::ProxyStart {
         key: proxy.key.public_key(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        catalog: proxy.catalog.current().digest().to_owned(),
-        roster: roster_digest(&proxy.config.roster),
+        catalog: startup.policy.catalog.clone(),
+        roster: startup.policy.roster.clone(),
         recovered: startup.repaired.clone(),
     };
     proxy

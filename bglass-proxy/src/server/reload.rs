@@ -15,8 +15,8 @@ use bglass_core::roster::Roster;
 use bglass_core::timestamp;
 use bglass_core::vault::CredentialError;
 
-use super::start::roster_digest;
 use super::{Proxy, lock};
+use bglass_core::audit::policy_files::{self, PolicyKind};
 
 /// Why a catalog push was rejected (the last good catalog stays in force).
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,10 @@ pub enum CatalogReloadError {
     /// The catalog is invalid or unreadable.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// It could not be kept beside the audit log, whose entries must name only catalogs an
+    /// auditor can read back.
+    #[error("the catalog could not be kept beside the audit log: {0}")]
+    Keep(#[from] bglass_core::audit::storage::StorageError),
     /// It would send credentials where the vault does not bind them.
     #[error(
         "{}: would send credentials where they are not bound ({}); if the move is intended, bind them first: bglass-proxy secrets bind NAME --for SERVICE",
@@ -87,20 +91,40 @@ pub async fn reload(proxy: Arc<Proxy>) {
             }
             seen[i] = now;
             let (accepted, digest, error) = match *name {
-                "catalog" => match proxy
-                    .catalog
-                    .offer(bound_catalog(&proxy, path), timestamp::now_ms() / 1000)
-                {
-                    Offer::Accepted(c) => (true, Some(c.digest().to_owned()), None),
-                    Offer::Rejected { error, .. } => (false, None, Some(error.to_string())),
-                },
-                _ => match proxy
-                    .roster
-                    .offer(Roster::load(path), timestamp::now_ms() / 1000)
-                {
-                    Offer::Accepted(_) => (true, Some(roster_digest(path)), None),
-                    Offer::Rejected { error, .. } => (false, None, Some(error.to_string())),
-                },
+                // The bytes validated are kept beside the log before the version is put in
+                // force, so that every accepted `config_reload` names a file an auditor
+                // can read back.
+                "catalog" => {
+                    let kept = bound_catalog(&proxy, path).and_then(|(catalog, bytes)| {
+                        policy_files::store(proxy.log.dir(), PolicyKind::Catalog, &bytes)?;
+                        Ok(catalog)
+                    });
+                    match proxy.catalog.offer(kept, timestamp::now_ms() / 1000) {
+                        Offer::Accepted(c) => (true, Some(c.digest().to_owned()), None),
+                        Offer::Rejected { error, .. } => (false, None, Some(error.to_string())),
+                    }
+                }
+                _ => {
+                    let kept = Roster::load_with_bytes(path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|(roster, bytes)| {
+                            policy_files::store(proxy.log.dir(), PolicyKind::Roster, &bytes)
+                                .map(|digest| (roster, digest))
+                                .map_err(|e| {
+                                    format!(
+                                        "the roster could not be kept beside the audit log: {e}"
+                                    )
+                                })
+                        });
+                    let (candidate, digest) = match kept {
+                        Ok((roster, digest)) => (Ok(roster), Some(digest)),
+                        Err(e) => (Err(e), None),
+                    };
+                    match proxy.roster.offer(candidate, timestamp::now_ms() / 1000) {
+                        Offer::Accepted(_) => (true, digest, None),
+                        Offer::Rejected { error, .. } => (false, None, Some(error)),
+                    }
+                }
             };
             if let Some(e) = &error {
                 proxy.metrics.config_rejected(name);
@@ -129,8 +153,8 @@ pub async fn reload(proxy: Arc<Proxy>) {
 /// Loads a catalog and refuses it when any of its services would send a credential where
 /// the vault does not bind it (a new address, a new pin, another service, or one of the
 /// proxy's own keys): a catalog push alone must never move a credential.
-fn bound_catalog(proxy: &Proxy, path: &Path) -> Result<Catalog, CatalogReloadError> {
-    let catalog = Catalog::load(path)?;
+fn bound_catalog(proxy: &Proxy, path: &Path) -> Result<(Catalog, Vec<u8>), CatalogReloadError> {
+    let (catalog, bytes) = Catalog::load_with_bytes(path)?;
     let vault = proxy
         .vault
         .read()
@@ -142,7 +166,7 @@ fn bound_catalog(proxy: &Proxy, path: &Path) -> Result<Catalog, CatalogReloadErr
         .filter(|(_, e)| !matches!(e, CredentialError::Missing(_)))
         .collect();
     if moved.is_empty() {
-        Ok(catalog)
+        Ok((catalog, bytes))
     } else {
         Err(CatalogReloadError::Unbound {
             path: path.to_path_buf(),

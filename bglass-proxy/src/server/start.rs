@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use bglass_core::ExposeSecret;
 use bglass_core::audit::event::Event;
 use bglass_core::audit::log::{AuditLog, AuditOpenError, LogConfig, Rollback};
+use bglass_core::audit::policy_files::{self, PolicyKind};
 use bglass_core::catalog::{Catalog, CatalogError};
 use bglass_core::failstale::FailStale;
 use bglass_core::grant::GrantVerifier;
@@ -86,6 +87,15 @@ pub enum StartError {
         "audit log rolled back: {0}. Nothing was served. If this log is the one to keep (the newer one is lost), start with --accept-rollback: the rollback is then recorded in the log before anything is served"
     )]
     RolledBack(Box<Rollback>),
+    /// The catalog or roster in force could not be kept beside the audit log (an auditor
+    /// could not check what the log records against it).
+    #[error("audit log: keeping the {kind} in force beside the log: {source}")]
+    PolicyFile {
+        /// `catalog` or `roster`.
+        kind: &'static str,
+        /// Why.
+        source: bglass_core::audit::storage::StorageError,
+    },
     /// The start could not be recorded in the audit log.
     #[error("audit log: recording the start: {0}")]
     RecordStart(Refusal),
@@ -171,13 +181,15 @@ pub fn start_with(
         .map_err(chain_err)?
         .collect::<Result<_, _>>()
         .map_err(chain_err)?;
-    let catalog = Catalog::load(&config.services)?;
+    // Each file is read once: the bytes parsed are the bytes kept beside the log and named
+    // by digest in `proxy_start`.
+    let (catalog, catalog_bytes) = Catalog::load_with_bytes(&config.services)?;
     for (service, why) in vault.unbound(&catalog) {
         eprintln!(
             "bglass-proxy: WARNING: {service} will be refused (credential_not_bound): {why}; bind it with `bglass-proxy secrets bind NAME --for {service}`"
         );
     }
-    let roster = Roster::load(&config.roster)?;
+    let (roster, roster_bytes) = Roster::load_with_bytes(&config.roster)?;
 
     let mut state = State::new();
     let log_config = LogConfig {
@@ -196,6 +208,16 @@ pub fn start_with(
     } else if options.accept_rollback {
         eprintln!("bglass-proxy: --accept-rollback given, but the audit log is not rolled back");
     }
+    let keep = |kind: PolicyKind, bytes: &[u8]| {
+        policy_files::store(log.dir(), kind, bytes).map_err(|source| StartError::PolicyFile {
+            kind: kind.name(),
+            source,
+        })
+    };
+    let policy = PolicyDigests {
+        catalog: keep(PolicyKind::Catalog, &catalog_bytes)?,
+        roster: keep(PolicyKind::Roster, &roster_bytes)?,
+    };
     let repaired = repairs_of(&recovery);
     if let Some(what) = &repaired {
         eprintln!("bglass-proxy: the audit log recovered from a crash: {what}");
@@ -240,6 +262,7 @@ pub fn start_with(
             refusals_rx,
             recovered: recovery.entries,
             repaired,
+            policy,
         },
     ))
 }
@@ -255,6 +278,18 @@ pub struct Startup {
     pub recovered: u64,
     /// What opening the log repaired, in a sentence (recorded in `proxy_start`).
     pub repaired: Option<String>,
+    /// The catalog and roster in force, as kept beside the log.
+    pub policy: PolicyDigests,
+}
+
+/// The digests of the catalog and roster files in force, each kept beside the log
+/// (`bglass_core::audit::policy_files`).
+#[derive(Debug, Clone)]
+pub struct PolicyDigests {
+    /// The catalog's.
+    pub catalog: String,
+    /// The roster's.
+    pub roster: String,
 }
 
 /// What opening the log repaired, in a sentence, when it repaired anything.
@@ -288,14 +323,4 @@ fn repairs_of(report: &bglass_core::audit::log::RecoveryReport) -> Option<String
         ));
     }
     (!parts.is_empty()).then(|| parts.join("; "))
-}
-
-/// The SHA-256 of the roster file, hex (recorded at start and at each reload).
-pub(super) fn roster_digest(path: &Path) -> String {
-    std::fs::read(path)
-        .map(|b| {
-            let d = ring::digest::digest(&ring::digest::SHA256, &b);
-            d.as_ref().iter().map(|x| format!("{x:02x}")).collect()
-        })
-        .unwrap_or_default()
 }

@@ -3,6 +3,10 @@
 use base64::Engine;
 use serde_json::json;
 
+use bglass_core::audit::policy_check::{self, PolicyOptions};
+use bglass_core::audit::report::read_events;
+use bglass_core::audit::verify::VerifyReport;
+
 use super::{parse_key, verified};
 use crate::cli::AuditVerifyArgs;
 use crate::error::{CliError, CliResult, ErrorKind};
@@ -11,6 +15,9 @@ use crate::error::{CliError, CliResult, ErrorKind};
 pub fn run(args: AuditVerifyArgs) -> CliResult {
     parse_key(&args.source)?;
     let result = verified(&args.source);
+    if args.policy && result.is_ok() {
+        return policy(&args, result?);
+    }
     if args.json {
         let doc = match &result {
             Ok(r) => json!({
@@ -58,4 +65,69 @@ pub fn run(args: AuditVerifyArgs) -> CliResult {
     }
     crate::outln!("signing key: {} ({:?})", report.key, report.key_source)?;
     Ok(())
+}
+
+/// `--policy`: the integrity check passed; now the policy, entry by entry.
+fn policy(args: &AuditVerifyArgs, integrity: VerifyReport) -> CliResult {
+    for w in &integrity.warnings {
+        eprintln!("warning: {w}");
+    }
+    let events = read_events(&args.source.dir).map_err(|e| CliError::new(ErrorKind::Defect, e))?;
+    let options = PolicyOptions {
+        review_within_ms: args.review_within.as_secs().saturating_mul(1000),
+    };
+    let report = policy_check::check(&args.source.dir, events, options);
+    if args.json {
+        let doc = json!({
+            "ok": report.violations.is_empty(),
+            "entries": report.entries,
+            "grants": report.grants,
+            "envelopes": report.envelopes,
+            "proxy": integrity.proxy,
+            "key": integrity.key,
+            "violations": report.violations.iter().map(|v| json!({
+                "index": v.index,
+                "kind": v.kind,
+                "detail": v.detail,
+            })).collect::<Vec<_>>(),
+        });
+        crate::outln!(
+            "{}",
+            serde_json::to_string_pretty(&doc).map_err(CliError::internal)?
+        )?;
+    } else {
+        crate::outln!(
+            "{}: verified: {} entries of proxy {}, {} checkpoints; signing key {} ({:?})",
+            args.source.dir.display(),
+            integrity.entries,
+            integrity.proxy,
+            integrity.checkpoints,
+            integrity.key,
+            integrity.key_source
+        )?;
+        for v in &report.violations {
+            crate::outln!("POLICY VIOLATION {v}")?;
+        }
+        crate::outln!(
+            "policy: {} entries, {} grants, {} signed envelopes checked against the roster and catalog in force: {} violations",
+            report.entries,
+            report.grants,
+            report.envelopes,
+            report.violations.len()
+        )?;
+    }
+    if report.violations.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            ErrorKind::Defect,
+            format!(
+                "{}: {} policy violations; the first: {}",
+                args.source.dir.display(),
+                report.violations.len(),
+                report.violations[0]
+            ),
+        )
+        .with_hint("the log verifies, so whoever held the proxy's key signed these entries; keep the copy as evidence"))
+    }
 }
