@@ -37,6 +37,22 @@ pub fn note_key_id(name: &str, key: &PublicKey) -> u32 {
     signed_note::key_id(name, &encoded)
 }
 
+/// The verifier key of an Ed25519 key under a name, in the C2SP signed-note text form
+/// (`<name>+<key id, 8 hex digits>+<base64 of 0x01 || key>`), as other signed-note tools
+/// (Go's `golang.org/x/mod/sumdb/note`, `note.NewVerifier`) read it: how an auditor checks
+/// a proxy's checkpoints with software that is not bglass.
+pub fn verifier_key(name: &str, key: &PublicKey) -> String {
+    use base64::Engine;
+    let mut encoded = Vec::with_capacity(33);
+    encoded.push(0x01);
+    encoded.extend_from_slice(key.as_bytes());
+    format!(
+        "{name}+{:08x}+{}",
+        note_key_id(name, key),
+        base64::engine::general_purpose::STANDARD.encode(encoded)
+    )
+}
+
 /// Signs notes with a proxy key.
 pub struct NoteSigner<'a> {
     name: String,

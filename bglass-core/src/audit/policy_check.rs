@@ -14,7 +14,8 @@
 //! - emergency grants exist only where the catalog allows the bypass, and each is reviewed,
 //!   by an approver other than its holder, within the review window;
 //! - every use, tunnel and SSH certificate falls within a live grant of its holder for that
-//!   service, and none starts after the grant was revoked;
+//!   service (within the clock skew the proxy allows), and none starts more than a second
+//!   after the grant was revoked;
 //! - every revocation and review is signed by someone allowed to make it.
 
 use std::collections::{HashMap, HashSet};
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 use super::event::{Event, EventKind, StoredEnvelope};
 use super::policy_files::{self, PolicyKind};
+use super::report::{REVOKE_GRACE_MS, USE_SKEW_MS};
 use crate::catalog::Catalog;
 use crate::envelope::{Action, DecodedEnvelope, RequestPayload};
 use crate::id::{GrantId, RequestId, ResponderId, ServiceName};
@@ -628,8 +630,10 @@ impl Checker<'_> {
                 ),
             ));
         }
+        // A request past its checks while the revocation was being made durable may start
+        // just after it: the same grace as `audit report`.
         if let Some(revoked) = g.revoked_ms
-            && revoked <= event.time_ms
+            && event.time_ms > revoked.saturating_add(REVOKE_GRACE_MS)
         {
             problems.push((
                 "use_after_revoke",
@@ -637,8 +641,9 @@ impl Checker<'_> {
             ));
         }
         let t = event.time_ms;
-        if t.saturating_add(CLOCK_SLACK_MS) < g.nbf.saturating_mul(1000)
-            || t > g.exp.saturating_mul(1000).saturating_add(CLOCK_SLACK_MS)
+        // The clock skew the proxy allows when it verifies a grant.
+        if t.saturating_add(USE_SKEW_MS) < g.nbf.saturating_mul(1000)
+            || t >= g.exp.saturating_mul(1000).saturating_add(USE_SKEW_MS)
         {
             problems.push((
                 "use_outside_grant",

@@ -39,6 +39,8 @@ fn settings(dirs: &[&Path]) -> insta::Settings {
         (r"\br-[0-9a-f]{16}\b", "r-[id]"),
         (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z", "[time]"),
         (r"ed25519:[A-Za-z0-9_-]{43}", "ed25519:[key]"),
+        // A signed-note verifier key's id and key.
+        (r"\+[0-9a-f]{8}\+[A-Za-z0-9+/]{44}", "+[keyid]+[vkey]"),
         (r"sha256:[0-9a-f]{64}", "sha256:[digest]"),
         (r"\b[0-9a-f]{64}\b", "[hash]"),
         (r"\bbglass \d+\.\d+\.\d+\b", "bglass [version]"),

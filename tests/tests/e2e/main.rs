@@ -16,6 +16,7 @@ mod audit_tiles;
 mod benchmarks;
 mod binary;
 mod catalog_check;
+mod checkpoint_interop;
 mod cli_hardening;
 mod cli_output;
 mod did_you_mean;

@@ -3,6 +3,7 @@
 use base64::Engine;
 use serde_json::json;
 
+use bglass_core::audit::checkpoint::{origin, verifier_key};
 use bglass_core::audit::policy_check::{self, PolicyOptions};
 use bglass_core::audit::report::read_events;
 use bglass_core::audit::verify::VerifyReport;
@@ -64,6 +65,11 @@ pub fn run(args: AuditVerifyArgs) -> CliResult {
         )?;
     }
     crate::outln!("signing key: {} ({:?})", report.key, report.key_source)?;
+    // For checking the checkpoints with other signed-note tools (e.g. Go's sumdb/note).
+    crate::outln!(
+        "note verifier key: {}",
+        verifier_key(&origin(&report.proxy), &report.key)
+    )?;
     Ok(())
 }
 
