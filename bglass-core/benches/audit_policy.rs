@@ -15,7 +15,7 @@ use bglass_core::audit::event::{EVENT_VERSION, Event, EventKind, StoredEnvelope}
 use bglass_core::audit::log::{AuditLog, LogConfig};
 use bglass_core::audit::policy_check::{self, PolicyOptions};
 use bglass_core::audit::policy_files::{self, PolicyKind};
-use bglass_core::audit::report::read_events;
+use bglass_core::audit::report::with_events;
 use bglass_core::audit::verify::verify_dir;
 use bglass_core::envelope::{AccessRequest, Action, ENVELOPE_VERSION, Nonce, RequestPayload, seal};
 use bglass_core::id::{GrantId, ProxyId, RequestId, ResponderId, ServiceName};
@@ -35,6 +35,7 @@ upstream = "127.0.0.1:8080"
 max_ttl = "2h"
 default_ttl = "1h"
 approvals = 1
+health = { path = "/healthz", expect_status = 200 }
 "#;
 
 fn key(seed: u8) -> SigningKey {
@@ -246,8 +247,7 @@ fn main() {
         let t0 = Instant::now();
         let integrity = verify_dir(&dir, Some(proxy_key.public_key())).unwrap();
         let t1 = Instant::now();
-        let events = read_events(&dir).unwrap();
-        let report = policy_check::check(&dir, events, options);
+        let report = with_events(&dir, |events| policy_check::check(&dir, events, options)).unwrap();
         let t2 = Instant::now();
         assert_eq!(integrity.entries, entries);
         assert_eq!(report.entries, entries);

@@ -19,6 +19,10 @@ pub const REVOKE_GRACE_MS: u64 = 1000;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadLogError {
+    /// Reading stopped before the end (the reader of the events stopped, or the parsing
+    /// thread ended abnormally).
+    #[error("reading the log stopped before its end")]
+    Stopped,
     /// A file could not be read.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -95,6 +99,48 @@ pub fn read_events(dir: &Path) -> Result<Vec<(u64, Event)>, ReadLogError> {
         Ok(())
     })?;
     Ok(out)
+}
+
+/// Parses the log's events on a second thread and hands them, in order, to `consume` as an
+/// iterator: reading and parsing overlap with whatever `consume` does with them, and the log
+/// is never held in memory whole. The parser stops early when `consume` returns without
+/// reading everything; its error, if it failed, is returned instead of `consume`'s result.
+pub fn with_events<R>(
+    dir: &Path,
+    consume: impl FnOnce(&mut dyn Iterator<Item = (u64, Event)>) -> R,
+) -> Result<R, ReadLogError> {
+    const BATCH: usize = 1024;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u64, Event)>>(8);
+    std::thread::scope(|scope| {
+        let parser = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            let result = for_each_entry(dir, |index, bytes| {
+                let event = Event::from_bytes(bytes)
+                    .map_err(|source| ReadLogError::Event { index, source })?;
+                batch.push((index, event));
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    // The consumer stopped reading: nothing more to do.
+                    if tx.send(full).is_err() {
+                        return Err(ReadLogError::Stopped);
+                    }
+                }
+                Ok(())
+            });
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            result.map(|_| ())
+        });
+        let mut events = rx.iter().flatten();
+        let out = consume(&mut events);
+        drop(events);
+        match parser.join() {
+            Ok(Ok(()) | Err(ReadLogError::Stopped)) => Ok(out),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(ReadLogError::Stopped),
+        }
+    })
 }
 
 /// Which events to show.

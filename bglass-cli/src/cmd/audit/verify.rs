@@ -5,7 +5,7 @@ use serde_json::json;
 
 use bglass_core::audit::checkpoint::{origin, verifier_key};
 use bglass_core::audit::policy_check::{self, PolicyOptions};
-use bglass_core::audit::report::read_events;
+use bglass_core::audit::report::with_events;
 use bglass_core::audit::verify::VerifyReport;
 
 use super::{parse_key, verified};
@@ -78,11 +78,13 @@ fn policy(args: &AuditVerifyArgs, integrity: VerifyReport) -> CliResult {
     for w in &integrity.warnings {
         eprintln!("warning: {w}");
     }
-    let events = read_events(&args.source.dir).map_err(|e| CliError::new(ErrorKind::Defect, e))?;
     let options = PolicyOptions {
         review_within_ms: args.review_within.as_secs().saturating_mul(1000),
     };
-    let report = policy_check::check(&args.source.dir, events, options);
+    let report = with_events(&args.source.dir, |events| {
+        policy_check::check(&args.source.dir, events, options)
+    })
+    .map_err(|e| CliError::new(ErrorKind::Defect, e))?;
     if args.json {
         let doc = json!({
             "ok": report.violations.is_empty(),
