@@ -247,7 +247,8 @@ fn main() {
         let t0 = Instant::now();
         let integrity = verify_dir(&dir, Some(proxy_key.public_key())).unwrap();
         let t1 = Instant::now();
-        let report = with_events(&dir, |events| policy_check::check(&dir, events, options)).unwrap();
+        let report =
+            with_events(&dir, |events| policy_check::check(&dir, events, options)).unwrap();
         let t2 = Instant::now();
         assert_eq!(integrity.entries, entries);
         assert_eq!(report.entries, entries);
