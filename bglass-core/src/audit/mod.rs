@@ -20,6 +20,7 @@ pub mod report;
 pub mod storage;
 pub mod tree;
 pub mod verify;
+pub mod witness;
 
 #[cfg(test)]
 mod crash_tests;
