@@ -129,6 +129,23 @@ pub struct ProxyConfig {
     pub ssh: SshSettings,
     /// Free-space warning and the audit log's reserve (`[storage]`).
     pub storage: StorageSettings,
+    /// The other proxies' logs this proxy witnesses (`[[witness_of]]`): origin and key.
+    pub witness_of: Vec<(String, bglass_core::keys::PublicKey)>,
+    /// The witnesses of this proxy's log (`[[witnesses]]`).
+    pub witnesses: Vec<WitnessTarget>,
+}
+
+/// A witness of this proxy's log: another proxy's listener.
+#[derive(Clone, Debug)]
+pub struct WitnessTarget {
+    /// Its cosigner name (`bglass-witness/<its id>`).
+    pub name: String,
+    /// Its TLS listener.
+    pub addr: SocketAddr,
+    /// Its TLS CA pin.
+    pub pin: bglass_core::catalog::CertPin,
+    /// Its cosigning key (its signing key).
+    pub key: bglass_core::keys::PublicKey,
 }
 
 #[derive(serde::Deserialize)]
@@ -151,6 +168,26 @@ struct Raw {
     ssh: Option<RawSsh>,
     #[serde(default)]
     storage: Option<RawStorage>,
+    #[serde(default)]
+    witness_of: Vec<Spanned<RawWitnessOf>>,
+    #[serde(default)]
+    witnesses: Vec<Spanned<RawWitness>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWitnessOf {
+    origin: String,
+    key: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWitness {
+    name: String,
+    address: String,
+    pin: String,
+    key: String,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -235,6 +272,9 @@ pub enum ProxyConfigProblem {
         /// Why.
         error: SizeError,
     },
+    /// A `[[witness_of]]` or `[[witnesses]]` entry is invalid.
+    #[error("{0}")]
+    Witness(String),
     /// `storage.reserve` is out of range.
     #[error("storage.reserve is {value}; it must be between {min} and {max}", min = MIN_RESERVE, max = MAX_RESERVE)]
     Reserve {
@@ -413,6 +453,51 @@ impl ProxyConfig {
             free_space_warning_bytes: warning.bytes(),
             reserve_bytes: reserve.bytes(),
         };
+        let mut witness_of = Vec::new();
+        for w in raw.witness_of {
+            let span = w.span();
+            let w = w.into_inner();
+            let key = w.key.parse().map_err(|e| {
+                err(
+                    span.clone(),
+                    ProxyConfigProblem::Witness(format!("witness_of key: {e}")),
+                )
+            })?;
+            if !w.origin.starts_with("bglass/") || w.origin == format!("bglass/{id}") {
+                return Err(err(
+                    span,
+                    ProxyConfigProblem::Witness(format!(
+                        "witness_of origin {:?} must be another proxy's log, bglass/<id>",
+                        w.origin
+                    )),
+                ));
+            }
+            witness_of.push((w.origin, key));
+        }
+        let mut witnesses = Vec::new();
+        for w in raw.witnesses {
+            let span = w.span();
+            let w = w.into_inner();
+            let bad = |what: String| err(span.clone(), ProxyConfigProblem::Witness(what));
+            let addr = w
+                .address
+                .parse()
+                .map_err(|_| bad(format!("witnesses address {:?} must be IP:port", w.address)))?;
+            let pin = w
+                .pin
+                .parse()
+                .map_err(|e| bad(format!("witnesses pin: {e}")))?;
+            let key = w
+                .key
+                .parse()
+                .map_err(|e| bad(format!("witnesses key: {e}")))?;
+            witnesses.push(WitnessTarget {
+                name: w.name,
+                addr,
+                pin,
+                key,
+            });
+        }
         Ok(Self {
             path: path.to_path_buf(),
             id,
@@ -428,6 +513,8 @@ impl ProxyConfig {
             notify,
             ssh,
             storage,
+            witness_of,
+            witnesses,
         })
     }
 }

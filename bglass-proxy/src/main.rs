@@ -347,7 +347,10 @@ fn run(config: &std::path::Path, accept_rollback: bool) -> Result<(), Failure> {
             })?;
         bglass_proxy::server::serve(proxy, startup)
             .await
-            .map_err(Failure::Serve)
+            .map_err(|e| match e {
+                e @ StartError::WitnessRollback(_) => Failure::RolledBack(e),
+                e => Failure::Serve(e),
+            })
     })
 }
 

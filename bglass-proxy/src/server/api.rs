@@ -445,7 +445,11 @@ fn checkpoint(proxy: &Proxy) -> Result<Response<Body>, Refusal> {
         .log
         .latest_checkpoint()
         .ok_or_else(|| Refusal::new("no_checkpoint", 404, "no checkpoint signed yet"))?;
-    Ok(text(StatusCode::OK, c.note))
+    // With the cosignatures its witnesses returned for it.
+    Ok(text(
+        StatusCode::OK,
+        super::witness::cosigned_checkpoint(proxy, &c),
+    ))
 }
 
 fn proof(hashes: &[bglass_core::audit::tree::Hash]) -> Response<Body> {

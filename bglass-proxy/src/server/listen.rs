@@ -77,7 +77,12 @@ async fn route(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let path = req.uri().path().to_owned();
-    let (route, response) = if peer.key.is_none() && path != "/healthz" {
+    let (route, response) = if path == "/v1/witness/add-checkpoint"
+        && req.method() == http::Method::POST
+    {
+        // A checkpoint's signature authenticates it: no client key needed (C2SP tlog-witness).
+        ("witness", super::witness::add_checkpoint(&proxy, req).await)
+    } else if peer.key.is_none() && path != "/healthz" {
         (
             "unauthenticated",
             refusal_response(
@@ -187,6 +192,17 @@ pub async fn serve_on(
         roster: startup.policy.roster.clone(),
         recovered: startup.repaired.clone(),
     };
+    // A log behind what its witnesses cosigned was rolled back: refused before anything
+    // is recorded or served.
+    let rollbacks = super::witness::check_at_start(&proxy, startup.accept_rollback)
+        .await
+        .map_err(StartError::WitnessRollback)?;
+    for rollback in rollbacks {
+        proxy
+            .record(None, rollback)
+            .await
+            .map_err(StartError::RecordStart)?;
+    }
     proxy
         .record(None, start)
         .await

@@ -26,6 +26,7 @@ mod respond;
 mod start;
 mod storage;
 mod tunnel;
+mod witness;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -100,6 +101,10 @@ pub struct Proxy {
     upstream: crate::upstream::Upstreams,
     /// Free space under the data directory, and what was announced of the log's health.
     storage: storage::StorageWatch,
+    /// The witness of other proxies' logs, when `[[witness_of]]` lists any.
+    pub witness: Option<Arc<bglass_core::audit::witness::Witness>>,
+    /// What each of this proxy's witnesses (`[[witnesses]]`, in order) holds for its log.
+    pub cosigned: Mutex<Vec<witness::Cosigned>>,
 }
 
 impl std::fmt::Debug for Proxy {

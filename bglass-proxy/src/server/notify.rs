@@ -89,6 +89,10 @@ fn summary(event: &Event, catalog: &Catalog, data_dir: &Path) -> Option<String> 
             event.proxy,
             error.as_deref().unwrap_or("no reason given")
         )),
+        EventKind::Denial { reason, detail, .. } if reason == "log_inconsistent" => Some(format!(
+            "LOG FORK OR ROLLBACK: {} as a witness refused a checkpoint that contradicts one it cosigned: {detail}",
+            event.proxy
+        )),
         kind => storage::summary(&event.proxy, data_dir, event.time_ms, kind),
     }
 }

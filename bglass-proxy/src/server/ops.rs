@@ -30,6 +30,7 @@ pub fn spawn_all(
         tasks.push(tokio::spawn(metrics(Arc::clone(proxy), addr)));
     }
     tasks.push(tokio::spawn(super::reload::reload(Arc::clone(proxy))));
+    tasks.push(tokio::spawn(super::witness::submitter(Arc::clone(proxy))));
     tasks.push(tokio::spawn(super::notify::notifier(
         Arc::clone(proxy),
         notify_rx,

@@ -28,6 +28,21 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
+/// A plain response with a content type (the witness protocol's text answers).
+pub fn plain(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
 /// Refusals carry this header so that clients tell them from an upstream's own answers.
 pub const REFUSAL_HEADER: &str = "bglass-refusal";
 

@@ -96,6 +96,15 @@ pub enum StartError {
         /// Why.
         source: bglass_core::audit::storage::StorageError,
     },
+    /// A witness cosigned this proxy's log at a size above what the log holds: the log was
+    /// rolled back, and the operator has not accepted that.
+    #[error(
+        "audit log rolled back: {0}. Nothing was served. If this log is the one to keep (the newer one is lost), start with --accept-rollback: the rollback is then recorded in the log before anything is served"
+    )]
+    WitnessRollback(String),
+    /// The witness's saved view of the logs it witnesses cannot be read.
+    #[error("witness: {0}")]
+    Witness(#[from] bglass_core::audit::witness::WitnessOpenError),
     /// The start could not be recorded in the audit log.
     #[error("audit log: recording the start: {0}")]
     RecordStart(Refusal),
@@ -228,6 +237,20 @@ pub fn start_with(
         );
     }
 
+    let witness = if config.witness_of.is_empty() {
+        None
+    } else {
+        Some(Arc::new(bglass_core::audit::witness::Witness::open(
+            &format!("bglass-witness/{}", config.id),
+            Arc::clone(&key),
+            config.witness_of.iter().cloned().collect(),
+            &config.data_dir.join(WITNESS_FILE),
+        )?))
+    };
+    let cosigned = Mutex::new(vec![
+        super::witness::Cosigned::default();
+        config.witnesses.len()
+    ]);
     let (notify, notify_rx) = tokio::sync::mpsc::unbounded_channel();
     let (refusals, refusals_rx) = tokio::sync::mpsc::channel(admission::IMMEDIATE_PER_MINUTE * 4);
     let upstream = crate::upstream::Upstreams::new();
@@ -251,6 +274,8 @@ pub fn start_with(
         storage: storage::StorageWatch::default(),
         verifier,
         key,
+        witness,
+        cosigned,
         config,
     });
     Ok((
@@ -263,6 +288,7 @@ pub fn start_with(
             recovered: recovery.entries,
             repaired,
             policy,
+            accept_rollback: options.accept_rollback,
         },
     ))
 }
@@ -280,7 +306,14 @@ pub struct Startup {
     pub repaired: Option<String>,
     /// The catalog and roster in force, as kept beside the log.
     pub policy: PolicyDigests,
+    /// The operator accepted a rollback (`--accept-rollback`): a witness that holds more
+    /// of this log than it has is then reported, not a reason to refuse the start.
+    pub accept_rollback: bool,
 }
+
+/// The file in the data directory where this proxy, as a witness, keeps the latest
+/// checkpoint it cosigned for each log it witnesses.
+pub const WITNESS_FILE: &str = "witness.json";
 
 /// The digests of the catalog and roster files in force, each kept beside the log
 /// (`bglass_core::audit::policy_files`).

@@ -36,3 +36,4 @@ mod ssh_certificates;
 mod ssh_tcp;
 mod storage_faults;
 mod tui;
+mod witnesses;

@@ -1,0 +1,168 @@
+//! Three real proxies witnessing each other (C2SP tlog-witness): checkpoints gather the
+//! others' cosignatures; a proxy restarted on a rolled-back copy of its whole data
+//! directory (its published checkpoint included, so only the witnesses can tell) is refused
+//! at start; started anyway with the operator's flag, its forked log is refused by the
+//! witnesses, and the refusal reaches their notification target.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bglass_core::audit::witness::cosigned_at;
+use bglass_core::keys::PublicKey;
+use bglass_tests::attack::{Receiver, events};
+use bglass_tests::audit::copy_dir;
+use bglass_tests::ports::PortHold;
+use bglass_tests::raw::Raw;
+use bglass_tests::world::{TEST_CATALOG, World};
+use bglass_tests::{bin, eventually};
+
+/// Proxy `i`'s checkpoint as served, and the witnesses whose cosignature it carries.
+fn cosigners(w: &World, i: usize) -> (String, Vec<String>) {
+    let alice = Raw::new(
+        &w.responder("alice").config,
+        &w.proxies[i].url(),
+        &w.proxies[i].pin,
+    );
+    let answer = alice.send("GET", "/v1/audit/checkpoint", None, &[]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let names = (0..w.proxies.len())
+        .filter(|j| *j != i)
+        .filter(|j| {
+            let key: PublicKey = w.proxies[*j].key.parse().unwrap();
+            let name = format!("bglass-witness/{}", w.proxies[*j].id);
+            cosigned_at(&answer.body, &name, &key).is_some()
+        })
+        .map(|j| w.proxies[j].id.clone())
+        .collect();
+    (answer.body, names)
+}
+
+/// `n` new entries in proxy-a's log: refused requests for a service it does not have, each
+/// recorded as a denial.
+fn grow(w: &World, n: usize) {
+    let alice = Raw::new(
+        &w.responder("alice").config,
+        &w.proxies[0].url(),
+        &w.proxies[0].pin,
+    );
+    for _ in 0..n {
+        let answer = alice.send("GET", "/s/nosuch/", None, &[]);
+        assert_eq!(answer.code, "unknown_service", "{}", answer.body);
+    }
+}
+
+#[test]
+fn proxies_witness_each_other_and_refuse_a_rolled_back_or_forked_log() {
+    let mut w = World::new(
+        &["proxy-a", "proxy-b", "proxy-c"],
+        &[("alice", "responder")],
+    );
+    w.start_nginx();
+    w.catalog(TEST_CATALOG);
+    // A first start fixes each proxy's port; then each witnesses the other two.
+    w.start_all();
+    for i in 0..3 {
+        w.stop(i);
+    }
+    let hook = PortHold::new();
+    for i in 0..3 {
+        let mut extra = String::new();
+        for j in (0..3).filter(|j| *j != i) {
+            let p = &w.proxies[j];
+            extra.push_str(&format!(
+                "\n[[witness_of]]\norigin = \"bglass/{}\"\nkey = \"{}\"\n\n[[witnesses]]\nname = \"bglass-witness/{}\"\naddress = \"127.0.0.1:{}\"\npin = \"{}\"\nkey = \"{}\"\n",
+                p.id, p.key, p.id, p.port, p.pin, p.key
+            ));
+        }
+        if i == 1 {
+            extra.push_str(&format!(
+                "\n[[notify]]\nurl = \"http://127.0.0.1:{}/hook\"\nformat = \"json\"\n",
+                hook.port()
+            ));
+        }
+        bglass_tests::toml::append(&w.proxies[i].config, &extra);
+    }
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let _receiver = Receiver::start_on(hook.port(), Arc::clone(&bodies));
+    w.start_all();
+
+    // 1. Normal operation: proxy-a's checkpoints carry proxy-b's and proxy-c's cosignatures.
+    let (_, names) = eventually(
+        Duration::from_secs(20),
+        "proxy-a's checkpoint cosigned by both witnesses",
+        || Some(cosigners(&w, 0)).filter(|(_, n)| n.len() == 2),
+    );
+    assert_eq!(names, ["proxy-b", "proxy-c"]);
+
+    // A copy of proxy-a's whole data directory, taken while it is stopped.
+    w.stop(0);
+    let data = w.proxies[0].dir.join("data");
+    let snapshot = w.dir.path().join("proxy-a-data-copy");
+    copy_dir(&data, &snapshot);
+    w.start(0);
+    let (small, _) = cosigners(&w, 0);
+    grow(&w, 3);
+    eventually(
+        Duration::from_secs(20),
+        "the grown log cosigned by both witnesses",
+        || {
+            let (note, names) = cosigners(&w, 0);
+            (names.len() == 2 && note.lines().nth(1) != small.lines().nth(1)).then_some(())
+        },
+    );
+    w.stop(0);
+
+    // 2. Restarted on the rolled-back copy: refused at start, nothing served.
+    std::fs::remove_dir_all(&data).unwrap();
+    copy_dir(&snapshot, &data);
+    let out = std::process::Command::new(bin("bglass-proxy"))
+        .args(["run", "--config"])
+        .arg(&w.proxies[0].config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a rolled-back proxy started: {stderr}"
+    );
+    assert!(
+        stderr.contains("rolled back") && stderr.contains("witness bglass-witness/proxy-"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cosigned this log at size"), "{stderr}");
+
+    // 3. Started anyway (the operator's audited flag) and grown past what the witnesses
+    // hold: a fork, which they refuse, and the refusal is notified.
+    w.start_with(0, &["--accept-rollback"]);
+    grow(&w, 12);
+    let notified = || {
+        bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|b| b.to_string().contains("LOG FORK OR ROLLBACK"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !notified() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        notified(),
+        "no notification of the forked log; received {:?}\n{}",
+        bodies.lock().unwrap(),
+        w.logs()
+    );
+    let witness_log = serde_json::to_string(&events(&w, 1)).unwrap();
+    assert!(
+        witness_log.contains("log_inconsistent"),
+        "proxy-b's log has no log_inconsistent denial"
+    );
+    // proxy-a's own log records the rollback its operator accepted.
+    let own = serde_json::to_string(&events(&w, 0)).unwrap();
+    assert!(
+        own.contains("log_rollback"),
+        "no log_rollback in proxy-a's log"
+    );
+    let (_, names) = cosigners(&w, 0);
+    assert!(names.is_empty(), "the forked log was cosigned by {names:?}");
+}
