@@ -547,6 +547,15 @@ pub struct AuditVerifyArgs {
     /// on any violation.
     #[arg(long)]
     pub policy: bool,
+    /// A witness of this log: `bglass-witness/<proxy id>=ed25519:<that proxy's key>`, or its
+    /// cosigner verifier key (`<name>+<id>+<key>`, printed when the proxy starts); repeat for
+    /// each. The checkpoint kept beside the log with its cosignatures must carry --quorum of
+    /// theirs.
+    #[arg(long = "witness", value_name = "VKEY")]
+    pub witnesses: Vec<String>,
+    /// With --witness: how many of the witnesses must have cosigned [default: all].
+    #[arg(long, value_name = "K", requires = "witnesses")]
+    pub quorum: Option<usize>,
     /// With --policy: how soon after its issue an emergency grant must be reviewed.
     #[arg(
         long,

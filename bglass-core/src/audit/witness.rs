@@ -37,6 +37,71 @@ pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
 /// The content type of a 409 answer's body (the witness's size).
 pub const SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
 
+/// The file in a log's directory that holds its latest checkpoint with the cosignatures
+/// its witnesses returned for it (the `checkpoint` file carries only the log's signature).
+pub const COSIGNED_FILE: &str = "cosigned-checkpoint";
+
+/// A witness as a verifier knows it: its name and cosigning key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WitnessKey {
+    /// Its cosigner name.
+    pub name: String,
+    /// Its Ed25519 key.
+    pub key: PublicKey,
+}
+
+impl std::str::FromStr for WitnessKey {
+    type Err = String;
+
+    /// Parses `<name>=ed25519:<key>` (a proxy's name as a witness and its signing key), or
+    /// a cosigner verifier key, `<name>+<key id>+<base64(0x04 || key)>`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some((name, key)) = s.split_once('=')
+            && key.starts_with("ed25519:")
+        {
+            let key = key.parse().map_err(|e| format!("{s:?}: {e}"))?;
+            return Ok(Self {
+                name: name.to_owned(),
+                key,
+            });
+        }
+        let mut parts = s.rsplitn(3, '+');
+        let (Some(material), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("{s:?} is not <name>+<key id>+<key>"));
+        };
+        let bytes = STANDARD
+            .decode(material)
+            .map_err(|_| format!("{s:?}: the key is not base64"))?;
+        let (Some(&COSIGNATURE_TYPE), Some(raw)) = (bytes.first(), bytes.get(1..)) else {
+            return Err(format!("{s:?}: not an Ed25519 cosigner key (type 0x04)"));
+        };
+        let key = PublicKey::from_bytes(raw).map_err(|e| format!("{s:?}: {e}"))?;
+        let expected: String = cosigner_key_id(name, &key)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if id != expected {
+            return Err(format!(
+                "{s:?}: the key id is {id}, the key's is {expected}"
+            ));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            key,
+        })
+    }
+}
+
+/// Which of `witnesses` cosigned the checkpoint `note`.
+pub fn cosigners<'a>(note: &str, witnesses: &'a [WitnessKey]) -> Vec<&'a str> {
+    witnesses
+        .iter()
+        .filter(|w| cosigned_at(note, &w.name, &w.key).is_some())
+        .map(|w| w.name.as_str())
+        .collect()
+}
+
 /// The key id of a cosigner's Ed25519 key under its name.
 pub fn cosigner_key_id(name: &str, key: &PublicKey) -> [u8; 4] {
     let mut data = Vec::with_capacity(name.len() + 34);
@@ -614,6 +679,20 @@ mod tests {
         ] {
             assert_eq!(w.add_checkpoint(junk, 2).unwrap_err().status(), 400);
         }
+    }
+
+    #[test]
+    fn verifier_keys_round_trip_and_a_wrong_id_is_refused() {
+        let key = SigningKey::from_seed(&[2; 32]).unwrap().public_key();
+        let vkey = cosigner_vkey("bglass-witness/proxy-b", &key);
+        let parsed: WitnessKey = vkey.parse().unwrap();
+        assert_eq!(parsed.name, "bglass-witness/proxy-b");
+        assert_eq!(parsed.key, key);
+        let other = vkey.replacen("bglass-witness/proxy-b", "bglass-witness/proxy-c", 1);
+        assert!(other.parse::<WitnessKey>().unwrap_err().contains("key id"));
+        assert!("nothing".parse::<WitnessKey>().is_err());
+        let named: WitnessKey = format!("bglass-witness/proxy-b={key}").parse().unwrap();
+        assert_eq!(named, parsed);
     }
 
     #[test]

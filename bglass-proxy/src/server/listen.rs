@@ -207,6 +207,17 @@ pub async fn serve_on(
         .record(None, start)
         .await
         .map_err(StartError::RecordStart)?;
+    if proxy.witness.is_some() {
+        eprintln!(
+            "bglass-proxy {}: witnessing {} logs as {}",
+            proxy.config.id,
+            proxy.config.witness_of.len(),
+            bglass_core::audit::witness::cosigner_vkey(
+                &format!("bglass-witness/{}", proxy.config.id),
+                &proxy.key.public_key()
+            )
+        );
+    }
     let tasks = ops::spawn_all(&proxy, startup.notify_rx, startup.refusals_rx);
     ready();
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use bglass_core::audit::checkpoint::VerifiedCheckpoint;
 use bglass_core::audit::event::EventKind;
 use bglass_core::audit::witness::{
-    AddCheckpoint, MAX_REQUEST_BYTES, SIZE_CONTENT_TYPE, WitnessError, cosigned_at,
+    AddCheckpoint, COSIGNED_FILE, MAX_REQUEST_BYTES, SIZE_CONTENT_TYPE, WitnessError, cosigned_at,
 };
 use bglass_core::policy::Refusal;
 use bglass_core::timestamp;
@@ -202,11 +202,20 @@ async fn offer(
                     cosigned_at(&format!("{note}{l}\n"), &target.name, &target.key).is_some()
                 })
                 .collect();
-            let mut all = lock(&proxy.cosigned);
-            all[i].size = Some(checkpoint.size);
-            if let Some(line) = mine.first() {
-                all[i].line = Some((checkpoint.size, format!("{line}\n")));
+            {
+                let mut all = lock(&proxy.cosigned);
+                all[i].size = Some(checkpoint.size);
+                if let Some(line) = mine.first() {
+                    all[i].line = Some((checkpoint.size, format!("{line}\n")));
+                }
             }
+            // Kept beside the log, for auditors who check the witnesses offline.
+            let cosigned = cosigned_checkpoint(proxy, checkpoint);
+            let path = proxy.log.dir().join(COSIGNED_FILE);
+            let _ = tokio::task::spawn_blocking(move || {
+                bglass_core::audit::storage::write_file_atomic(&path, &cosigned)
+            })
+            .await;
             None
         }
         Ok((409, text)) => {

@@ -2,7 +2,9 @@
 //! others' cosignatures; a proxy restarted on a rolled-back copy of its whole data
 //! directory (its published checkpoint included, so only the witnesses can tell) is refused
 //! at start; started anyway with the operator's flag, its forked log is refused by the
-//! witnesses, and the refusal reaches their notification target.
+//! witnesses, and the refusal reaches their notification target. An auditor's 2-of-3
+//! witness policy (`bglass audit verify --witness … --quorum 2`) accepts the cosigned
+//! checkpoint and refuses it with a cosignature taken away.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -99,6 +101,57 @@ fn proxies_witness_each_other_and_refuse_a_rolled_back_or_forked_log() {
     let data = w.proxies[0].dir.join("data");
     let snapshot = w.dir.path().join("proxy-a-data-copy");
     copy_dir(&data, &snapshot);
+
+    // An auditor's 2-of-3 witness policy on a copy of the log: met by proxy-b and proxy-c;
+    // with one cosignature taken away, the checkpoint is refused.
+    let evidence = w.dir.path().join("evidence");
+    copy_dir(&snapshot.join("log"), &evidence);
+    let stranger = bglass_core::keys::SigningKey::from_seed(&[5; 32]).unwrap();
+    let policy = [
+        format!("bglass-witness/proxy-b={}", w.proxies[1].key),
+        format!("bglass-witness/proxy-c={}", w.proxies[2].key),
+        format!("bglass-witness/proxy-z={}", stranger.public_key()),
+    ];
+    let verify = || {
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = bglass_tests::command("bglass", home.path());
+        cmd.args(["audit", "verify"]).arg(&evidence).args([
+            "--key",
+            &w.proxies[0].key,
+            "--quorum",
+            "2",
+        ]);
+        for p in &policy {
+            cmd.args(["--witness", p]);
+        }
+        bglass_tests::run(&mut cmd)
+    };
+    let out = verify();
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(
+            "cosigned by bglass-witness/proxy-b, bglass-witness/proxy-c (2 of 3, quorum 2)"
+        ),
+        "{}",
+        out.stdout
+    );
+    let cosigned = evidence.join("cosigned-checkpoint");
+    let text = std::fs::read_to_string(&cosigned).unwrap();
+    let fewer: String = text
+        .lines()
+        .filter(|l| !l.contains("bglass-witness/proxy-c"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&cosigned, fewer).unwrap();
+    let out = verify();
+    assert_eq!(out.code, Some(5), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("carries 1 of the 2 cosignatures required (bglass-witness/proxy-b)"),
+        "{}",
+        out.stderr
+    );
+
     w.start(0);
     let (small, _) = cosigners(&w, 0);
     grow(&w, 3);

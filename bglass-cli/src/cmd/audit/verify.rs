@@ -3,10 +3,12 @@
 use base64::Engine;
 use serde_json::json;
 
-use bglass_core::audit::checkpoint::{origin, verifier_key};
+use bglass_core::audit::checkpoint::{self, origin, verifier_key};
 use bglass_core::audit::policy_check::{self, PolicyOptions};
 use bglass_core::audit::report::with_events;
+use bglass_core::audit::storage::{HISTORY_FILE, read_history};
 use bglass_core::audit::verify::VerifyReport;
+use bglass_core::audit::witness::{COSIGNED_FILE, WitnessKey, cosigners};
 
 use super::{parse_key, verified};
 use crate::cli::AuditVerifyArgs;
@@ -15,7 +17,28 @@ use crate::error::{CliError, CliResult, ErrorKind};
 /// Runs `bglass audit verify`.
 pub fn run(args: AuditVerifyArgs) -> CliResult {
     parse_key(&args.source)?;
+    let witnesses = args
+        .witnesses
+        .iter()
+        .map(|w| {
+            w.parse::<WitnessKey>()
+                .map_err(|e| CliError::user(format!("--witness {e}")))
+        })
+        .collect::<CliResult<Vec<_>>>()?;
+    let quorum = args.quorum.unwrap_or(witnesses.len());
+    if quorum > witnesses.len() || (!witnesses.is_empty() && quorum == 0) {
+        return Err(CliError::user(format!(
+            "--quorum {quorum} must be between 1 and the {} witnesses given",
+            witnesses.len()
+        )));
+    }
     let result = verified(&args.source);
+    if !witnesses.is_empty()
+        && let Ok(report) = &result
+    {
+        let witnessed = witnessed(&args.source.dir, report, &witnesses, quorum)?;
+        crate::outln!("{witnessed}")?;
+    }
     if args.policy && result.is_ok() {
         return policy(&args, result?);
     }
@@ -138,4 +161,54 @@ fn policy(args: &AuditVerifyArgs, integrity: VerifyReport) -> CliResult {
         )
         .with_hint("the log verifies, so whoever held the proxy's key signed these entries; keep the copy as evidence"))
     }
+}
+
+/// `--witness`: the checkpoint kept beside the log with its cosignatures is one of the log's
+/// own (so consistent with the entries just verified), and carries `quorum` cosignatures of
+/// the witnesses given.
+fn witnessed(
+    dir: &std::path::Path,
+    report: &VerifyReport,
+    witnesses: &[WitnessKey],
+    quorum: usize,
+) -> CliResult<String> {
+    let defect = |why: String| {
+        CliError::new(ErrorKind::Defect, format!("{}: {why}", dir.display()))
+            .with_hint("the log verifies, but its witnesses do not vouch for it: compare it with the witnesses' own view before trusting it")
+    };
+    let path = dir.join(COSIGNED_FILE);
+    let note = std::fs::read(&path)
+        .map_err(|e| defect(format!("no cosigned checkpoint: {}: {e}", path.display())))?;
+    let origin = origin(&report.proxy);
+    let verified = checkpoint::verify(&note, &origin, &report.key)
+        .map_err(|e| defect(format!("{}: {e}", path.display())))?;
+    let (history, _, _) =
+        read_history(&dir.join(HISTORY_FILE)).map_err(|e| defect(e.to_string()))?;
+    if !history.iter().any(|h| note.starts_with(h)) {
+        return Err(defect(format!(
+            "the cosigned checkpoint (size {}) is not one this log signed",
+            verified.size
+        )));
+    }
+    let text = String::from_utf8_lossy(&note);
+    let by = cosigners(&text, witnesses);
+    if by.len() < quorum {
+        return Err(defect(format!(
+            "the checkpoint of size {} carries {} of the {quorum} cosignatures required ({})",
+            verified.size,
+            by.len(),
+            if by.is_empty() {
+                "none of the witnesses given".to_owned()
+            } else {
+                by.join(", ")
+            }
+        )));
+    }
+    Ok(format!(
+        "witnessed: the checkpoint of size {} is cosigned by {} ({} of {}, quorum {quorum})",
+        verified.size,
+        by.join(", "),
+        by.len(),
+        witnesses.len()
+    ))
 }
