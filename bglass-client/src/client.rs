@@ -6,6 +6,7 @@
 //! fetches the proxy's current checkpoint and a consistency proof from the old one; a proxy
 //! whose log does not extend what this machine saw before is refused, loudly.
 
+use bglass_core::audit::witness::cosigners;
 use std::path::Path;
 use std::time::Duration;
 
@@ -61,6 +62,8 @@ pub struct Conn {
     contacted: bool,
     /// A refusal banner was printed for it in this run (print each once).
     warned: bool,
+    /// Its checkpoint lacked the witness quorum, and that was said, in this run.
+    unwitnessed: bool,
 }
 
 /// A request to make, signed per proxy when it carries an action.
@@ -148,6 +151,7 @@ impl Session {
                     entry: entry.clone(),
                     contacted: false,
                     warned: false,
+                    unwitnessed: false,
                 })
             })
             .collect::<CliResult<Vec<_>>>()?;
@@ -182,6 +186,7 @@ impl Session {
                 entry: entry.clone(),
                 contacted: false,
                 warned: false,
+                unwitnessed: false,
             });
         }
         Ok(Self {
@@ -445,6 +450,38 @@ impl Session {
                 }));
             }
         }
+        // A witness policy: a checkpoint without the quorum of cosignatures is not taken as
+        // the proxy's view (the last witnessed one stays the reference for the next
+        // consistency check), and access goes on: a witness that is down must not block it.
+        let quorum = conn.entry.witness_quorum;
+        let witnessed = (quorum > 0).then(|| {
+            let text = String::from_utf8_lossy(&verified.note);
+            cosigners(&text, &conn.entry.witnesses).len()
+        });
+        if let Some(count) = witnessed
+            && count < quorum
+        {
+            let conn = &mut self.conns[i];
+            if !conn.unwitnessed {
+                conn.unwitnessed = true;
+                eprintln!(
+                    "warning: {}'s checkpoint (size {}) carries {} of the {quorum} witness cosignatures your config requires: not taken as its view (its witnesses may be down or may have refused it; access goes on)",
+                    conn.entry.url, verified.size, count
+                );
+            }
+            if conn.record.is_none() {
+                conn.record = Some(ProxyRecord {
+                    url: conn.entry.url.clone(),
+                    id,
+                    key,
+                    size: 0,
+                    root: String::new(),
+                    note: String::new(),
+                });
+            }
+            conn.contacted = true;
+            return Ok(Contact::Done);
+        }
         let record = ProxyRecord {
             url: conn.entry.url.clone(),
             id,
@@ -510,6 +547,7 @@ impl Session {
                     entry: c.entry.clone(),
                     contacted: false,
                     warned: c.warned,
+                    unwitnessed: c.unwitnessed,
                 })
             })
             .collect::<CliResult<Vec<_>>>()?;

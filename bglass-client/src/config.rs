@@ -6,6 +6,7 @@
 //! the password database, so a static binary needs no NSS modules (and works where the
 //! directory service is down).
 
+use bglass_core::audit::witness::WitnessKey;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -65,6 +66,11 @@ pub struct ProxyEntry {
     pub addr: SocketAddr,
     /// SHA-256 pin of the proxy's CA certificate.
     pub pin: CertPin,
+    /// The witnesses of its log (`witnesses = ["bglass-witness/<id>=ed25519:…", …]`).
+    pub witnesses: Vec<WitnessKey>,
+    /// How many of them must have cosigned a checkpoint before this CLI takes it as the
+    /// proxy's view (0: no witness policy).
+    pub witness_quorum: usize,
 }
 
 /// A validated CLI config.
@@ -93,6 +99,9 @@ struct RawProxy {
     url: Spanned<String>,
     pin: Spanned<String>,
     address: Option<Spanned<String>>,
+    #[serde(default)]
+    witnesses: Vec<Spanned<String>>,
+    witness_quorum: Option<Spanned<i64>>,
 }
 
 /// The rule a config broke.
@@ -121,6 +130,9 @@ pub enum ConfigProblem {
     /// The identity path is empty.
     #[error("identity must name the encrypted key file")]
     Identity,
+    /// A witness entry or the quorum is invalid.
+    #[error("{0}")]
+    Witness(String),
     /// A proxy is listed twice.
     #[error("proxy {url} is listed twice")]
     DuplicateProxy {
@@ -253,10 +265,33 @@ impl Config {
                     ConfigProblem::DuplicateProxy { url: url.clone() },
                 ));
             }
+            let mut witnesses = Vec::new();
+            for w in &entry.witnesses {
+                witnesses.push(w.get_ref().parse::<WitnessKey>().map_err(|e| {
+                    err(w.span(), ConfigProblem::Witness(format!("witnesses: {e}")))
+                })?);
+            }
+            let witness_quorum = match &entry.witness_quorum {
+                None => witnesses.len(),
+                Some(q) => usize::try_from(*q.get_ref())
+                    .ok()
+                    .filter(|k| (1..=witnesses.len()).contains(k))
+                    .ok_or_else(|| {
+                        err(
+                            q.span(),
+                            ConfigProblem::Witness(format!(
+                                "witness_quorum must be between 1 and the {} witnesses listed",
+                                witnesses.len()
+                            )),
+                        )
+                    })?,
+            };
             proxies.push(ProxyEntry {
                 url: url.clone(),
                 addr,
                 pin,
+                witnesses,
+                witness_quorum,
             });
         }
         Ok(Self {
@@ -279,6 +314,18 @@ impl Config {
                 "\n[[proxy]]\nurl = {:?}\npin = \"{}\"\n",
                 proxy.url, proxy.pin
             ));
+            if !proxy.witnesses.is_empty() {
+                let list: Vec<String> = proxy
+                    .witnesses
+                    .iter()
+                    .map(|w| format!("\"{}={}\"", w.name, w.key))
+                    .collect();
+                out.push_str(&format!(
+                    "witnesses = [{}]\nwitness_quorum = {}\n",
+                    list.join(", "),
+                    proxy.witness_quorum
+                ));
+            }
         }
         out
     }
@@ -339,6 +386,8 @@ mod tests {
             responder: ResponderId::new("alice").unwrap(),
             identity: dir.path().join("identity.age"),
             proxies: vec![ProxyEntry {
+                witnesses: Vec::new(),
+                witness_quorum: 0,
                 url: "https://127.0.0.1:8443".to_owned(),
                 addr: "127.0.0.1:8443".parse().unwrap(),
                 pin: pin.parse().unwrap(),

@@ -585,6 +585,8 @@ impl World {
             .filter_map(|p| {
                 let link = self.links.get(&Link::ResponderToProxy(p.id.clone()))?;
                 Some(ProxyEntry {
+                    witnesses: Vec::new(),
+                    witness_quorum: 0,
                     url: format!("https://{}", link.addr()),
                     addr: link.addr(),
                     pin: p.pin,

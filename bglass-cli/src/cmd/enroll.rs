@@ -55,6 +55,8 @@ fn plan(config_flag: Option<&Path>, args: EnrollArgs) -> CliResult<Plan> {
             return Err(CliError::user(format!("--proxy {url} is given twice")));
         }
         proxies.push(ProxyEntry {
+            witnesses: Vec::new(),
+            witness_quorum: 0,
             url: url.clone(),
             addr,
             pin,

@@ -96,6 +96,44 @@ fn proxies_witness_each_other_and_refuse_a_rolled_back_or_forked_log() {
     );
     assert_eq!(names, ["proxy-b", "proxy-c"]);
 
+    // The responder's CLI with a witness policy for proxy-a: all three of b, c and a
+    // stranger is never met (warned, and not taken as proxy-a's view; access goes on);
+    // two of them is.
+    let stranger = bglass_core::keys::SigningKey::from_seed(&[5; 32]).unwrap();
+    let policy = [
+        format!("bglass-witness/proxy-b={}", w.proxies[1].key),
+        format!("bglass-witness/proxy-c={}", w.proxies[2].key),
+        format!("bglass-witness/proxy-z={}", stranger.public_key()),
+    ];
+    let with_quorum = |k: i64| {
+        bglass_tests::toml::edit(&w.responder("alice").config, |doc| {
+            let mut list = toml_edit::Array::new();
+            for p in &policy {
+                list.push(p.as_str());
+            }
+            doc["proxy"][0]["witnesses"] = toml_edit::value(list);
+            doc["proxy"][0]["witness_quorum"] = toml_edit::value(k);
+        });
+    };
+    with_quorum(3);
+    let out = w.bglass("alice", &["status"]);
+    assert!(
+        out.stderr
+            .contains("witness cosignatures your config requires")
+            && out.stderr.contains("of the 3"),
+        "{}",
+        out.stderr
+    );
+    with_quorum(2);
+    eventually(
+        Duration::from_secs(10),
+        "proxy-a's checkpoint taken with a 2-of-3 witness policy",
+        || {
+            let out = w.bglass("alice", &["status"]);
+            (out.code == Some(0) && !out.stderr.contains("witness cosignatures")).then_some(())
+        },
+    );
+
     // A copy of proxy-a's whole data directory, taken while it is stopped.
     w.stop(0);
     let data = w.proxies[0].dir.join("data");
@@ -106,12 +144,6 @@ fn proxies_witness_each_other_and_refuse_a_rolled_back_or_forked_log() {
     // with one cosignature taken away, the checkpoint is refused.
     let evidence = w.dir.path().join("evidence");
     copy_dir(&snapshot.join("log"), &evidence);
-    let stranger = bglass_core::keys::SigningKey::from_seed(&[5; 32]).unwrap();
-    let policy = [
-        format!("bglass-witness/proxy-b={}", w.proxies[1].key),
-        format!("bglass-witness/proxy-c={}", w.proxies[2].key),
-        format!("bglass-witness/proxy-z={}", stranger.public_key()),
-    ];
     let verify = || {
         let home = tempfile::tempdir().unwrap();
         let mut cmd = bglass_tests::command("bglass", home.path());
