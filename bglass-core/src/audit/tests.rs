@@ -9,7 +9,7 @@ use super::log::{AuditLog, AuditOpenError, LogConfig};
 use super::receipt::ReceiptError;
 use super::storage::{self, Disk};
 use super::tree::TILE_WIDTH;
-use super::verify::{DefectKind, KeySource, verify_dir};
+use super::verify::{DefectKind, KeySource, verify_dir, verify_dir_with};
 use crate::id::{GrantId, ProxyId};
 use crate::keys::SigningKey;
 
@@ -574,4 +574,54 @@ fn entries_are_read_lazily_from_any_index_while_the_log_grows() {
     reader.extend_to(log.size());
     let rest: Vec<u64> = reader.map(|r| r.unwrap().0).collect();
     assert_eq!(rest, (n - 1..3 * TILE_WIDTH as u64 + 3).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_checkpoint_signed_while_a_live_log_is_verified_is_neither_a_fork_nor_a_cut_tail() {
+    // A proxy signs a checkpoint within a second of its first unsigned entry: a reader of
+    // its live log (`bglass audit show` while it serves) can see one appear after it read
+    // the entries. Here the writer signs only when asked, at the point of the race.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        checkpoint_interval: Duration::from_secs(3600),
+        ..config(dir.path())
+    };
+    let (log, _) = AuditLog::open(config, |_, _| Ok(())).unwrap();
+    for i in 0..16 {
+        log.append(event(i)).unwrap();
+    }
+    let signed = log.checkpoint_now().unwrap();
+    assert_eq!(signed.size, 16);
+    // Entries no checkpoint covers yet, as after a burst of requests.
+    let n = TILE_WIDTH as u64 + 100;
+    for i in 16..n {
+        log.append(event(i)).unwrap();
+    }
+    let public = Some(key().public_key());
+
+    // Signed over exactly the entries read: its size was not among the checkpoints the
+    // verifier found at first.
+    let report = verify_dir_with(dir.path(), public, || {
+        assert_eq!(log.checkpoint_now().unwrap().size, n);
+    })
+    .unwrap_or_else(|d| panic!("a checkpoint signed during verification: {d}"));
+    assert_eq!(report.entries, n);
+    assert_eq!(report.latest.map(|(size, _)| size), Some(16));
+
+    // Signed over more entries than were read.
+    let report = verify_dir_with(dir.path(), public, || {
+        for i in n..n + 10 {
+            log.append(event(i)).unwrap();
+        }
+        assert_eq!(log.checkpoint_now().unwrap().size, n + 10);
+    })
+    .unwrap_or_else(|d| panic!("a checkpoint signed during verification: {d}"));
+    assert_eq!(report.entries, n);
+    assert_eq!(report.latest.map(|(size, _)| size), Some(n));
+    log.close();
+
+    // At rest, every checkpoint is checked.
+    let report = verify_dir(dir.path(), public).unwrap();
+    assert_eq!(report.checkpoints, 3);
+    assert_eq!(report.latest.map(|(size, _)| size), Some(n + 10));
 }

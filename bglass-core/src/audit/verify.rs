@@ -130,10 +130,27 @@ struct TileDiff {
 
 /// Verifies the log in `dir`. `key` is the proxy's public key obtained out of band; without
 /// it, the key recorded in the log's first entry is used and a warning says so.
+///
+/// The log may be live (a proxy writing it while it is read): the checkpoints are taken as
+/// they stand before the entries are read, and only those are checked. Every one of them
+/// was signed after the entries it covers were durable, so the entries read afterwards
+/// hold them; a checkpoint signed while the entries are read may cover entries read too
+/// early, and is left for the next verification.
 pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, Defect> {
+    verify_dir_with(dir, key, || {})
+}
+
+/// [`verify_dir`], calling `after_entries` once the entries are read and before the
+/// checkpoints are checked against them (where a live writer may sign another one).
+pub(super) fn verify_dir_with(
+    dir: &Path,
+    key: Option<PublicKey>,
+    after_entries: impl FnOnce(),
+) -> Result<VerifyReport, Defect> {
     let mut warnings = Vec::new();
     // The checkpoints are streamed twice (their sizes now, their signatures once the
-    // entries are walked), so a long history is never held in memory.
+    // entries are walked), so a long history is never held in memory. The second pass
+    // sees exactly the notes the first one saw.
     let mut wanted: BTreeMap<u64, Option<Hash>> = BTreeMap::new();
     let checkpoints = scan_checkpoints(dir, &mut warnings, |_, note| {
         if let Some((_, size, _)) = checkpoint::peek(note) {
@@ -360,6 +377,7 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
         }
     }
     let entries = edge.size();
+    after_entries();
     warnings.append(&mut short_tiles);
     if let Some(d) = entry_defect.as_ref().filter(|d| d.index == Some(0)) {
         return Err(d.clone());
@@ -451,7 +469,7 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
             fork.get_or_insert((verified.size, position));
         }
     };
-    scan_checkpoints(dir, &mut Vec::new(), &mut check)?;
+    rescan_checkpoints(dir, &checkpoints, &mut check)?;
     warnings.extend(torn_notes);
     if let Some((size, position)) = fork {
         // The nearest agreeing checkpoint at or after the fork's size, else the largest.
@@ -700,6 +718,8 @@ struct Checkpoints {
     /// All of them: the history, and the `checkpoint` file when it is not the history's
     /// last note (position `history`).
     count: u64,
+    /// The `checkpoint` file's note, when it is not the history's last note.
+    file: Option<Vec<u8>>,
 }
 
 impl Checkpoints {
@@ -741,6 +761,7 @@ fn scan_checkpoints(
         ));
     }
     let mut count = history;
+    let mut file = None;
     let latest_path = dir.join(storage::CHECKPOINT_FILE);
     if latest_path.exists() {
         let note = storage::read_bounded(&latest_path, checkpoint::MAX_CHECKPOINT_BYTES as u64)
@@ -748,7 +769,35 @@ fn scan_checkpoints(
         if history == 0 || last != note {
             f(history, &note);
             count += 1;
+            file = Some(note);
         }
     }
-    Ok(Checkpoints { history, count })
+    Ok(Checkpoints {
+        history,
+        count,
+        file,
+    })
+}
+
+/// Streams the checkpoints [`scan_checkpoints`] found through `f` again, in the same
+/// order: the first `seen.history` notes of the history (they never change; a live writer
+/// only appends after them), then the `checkpoint` file's note as it was read then.
+/// Checkpoints signed since are not seen: they may cover entries read before they were
+/// written.
+fn rescan_checkpoints(
+    dir: &Path,
+    seen: &Checkpoints,
+    mut f: impl FnMut(u64, &[u8]),
+) -> Result<(), Defect> {
+    storage::for_each_history(&dir.join(HISTORY_FILE), |position, _, note| {
+        if position < seen.history {
+            f(position, note);
+        }
+        Ok(())
+    })
+    .map_err(|e| defect(None, DefectKind::Unreadable, e.to_string()))?;
+    if let Some(note) = &seen.file {
+        f(seen.history, note);
+    }
+    Ok(())
 }
