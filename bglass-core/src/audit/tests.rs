@@ -9,7 +9,7 @@ use super::log::{AuditLog, AuditOpenError, LogConfig};
 use super::receipt::ReceiptError;
 use super::storage::{self, Disk};
 use super::tree::TILE_WIDTH;
-use super::verify::{DefectKind, KeySource, verify_dir, verify_dir_with};
+use super::verify::{DefectKind, KeySource, Stage, verify_dir, verify_dir_with};
 use crate::id::{GrantId, ProxyId};
 use crate::keys::SigningKey;
 
@@ -601,19 +601,23 @@ fn a_checkpoint_signed_while_a_live_log_is_verified_is_neither_a_fork_nor_a_cut_
 
     // Signed over exactly the entries read: its size was not among the checkpoints the
     // verifier found at first.
-    let report = verify_dir_with(dir.path(), public, || {
-        assert_eq!(log.checkpoint_now().unwrap().size, n);
+    let report = verify_dir_with(dir.path(), public, |stage| {
+        if stage == Stage::EntriesRead {
+            assert_eq!(log.checkpoint_now().unwrap().size, n);
+        }
     })
     .unwrap_or_else(|d| panic!("a checkpoint signed during verification: {d}"));
     assert_eq!(report.entries, n);
     assert_eq!(report.latest.map(|(size, _)| size), Some(16));
 
     // Signed over more entries than were read.
-    let report = verify_dir_with(dir.path(), public, || {
-        for i in n..n + 10 {
-            log.append(event(i)).unwrap();
+    let report = verify_dir_with(dir.path(), public, |stage| {
+        if stage == Stage::EntriesRead {
+            for i in n..n + 10 {
+                log.append(event(i)).unwrap();
+            }
+            assert_eq!(log.checkpoint_now().unwrap().size, n + 10);
         }
-        assert_eq!(log.checkpoint_now().unwrap().size, n + 10);
     })
     .unwrap_or_else(|d| panic!("a checkpoint signed during verification: {d}"));
     assert_eq!(report.entries, n);
@@ -624,4 +628,53 @@ fn a_checkpoint_signed_while_a_live_log_is_verified_is_neither_a_fork_nor_a_cut_
     let report = verify_dir(dir.path(), public).unwrap();
     assert_eq!(report.checkpoints, 3);
     assert_eq!(report.latest.map(|(size, _)| size), Some(n + 10));
+}
+
+/// Appends entries `range` in one group commit.
+fn append_all(log: &AuditLog, range: std::ops::Range<u64>) {
+    let submitted: Vec<_> = range.map(|i| log.submit(event(i)).unwrap()).collect();
+    for s in submitted {
+        s.wait().unwrap();
+    }
+}
+
+#[test]
+fn a_write_ahead_file_trimmed_while_a_live_log_is_verified_is_not_a_gap() {
+    // The writer trims the write-ahead file once it holds 16 bundles more than the last
+    // durable one: a reader that counted the bundles before that finds the file starting
+    // after them.
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    let width = TILE_WIDTH as u64;
+    let n = 15 * width + 10;
+    append_all(&log, 0..n);
+    // Every bundle durable; the write-ahead file still holds every entry.
+    log.checkpoint_now().unwrap();
+    let wal = dir.path().join(storage::WAL_FILE);
+    assert_eq!(storage::read_wal(&wal).unwrap().records[0].index, 0);
+    let end = 18 * width + 1;
+    let mut trimmed = false;
+    let report = verify_dir_with(dir.path(), Some(key().public_key()), |stage| {
+        if stage == Stage::BundlesRead && !trimmed {
+            trimmed = true;
+            append_all(&log, n..end - 1);
+            // Bundles 15 to 17 are durable once a checkpoint is signed; the next batch
+            // trims the file (once answered: the checkpoint asked for next waits for it).
+            log.checkpoint_now().unwrap();
+            append_all(&log, end - 1..end);
+            log.checkpoint_now().unwrap();
+            let first = storage::read_wal(&wal).unwrap().records[0].index;
+            assert!(first >= 16 * width, "the file starts at entry {first}");
+        }
+    })
+    .unwrap_or_else(|d| panic!("the write-ahead file trimmed during verification: {d}"));
+    assert!(trimmed);
+    assert_eq!(report.entries, end);
+    log.close();
+    assert_eq!(
+        verify_dir(dir.path(), Some(key().public_key()))
+            .unwrap()
+            .entries,
+        end
+    );
 }

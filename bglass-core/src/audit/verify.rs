@@ -135,17 +135,26 @@ struct TileDiff {
 /// they stand before the entries are read, and only those are checked. Every one of them
 /// was signed after the entries it covers were durable, so the entries read afterwards
 /// hold them; a checkpoint signed while the entries are read may cover entries read too
-/// early, and is left for the next verification.
+/// early, and is left for the next verification. A write-ahead file trimmed after the
+/// bundles were counted is read after the bundles written since.
 pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, Defect> {
-    verify_dir_with(dir, key, || {})
+    verify_dir_with(dir, key, |_| {})
 }
 
-/// [`verify_dir`], calling `after_entries` once the entries are read and before the
-/// checkpoints are checked against them (where a live writer may sign another one).
+/// A point of [`verify_dir_with`] where a live writer may change the files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// The bundles counted are read; the write-ahead file is next.
+    BundlesRead,
+    /// The entries are read; the checkpoints are checked against them next.
+    EntriesRead,
+}
+
+/// [`verify_dir`], calling `at` at each [`Stage`] it reaches.
 pub(super) fn verify_dir_with(
     dir: &Path,
     key: Option<PublicKey>,
-    after_entries: impl FnOnce(),
+    mut at: impl FnMut(Stage),
 ) -> Result<VerifyReport, Defect> {
     let mut warnings = Vec::new();
     // The checkpoints are streamed twice (their sizes now, their signatures once the
@@ -219,165 +228,186 @@ pub(super) fn verify_dir_with(
     }
     let head_proxy = first_proxy(dir);
     let head_proxy = &head_proxy;
-    std::thread::scope(|scope| {
-        // Reader threads read bundles and hash their entries (bundle b on thread b % n)
-        // while this thread walks the previous ones through the tree in order.
-        let readers = std::thread::available_parallelism()
-            .map_or(1, std::num::NonZero::get)
-            .clamp(1, 4) as u64;
-        let receivers: Vec<_> = (0..readers)
-            .map(|r| {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Hashed>(4);
-                scope.spawn(move || {
-                    let mut b = r;
-                    while b < bundles {
-                        if tx
-                            .send(Hashed::read(dir, b, head_proxy.as_deref()))
-                            .is_err()
-                        {
-                            break; // the walker stopped at a defect
+    // The bundles from `walked` to `bundles`, then the write-ahead file. A live writer
+    // trims that file once bundles hold its first entries: when it starts after the bundles
+    // walked, the bundles written since (counted again) hold the entries between.
+    let mut walked = 0u64;
+    loop {
+        std::thread::scope(|scope| {
+            // Reader threads read bundles and hash their entries (bundle b on thread b % n)
+            // while this thread walks the previous ones through the tree in order.
+            let readers = std::thread::available_parallelism()
+                .map_or(1, std::num::NonZero::get)
+                .clamp(1, 4) as u64;
+            let receivers: Vec<_> = (0..readers)
+                .map(|r| {
+                    let (tx, rx) = std::sync::mpsc::sync_channel::<Hashed>(4);
+                    scope.spawn(move || {
+                        let mut b = walked + r;
+                        while b < bundles {
+                            if tx
+                                .send(Hashed::read(dir, b, head_proxy.as_deref()))
+                                .is_err()
+                            {
+                                break; // the walker stopped at a defect
+                            }
+                            b += readers;
                         }
-                        b += readers;
-                    }
-                });
-                rx
-            })
-            .collect();
-        // Bundle b comes from reader b % readers: the receivers in turn.
-        let in_order = (0..bundles)
-            .zip(receivers.iter().cycle())
-            .map_while(|(_, rx)| rx.recv().ok());
-        for hashed in in_order {
-            let b = hashed.bundle;
-            let base = b * TILE_WIDTH as u64;
-            let bytes = match &hashed.data {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    entry_defect = Some(defect(Some(base), DefectKind::Unreadable, e.to_string()));
-                    break;
-                }
-            };
-            // The stored leaf hashes of this bundle pinpoint a removed, inserted or moved
-            // entry even when the bundle no longer holds 256 entries.
-            let rel0 = storage::tile_rel(0, b);
-            let stored0 =
-                storage::read_bounded(&dir.join(&rel0), (TILE_WIDTH * HASH_SIZE) as u64).ok();
-            // Fast path: a whole, well-formed bundle at a boundary, no checkpoint inside it.
-            let inside = wanted
-                .range(base + 1..base + TILE_WIDTH as u64)
-                .next()
-                .is_some();
-            let whole = match (hashed.root, &hashed.damage, &hashed.bad_head) {
-                (Some(root), None, None) if !inside && b > 0 && edge.size() == base => Some(root),
-                _ => None,
-            };
-            if let Some(root) = whole {
-                // The level-0 tile is exactly these leaves; compare_tiles finds any difference.
-                edge.push_bundle(&hashed.leaves, root, &mut completed);
-                note_root(&edge, &mut wanted);
-            } else {
-                let mut stop = false;
-                for (position, (range, leaf)) in
-                    hashed.ranges.iter().zip(&hashed.leaves).enumerate()
-                {
-                    let index = edge.size();
-                    if tile_diff.is_none()
-                        && let Some(stored) = &stored0
-                        && let Some(hash) =
-                            stored.get(position * HASH_SIZE..(position + 1) * HASH_SIZE)
-                        && hash != &leaf.0[..]
-                    {
-                        tile_diff = Some(TileDiff {
-                            first_entry: base + position as u64,
-                            rel: rel0.clone(),
-                            position,
-                            missing: false,
-                        });
-                    }
-                    let entry = &bytes[range.clone()];
-                    if let Err(d) = on_entry(index, entry, *leaf, &mut edge, &mut completed) {
-                        entry_defect = Some(d);
-                        stop = true;
+                    });
+                    rx
+                })
+                .collect();
+            // Bundle b comes from reader b % readers: the receivers in turn.
+            let in_order = (walked..bundles)
+                .zip(receivers.iter().cycle())
+                .map_while(|(_, rx)| rx.recv().ok());
+            for hashed in in_order {
+                let b = hashed.bundle;
+                let base = b * TILE_WIDTH as u64;
+                let bytes = match &hashed.data {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        entry_defect =
+                            Some(defect(Some(base), DefectKind::Unreadable, e.to_string()));
                         break;
                     }
-                    note_root(&edge, &mut wanted);
-                }
-                if stop {
-                    break;
-                }
-            }
-            compare_tiles(
-                dir,
-                &completed,
-                &mut tile_diff,
-                &mut short_tiles,
-                stored0.as_deref().map(|d| (b, d)),
-            );
-            completed.clear();
-            if let Some(damage) = &hashed.damage {
-                entry_defect = Some(defect(
-                    Some(base + hashed.ranges.len() as u64),
-                    DefectKind::BundleDamaged,
-                    format!("{}: {damage}", storage::bundle_rel(b)),
-                ));
-                break;
-            }
-        }
-    });
-    if entry_defect.is_none() {
-        let wal = storage::read_wal(&dir.join(WAL_FILE));
-        match wal {
-            Err(e) => {
-                let (index, kind) = match e.index() {
-                    Some(index) => (index, DefectKind::RecordDamaged),
-                    None => (edge.size(), DefectKind::Unreadable),
                 };
-                entry_defect = Some(defect(Some(index), kind, e.to_string()));
-            }
-            Ok(wal) => {
-                for record in wal.records {
-                    let size = edge.size();
-                    if record.index < size {
-                        continue;
+                // The stored leaf hashes of this bundle pinpoint a removed, inserted or moved
+                // entry even when the bundle no longer holds 256 entries.
+                let rel0 = storage::tile_rel(0, b);
+                let stored0 =
+                    storage::read_bounded(&dir.join(&rel0), (TILE_WIDTH * HASH_SIZE) as u64).ok();
+                // Fast path: a whole, well-formed bundle at a boundary, no checkpoint inside it.
+                let inside = wanted
+                    .range(base + 1..base + TILE_WIDTH as u64)
+                    .next()
+                    .is_some();
+                let whole = match (hashed.root, &hashed.damage, &hashed.bad_head) {
+                    (Some(root), None, None) if !inside && b > 0 && edge.size() == base => {
+                        Some(root)
                     }
-                    if record.index > size {
-                        entry_defect = Some(defect(
-                            Some(size),
-                            DefectKind::EntriesMissing,
-                            format!(
-                                "entries {size}..{} are missing from {WAL_FILE}",
-                                record.index
-                            ),
-                        ));
-                        break;
-                    }
-                    let leaf = leaf_hash(record.data.as_bytes());
-                    if let Err(d) = on_entry(
-                        size,
-                        record.data.as_bytes(),
-                        leaf,
-                        &mut edge,
-                        &mut completed,
-                    ) {
-                        entry_defect = Some(d);
-                        break;
-                    }
+                    _ => None,
+                };
+                if let Some(root) = whole {
+                    // The level-0 tile is exactly these leaves; compare_tiles finds any difference.
+                    edge.push_bundle(&hashed.leaves, root, &mut completed);
                     note_root(&edge, &mut wanted);
-                    compare_tiles(dir, &completed, &mut tile_diff, &mut short_tiles, None);
-                    completed.clear();
+                } else {
+                    let mut stop = false;
+                    for (position, (range, leaf)) in
+                        hashed.ranges.iter().zip(&hashed.leaves).enumerate()
+                    {
+                        let index = edge.size();
+                        if tile_diff.is_none()
+                            && let Some(stored) = &stored0
+                            && let Some(hash) =
+                                stored.get(position * HASH_SIZE..(position + 1) * HASH_SIZE)
+                            && hash != &leaf.0[..]
+                        {
+                            tile_diff = Some(TileDiff {
+                                first_entry: base + position as u64,
+                                rel: rel0.clone(),
+                                position,
+                                missing: false,
+                            });
+                        }
+                        let entry = &bytes[range.clone()];
+                        if let Err(d) = on_entry(index, entry, *leaf, &mut edge, &mut completed) {
+                            entry_defect = Some(d);
+                            stop = true;
+                            break;
+                        }
+                        note_root(&edge, &mut wanted);
+                    }
+                    if stop {
+                        break;
+                    }
                 }
-                if let Some(why) = wal.torn {
-                    warnings.push(format!(
+                compare_tiles(
+                    dir,
+                    &completed,
+                    &mut tile_diff,
+                    &mut short_tiles,
+                    stored0.as_deref().map(|d| (b, d)),
+                );
+                completed.clear();
+                if let Some(damage) = &hashed.damage {
+                    entry_defect = Some(defect(
+                        Some(base + hashed.ranges.len() as u64),
+                        DefectKind::BundleDamaged,
+                        format!("{}: {damage}", storage::bundle_rel(b)),
+                    ));
+                    break;
+                }
+            }
+        });
+        walked = bundles;
+        at(Stage::BundlesRead);
+        if entry_defect.is_none() {
+            let wal = storage::read_wal(&dir.join(WAL_FILE));
+            if let Ok(wal) = &wal
+                && wal.records.first().is_some_and(|r| r.index > edge.size())
+            {
+                let now = storage::count_bundles(dir);
+                if now > bundles {
+                    bundles = now;
+                    continue;
+                }
+            }
+            match wal {
+                Err(e) => {
+                    let (index, kind) = match e.index() {
+                        Some(index) => (index, DefectKind::RecordDamaged),
+                        None => (edge.size(), DefectKind::Unreadable),
+                    };
+                    entry_defect = Some(defect(Some(index), kind, e.to_string()));
+                }
+                Ok(wal) => {
+                    for record in wal.records {
+                        let size = edge.size();
+                        if record.index < size {
+                            continue;
+                        }
+                        if record.index > size {
+                            entry_defect = Some(defect(
+                                Some(size),
+                                DefectKind::EntriesMissing,
+                                format!(
+                                    "entries {size}..{} are missing from {WAL_FILE}",
+                                    record.index
+                                ),
+                            ));
+                            break;
+                        }
+                        let leaf = leaf_hash(record.data.as_bytes());
+                        if let Err(d) = on_entry(
+                            size,
+                            record.data.as_bytes(),
+                            leaf,
+                            &mut edge,
+                            &mut completed,
+                        ) {
+                            entry_defect = Some(d);
+                            break;
+                        }
+                        note_root(&edge, &mut wanted);
+                        compare_tiles(dir, &completed, &mut tile_diff, &mut short_tiles, None);
+                        completed.clear();
+                    }
+                    if let Some(why) = wal.torn {
+                        warnings.push(format!(
                         "{WAL_FILE} has a torn tail after entry {} ({} bytes: {why}): an append a crash cut short or garbled; no checkpoint covers it, so nothing acknowledged was lost",
                         edge.size().saturating_sub(1),
                         wal.torn_bytes
                     ));
+                    }
                 }
             }
         }
+        break;
     }
     let entries = edge.size();
-    after_entries();
+    at(Stage::EntriesRead);
     warnings.append(&mut short_tiles);
     if let Some(d) = entry_defect.as_ref().filter(|d| d.index == Some(0)) {
         return Err(d.clone());
