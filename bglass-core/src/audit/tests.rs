@@ -678,3 +678,46 @@ fn a_write_ahead_file_trimmed_while_a_live_log_is_verified_is_not_a_gap() {
         end
     );
 }
+
+#[test]
+fn a_tile_not_yet_written_past_the_checkpoints_is_a_warning_and_a_covered_one_a_defect() {
+    // The bundler writes a bundle, then its tiles: a reader of a live log can find the
+    // bundle without its tile.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        checkpoint_interval: Duration::from_secs(3600),
+        ..config(dir.path())
+    };
+    let (log, _) = AuditLog::open(config, |_, _| Ok(())).unwrap();
+    append_all(&log, 0..16);
+    log.checkpoint_now().unwrap();
+    let n = TILE_WIDTH as u64 + 44;
+    append_all(&log, 16..n);
+    let tile = dir.path().join(storage::tile_rel(0, 0));
+    let start = std::time::Instant::now();
+    while !tile.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "tile 0 never written"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::remove_file(&tile).unwrap();
+    let public = Some(key().public_key());
+    let report = verify_dir(dir.path(), public)
+        .unwrap_or_else(|d| panic!("a tile no checkpoint covers yet: {d}"));
+    assert_eq!(report.entries, n);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("tile/0/000 is not written yet")),
+        "{:?}",
+        report.warnings
+    );
+    // Once a checkpoint covers its entries, its proofs read it: missing, it is a defect.
+    assert_eq!(log.checkpoint_now().unwrap().size, n);
+    let d = verify_dir(dir.path(), public).unwrap_err();
+    assert_eq!(d.kind, DefectKind::TileMissing, "{d}");
+    log.close();
+}

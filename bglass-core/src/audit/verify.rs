@@ -203,6 +203,9 @@ pub(super) fn verify_dir_with(
     // not a valid event; a tile disagreement is noted and judged once checkpoints are known.
     let mut entry_defect: Option<Defect> = None;
     let mut short_tiles: Vec<String> = Vec::new();
+    // Every tile the checkpoints' proofs read was written before they were signed; one past
+    // the largest may not be written yet.
+    let covered = wanted.keys().next_back().copied().unwrap_or(0);
     let mut bundles = storage::count_bundles(dir);
     // The write-ahead file keeps the last full bundle's entries until the next bundle is
     // full: a last bundle a crash left short is read from there instead.
@@ -326,6 +329,7 @@ pub(super) fn verify_dir_with(
                 compare_tiles(
                     dir,
                     &completed,
+                    covered,
                     &mut tile_diff,
                     &mut short_tiles,
                     stored0.as_deref().map(|d| (b, d)),
@@ -391,7 +395,14 @@ pub(super) fn verify_dir_with(
                             break;
                         }
                         note_root(&edge, &mut wanted);
-                        compare_tiles(dir, &completed, &mut tile_diff, &mut short_tiles, None);
+                        compare_tiles(
+                            dir,
+                            &completed,
+                            covered,
+                            &mut tile_diff,
+                            &mut short_tiles,
+                            None,
+                        );
                         completed.clear();
                     }
                     if let Some(why) = wal.torn {
@@ -682,10 +693,14 @@ fn entry_ranges(bytes: &[u8]) -> (Vec<std::ops::Range<usize>>, Option<String>) {
 }
 
 /// Compares recomputed full tiles with the stored ones, keeping the first difference.
-/// `level0` is the stored level-0 tile already read for bundle `.0`, if any.
+/// `level0` is the stored level-0 tile already read for bundle `.0`, if any. A tile
+/// missing past `covered` entries (the largest checkpoint) is a warning: no checkpoint's
+/// proofs read it, a live writer writes it just after its bundle, and opening the log
+/// writes it when a crash came between them.
 fn compare_tiles(
     dir: &Path,
     tiles: &[FullTile],
+    covered: u64,
     diff: &mut Option<TileDiff>,
     short: &mut Vec<String>,
     level0: Option<(u64, &[u8])>,
@@ -700,7 +715,13 @@ fn compare_tiles(
             Some((b, data)) if tile.level == 0 && tile.index == b => Ok(data.to_vec()),
             _ => storage::read_bounded(&dir.join(&rel), (TILE_WIDTH * HASH_SIZE) as u64),
         };
+        let end = (tile.index + 1) << (8 * (u32::from(tile.level) + 1));
         match stored {
+            Err(_) if end > covered && !dir.join(&rel).exists() => {
+                short.push(format!(
+                    "{rel} is not written yet: no checkpoint covers its entries (a running proxy writes it after their bundle; opening the log writes it)"
+                ));
+            }
             Err(_) => {
                 *diff = Some(TileDiff {
                     first_entry,
