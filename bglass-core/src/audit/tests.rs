@@ -9,7 +9,7 @@ use super::log::{AuditLog, AuditOpenError, LogConfig};
 use super::receipt::ReceiptError;
 use super::storage::{self, Disk};
 use super::tree::TILE_WIDTH;
-use super::verify::{DefectKind, KeySource, verify_dir};
+use super::verify::{DefectKind, KeySource, Stage, verify_dir, verify_dir_with};
 use crate::id::{GrantId, ProxyId};
 use crate::keys::SigningKey;
 
@@ -574,4 +574,150 @@ fn entries_are_read_lazily_from_any_index_while_the_log_grows() {
     reader.extend_to(log.size());
     let rest: Vec<u64> = reader.map(|r| r.unwrap().0).collect();
     assert_eq!(rest, (n - 1..3 * TILE_WIDTH as u64 + 3).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_checkpoint_signed_while_a_live_log_is_verified_is_neither_a_fork_nor_a_cut_tail() {
+    // A proxy signs a checkpoint within a second of its first unsigned entry: a reader of
+    // its live log (`bglass audit show` while it serves) can see one appear after it read
+    // the entries. Here the writer signs only when asked, at the point of the race.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        checkpoint_interval: Duration::from_secs(3600),
+        ..config(dir.path())
+    };
+    let (log, _) = AuditLog::open(config, |_, _| Ok(())).unwrap();
+    for i in 0..16 {
+        log.append(event(i)).unwrap();
+    }
+    let signed = log.checkpoint_now().unwrap();
+    assert_eq!(signed.size, 16);
+    // Entries no checkpoint covers yet, as after a burst of requests.
+    let n = TILE_WIDTH as u64 + 100;
+    for i in 16..n {
+        log.append(event(i)).unwrap();
+    }
+    let public = Some(key().public_key());
+
+    // Signed over exactly the entries read: its size was not among the checkpoints the
+    // verifier found at first.
+    let report = verify_dir_with(dir.path(), public, |stage| {
+        if stage == Stage::EntriesRead {
+            assert_eq!(log.checkpoint_now().unwrap().size, n);
+        }
+    })
+    .unwrap_or_else(|d| panic!("a checkpoint signed during verification: {d}"));
+    assert_eq!(report.entries, n);
+    assert_eq!(report.latest.map(|(size, _)| size), Some(16));
+
+    // Signed over more entries than were read.
+    let report = verify_dir_with(dir.path(), public, |stage| {
+        if stage == Stage::EntriesRead {
+            for i in n..n + 10 {
+                log.append(event(i)).unwrap();
+            }
+            assert_eq!(log.checkpoint_now().unwrap().size, n + 10);
+        }
+    })
+    .unwrap_or_else(|d| panic!("a checkpoint signed during verification: {d}"));
+    assert_eq!(report.entries, n);
+    assert_eq!(report.latest.map(|(size, _)| size), Some(n));
+    log.close();
+
+    // At rest, every checkpoint is checked.
+    let report = verify_dir(dir.path(), public).unwrap();
+    assert_eq!(report.checkpoints, 3);
+    assert_eq!(report.latest.map(|(size, _)| size), Some(n + 10));
+}
+
+/// Appends entries `range` in one group commit.
+fn append_all(log: &AuditLog, range: std::ops::Range<u64>) {
+    let submitted: Vec<_> = range.map(|i| log.submit(event(i)).unwrap()).collect();
+    for s in submitted {
+        s.wait().unwrap();
+    }
+}
+
+#[test]
+fn a_write_ahead_file_trimmed_while_a_live_log_is_verified_is_not_a_gap() {
+    // The writer trims the write-ahead file once it holds 16 bundles more than the last
+    // durable one: a reader that counted the bundles before that finds the file starting
+    // after them.
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    let width = TILE_WIDTH as u64;
+    let n = 15 * width + 10;
+    append_all(&log, 0..n);
+    // Every bundle durable; the write-ahead file still holds every entry.
+    log.checkpoint_now().unwrap();
+    let wal = dir.path().join(storage::WAL_FILE);
+    assert_eq!(storage::read_wal(&wal).unwrap().records[0].index, 0);
+    let end = 18 * width + 1;
+    let mut trimmed = false;
+    let report = verify_dir_with(dir.path(), Some(key().public_key()), |stage| {
+        if stage == Stage::BundlesRead && !trimmed {
+            trimmed = true;
+            append_all(&log, n..end - 1);
+            // Bundles 15 to 17 are durable once a checkpoint is signed; the next batch
+            // trims the file (once answered: the checkpoint asked for next waits for it).
+            log.checkpoint_now().unwrap();
+            append_all(&log, end - 1..end);
+            log.checkpoint_now().unwrap();
+            let first = storage::read_wal(&wal).unwrap().records[0].index;
+            assert!(first >= 16 * width, "the file starts at entry {first}");
+        }
+    })
+    .unwrap_or_else(|d| panic!("the write-ahead file trimmed during verification: {d}"));
+    assert!(trimmed);
+    assert_eq!(report.entries, end);
+    log.close();
+    assert_eq!(
+        verify_dir(dir.path(), Some(key().public_key()))
+            .unwrap()
+            .entries,
+        end
+    );
+}
+
+#[test]
+fn a_tile_not_yet_written_past_the_checkpoints_is_a_warning_and_a_covered_one_a_defect() {
+    // The bundler writes a bundle, then its tiles: a reader of a live log can find the
+    // bundle without its tile.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        checkpoint_interval: Duration::from_secs(3600),
+        ..config(dir.path())
+    };
+    let (log, _) = AuditLog::open(config, |_, _| Ok(())).unwrap();
+    append_all(&log, 0..16);
+    log.checkpoint_now().unwrap();
+    let n = TILE_WIDTH as u64 + 44;
+    append_all(&log, 16..n);
+    let tile = dir.path().join(storage::tile_rel(0, 0));
+    let start = std::time::Instant::now();
+    while !tile.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "tile 0 never written"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::remove_file(&tile).unwrap();
+    let public = Some(key().public_key());
+    let report = verify_dir(dir.path(), public)
+        .unwrap_or_else(|d| panic!("a tile no checkpoint covers yet: {d}"));
+    assert_eq!(report.entries, n);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("tile/0/000 is not written yet")),
+        "{:?}",
+        report.warnings
+    );
+    // Once a checkpoint covers its entries, its proofs read it: missing, it is a defect.
+    assert_eq!(log.checkpoint_now().unwrap().size, n);
+    let d = verify_dir(dir.path(), public).unwrap_err();
+    assert_eq!(d.kind, DefectKind::TileMissing, "{d}");
+    log.close();
 }

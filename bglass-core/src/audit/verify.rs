@@ -130,10 +130,36 @@ struct TileDiff {
 
 /// Verifies the log in `dir`. `key` is the proxy's public key obtained out of band; without
 /// it, the key recorded in the log's first entry is used and a warning says so.
+///
+/// The log may be live (a proxy writing it while it is read): the checkpoints are taken as
+/// they stand before the entries are read, and only those are checked. Every one of them
+/// was signed after the entries it covers were durable, so the entries read afterwards
+/// hold them; a checkpoint signed while the entries are read may cover entries read too
+/// early, and is left for the next verification. A write-ahead file trimmed after the
+/// bundles were counted is read after the bundles written since.
 pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, Defect> {
+    verify_dir_with(dir, key, |_| {})
+}
+
+/// A point of [`verify_dir_with`] where a live writer may change the files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// The bundles counted are read; the write-ahead file is next.
+    BundlesRead,
+    /// The entries are read; the checkpoints are checked against them next.
+    EntriesRead,
+}
+
+/// [`verify_dir`], calling `at` at each [`Stage`] it reaches.
+pub(super) fn verify_dir_with(
+    dir: &Path,
+    key: Option<PublicKey>,
+    mut at: impl FnMut(Stage),
+) -> Result<VerifyReport, Defect> {
     let mut warnings = Vec::new();
     // The checkpoints are streamed twice (their sizes now, their signatures once the
-    // entries are walked), so a long history is never held in memory.
+    // entries are walked), so a long history is never held in memory. The second pass
+    // sees exactly the notes the first one saw.
     let mut wanted: BTreeMap<u64, Option<Hash>> = BTreeMap::new();
     let checkpoints = scan_checkpoints(dir, &mut warnings, |_, note| {
         if let Some((_, size, _)) = checkpoint::peek(note) {
@@ -177,6 +203,9 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
     // not a valid event; a tile disagreement is noted and judged once checkpoints are known.
     let mut entry_defect: Option<Defect> = None;
     let mut short_tiles: Vec<String> = Vec::new();
+    // Every tile the checkpoints' proofs read was written before they were signed; one past
+    // the largest may not be written yet.
+    let covered = wanted.keys().next_back().copied().unwrap_or(0);
     let mut bundles = storage::count_bundles(dir);
     // The write-ahead file keeps the last full bundle's entries until the next bundle is
     // full: a last bundle a crash left short is read from there instead.
@@ -202,164 +231,194 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
     }
     let head_proxy = first_proxy(dir);
     let head_proxy = &head_proxy;
-    std::thread::scope(|scope| {
-        // Reader threads read bundles and hash their entries (bundle b on thread b % n)
-        // while this thread walks the previous ones through the tree in order.
-        let readers = std::thread::available_parallelism()
-            .map_or(1, std::num::NonZero::get)
-            .clamp(1, 4) as u64;
-        let receivers: Vec<_> = (0..readers)
-            .map(|r| {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Hashed>(4);
-                scope.spawn(move || {
-                    let mut b = r;
-                    while b < bundles {
-                        if tx
-                            .send(Hashed::read(dir, b, head_proxy.as_deref()))
-                            .is_err()
-                        {
-                            break; // the walker stopped at a defect
+    // The bundles from `walked` to `bundles`, then the write-ahead file. A live writer
+    // trims that file once bundles hold its first entries: when it starts after the bundles
+    // walked, the bundles written since (counted again) hold the entries between.
+    let mut walked = 0u64;
+    loop {
+        std::thread::scope(|scope| {
+            // Reader threads read bundles and hash their entries (bundle b on thread b % n)
+            // while this thread walks the previous ones through the tree in order.
+            let readers = std::thread::available_parallelism()
+                .map_or(1, std::num::NonZero::get)
+                .clamp(1, 4) as u64;
+            let receivers: Vec<_> = (0..readers)
+                .map(|r| {
+                    let (tx, rx) = std::sync::mpsc::sync_channel::<Hashed>(4);
+                    scope.spawn(move || {
+                        let mut b = walked + r;
+                        while b < bundles {
+                            if tx
+                                .send(Hashed::read(dir, b, head_proxy.as_deref()))
+                                .is_err()
+                            {
+                                break; // the walker stopped at a defect
+                            }
+                            b += readers;
                         }
-                        b += readers;
-                    }
-                });
-                rx
-            })
-            .collect();
-        // Bundle b comes from reader b % readers: the receivers in turn.
-        let in_order = (0..bundles)
-            .zip(receivers.iter().cycle())
-            .map_while(|(_, rx)| rx.recv().ok());
-        for hashed in in_order {
-            let b = hashed.bundle;
-            let base = b * TILE_WIDTH as u64;
-            let bytes = match &hashed.data {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    entry_defect = Some(defect(Some(base), DefectKind::Unreadable, e.to_string()));
-                    break;
-                }
-            };
-            // The stored leaf hashes of this bundle pinpoint a removed, inserted or moved
-            // entry even when the bundle no longer holds 256 entries.
-            let rel0 = storage::tile_rel(0, b);
-            let stored0 =
-                storage::read_bounded(&dir.join(&rel0), (TILE_WIDTH * HASH_SIZE) as u64).ok();
-            // Fast path: a whole, well-formed bundle at a boundary, no checkpoint inside it.
-            let inside = wanted
-                .range(base + 1..base + TILE_WIDTH as u64)
-                .next()
-                .is_some();
-            let whole = match (hashed.root, &hashed.damage, &hashed.bad_head) {
-                (Some(root), None, None) if !inside && b > 0 && edge.size() == base => Some(root),
-                _ => None,
-            };
-            if let Some(root) = whole {
-                // The level-0 tile is exactly these leaves; compare_tiles finds any difference.
-                edge.push_bundle(&hashed.leaves, root, &mut completed);
-                note_root(&edge, &mut wanted);
-            } else {
-                let mut stop = false;
-                for (position, (range, leaf)) in
-                    hashed.ranges.iter().zip(&hashed.leaves).enumerate()
-                {
-                    let index = edge.size();
-                    if tile_diff.is_none()
-                        && let Some(stored) = &stored0
-                        && let Some(hash) =
-                            stored.get(position * HASH_SIZE..(position + 1) * HASH_SIZE)
-                        && hash != &leaf.0[..]
-                    {
-                        tile_diff = Some(TileDiff {
-                            first_entry: base + position as u64,
-                            rel: rel0.clone(),
-                            position,
-                            missing: false,
-                        });
-                    }
-                    let entry = &bytes[range.clone()];
-                    if let Err(d) = on_entry(index, entry, *leaf, &mut edge, &mut completed) {
-                        entry_defect = Some(d);
-                        stop = true;
+                    });
+                    rx
+                })
+                .collect();
+            // Bundle b comes from reader b % readers: the receivers in turn.
+            let in_order = (walked..bundles)
+                .zip(receivers.iter().cycle())
+                .map_while(|(_, rx)| rx.recv().ok());
+            for hashed in in_order {
+                let b = hashed.bundle;
+                let base = b * TILE_WIDTH as u64;
+                let bytes = match &hashed.data {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        entry_defect =
+                            Some(defect(Some(base), DefectKind::Unreadable, e.to_string()));
                         break;
                     }
-                    note_root(&edge, &mut wanted);
-                }
-                if stop {
-                    break;
-                }
-            }
-            compare_tiles(
-                dir,
-                &completed,
-                &mut tile_diff,
-                &mut short_tiles,
-                stored0.as_deref().map(|d| (b, d)),
-            );
-            completed.clear();
-            if let Some(damage) = &hashed.damage {
-                entry_defect = Some(defect(
-                    Some(base + hashed.ranges.len() as u64),
-                    DefectKind::BundleDamaged,
-                    format!("{}: {damage}", storage::bundle_rel(b)),
-                ));
-                break;
-            }
-        }
-    });
-    if entry_defect.is_none() {
-        let wal = storage::read_wal(&dir.join(WAL_FILE));
-        match wal {
-            Err(e) => {
-                let (index, kind) = match e.index() {
-                    Some(index) => (index, DefectKind::RecordDamaged),
-                    None => (edge.size(), DefectKind::Unreadable),
                 };
-                entry_defect = Some(defect(Some(index), kind, e.to_string()));
-            }
-            Ok(wal) => {
-                for record in wal.records {
-                    let size = edge.size();
-                    if record.index < size {
-                        continue;
+                // The stored leaf hashes of this bundle pinpoint a removed, inserted or moved
+                // entry even when the bundle no longer holds 256 entries.
+                let rel0 = storage::tile_rel(0, b);
+                let stored0 =
+                    storage::read_bounded(&dir.join(&rel0), (TILE_WIDTH * HASH_SIZE) as u64).ok();
+                // Fast path: a whole, well-formed bundle at a boundary, no checkpoint inside it.
+                let inside = wanted
+                    .range(base + 1..base + TILE_WIDTH as u64)
+                    .next()
+                    .is_some();
+                let whole = match (hashed.root, &hashed.damage, &hashed.bad_head) {
+                    (Some(root), None, None) if !inside && b > 0 && edge.size() == base => {
+                        Some(root)
                     }
-                    if record.index > size {
-                        entry_defect = Some(defect(
-                            Some(size),
-                            DefectKind::EntriesMissing,
-                            format!(
-                                "entries {size}..{} are missing from {WAL_FILE}",
-                                record.index
-                            ),
-                        ));
-                        break;
-                    }
-                    let leaf = leaf_hash(record.data.as_bytes());
-                    if let Err(d) = on_entry(
-                        size,
-                        record.data.as_bytes(),
-                        leaf,
-                        &mut edge,
-                        &mut completed,
-                    ) {
-                        entry_defect = Some(d);
-                        break;
-                    }
+                    _ => None,
+                };
+                if let Some(root) = whole {
+                    // The level-0 tile is exactly these leaves; compare_tiles finds any difference.
+                    edge.push_bundle(&hashed.leaves, root, &mut completed);
                     note_root(&edge, &mut wanted);
-                    compare_tiles(dir, &completed, &mut tile_diff, &mut short_tiles, None);
-                    completed.clear();
+                } else {
+                    let mut stop = false;
+                    for (position, (range, leaf)) in
+                        hashed.ranges.iter().zip(&hashed.leaves).enumerate()
+                    {
+                        let index = edge.size();
+                        if tile_diff.is_none()
+                            && let Some(stored) = &stored0
+                            && let Some(hash) =
+                                stored.get(position * HASH_SIZE..(position + 1) * HASH_SIZE)
+                            && hash != &leaf.0[..]
+                        {
+                            tile_diff = Some(TileDiff {
+                                first_entry: base + position as u64,
+                                rel: rel0.clone(),
+                                position,
+                                missing: false,
+                            });
+                        }
+                        let entry = &bytes[range.clone()];
+                        if let Err(d) = on_entry(index, entry, *leaf, &mut edge, &mut completed) {
+                            entry_defect = Some(d);
+                            stop = true;
+                            break;
+                        }
+                        note_root(&edge, &mut wanted);
+                    }
+                    if stop {
+                        break;
+                    }
                 }
-                if let Some(why) = wal.torn {
-                    warnings.push(format!(
+                compare_tiles(
+                    dir,
+                    &completed,
+                    covered,
+                    &mut tile_diff,
+                    &mut short_tiles,
+                    stored0.as_deref().map(|d| (b, d)),
+                );
+                completed.clear();
+                if let Some(damage) = &hashed.damage {
+                    entry_defect = Some(defect(
+                        Some(base + hashed.ranges.len() as u64),
+                        DefectKind::BundleDamaged,
+                        format!("{}: {damage}", storage::bundle_rel(b)),
+                    ));
+                    break;
+                }
+            }
+        });
+        walked = bundles;
+        at(Stage::BundlesRead);
+        if entry_defect.is_none() {
+            let wal = storage::read_wal(&dir.join(WAL_FILE));
+            if let Ok(wal) = &wal
+                && wal.records.first().is_some_and(|r| r.index > edge.size())
+            {
+                let now = storage::count_bundles(dir);
+                if now > bundles {
+                    bundles = now;
+                    continue;
+                }
+            }
+            match wal {
+                Err(e) => {
+                    let (index, kind) = match e.index() {
+                        Some(index) => (index, DefectKind::RecordDamaged),
+                        None => (edge.size(), DefectKind::Unreadable),
+                    };
+                    entry_defect = Some(defect(Some(index), kind, e.to_string()));
+                }
+                Ok(wal) => {
+                    for record in wal.records {
+                        let size = edge.size();
+                        if record.index < size {
+                            continue;
+                        }
+                        if record.index > size {
+                            entry_defect = Some(defect(
+                                Some(size),
+                                DefectKind::EntriesMissing,
+                                format!(
+                                    "entries {size}..{} are missing from {WAL_FILE}",
+                                    record.index
+                                ),
+                            ));
+                            break;
+                        }
+                        let leaf = leaf_hash(record.data.as_bytes());
+                        if let Err(d) = on_entry(
+                            size,
+                            record.data.as_bytes(),
+                            leaf,
+                            &mut edge,
+                            &mut completed,
+                        ) {
+                            entry_defect = Some(d);
+                            break;
+                        }
+                        note_root(&edge, &mut wanted);
+                        compare_tiles(
+                            dir,
+                            &completed,
+                            covered,
+                            &mut tile_diff,
+                            &mut short_tiles,
+                            None,
+                        );
+                        completed.clear();
+                    }
+                    if let Some(why) = wal.torn {
+                        warnings.push(format!(
                         "{WAL_FILE} has a torn tail after entry {} ({} bytes: {why}): an append a crash cut short or garbled; no checkpoint covers it, so nothing acknowledged was lost",
                         edge.size().saturating_sub(1),
                         wal.torn_bytes
                     ));
+                    }
                 }
             }
         }
+        break;
     }
     let entries = edge.size();
+    at(Stage::EntriesRead);
     warnings.append(&mut short_tiles);
     if let Some(d) = entry_defect.as_ref().filter(|d| d.index == Some(0)) {
         return Err(d.clone());
@@ -451,7 +510,7 @@ pub fn verify_dir(dir: &Path, key: Option<PublicKey>) -> Result<VerifyReport, De
             fork.get_or_insert((verified.size, position));
         }
     };
-    scan_checkpoints(dir, &mut Vec::new(), &mut check)?;
+    rescan_checkpoints(dir, &checkpoints, &mut check)?;
     warnings.extend(torn_notes);
     if let Some((size, position)) = fork {
         // The nearest agreeing checkpoint at or after the fork's size, else the largest.
@@ -634,10 +693,14 @@ fn entry_ranges(bytes: &[u8]) -> (Vec<std::ops::Range<usize>>, Option<String>) {
 }
 
 /// Compares recomputed full tiles with the stored ones, keeping the first difference.
-/// `level0` is the stored level-0 tile already read for bundle `.0`, if any.
+/// `level0` is the stored level-0 tile already read for bundle `.0`, if any. A tile
+/// missing past `covered` entries (the largest checkpoint) is a warning: no checkpoint's
+/// proofs read it, a live writer writes it just after its bundle, and opening the log
+/// writes it when a crash came between them.
 fn compare_tiles(
     dir: &Path,
     tiles: &[FullTile],
+    covered: u64,
     diff: &mut Option<TileDiff>,
     short: &mut Vec<String>,
     level0: Option<(u64, &[u8])>,
@@ -652,7 +715,13 @@ fn compare_tiles(
             Some((b, data)) if tile.level == 0 && tile.index == b => Ok(data.to_vec()),
             _ => storage::read_bounded(&dir.join(&rel), (TILE_WIDTH * HASH_SIZE) as u64),
         };
+        let end = (tile.index + 1) << (8 * (u32::from(tile.level) + 1));
         match stored {
+            Err(_) if end > covered && !dir.join(&rel).exists() => {
+                short.push(format!(
+                    "{rel} is not written yet: no checkpoint covers its entries (a running proxy writes it after their bundle; opening the log writes it)"
+                ));
+            }
             Err(_) => {
                 *diff = Some(TileDiff {
                     first_entry,
@@ -700,6 +769,8 @@ struct Checkpoints {
     /// All of them: the history, and the `checkpoint` file when it is not the history's
     /// last note (position `history`).
     count: u64,
+    /// The `checkpoint` file's note, when it is not the history's last note.
+    file: Option<Vec<u8>>,
 }
 
 impl Checkpoints {
@@ -741,6 +812,7 @@ fn scan_checkpoints(
         ));
     }
     let mut count = history;
+    let mut file = None;
     let latest_path = dir.join(storage::CHECKPOINT_FILE);
     if latest_path.exists() {
         let note = storage::read_bounded(&latest_path, checkpoint::MAX_CHECKPOINT_BYTES as u64)
@@ -748,7 +820,35 @@ fn scan_checkpoints(
         if history == 0 || last != note {
             f(history, &note);
             count += 1;
+            file = Some(note);
         }
     }
-    Ok(Checkpoints { history, count })
+    Ok(Checkpoints {
+        history,
+        count,
+        file,
+    })
+}
+
+/// Streams the checkpoints [`scan_checkpoints`] found through `f` again, in the same
+/// order: the first `seen.history` notes of the history (they never change; a live writer
+/// only appends after them), then the `checkpoint` file's note as it was read then.
+/// Checkpoints signed since are not seen: they may cover entries read before they were
+/// written.
+fn rescan_checkpoints(
+    dir: &Path,
+    seen: &Checkpoints,
+    mut f: impl FnMut(u64, &[u8]),
+) -> Result<(), Defect> {
+    storage::for_each_history(&dir.join(HISTORY_FILE), |position, _, note| {
+        if position < seen.history {
+            f(position, note);
+        }
+        Ok(())
+    })
+    .map_err(|e| defect(None, DefectKind::Unreadable, e.to_string()))?;
+    if let Some(note) = &seen.file {
+        f(seen.history, note);
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@
 mod access_wait;
 mod agent;
 mod audit_crash;
+mod audit_live;
 mod audit_policy;
 mod audit_report;
 mod audit_rollback;
