@@ -17,10 +17,10 @@ use bglass_core::audit::policy_check::{self, PolicyOptions};
 use bglass_core::audit::policy_files::{self, PolicyKind};
 use bglass_core::audit::report::with_events;
 use bglass_core::audit::verify::verify_dir;
-use bglass_core::envelope::{AccessRequest, Action, ENVELOPE_VERSION, Nonce, RequestPayload, seal};
+use bglass_core::envelope::{AccessRequest, Action};
 use bglass_core::id::{GrantId, ProxyId, RequestId, ResponderId, ServiceName};
 use bglass_core::keys::SigningKey;
-use bglass_core::roster::{Responder, Role};
+use bglass_core::roster::Role;
 
 const T0_MS: u64 = 1_767_225_600_000;
 const BLOCK: u64 = 1_000;
@@ -38,40 +38,18 @@ approvals = 1
 health = { path = "/healthz", expect_status = 200 }
 "#;
 
-fn key(seed: u8) -> SigningKey {
-    SigningKey::from_seed(&[seed; 32]).unwrap()
-}
+#[path = "../src/audit/policy_fixture.rs"]
+mod fixture;
 
 fn roster() -> String {
-    [
-        ("alice", 1, vec![Role::Responder]),
-        ("bob", 2, vec![Role::Responder, Role::Approver]),
-    ]
-    .into_iter()
-    .map(|(id, seed, roles)| {
-        Responder {
-            id: ResponderId::new(id).unwrap(),
-            name: id.to_owned(),
-            key: key(seed).public_key(),
-            roles,
-        }
-        .to_toml()
-    })
-    .collect::<Vec<_>>()
-    .join("\n")
+    fixture::roster(&[
+        ("alice", 1, &[Role::Responder]),
+        ("bob", 2, &[Role::Responder, Role::Approver]),
+    ])
 }
 
 fn envelope(who: &str, seed: u8, time_ms: u64, n: u64, action: Action) -> StoredEnvelope {
-    let payload = RequestPayload {
-        v: ENVELOPE_VERSION,
-        responder: ResponderId::new(who).unwrap(),
-        key: key(seed).public_key(),
-        aud: ProxyId::new("proxy-a").unwrap(),
-        iat: time_ms / 1000,
-        nonce: Nonce::from_bytes([(n % 251) as u8; 16]),
-        action,
-    };
-    serde_json::from_slice(&seal(&payload, &key(seed)).unwrap()).unwrap()
+    fixture::signed(who, seed, "proxy-a", time_ms, (n % 251) as u8, action)
 }
 
 fn event(i: u64, last_start: &mut u64, proxy_key: &SigningKey) -> Event {
@@ -204,7 +182,7 @@ fn main() {
         .unwrap_or(1_000_000);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
-    let proxy_key = Arc::new(key(42));
+    let proxy_key = Arc::new(fixture::key(42));
     let (log, _) = AuditLog::open(
         LogConfig::new(
             dir.clone(),

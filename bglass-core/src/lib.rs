@@ -20,6 +20,9 @@
 
 pub mod api;
 pub mod audit;
+// The shared test fixtures name this crate as other crates do (`bglass_core::…`).
+#[cfg(test)]
+extern crate self as bglass_core;
 pub mod catalog;
 pub mod drill;
 pub mod duration;

@@ -9,6 +9,11 @@ use bglass_core::audit::log::{AuditLog, LogConfig, ReplayError};
 use bglass_core::id::{GrantId, ProxyId, RequestId, ResponderId, ServiceName};
 use bglass_core::keys::SigningKey;
 
+/// Responders with keys from fixed seeds, their roster and the envelopes they sign (shared
+/// with the core's policy-check tests and benchmark).
+#[path = "../../bglass-core/src/audit/policy_fixture.rs"]
+pub mod fixture;
+
 /// The proxy id of test logs.
 pub const PROXY: &str = "proxy-a";
 /// 2026-01-01T00:00:00Z in milliseconds.

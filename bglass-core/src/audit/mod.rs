@@ -15,6 +15,8 @@ pub mod event;
 pub mod log;
 pub mod policy_check;
 pub mod policy_files;
+#[cfg(test)]
+pub(crate) mod policy_fixture;
 pub mod receipt;
 pub mod report;
 pub mod storage;

@@ -782,10 +782,9 @@ impl Checker<'_> {
 mod tests {
     use super::*;
     use crate::audit::event::EVENT_VERSION;
-    use crate::envelope::{AccessRequest, ENVELOPE_VERSION, Nonce, seal};
+    use crate::audit::policy_fixture as fixture;
+    use crate::envelope::AccessRequest;
     use crate::id::ProxyId;
-    use crate::keys::SigningKey;
-    use crate::roster::Responder;
 
     const T0: u64 = 1_767_225_600_000;
     const MIN: u64 = 60_000;
@@ -814,41 +813,16 @@ approvals = 0
 health = { path = "/", expect_status = 200 }
 "#;
 
-    fn key(seed: u8) -> SigningKey {
-        SigningKey::from_seed(&[seed; 32]).unwrap()
-    }
-
     /// alice (responder, seed 1), bob (approver, seed 2).
     fn roster() -> String {
-        [
-            ("alice", 1, vec![Role::Responder]),
-            ("bob", 2, vec![Role::Responder, Role::Approver]),
-        ]
-        .into_iter()
-        .map(|(id, seed, roles)| {
-            Responder {
-                id: ResponderId::new(id).unwrap(),
-                name: id.to_owned(),
-                key: key(seed).public_key(),
-                roles,
-            }
-            .to_toml()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+        fixture::roster(&[
+            ("alice", 1, &[Role::Responder]),
+            ("bob", 2, &[Role::Responder, Role::Approver]),
+        ])
     }
 
     fn signed(who: &str, seed: u8, at: u64, action: Action) -> StoredEnvelope {
-        let payload = RequestPayload {
-            v: ENVELOPE_VERSION,
-            responder: ResponderId::new(who).unwrap(),
-            key: key(seed).public_key(),
-            aud: ProxyId::new("proxy-a").unwrap(),
-            iat: (T0 + at) / 1000,
-            nonce: Nonce::from_bytes([(at % 251) as u8; 16]),
-            action,
-        };
-        serde_json::from_slice(&seal(&payload, &key(seed)).unwrap()).unwrap()
+        fixture::signed(who, seed, "proxy-a", T0 + at, (at % 251) as u8, action)
     }
 
     fn ev(at: u64, actor: Option<&str>, kind: EventKind) -> Event {
@@ -941,7 +915,7 @@ health = { path = "/", expect_status = 200 }
             0,
             None,
             EventKind::ProxyStart {
-                key: key(42).public_key(),
+                key: fixture::key(42).public_key(),
                 version: "test".to_owned(),
                 catalog: catalog.unwrap(),
                 roster: roster.unwrap(),

@@ -5,40 +5,23 @@
 
 use bglass_core::audit::event::{Event, EventKind, StoredEnvelope};
 use bglass_core::audit::policy_files::{self, PolicyKind};
-use bglass_core::envelope::{AccessRequest, Action, ENVELOPE_VERSION, Nonce, RequestPayload, seal};
-use bglass_core::id::{GrantId, ProxyId, RequestId, ResponderId, ServiceName};
-use bglass_core::keys::SigningKey;
-use bglass_core::roster::{Responder, Role};
-use bglass_tests::audit::{self, T0_MS};
+use bglass_core::envelope::{AccessRequest, Action};
+use bglass_core::id::{GrantId, RequestId, ResponderId, ServiceName};
+use bglass_core::roster::Role;
+use bglass_tests::audit::{self, T0_MS, fixture};
 use bglass_tests::world::{TEST_CATALOG, World};
 use bglass_tests::{command, run};
 
 const GRANT: &str = "g-00000000000000a1";
 const REQUEST: &str = "r-00000000000000a1";
 
-fn key(seed: u8) -> SigningKey {
-    SigningKey::from_seed(&[seed; 32]).unwrap()
-}
-
 /// alice responds; bob and carol approve. mallory has a key but is in no roster.
 fn roster() -> String {
-    [
-        ("alice", 1, vec![Role::Responder]),
-        ("bob", 2, vec![Role::Responder, Role::Approver]),
-        ("carol", 3, vec![Role::Responder, Role::Approver]),
-    ]
-    .into_iter()
-    .map(|(id, seed, roles)| {
-        Responder {
-            id: ResponderId::new(id).unwrap(),
-            name: id.to_owned(),
-            key: key(seed).public_key(),
-            roles,
-        }
-        .to_toml()
-    })
-    .collect::<Vec<_>>()
-    .join("\n")
+    fixture::roster(&[
+        ("alice", 1, &[Role::Responder]),
+        ("bob", 2, &[Role::Responder, Role::Approver]),
+        ("carol", 3, &[Role::Responder, Role::Approver]),
+    ])
 }
 
 fn catalog() -> String {
@@ -49,16 +32,14 @@ fn catalog() -> String {
 
 /// An envelope `who` signs with the key of seed `signer`, at `offset_ms`.
 fn envelope(who: &str, signer: u8, offset_ms: u64, action: Action) -> StoredEnvelope {
-    let payload = RequestPayload {
-        v: ENVELOPE_VERSION,
-        responder: ResponderId::new(who).unwrap(),
-        key: key(signer).public_key(),
-        aud: ProxyId::new(audit::PROXY).unwrap(),
-        iat: (T0_MS + offset_ms) / 1000,
-        nonce: Nonce::from_bytes([signer ^ (offset_ms as u8); 16]),
+    fixture::signed(
+        who,
+        signer,
+        audit::PROXY,
+        T0_MS + offset_ms,
+        signer ^ (offset_ms as u8),
         action,
-    };
-    serde_json::from_slice(&seal(&payload, &key(signer)).unwrap()).unwrap()
+    )
 }
 
 /// The honest story: alice asks for argocd (one approval, 2 h maximum), bob approves, the
