@@ -66,6 +66,24 @@ pub struct Conn {
     unwitnessed: bool,
 }
 
+impl Conn {
+    /// Contacted, with nothing to check its log against yet (a brand-new proxy, or a
+    /// checkpoint not taken as its view): who it is is remembered for this run only.
+    fn known_for_this_run(&mut self, id: ProxyId, key: PublicKey) {
+        if self.record.is_none() {
+            self.record = Some(ProxyRecord {
+                url: self.entry.url.clone(),
+                id,
+                key,
+                size: 0,
+                root: String::new(),
+                note: String::new(),
+            });
+        }
+        self.contacted = true;
+    }
+}
+
 /// A request to make, signed per proxy when it carries an action.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -381,17 +399,7 @@ impl Session {
             // A brand-new proxy signs its first checkpoint within a second of starting:
             // remember who it is for this run (nothing to check its log against yet).
             let conn = &mut self.conns[i];
-            if conn.record.is_none() {
-                conn.record = Some(ProxyRecord {
-                    url: conn.entry.url.clone(),
-                    id,
-                    key,
-                    size: 0,
-                    root: String::new(),
-                    note: String::new(),
-                });
-            }
-            conn.contacted = true;
+            conn.known_for_this_run(id, key);
             return Ok(Contact::Done);
         }
         let note = checkpoint
@@ -469,17 +477,7 @@ impl Session {
                     conn.entry.url, verified.size, count
                 );
             }
-            if conn.record.is_none() {
-                conn.record = Some(ProxyRecord {
-                    url: conn.entry.url.clone(),
-                    id,
-                    key,
-                    size: 0,
-                    root: String::new(),
-                    note: String::new(),
-                });
-            }
-            conn.contacted = true;
+            conn.known_for_this_run(id, key);
             return Ok(Contact::Done);
         }
         let record = ProxyRecord {
