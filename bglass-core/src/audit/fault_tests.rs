@@ -17,7 +17,7 @@ use super::log::{AuditLog, LogConfig, LogFault};
 use super::storage::{Disk, Fault, Faults};
 use super::tests::{config, event};
 use super::tree::TILE_WIDTH;
-use super::verify::verify_dir;
+use super::verify::{DefectKind, verify_dir};
 
 const ENOSPC: i32 = 28;
 const EIO: i32 = 5;
@@ -161,6 +161,14 @@ fn run(kind: Kind, at: usize) -> bool {
         }
         next += BATCH;
         if log.failure().is_some() {
+            // A copy taken while the log is failed verifies: no checkpoint was signed over
+            // tiles that are not on disk (the writer signs the failure's checkpoint only
+            // once every tile it covers is written).
+            if let Err(d) = verify_dir(dir.path(), Some(super::tests::key().public_key()))
+                && d.kind == DefectKind::TileMissing
+            {
+                panic!("{what}: while failed, a checkpoint covers a missing tile: {d}");
+            }
             // The log refuses while failed, and recovers once the disk works again.
             assert!(
                 log.append(event(999)).is_err(),
