@@ -25,19 +25,6 @@ use bglass_core::roster::Role;
 const T0_MS: u64 = 1_767_225_600_000;
 const BLOCK: u64 = 1_000;
 
-const CATALOG: &str = r#"version = 1
-
-[[service]]
-name = "argocd"
-kind = "http"
-description = "Deploys"
-upstream = "127.0.0.1:8080"
-max_ttl = "2h"
-default_ttl = "1h"
-approvals = 1
-health = { path = "/healthz", expect_status = 200 }
-"#;
-
 #[path = "../src/audit/policy_fixture.rs"]
 mod fixture;
 
@@ -64,7 +51,7 @@ fn event(i: u64, last_start: &mut u64, proxy_key: &SigningKey) -> Event {
             EventKind::ProxyStart {
                 key: proxy_key.public_key(),
                 version: "bench".to_owned(),
-                catalog: policy_files::digest(CATALOG.as_bytes()),
+                catalog: policy_files::digest(fixture::CATALOG.as_bytes()),
                 roster: policy_files::digest(roster().as_bytes()),
                 recovered: None,
             },
@@ -193,7 +180,7 @@ fn main() {
     )
     .unwrap();
     policy_files::store(&dir, PolicyKind::Roster, roster().as_bytes()).unwrap();
-    policy_files::store(&dir, PolicyKind::Catalog, CATALOG.as_bytes()).unwrap();
+    policy_files::store(&dir, PolicyKind::Catalog, fixture::CATALOG.as_bytes()).unwrap();
     let start = Instant::now();
     let mut last_start = 0;
     let mut pending = Vec::with_capacity(4096);

@@ -14,6 +14,18 @@ use bglass_core::keys::SigningKey;
 #[path = "../../bglass-core/src/audit/policy_fixture.rs"]
 pub mod fixture;
 
+/// `bglass audit verify DIR --key KEY ARGS…`, as an auditor with no bglass config runs it.
+pub fn verify(dir: &Path, key: &str, args: &[&str]) -> crate::Run {
+    let home = tempfile::tempdir().unwrap();
+    crate::run(
+        crate::command("bglass", home.path())
+            .args(["audit", "verify"])
+            .arg(dir)
+            .args(["--key", key])
+            .args(args),
+    )
+}
+
 /// The proxy id of test logs.
 pub const PROXY: &str = "proxy-a";
 /// 2026-01-01T00:00:00Z in milliseconds.

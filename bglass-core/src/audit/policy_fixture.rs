@@ -11,6 +11,33 @@ use bglass_core::id::{ProxyId, ResponderId};
 use bglass_core::keys::SigningKey;
 use bglass_core::roster::{Responder, Role};
 
+/// A catalog with `argocd` (one approval, a 2 h maximum, a 10 min emergency bypass) and
+/// `grafana` (no approval).
+pub const CATALOG: &str = r#"version = 1
+
+[[service]]
+name = "argocd"
+kind = "http"
+description = "Deploys"
+upstream = "127.0.0.1:8080"
+max_ttl = "2h"
+default_ttl = "30m"
+approvals = 1
+emergency_bypass = true
+emergency_ttl = "10m"
+health = { path = "/", expect_status = 200 }
+
+[[service]]
+name = "grafana"
+kind = "http"
+description = "Dashboards"
+upstream = "127.0.0.1:8080"
+max_ttl = "4h"
+default_ttl = "1h"
+approvals = 0
+health = { path = "/", expect_status = 200 }
+"#;
+
 /// The key of seed `seed`.
 pub fn key(seed: u8) -> SigningKey {
     SigningKey::from_seed(&[seed; 32]).unwrap()

@@ -10,7 +10,6 @@ use bglass_core::id::{GrantId, RequestId, ResponderId, ServiceName};
 use bglass_core::roster::Role;
 use bglass_tests::audit::{self, T0_MS, fixture};
 use bglass_tests::world::{TEST_CATALOG, World};
-use bglass_tests::{command, run};
 
 const GRANT: &str = "g-00000000000000a1";
 const REQUEST: &str = "r-00000000000000a1";
@@ -163,14 +162,8 @@ fn forged(events: &[Event]) -> tempfile::TempDir {
 }
 
 fn verify(dir: &std::path::Path, policy: bool) -> bglass_tests::Run {
-    let home = tempfile::tempdir().unwrap();
     let key = audit::proxy_key().public_key().to_string();
-    let mut cmd = command("bglass", home.path());
-    cmd.args(["audit", "verify"]).arg(dir).args(["--key", &key]);
-    if policy {
-        cmd.arg("--policy");
-    }
-    run(&mut cmd)
+    audit::verify(dir, &key, if policy { &["--policy"] } else { &[] })
 }
 
 /// The log verifies (integrity), and the policy check names `kind` at entry `index`.
@@ -357,11 +350,7 @@ fn a_real_proxys_log_with_approvals_and_a_reload_passes_the_policy_check() {
     );
     w.stop(0);
 
-    let home = tempfile::tempdir().unwrap();
-    let out = run(command("bglass", home.path())
-        .args(["audit", "verify"])
-        .arg(w.proxies[0].log_dir())
-        .args(["--key", &w.proxies[0].key, "--policy"]));
+    let out = audit::verify(&w.proxies[0].log_dir(), &w.proxies[0].key, &["--policy"]);
     assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains(": 0 violations"), "{}", out.stdout);
     assert!(out.stdout.contains(" 2 grants, "), "{}", out.stdout);

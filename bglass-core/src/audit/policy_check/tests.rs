@@ -9,30 +9,6 @@ use crate::id::ProxyId;
 
 const T0: u64 = 1_767_225_600_000;
 const MIN: u64 = 60_000;
-const CATALOG: &str = r#"version = 1
-
-[[service]]
-name = "argocd"
-kind = "http"
-description = "Deploys"
-upstream = "127.0.0.1:8080"
-max_ttl = "2h"
-default_ttl = "30m"
-approvals = 1
-emergency_bypass = true
-emergency_ttl = "10m"
-health = { path = "/", expect_status = 200 }
-
-[[service]]
-name = "grafana"
-kind = "http"
-description = "Dashboards"
-upstream = "127.0.0.1:8080"
-max_ttl = "4h"
-default_ttl = "1h"
-approvals = 0
-health = { path = "/", expect_status = 200 }
-"#;
 
 /// alice (responder, seed 1), bob (approver, seed 2).
 fn roster() -> String {
@@ -131,7 +107,7 @@ fn kinds(events: Vec<Event>, last_at: u64) -> Vec<(u64, &'static str)> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join(crate::audit::storage::TMP_DIR)).unwrap();
     let roster = policy_files::store(dir.path(), PolicyKind::Roster, roster().as_bytes());
-    let catalog = policy_files::store(dir.path(), PolicyKind::Catalog, CATALOG.as_bytes());
+    let catalog = policy_files::store(dir.path(), PolicyKind::Catalog, fixture::CATALOG.as_bytes());
     let mut all = vec![ev(
         0,
         None,
