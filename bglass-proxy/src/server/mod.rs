@@ -105,6 +105,8 @@ pub struct Proxy {
     pub witness: Option<Arc<bglass_core::audit::witness::Witness>>,
     /// What each of this proxy's witnesses (`[[witnesses]]`, in order) holds for its log.
     pub cosigned: Mutex<Vec<witness::Cosigned>>,
+    /// The TLS client of each of those witnesses.
+    witness_tls: Vec<tokio_rustls::TlsConnector>,
 }
 
 impl std::fmt::Debug for Proxy {

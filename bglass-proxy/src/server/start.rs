@@ -247,6 +247,11 @@ pub fn start_with(
             &config.data_dir.join(WITNESS_FILE),
         )?))
     };
+    let witness_tls = config
+        .witnesses
+        .iter()
+        .map(super::witness::connector)
+        .collect::<Result<Vec<_>, _>>()?;
     let cosigned = Mutex::new(vec![
         super::witness::Cosigned::default();
         config.witnesses.len()
@@ -276,6 +281,7 @@ pub fn start_with(
         key,
         witness,
         cosigned,
+        witness_tls,
         config,
     });
     Ok((

@@ -110,18 +110,22 @@ pub async fn add_checkpoint(proxy: &Arc<Proxy>, req: Request<Incoming>) -> Respo
 }
 
 /// One exchange with a witness: the status and the body.
-async fn exchange(
-    target: &WitnessTarget,
-    body: Vec<u8>,
-    timeout: Duration,
-) -> Result<(u16, String), String> {
+/// The TLS client of a witness: its pinned CA, no client certificate (made once, at start).
+pub fn connector(target: &WitnessTarget) -> Result<tokio_rustls::TlsConnector, rustls::Error> {
     let config = rustls::ClientConfig::builder_with_provider(bglass_tls::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| e.to_string())?
+        .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(bglass_tls::PinnedCaVerifier::new(target.pin)))
         .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+async fn exchange(
+    target: &WitnessTarget,
+    connector: &tokio_rustls::TlsConnector,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
     let work = async {
         let tcp = tokio::net::TcpStream::connect(target.addr)
             .await
@@ -193,7 +197,7 @@ async fn offer(
         note: checkpoint.note.clone(),
     }
     .encode();
-    match exchange(target, body, timeout).await {
+    match exchange(target, &proxy.witness_tls[i], body, timeout).await {
         Ok((200, lines)) => {
             let note = String::from_utf8_lossy(&checkpoint.note).into_owned();
             let mine: Vec<&str> = lines
@@ -209,13 +213,6 @@ async fn offer(
                     all[i].line = Some((checkpoint.size, format!("{line}\n")));
                 }
             }
-            // Kept beside the log, for auditors who check the witnesses offline.
-            let cosigned = cosigned_checkpoint(proxy, checkpoint);
-            let path = proxy.log.dir().join(COSIGNED_FILE);
-            let _ = tokio::task::spawn_blocking(move || {
-                bglass_core::audit::storage::write_file_atomic(&path, &cosigned)
-            })
-            .await;
             None
         }
         Ok((409, text)) => {
@@ -285,6 +282,8 @@ pub async fn submitter(proxy: Arc<Proxy>) {
     let mut tick = tokio::time::interval(SUBMIT_EVERY);
     // What was last said of each witness that holds more than this log: said once.
     let mut said: Vec<Option<u64>> = vec![None; proxy.config.witnesses.len()];
+    // What `cosigned-checkpoint` beside the log holds.
+    let mut kept = Vec::new();
     loop {
         tick.tick().await;
         let Some(checkpoint) = proxy.log.latest_checkpoint() else {
@@ -301,6 +300,20 @@ pub async fn submitter(proxy: Arc<Proxy>) {
                 );
             }
             *said = behind;
+        }
+        // Kept beside the log, for auditors who check the witnesses offline: written once
+        // a round, when the cosignatures gathered changed.
+        let cosigned = cosigned_checkpoint(&proxy, &checkpoint);
+        if cosigned != kept && cosigned.len() > checkpoint.note.len() {
+            let path = proxy.log.dir().join(COSIGNED_FILE);
+            let bytes = cosigned.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                bglass_core::audit::storage::write_file_atomic(&path, &bytes)
+            })
+            .await;
+            if matches!(written, Ok(Ok(()))) {
+                kept = cosigned;
+            }
         }
     }
 }
