@@ -8,11 +8,13 @@
 //! - [`log`]: the writable log: recovery, group commit, checkpoints, proofs.
 //! - [`receipt`]: what a responder keeps to prove an entry is in the log.
 //! - [`verify`]: offline verification of a copied log.
+//! - [`mirror`]: an auditor's copy kept current from a proxy's API (`audit monitor`).
 //! - [`report`]: filters and the auditor's summary.
 
 pub mod checkpoint;
 pub mod event;
 pub mod log;
+pub mod mirror;
 pub mod policy_check;
 pub mod policy_files;
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::storage::{StorageError, write_atomic};
 pub const POLICY_DIR: &str = "policy";
 
 /// Which file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum PolicyKind {
     /// The catalog (`services.toml`).
     Catalog,

@@ -76,8 +76,14 @@ pub async fn handle(proxy: &Arc<Proxy>, peer: &Peer, req: Request<Incoming>) -> 
         (Method::GET, "/v1/audit/consistency") => consistency(proxy, &req),
         (Method::GET, "/v1/audit/inclusion") => inclusion(proxy, &req),
         (Method::GET, "/v1/audit/receipt") => receipt(proxy, &req).await,
+        (Method::GET, p) if p.starts_with("/v1/audit/tile/entries/") => {
+            super::mirror::entries(proxy, &caller, &p["/v1/audit/tile/entries/".len()..]).await
+        }
         (Method::GET, p) if p.starts_with("/v1/audit/tile/") => {
             tile(proxy, &caller, &p["/v1/audit/".len()..])
+        }
+        (Method::GET, p) if p.starts_with("/v1/audit/policy/") => {
+            super::mirror::policy_file(proxy, &caller, &p["/v1/audit/policy/".len()..])
         }
         _ => Err(Refusal::new("not_found", 404, format!("no route {path}"))),
     };
@@ -568,16 +574,8 @@ fn tile(proxy: &Proxy, caller: &Responder, path: &str) -> Result<Response<Body>,
         ));
     }
     let index_path = index_path.split(".p/").next().unwrap_or_default();
-    let mut index = 0u64;
-    for part in index_path.split('/') {
-        let digits = part.strip_prefix('x').unwrap_or(part);
-        if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Refusal::new("malformed", 400, "tile index is x###/…/###"));
-        }
-        index = index
-            .saturating_mul(1000)
-            .saturating_add(digits.parse::<u64>().unwrap_or(0));
-    }
+    let index = super::mirror::tile_index(index_path)
+        .ok_or_else(|| Refusal::new("malformed", 400, "tile index is x###/…/###"))?;
     let data = proxy
         .log
         .hash_tile(level, index)

@@ -5,7 +5,7 @@
 //! - `listen`: the mutual-TLS listener, admission, the router, serving and stopping.
 //! - `record`: the audit pipeline (events queued in decision order, durable, applied).
 //! - `respond`: JSON bodies and refusal responses.
-//! - `api`: the control API; `dataplane`: HTTP tools; `tunnel`: SSH certificates and TCP
+//! - `api`: the control API; `mirror`: the entries and policy files auditors mirror; `dataplane`: HTTP tools; `tunnel`: SSH certificates and TCP
 //!   tunnels; `hygiene`: what is stripped between client and tool.
 //! - `admission`: connection caps and refused handshakes.
 //! - `ops`: the background tasks (expiries, handshake refusals, metrics listener);
@@ -17,6 +17,7 @@ mod api;
 mod dataplane;
 mod hygiene;
 mod listen;
+mod mirror;
 mod notify;
 mod ops;
 mod probe;

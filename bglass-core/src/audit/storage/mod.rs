@@ -82,6 +82,8 @@ pub enum FileOp {
     CreateDir,
     /// Taking the log's lock, or starting its writer.
     Start,
+    /// Removing a file.
+    Remove,
 }
 
 impl std::fmt::Display for FileOp {
@@ -91,6 +93,7 @@ impl std::fmt::Display for FileOp {
             Self::Read => "reading",
             Self::Write => "writing",
             Self::Sync => "syncing",
+            Self::Remove => "removing",
             Self::Rename => "renaming into",
             Self::Truncate => "truncating",
             Self::CreateDir => "creating",
@@ -221,11 +224,13 @@ pub enum BundleError {
         /// Byte offset of its length prefix.
         offset: usize,
     },
-    /// More or fewer entries than a full bundle holds.
-    #[error("bundle holds {found} entries, a full bundle holds {TILE_WIDTH}")]
+    /// More or fewer entries than the bundle should hold.
+    #[error("bundle holds {found} entries, where {expected} were expected")]
     Count {
         /// Entries found.
         found: usize,
+        /// Entries it should hold (256 for a full bundle).
+        expected: usize,
     },
     /// An entry is empty.
     #[error("entry {entry} is empty")]
@@ -245,7 +250,24 @@ pub fn parse_bundle(bytes: &[u8]) -> Result<Vec<&[u8]>, BundleError> {
 
 /// The byte ranges of a full bundle's entries.
 pub fn bundle_ranges(bytes: &[u8]) -> Result<Vec<std::ops::Range<usize>>, BundleError> {
-    let mut out = Vec::with_capacity(TILE_WIDTH);
+    bundle_ranges_of(bytes, TILE_WIDTH)
+}
+
+/// Splits a bundle of `width` entries (a partial bundle, C2SP `entries/N.p/W`, or a full
+/// one when `width` is 256) into its entries.
+pub fn parse_bundle_of(bytes: &[u8], width: usize) -> Result<Vec<&[u8]>, BundleError> {
+    Ok(bundle_ranges_of(bytes, width)?
+        .into_iter()
+        .filter_map(|r| bytes.get(r))
+        .collect())
+}
+
+/// The byte ranges of the entries of a bundle of `width` entries.
+fn bundle_ranges_of(
+    bytes: &[u8],
+    width: usize,
+) -> Result<Vec<std::ops::Range<usize>>, BundleError> {
+    let mut out = Vec::with_capacity(width);
     let mut at = 0usize;
     while at < bytes.len() {
         let entry = out.len();
@@ -262,8 +284,11 @@ pub fn bundle_ranges(bytes: &[u8]) -> Result<Vec<std::ops::Range<usize>>, Bundle
         out.push(at + 2..at + 2 + len);
         at += 2 + len;
     }
-    if out.len() != TILE_WIDTH {
-        return Err(BundleError::Count { found: out.len() });
+    if out.len() != width {
+        return Err(BundleError::Count {
+            found: out.len(),
+            expected: width,
+        });
     }
     Ok(out)
 }
@@ -330,7 +355,10 @@ mod tests {
         ));
         assert_eq!(
             parse_bundle(&encode_bundle(&entries[..255])),
-            Err(BundleError::Count { found: 255 })
+            Err(BundleError::Count {
+                found: 255,
+                expected: 256
+            })
         );
     }
 
