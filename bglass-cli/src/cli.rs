@@ -511,6 +511,65 @@ pub enum AuditCommand {
     Report(AuditReportArgs),
     /// Check the receipts of your own grants (and, given a copied log, that it holds them).
     Prove(AuditProveArgs),
+    /// Mirror proxies' logs through their API (auditor role) and alert on a rollback, a
+    /// fork or split view, altered entries, or a policy violation; once, or --follow.
+    Monitor(AuditMonitorArgs),
+}
+
+/// `bglass audit monitor`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  bglass audit monitor --out /var/lib/bglass-audit --policy
+  bglass audit monitor --out /var/lib/bglass-audit --policy --follow --webhook http://127.0.0.1:9000/bglass
+
+Each proxy of your config is mirrored in OUT/<proxy id>, a log directory that
+`bglass audit verify OUT/<proxy id>` reads offline. A round fetches the proxy's checkpoint
+and only the entries since the last one, hashes them onto the mirror and takes the
+checkpoint only when they give its root. Exit 5 when an alert is new or a mirror cannot
+advance (rollback, fork), 4 when a proxy could not be reached, 0 otherwise. A webhook gets
+each alert once.")]
+pub struct AuditMonitorArgs {
+    /// Where the mirrors are kept (one log directory per proxy, named by its id).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Only this proxy of your config, by URL or id (repeat); default: every proxy.
+    #[arg(long = "proxy", value_name = "URL|ID")]
+    pub proxies: Vec<String>,
+    /// A proxy's signing key obtained out of band, `ID=ed25519:…` (repeat). Without it, a
+    /// new mirror trusts the key the proxy presents over its pinned TLS, with a warning.
+    #[arg(long = "key", value_name = "ID=KEY")]
+    pub keys: Vec<String>,
+    /// Also prove every new entry against the roster and catalog in force (as
+    /// `audit verify --policy`); each violation is an alert.
+    #[arg(long)]
+    pub policy: bool,
+    /// With --policy: how soon after its issue an emergency grant must be reviewed.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "24h",
+        requires = "policy"
+    )]
+    pub review_within: bglass_core::duration::HumanDuration,
+    /// Keep mirroring, a round every --interval, until stopped.
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: the time between rounds.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        requires = "follow"
+    )]
+    pub interval: bglass_core::duration::HumanDuration,
+    /// POST each new alert as JSON to `http://IP:PORT/path` (`text` for Slack-compatible
+    /// hooks, and the details beside it); an alert not delivered is sent again next run.
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+    /// Print one JSON object per proxy and round.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `bglass audit prove`.

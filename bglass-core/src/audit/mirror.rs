@@ -470,6 +470,11 @@ impl Advance<'_> {
         Ok(())
     }
 
+    /// Gives up (the proxy stopped answering): the files written for it are removed.
+    pub fn abandon(self) -> Result<(), MirrorError> {
+        self.mirror.trim()
+    }
+
     /// Covers the entries taken by the checkpoint, when they give its root; returns the
     /// policy files they name that the mirror does not hold yet. On any error the mirror
     /// is as it was before [`Mirror::advance`].

@@ -26,6 +26,7 @@ use super::event::{Event, EventKind, StoredEnvelope};
 use super::policy_files::{self, PolicyKind};
 use super::report::{REVOKE_GRACE_MS, USE_SKEW_MS};
 use crate::catalog::Catalog;
+use crate::duration::elapsed_text;
 use crate::envelope::{Action, DecodedEnvelope, RequestPayload};
 use crate::id::{GrantId, RequestId, ResponderId, ServiceName};
 use crate::roster::{Role, Roster};
@@ -753,17 +754,17 @@ impl Checker<'_> {
                 Some(t) if t > due => late.push((
                     g.index,
                     format!(
-                        "{id} was reviewed {} min after its issue; the window is {} min",
-                        (t - g.time_ms) / 60_000,
-                        window / 60_000
+                        "{id} was reviewed {} after its issue; the window is {}",
+                        elapsed_text(t - g.time_ms),
+                        elapsed_text(window)
                     ),
                     "review_late",
                 )),
                 None if self.last_ms > due => late.push((
                     g.index,
                     format!(
-                        "{id} was not reviewed within {} min of its issue",
-                        window / 60_000
+                        "{id} was not reviewed within {} of its issue",
+                        elapsed_text(window)
                     ),
                     "review_missing",
                 )),

@@ -9,6 +9,7 @@ mod access_wait;
 mod agent;
 mod audit_crash;
 mod audit_live;
+mod audit_monitor;
 mod audit_policy;
 mod audit_report;
 mod audit_rollback;

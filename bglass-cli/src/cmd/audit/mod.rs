@@ -1,6 +1,8 @@
-//! `bglass audit …`: offline verification and reading of a proxy's audit log.
+//! `bglass audit …`: offline verification and reading of a proxy's audit log, and the
+//! auditor's mirror of it (`monitor`).
 
 mod export;
+mod monitor;
 mod prove;
 mod report;
 mod show;
@@ -24,6 +26,7 @@ pub fn run(config: Option<&std::path::Path>, command: AuditCommand) -> CliResult
         AuditCommand::Show(args) => show::run(args),
         AuditCommand::Export(args) => export::run(args),
         AuditCommand::Report(args) => report::run(args),
+        AuditCommand::Monitor(args) => monitor::run(config, args),
     }
 }
 
