@@ -157,6 +157,22 @@ fn an_auditor_mirrors_a_proxy_and_is_alerted_once_of_a_violation_a_rollback_and_
     assert_eq!(bypass.code, Some(0), "{}", bypass.stderr);
     std::thread::sleep(Duration::from_millis(1100));
     grow(&w, 3);
+    // A responder is not an auditor: the entries are refused (exit 3), nothing is kept.
+    let denied = w.bglass(
+        "alice",
+        &[
+            "audit",
+            "monitor",
+            "--out",
+            w.dir.path().join("not-mine").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(denied.code, Some(3), "{}\n{}", denied.stdout, denied.stderr);
+    assert!(
+        denied.stderr.contains("needs the auditor role"),
+        "{}",
+        denied.stderr
+    );
     let violated = eventually(Duration::from_secs(10), "the violation alerted", || {
         let run = monitor(&w, &out, receiver.port);
         run.stdout
