@@ -95,6 +95,28 @@ fn proxies_witness_each_other_and_refuse_a_rolled_back_or_forked_log() {
         || Some(cosigners(&w, 0)).filter(|(_, n)| n.len() == 2),
     );
     assert_eq!(names, ["proxy-b", "proxy-c"]);
+    // The same cosignatures checked by a verifier that is not bglass's (Go, written from the
+    // C2SP tlog-cosignature specification).
+    {
+        use base64::Engine;
+        let tmp = tempfile::tempdir().unwrap();
+        let tool = bglass_tests::go::build("cosig-verify", tmp.path());
+        let (note, _) = cosigners(&w, 0);
+        let file = tmp.path().join("note");
+        std::fs::write(&file, &note).unwrap();
+        let log_key: PublicKey = w.proxies[0].key.parse().unwrap();
+        let vkey = bglass_core::audit::checkpoint::verifier_key("bglass/proxy-a", &log_key);
+        let mut args = vec![vkey, file.to_str().unwrap().to_owned()];
+        for p in &w.proxies[1..] {
+            let key: PublicKey = p.key.parse().unwrap();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(key.as_bytes());
+            args.push(format!("bglass-witness/{}={b64}", p.id));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = bglass_tests::go::run(&tool, &args);
+        assert_eq!(code, Some(0), "{err}\n{note}");
+        assert_eq!(out.lines().count(), 2, "{out}");
+    }
 
     // The responder's CLI with a witness policy for proxy-a: all three of b, c and a
     // stranger is never met (warned, and not taken as proxy-a's view; access goes on);
