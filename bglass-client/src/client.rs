@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bglass_core::api::ApiError;
 use bglass_core::audit::checkpoint;
-use bglass_core::audit::tree::{Hash, check_consistency};
+use bglass_core::audit::tree::{Hash, check_consistency, decode_hash};
 use bglass_core::envelope::{Action, ENVELOPE_VERSION, Nonce, RequestPayload};
 use bglass_core::id::ProxyId;
 use bglass_core::keys::{PublicKey, ResponderIdentity};
@@ -522,11 +522,6 @@ enum Contact {
 
 fn split_view(what: SplitView) -> Contact {
     Contact::Distrusted(Unavailable::SplitView(what))
-}
-
-fn decode_hash(text: &str) -> Option<Hash> {
-    let bytes = STANDARD.decode(text).ok()?;
-    Some(Hash(bytes.try_into().ok()?))
 }
 
 impl Session {

@@ -275,6 +275,16 @@ pub fn prove_consistency<R: HashReader>(
     tlog_tiles::prove_tree(new, old, reader)
 }
 
+/// A hash from its base64 form (as in proofs, receipts and checkpoints); `None` when it is
+/// not base64 of 32 bytes.
+pub fn decode_hash(text: &str) -> Option<Hash> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?;
+    Some(Hash(bytes.try_into().ok()?))
+}
+
 /// Checks an inclusion proof.
 pub fn check_inclusion(proof: &[Hash], size: u64, root: Hash, index: u64, leaf: Hash) -> bool {
     index < size && tlog_tiles::check_record(&proof.to_vec(), size, root, index, leaf).is_ok()

@@ -156,6 +156,48 @@ fn proxies_witness_each_other_and_refuse_a_rolled_back_or_forked_log() {
         },
     );
 
+    // Receipts under the witness policy: proven in a checkpoint both witnesses cosigned;
+    // with a quorum the checkpoints cannot meet, not proven (exit 5).
+    w.access("alice", "grafana");
+    let proven = eventually(
+        Duration::from_secs(20),
+        "the grant's receipt proven in a witnessed checkpoint",
+        || {
+            let out = w.bglass("alice", &["audit", "prove"]);
+            (out.code == Some(0)).then_some(out)
+        },
+    );
+    assert!(
+        proven
+            .stdout
+            .contains("witnessed: in the checkpoint of size")
+            && proven
+                .stdout
+                .contains("cosigned by bglass-witness/proxy-b, bglass-witness/proxy-c (quorum 2)"),
+        "{}",
+        proven.stdout
+    );
+    with_quorum(3);
+    let unproven = w.bglass("alice", &["audit", "prove"]);
+    assert_eq!(
+        unproven.code,
+        Some(5),
+        "{}\n{}",
+        unproven.stdout,
+        unproven.stderr
+    );
+    assert!(
+        unproven
+            .stdout
+            .contains("NOT PROVEN: not witnessed: its checkpoint of size")
+            && unproven
+                .stdout
+                .contains("carries 2 of the 3 witness cosignatures"),
+        "{}",
+        unproven.stdout
+    );
+    with_quorum(2);
+
     // A copy of proxy-a's whole data directory, taken while it is stopped.
     w.stop(0);
     let data = w.proxies[0].dir.join("data");

@@ -18,7 +18,7 @@ use bglass_core::audit::policy_check::{self, PolicyOptions};
 use bglass_core::audit::policy_files::PolicyKind;
 use bglass_core::audit::report::with_events;
 use bglass_core::audit::storage::parse_bundle_of;
-use bglass_core::audit::tree::{Hash, TILE_WIDTH, tile_path};
+use bglass_core::audit::tree::{Hash, TILE_WIDTH, decode_hash, tile_path};
 use bglass_core::audit::witness::cosigners;
 use bglass_core::id::ProxyId;
 use bglass_core::keys::PublicKey;
@@ -494,14 +494,6 @@ impl Round<'_> {
             .policy_checked
             .insert(report.proxy.clone(), mirror.size());
     }
-}
-
-fn decode_hash(text: &str) -> Option<Hash> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .ok()?;
-    Some(Hash(bytes.try_into().ok()?))
 }
 
 fn print(report: &Report, json: bool) -> CliResult {

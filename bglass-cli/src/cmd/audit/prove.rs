@@ -1,14 +1,21 @@
 //! `bglass audit prove [DIR]`: check the receipts of your own grants — alone (signed
-//! checkpoint and inclusion proof), and against a copied log when one is given.
+//! checkpoint and inclusion proof), against a copied log when one is given, and, for a
+//! proxy your config gives a witness policy, in a checkpoint its witnesses cosigned.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use bglass_core::audit::checkpoint;
 use bglass_core::audit::receipt::ReceiptError;
+use bglass_core::audit::tree::{Hash, check_inclusion, decode_hash};
 use bglass_core::audit::verify::{Defect, VerifyReport, verify_dir};
+use bglass_core::audit::witness::cosigners;
 use bglass_core::id::ProxyId;
+use bglass_core::keys::PublicKey;
 
+use super::super::block_on;
 use crate::cli::AuditProveArgs;
+use crate::client::Session;
 use crate::config;
 use crate::error::{CliError, CliResult, ErrorKind};
 use crate::store::{Store, StoredReceipt};
@@ -62,6 +69,142 @@ enum NotProven {
     /// The copied log has a defect.
     #[error(transparent)]
     Log(Defect),
+    /// Your config requires witnesses for this proxy, and no checkpoint they cosigned
+    /// covers the entry.
+    #[error("not witnessed: {0}")]
+    Unwitnessed(String),
+}
+
+/// A proxy's checkpoint that meets your config's witness policy.
+#[derive(Debug)]
+struct Witnessed {
+    conn: usize,
+    size: u64,
+    root: Hash,
+    /// The witnesses that cosigned it.
+    by: Vec<String>,
+    quorum: usize,
+}
+
+/// Each proxy's witness view, by proxy id, and the proxies with a policy that could not be
+/// told apart (not reached, never seen).
+type Views = (HashMap<ProxyId, Result<Witnessed, String>>, Vec<String>);
+
+/// For each proxy of the config with a witness policy: its current checkpoint when it
+/// meets the policy, or why not (keyed by proxy id).
+async fn witnessed_views(session: &Session, keys: &HashMap<ProxyId, PublicKey>) -> Views {
+    let mut out = HashMap::new();
+    let mut unreached = Vec::new();
+    for (i, conn) in session.conns.iter().enumerate() {
+        let quorum = conn.entry.witness_quorum;
+        if quorum == 0 {
+            continue;
+        }
+        let base = conn.entry.url.trim_end_matches('/');
+        // Which proxy it is: from the record of an earlier contact, else from the proxy.
+        let id = match conn.record.as_ref() {
+            Some(r) => Some(r.id.clone()),
+            None => match conn.http.get(format!("{base}/healthz")).send().await {
+                Ok(r) => r
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|h| serde_json::from_value::<ProxyId>(h["proxy"].clone()).ok()),
+                Err(_) => None,
+            },
+        };
+        let Some(id) = id else {
+            // Not reached and never seen: which receipts are its own is unknown.
+            unreached.push(conn.entry.url.clone());
+            continue;
+        };
+        let Some(key) = keys.get(&id) else {
+            continue;
+        };
+        let fetched = match conn
+            .http
+            .get(format!("{base}/v1/audit/checkpoint"))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r.bytes().await.map_err(|e| e.to_string()),
+            Ok(r) => Err(format!("{} answered {}", conn.entry.url, r.status())),
+            Err(e) => Err(format!("{} could not be reached ({e})", conn.entry.url)),
+        };
+        let view = fetched.and_then(|note| {
+            let c = checkpoint::verify(&note, &checkpoint::origin(&id), key)
+                .map_err(|e| format!("its checkpoint does not verify with your receipts' key: {e}"))?;
+            let text = String::from_utf8_lossy(&note);
+            let by: Vec<String> = cosigners(&text, &conn.entry.witnesses)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            if by.len() < quorum {
+                return Err(format!(
+                    "its checkpoint of size {} carries {} of the {quorum} witness cosignatures your config requires",
+                    c.size,
+                    by.len()
+                ));
+            }
+            Ok(Witnessed {
+                conn: i,
+                size: c.size,
+                root: c.root,
+                by,
+                quorum,
+            })
+        });
+        out.insert(id, view);
+    }
+    (out, unreached)
+}
+
+/// The receipt's entry in the witnessed checkpoint: an inclusion proof from the proxy.
+async fn prove_witnessed(
+    session: &Session,
+    stored: &StoredReceipt,
+    view: &Witnessed,
+) -> Result<String, NotProven> {
+    let index = stored.receipt.index;
+    if index >= view.size {
+        return Err(NotProven::Unwitnessed(format!(
+            "the latest witnessed checkpoint (size {}) does not cover entry {index} yet; ask again later",
+            view.size
+        )));
+    }
+    let conn = &session.conns[view.conn];
+    let url = format!(
+        "{}/v1/audit/inclusion?index={index}&size={}",
+        conn.entry.url.trim_end_matches('/'),
+        view.size
+    );
+    let proof: Option<Vec<Hash>> = match conn.http.get(&url).send().await {
+        Ok(r) if r.status().is_success() => r
+            .json::<bglass_core::api::ProofView>()
+            .await
+            .ok()
+            .map(|p| p.proof.iter().filter_map(|h| decode_hash(h)).collect()),
+        _ => None,
+    };
+    let leaf = decode_hash(&stored.receipt.leaf_hash);
+    match (proof, leaf) {
+        (Some(proof), Some(leaf)) if check_inclusion(&proof, view.size, view.root, index, leaf) => {
+            Ok(format!(
+                "; witnessed: in the checkpoint of size {} cosigned by {} (quorum {})",
+                view.size,
+                view.by.join(", "),
+                view.quorum
+            ))
+        }
+        (None, _) => Err(NotProven::Unwitnessed(format!(
+            "{} gave no inclusion proof into its witnessed checkpoint of size {}",
+            conn.entry.url, view.size
+        ))),
+        _ => Err(NotProven::Unwitnessed(format!(
+            "the entry is not in the witnessed checkpoint of size {}: the proxy's log no longer holds what your receipt proves",
+            view.size
+        ))),
+    }
 }
 
 /// Checks one receipt alone, then against the copied log in `dir` when one is given.
@@ -116,6 +259,35 @@ pub fn run(config_flag: Option<&Path>, args: AuditProveArgs) -> CliResult {
         })?),
         None => None,
     };
+    // Receipts of proxies your config gives a witness policy are checked against a
+    // checkpoint the witnesses cosigned (which needs the proxies and your key).
+    let policy = config::Config::load(&location.path)
+        .map_err(config::config_error)?
+        .proxies
+        .iter()
+        .any(|p| p.witness_quorum > 0);
+    let session = if policy {
+        let mut s = Session::open(config_flag)?;
+        s.silence();
+        Some(s)
+    } else {
+        None
+    };
+    let keys: HashMap<ProxyId, PublicKey> = receipts
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().map(|r| (r.proxy.clone(), r.key)))
+        .collect();
+    let (views, unreached) = match &session {
+        Some(s) => block_on(async { Ok(witnessed_views(s, &keys).await) })?,
+        None => (HashMap::new(), Vec::new()),
+    };
+    // Proxies known to have no witness policy (their receipts need no witnessed view).
+    let unpoliced: Vec<ProxyId> = session
+        .iter()
+        .flat_map(|s| s.conns.iter())
+        .filter(|c| c.entry.witness_quorum == 0)
+        .filter_map(|c| c.record.as_ref().map(|r| r.id.clone()))
+        .collect();
     let mut failures = 0;
     let mut rows = Vec::new();
     for (path, stored) in receipts {
@@ -128,7 +300,28 @@ pub fn run(config_flag: Option<&Path>, args: AuditProveArgs) -> CliResult {
                 why: Some(NotProven::Unreadable.to_string()),
             },
             Some(stored) => {
-                let result = prove(&stored, log.as_ref(), args.dir.as_deref());
+                let mut result = prove(&stored, log.as_ref(), args.dir.as_deref());
+                let view = views
+                    .get(&stored.proxy)
+                    .map(|v| v.as_ref().map_err(Clone::clone));
+                let view = match view {
+                    None if !unreached.is_empty() && !unpoliced.contains(&stored.proxy) => {
+                        Some(Err(format!(
+                            "{} (your config requires witnesses for it) could not be reached, so no witnessed checkpoint was checked",
+                            unreached.join(", ")
+                        )))
+                    }
+                    other => other,
+                };
+                if let (Ok(proof), Some(view), Some(session)) = (&result, view, &session) {
+                    let witnessed = match view {
+                        Ok(view) => {
+                            block_on(async { Ok(prove_witnessed(session, &stored, view).await) })?
+                        }
+                        Err(why) => Err(NotProven::Unwitnessed(why)),
+                    };
+                    result = witnessed.map(|w| format!("{proof}{w}"));
+                }
                 Row {
                     grant: Some(stored.grant.to_string()),
                     file: None,
