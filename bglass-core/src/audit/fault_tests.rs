@@ -322,3 +322,101 @@ fn a_log_directory_removed_under_the_writer_fails_closed_and_says_so() {
     }
     assert!(log.append(event(11)).is_err());
 }
+
+/// A disk that is full only for entry bundles and hash tiles (the files written as bundles
+/// fill), while the write-ahead file and the checkpoint history still take writes: the
+/// failure's own entry fits, the tiles do not.
+#[derive(Debug, Default)]
+struct TilesFull {
+    on: AtomicBool,
+}
+
+impl TilesFull {
+    fn hits(&self, path: &Path) -> bool {
+        // Tiles and bundles under tile/, and their temporary files (tmp/tile_…).
+        let tile = path.components().any(|c| c.as_os_str() == "tile")
+            || path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("tile_"));
+        tile && self.on.load(Ordering::SeqCst)
+    }
+}
+
+impl Faults for TilesFull {
+    fn write(&self, path: &Path, len: usize) -> Option<Fault> {
+        self.hits(path).then_some(Fault::Short {
+            written: len / 2,
+            errno: ENOSPC,
+        })
+    }
+
+    fn sync(&self, _path: &Path) -> Option<Fault> {
+        None
+    }
+
+    fn modify(&self, path: &Path) -> Option<Fault> {
+        self.hits(path).then_some(Fault::Fail(ENOSPC))
+    }
+}
+
+#[test]
+fn no_checkpoint_covers_a_tile_the_full_disk_kept_from_being_written() {
+    let dir = scratch();
+    let faults = Arc::new(TilesFull::default());
+    let config = LogConfig {
+        checkpoint_interval: Duration::from_secs(3600),
+        reserve_bytes: 64 * 1024,
+        disk: Disk::with_faults(Arc::clone(&faults) as Arc<dyn Faults>),
+        retry_after: Duration::from_millis(2),
+        ..config(dir.path())
+    };
+    let (log, _) = AuditLog::open(config, |_, _| Ok(())).unwrap();
+    log.append(event(1000)).unwrap();
+    log.checkpoint_now().unwrap();
+    faults.on.store(true, Ordering::SeqCst);
+    // Past a bundle boundary: bundle 0 and its level-0 tile cannot be written.
+    for i in 1..WORKLOAD {
+        let _ = log.append(event(1000 + i));
+    }
+    let _ = log.checkpoint_now();
+    let started = Instant::now();
+    while log.failure().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the log never failed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let key = super::tests::key().public_key();
+    // A copy taken now, while the log is failed, verifies: whatever checkpoint was signed
+    // covers only what is on disk.
+    if let Err(d) = verify_dir(dir.path(), Some(key)) {
+        panic!("while the tiles could not be written: {d}");
+    }
+    faults.on.store(false, Ordering::SeqCst);
+    let started = Instant::now();
+    while log.failure().is_some() {
+        assert!(started.elapsed() < Duration::from_secs(10), "no recovery");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    log.checkpoint_now().unwrap();
+    drop(log);
+    // Recovered: the bundle and tiles written, the failure and the recovery recorded, and a
+    // checkpoint over all of it.
+    let report = verify_dir(dir.path(), Some(key)).unwrap();
+    assert!(report.entries > TILE_WIDTH as u64, "{report:?}");
+    assert_eq!(
+        report.latest.map(|l| l.0),
+        Some(report.entries),
+        "{report:?}"
+    );
+    let kinds: Vec<String> = super::report::read_events(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e.event.type_name().to_owned())
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k == "log_failed") && kinds.iter().any(|k| k == "log_recovered"),
+        "{kinds:?}"
+    );
+}

@@ -615,15 +615,20 @@ impl Writer {
     /// Signs a checkpoint of the log as it is: appended to the history, then the
     /// `checkpoint` file, then the published copy outside the log.
     pub(super) fn sign(&mut self) -> Result<VerifiedCheckpoint, LogFault> {
-        // Every tile this checkpoint's proofs read is written first.
+        // Every bundle and tile this checkpoint covers is written first: what the bundler
+        // thread was given, then what the writer owes itself (written here while the log
+        // is failed). When the disk takes none of it, no checkpoint is signed: the entries
+        // are safe in the write-ahead file, and a checkpoint over tiles that are not on
+        // disk would read as a tampered log.
         if let Some(bundler) = &self.bundler {
             let report = bundler.drain();
             self.bundles = report.durable;
             if let Some(fault) = report.failed {
                 self.reclaim();
-                let _ = self.fail(fault);
+                return Err(self.failed(fault));
             }
         }
+        self.flush_bundles().map_err(|e| self.failed(e))?;
         let (size, root) = {
             let s = lock_state(&self.state);
             (s.edge.size(), s.edge.root())
