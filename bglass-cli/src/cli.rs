@@ -540,18 +540,8 @@ pub struct AuditMonitorArgs {
     /// new mirror trusts the key the proxy presents over its pinned TLS, with a warning.
     #[arg(long = "key", value_name = "ID=KEY")]
     pub keys: Vec<String>,
-    /// Also prove every new entry against the roster and catalog in force (as
-    /// `audit verify --policy`); each violation is an alert.
-    #[arg(long)]
-    pub policy: bool,
-    /// With --policy: how soon after its issue an emergency grant must be reviewed.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "24h",
-        requires = "policy"
-    )]
-    pub review_within: bglass_core::duration::HumanDuration,
+    #[command(flatten)]
+    pub check: PolicyCheckArgs,
     /// Keep mirroring, a round every --interval, until stopped.
     #[arg(long)]
     pub follow: bool,
@@ -600,12 +590,8 @@ pub struct AuditSource {
 pub struct AuditVerifyArgs {
     #[command(flatten)]
     pub source: AuditSource,
-    /// Also prove, entry by entry, that what the log records was allowed by the roster and
-    /// catalog then in force (kept beside the log): signed requests and approvals, approval
-    /// counts, TTLs, emergency bypasses and their reviews, uses within live grants. Exit 5
-    /// on any violation.
-    #[arg(long)]
-    pub policy: bool,
+    #[command(flatten)]
+    pub check: PolicyCheckArgs,
     /// A witness of this log: `bglass-witness/<proxy id>=ed25519:<that proxy's key>`, or its
     /// cosigner verifier key (`<name>+<id>+<key>`, printed when the proxy starts); repeat for
     /// each. The checkpoint kept beside the log with its cosignatures must carry --quorum of
@@ -615,6 +601,20 @@ pub struct AuditVerifyArgs {
     /// With --witness: how many of the witnesses must have cosigned [default: all].
     #[arg(long, value_name = "K", requires = "witnesses")]
     pub quorum: Option<usize>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The policy check, shared by `audit verify` and `audit monitor`.
+#[derive(Debug, Args)]
+pub struct PolicyCheckArgs {
+    /// Also prove, entry by entry, that what the log records was allowed by the roster and
+    /// catalog then in force (kept beside the log): signed requests and approvals, approval
+    /// counts, TTLs, emergency bypasses and their reviews, uses within live grants. Each
+    /// violation fails the command (exit 5; the monitor alerts each once).
+    #[arg(long)]
+    pub policy: bool,
     /// With --policy: how soon after its issue an emergency grant must be reviewed.
     #[arg(
         long,
@@ -623,9 +623,15 @@ pub struct AuditVerifyArgs {
         requires = "policy"
     )]
     pub review_within: bglass_core::duration::HumanDuration,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl PolicyCheckArgs {
+    /// The options of the check.
+    pub fn options(&self) -> bglass_core::audit::policy_check::PolicyOptions {
+        bglass_core::audit::policy_check::PolicyOptions {
+            review_within_ms: self.review_within.as_secs().saturating_mul(1000),
+        }
+    }
 }
 
 /// Filters shared by show, export and report.

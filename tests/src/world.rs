@@ -587,6 +587,20 @@ impl World {
         )
     }
 
+    /// `n` new entries in proxy `i`'s log: requests by `who` for a service it does not
+    /// have, each refused and recorded as a denial.
+    pub fn denials(&self, who: &str, i: usize, n: usize) {
+        let raw = crate::raw::Raw::new(
+            &self.responder(who).config,
+            &self.proxies[i].url(),
+            &self.proxies[i].pin,
+        );
+        for _ in 0..n {
+            let answer = raw.send("GET", "/s/nosuch/", None, &[]);
+            assert_eq!(answer.code, "unknown_service", "{}", answer.body);
+        }
+    }
+
     /// Entries in proxy `i`'s audit log, from its metrics.
     pub fn log_entries(&self, i: usize) -> u64 {
         let metrics = self.metrics(i);

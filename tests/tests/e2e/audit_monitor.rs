@@ -10,22 +10,8 @@ use std::time::Duration;
 
 use bglass_tests::attack::Receiver;
 use bglass_tests::audit::copy_dir;
-use bglass_tests::raw::Raw;
 use bglass_tests::world::{TEST_CATALOG, World};
 use bglass_tests::{Run, eventually};
-
-/// `n` new entries in the proxy's log: refused requests for a service it does not have.
-fn grow(w: &World, n: usize) {
-    let alice = Raw::new(
-        &w.responder("alice").config,
-        &w.proxies[0].url(),
-        &w.proxies[0].pin,
-    );
-    for _ in 0..n {
-        let answer = alice.send("GET", "/s/nosuch/", None, &[]);
-        assert_eq!(answer.code, "unknown_service", "{}", answer.body);
-    }
-}
 
 fn monitor(w: &World, out: &Path, hook: u16) -> Run {
     let key = format!("proxy-a={}", w.proxies[0].key);
@@ -86,7 +72,7 @@ fn an_auditor_mirrors_a_proxy_and_is_alerted_once_of_a_violation_a_rollback_and_
 
     // 1. A first run mirrors the whole log; the next takes only what is new.
     w.access("alice", "grafana");
-    grow(&w, 300);
+    w.denials("alice", 0, 300);
     // (The proxy signs a checkpoint within a second: runs until one covers the 300.)
     let mut taken = 0;
     let first = eventually(
@@ -106,7 +92,7 @@ fn an_auditor_mirrors_a_proxy_and_is_alerted_once_of_a_violation_a_rollback_and_
         "{}",
         first.stdout
     );
-    grow(&w, 5);
+    w.denials("alice", 0, 5);
     let second = eventually(
         Duration::from_secs(10),
         "a checkpoint past the mirror",
@@ -156,7 +142,7 @@ fn an_auditor_mirrors_a_proxy_and_is_alerted_once_of_a_violation_a_rollback_and_
     );
     assert_eq!(bypass.code, Some(0), "{}", bypass.stderr);
     std::thread::sleep(Duration::from_millis(1100));
-    grow(&w, 3);
+    w.denials("alice", 0, 3);
     // A responder is not an auditor: the entries are refused (exit 3), nothing is kept.
     let denied = w.bglass(
         "alice",
@@ -212,7 +198,7 @@ fn an_auditor_mirrors_a_proxy_and_is_alerted_once_of_a_violation_a_rollback_and_
     assert_eq!(evidence, 1);
 
     // 4. It grows past the mirror on another history: a fork, alerted once, standing.
-    grow(&w, (held - size) as usize + 20);
+    w.denials("alice", 0, (held - size) as usize + 20);
     let forked = eventually(Duration::from_secs(10), "the fork alerted", || {
         let run = monitor(&w, &out, receiver.port);
         run.stdout

@@ -39,20 +39,6 @@ fn cosigners(w: &World, i: usize) -> (String, Vec<String>) {
     (answer.body, names)
 }
 
-/// `n` new entries in proxy-a's log: refused requests for a service it does not have, each
-/// recorded as a denial.
-fn grow(w: &World, n: usize) {
-    let alice = Raw::new(
-        &w.responder("alice").config,
-        &w.proxies[0].url(),
-        &w.proxies[0].pin,
-    );
-    for _ in 0..n {
-        let answer = alice.send("GET", "/s/nosuch/", None, &[]);
-        assert_eq!(answer.code, "unknown_service", "{}", answer.body);
-    }
-}
-
 #[test]
 fn proxies_witness_each_other_and_refuse_a_rolled_back_or_forked_log() {
     let mut w = World::new(
@@ -243,7 +229,7 @@ fn proxies_witness_each_other_and_refuse_a_rolled_back_or_forked_log() {
 
     w.start(0);
     let (small, _) = cosigners(&w, 0);
-    grow(&w, 3);
+    w.denials("alice", 0, 3);
     eventually(
         Duration::from_secs(20),
         "the grown log cosigned by both witnesses",
@@ -276,7 +262,7 @@ fn proxies_witness_each_other_and_refuse_a_rolled_back_or_forked_log() {
     // 3. Started anyway (the operator's audited flag) and grown past what the witnesses
     // hold: a fork, which they refuse, and the refusal is notified.
     w.start_with(0, &["--accept-rollback"]);
-    grow(&w, 12);
+    w.denials("alice", 0, 12);
     let notified = || {
         bodies
             .lock()

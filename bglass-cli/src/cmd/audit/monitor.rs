@@ -14,7 +14,7 @@ use std::path::Path;
 
 use bglass_core::api::ApiError;
 use bglass_core::audit::mirror::{AdvanceError, Inconsistency, Mirror, MirrorError, Seen};
-use bglass_core::audit::policy_check::{self, PolicyOptions};
+use bglass_core::audit::policy_check;
 use bglass_core::audit::policy_files::PolicyKind;
 use bglass_core::audit::report::with_events;
 use bglass_core::audit::storage::parse_bundle_of;
@@ -128,6 +128,14 @@ impl Round<'_> {
         new
     }
 
+    /// A proxy presenting a key the mirror cannot follow: standing, raised once per key.
+    fn key_changed(&mut self, report: &mut Report, presented: &PublicKey, detail: String) {
+        report.standing.push(detail.clone());
+        let key = format!("key_changed:{}:{presented}", report.proxy);
+        let alert = Alert::new(&report.proxy, "key_changed", detail, key);
+        self.raise(report, alert);
+    }
+
     /// An inconsistency that keeps the mirror where it is: standing every round, raised
     /// once, with the refused checkpoint kept as evidence.
     fn inconsistent(
@@ -176,17 +184,13 @@ impl Round<'_> {
         report.proxy = id.to_string();
         let key = match self.keys.get(&id) {
             Some(given) if *given != presented => {
-                let detail = format!(
-                    "it presents the signing key {presented}, not the {given} given with --key"
+                self.key_changed(
+                    report,
+                    &presented,
+                    format!(
+                        "it presents the signing key {presented}, not the {given} given with --key"
+                    ),
                 );
-                report.standing.push(detail.clone());
-                let alert = Alert::new(
-                    &report.proxy,
-                    "key_changed",
-                    detail,
-                    format!("key_changed:{id}:{presented}"),
-                );
-                self.raise(report, alert);
                 return Ok(());
             }
             Some(given) => *given,
@@ -227,7 +231,7 @@ impl Round<'_> {
         report.new_entries = report.size - before;
         self.fetch_policy(conn, mirror, report).await;
         self.witnesses(conn, mirror, &note, report);
-        if self.args.policy {
+        if self.args.check.policy {
             self.check_policy(mirror, report);
         }
         Ok(())
@@ -245,18 +249,14 @@ impl Round<'_> {
         match Mirror::open(&dir, id, key) {
             Ok(m) => Some(m),
             Err(MirrorError::Key { source, .. }) => {
-                let detail = format!(
-                    "its checkpoints are no longer signed by the key of the mirror in {}: it presents {key} ({source})",
-                    dir.display()
+                self.key_changed(
+                    report,
+                    &key,
+                    format!(
+                        "its checkpoints are no longer signed by the key of the mirror in {}: it presents {key} ({source})",
+                        dir.display()
+                    ),
                 );
-                report.standing.push(detail.clone());
-                let alert = Alert::new(
-                    &report.proxy,
-                    "key_changed",
-                    detail,
-                    format!("key_changed:{id}:{key}"),
-                );
-                self.raise(report, alert);
                 None
             }
             Err(e) => {
@@ -464,9 +464,7 @@ impl Round<'_> {
         if self.state.policy_checked.get(&report.proxy) == Some(&mirror.size()) {
             return;
         }
-        let options = PolicyOptions {
-            review_within_ms: self.args.review_within.as_secs().saturating_mul(1000),
-        };
+        let options = self.args.check.options();
         let checked = with_events(mirror.dir(), |events| {
             policy_check::check(mirror.dir(), events, options)
         });

@@ -4,7 +4,7 @@ use base64::Engine;
 use serde_json::json;
 
 use bglass_core::audit::checkpoint::{self, origin, verifier_key};
-use bglass_core::audit::policy_check::{self, PolicyOptions};
+use bglass_core::audit::policy_check;
 use bglass_core::audit::report::with_events;
 use bglass_core::audit::storage::{HISTORY_FILE, read_history};
 use bglass_core::audit::verify::VerifyReport;
@@ -39,7 +39,7 @@ pub fn run(args: AuditVerifyArgs) -> CliResult {
         let witnessed = witnessed(&args.source.dir, report, &witnesses, quorum)?;
         crate::outln!("{witnessed}")?;
     }
-    if args.policy && result.is_ok() {
+    if args.check.policy && result.is_ok() {
         return policy(&args, result?);
     }
     if args.json {
@@ -101,9 +101,7 @@ fn policy(args: &AuditVerifyArgs, integrity: VerifyReport) -> CliResult {
     for w in &integrity.warnings {
         eprintln!("warning: {w}");
     }
-    let options = PolicyOptions {
-        review_within_ms: args.review_within.as_secs().saturating_mul(1000),
-    };
+    let options = args.check.options();
     let report = with_events(&args.source.dir, |events| {
         policy_check::check(&args.source.dir, events, options)
     })
