@@ -163,16 +163,24 @@ pub fn cosigned_at(note: &str, name: &str, key: &PublicKey) -> Option<u64> {
         if who != name {
             return None;
         }
-        let blob = STANDARD.decode(b64).ok()?;
-        if blob.len() != 76 || blob[..4] != id {
+        let (found, time, sig) = parse_cosignature(b64)?;
+        if found != id {
             return None;
         }
-        let mut t = [0u8; 8];
-        t.copy_from_slice(&blob[4..12]);
-        let time = u64::from_be_bytes(t);
-        key.verify(b"", &message(body, time), &blob[12..])
-            .then_some(time)
+        key.verify(b"", &message(body, time), &sig).then_some(time)
     })
+}
+
+/// The parts of a cosignature line's base64 blob: key ID (4 bytes), timestamp (8 bytes,
+/// big-endian Unix seconds), Ed25519 signature (64 bytes).
+fn parse_cosignature(b64: &str) -> Option<([u8; 4], u64, Vec<u8>)> {
+    let blob = STANDARD.decode(b64).ok()?;
+    if blob.len() != 76 {
+        return None;
+    }
+    let id: [u8; 4] = blob[..4].try_into().ok()?;
+    let time = u64::from_be_bytes(blob[4..12].try_into().ok()?);
+    Some((id, time, blob[12..].to_vec()))
 }
 
 /// Why a checkpoint was not cosigned: each maps to the status the specification gives.
@@ -505,6 +513,20 @@ pub enum WitnessOpenError {
 mod tests {
     use super::*;
     use crate::audit::tree::{leaf_hash, node_hash};
+
+    /// The C2SP tlog-cosignature specification's example: its cosignature line carries the
+    /// timestamp of the signed message it shows (`time 1679315147`). Its witness key is not
+    /// published, so only the layout can be checked against it.
+    #[test]
+    fn the_specifications_example_cosignature_parses_to_its_timestamp() {
+        let line = "jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5nNo0xUe+mbIUBkBIfZ+qnA==";
+        let (id, time, sig) = parse_cosignature(line).unwrap();
+        assert_eq!(id, [0x8d, 0x66, 0xcf, 0x3f]);
+        assert_eq!(time, 1_679_315_147);
+        assert_eq!(sig.len(), 64);
+        assert_eq!(message("example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n", time),
+            b"cosignature/v1\ntime 1679315147\nexample.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n");
+    }
 
     fn log_key() -> SigningKey {
         SigningKey::from_seed(&[1; 32]).unwrap()
