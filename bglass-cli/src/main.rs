@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         cli::Command::Forward(args) => cmd::forward::run(cli.config.as_deref(), args),
         cli::Command::Catalog(cli::CatalogCommand::Check(args)) => cmd::catalog::check(args),
         cli::Command::Audit(command) => cmd::audit::run(cli.config.as_deref(), command),
+        cli::Command::Admin(command) => cmd::admin::run(cli.config.as_deref(), command),
         #[cfg(feature = "drill")]
         cli::Command::Drill(command) => cmd::drill::run(cli.config.as_deref(), command),
         cli::Command::Completions(args) => cmd::completions::run(args),

@@ -12,18 +12,22 @@
 //!   how audit events change it.
 //! - [`audit`]: the append-only audit log, its checkpoints, proofs, verification and reports.
 //! - [`failstale`]: keep the last good configuration when a reload is rejected.
+//! - [`admin`]: catalog and roster changes signed by k of n admins; [`config_diff`]: what
+//!   a change changes.
 //! - [`vault`]: the proxy's sealed keys and upstream credentials, bound to their services.
 //! - [`api`]: the control API's wire types.
 //! - [`suggest`]: "did you mean" for mistyped names.
 //! - [`source`], [`id`], [`duration`], [`size`], [`timestamp`]: strict file reading, names,
 //!   durations, sizes and times.
 
+pub mod admin;
 pub mod api;
 pub mod audit;
 // The shared test fixtures name this crate as other crates do (`bglass_core::…`).
 #[cfg(test)]
 extern crate self as bglass_core;
 pub mod catalog;
+pub mod config_diff;
 pub mod drill;
 pub mod duration;
 pub mod envelope;

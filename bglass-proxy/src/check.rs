@@ -1,4 +1,5 @@
-//! `bglass-proxy check`: validate a catalog and a roster the way the proxy loads them.
+//! `bglass-proxy check`: validate a catalog and a roster the way the proxy loads them, and
+//! (`--diff OLD NEW`) say what a new version changes, before admins sign it.
 
 use std::fmt;
 use std::path::Path;
@@ -57,6 +58,32 @@ pub fn check(services: &Path, roster: &Path) -> Result<CheckReport, CheckError> 
         roster,
         warnings,
     })
+}
+
+/// What `new` changes from `old`: two catalogs, or two rosters (told apart by what `new`
+/// parses as). Both must be valid.
+pub fn diff(old: &Path, new: &Path) -> Result<Vec<bglass_core::config_diff::Change>, CheckError> {
+    match Catalog::load(new) {
+        Ok(new_catalog) => Ok(bglass_core::config_diff::catalog_diff(
+            &Catalog::load(old)?,
+            &new_catalog,
+        )),
+        Err(catalog_error) => match Roster::load(new) {
+            Ok(new_roster) => Ok(bglass_core::config_diff::roster_diff(
+                &Roster::load(old)?,
+                &new_roster,
+            )),
+            // Neither: report it as what its name says it is meant to be.
+            Err(roster_error) => {
+                let name = new.file_name().map(|n| n.to_string_lossy().into_owned());
+                if name.is_some_and(|n| n.contains("respond") || n.contains("roster")) {
+                    Err(roster_error.into())
+                } else {
+                    Err(catalog_error.into())
+                }
+            }
+        },
+    }
 }
 
 impl fmt::Display for CheckReport {

@@ -133,6 +133,30 @@ pub struct ProxyConfig {
     pub witness_of: Vec<(String, bglass_core::keys::PublicKey)>,
     /// The witnesses of this proxy's log (`[[witnesses]]`).
     pub witnesses: Vec<WitnessTarget>,
+    /// Who must sign catalog and roster changes (`[admins]`).
+    pub admins: AdminPolicy,
+}
+
+/// `[admins]`: the admins' keys, and how many of them must sign a new catalog or roster
+/// before it is put in force (0: no signatures required).
+#[derive(Clone, Debug, Default)]
+pub struct AdminPolicy {
+    /// The admins.
+    pub keys: Vec<bglass_core::admin::AdminKey>,
+    /// Signatures required on a new catalog.
+    pub catalog: usize,
+    /// Signatures required on a new roster.
+    pub roster: usize,
+}
+
+impl AdminPolicy {
+    /// Signatures required on a new version of `kind`.
+    pub fn threshold(&self, kind: bglass_core::audit::policy_files::PolicyKind) -> usize {
+        match kind {
+            bglass_core::audit::policy_files::PolicyKind::Catalog => self.catalog,
+            bglass_core::audit::policy_files::PolicyKind::Roster => self.roster,
+        }
+    }
 }
 
 /// A witness of this proxy's log: another proxy's listener.
@@ -172,6 +196,18 @@ struct Raw {
     witness_of: Vec<Spanned<RawWitnessOf>>,
     #[serde(default)]
     witnesses: Vec<Spanned<RawWitness>>,
+    #[serde(default)]
+    admins: Option<Spanned<RawAdmins>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmins {
+    keys: Vec<String>,
+    #[serde(default)]
+    catalog: usize,
+    #[serde(default)]
+    roster: usize,
 }
 
 #[derive(serde::Deserialize)]
@@ -275,6 +311,9 @@ pub enum ProxyConfigProblem {
     /// A `[[witness_of]]` or `[[witnesses]]` entry is invalid.
     #[error("{0}")]
     Witness(String),
+    /// The `[admins]` section is invalid.
+    #[error("{0}")]
+    Admins(String),
     /// `storage.reserve` is out of range.
     #[error("storage.reserve is {value}; it must be between {min} and {max}", min = MIN_RESERVE, max = MAX_RESERVE)]
     Reserve {
@@ -498,6 +537,41 @@ impl ProxyConfig {
                 key,
             });
         }
+        let admins = match raw.admins {
+            None => AdminPolicy::default(),
+            Some(a) => {
+                let span = a.span();
+                let a = a.into_inner();
+                let bad = |what: String| err(span.clone(), ProxyConfigProblem::Admins(what));
+                let keys = a
+                    .keys
+                    .iter()
+                    .map(|k| k.parse::<bglass_core::admin::AdminKey>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad(format!("admins.keys: {e}")))?;
+                for (i, k) in keys.iter().enumerate() {
+                    if keys[..i].iter().any(|o| o.key == k.key || o.name == k.name) {
+                        return Err(bad(format!(
+                            "admins.keys: {} is listed twice (by name or key)",
+                            k.name
+                        )));
+                    }
+                }
+                for (what, n) in [("catalog", a.catalog), ("roster", a.roster)] {
+                    if n > keys.len() {
+                        return Err(bad(format!(
+                            "admins.{what} = {n}, but only {} admin keys are listed",
+                            keys.len()
+                        )));
+                    }
+                }
+                AdminPolicy {
+                    keys,
+                    catalog: a.catalog,
+                    roster: a.roster,
+                }
+            }
+        };
         Ok(Self {
             path: path.to_path_buf(),
             id,
@@ -515,6 +589,7 @@ impl ProxyConfig {
             storage,
             witness_of,
             witnesses,
+            admins,
         })
     }
 }

@@ -64,6 +64,7 @@ enum Command {
         accept_rollback: bool,
     },
     /// Validate a catalog and roster exactly as the proxy would load them; exit 0 when valid.
+    /// With --diff OLD NEW: what a new catalog or roster changes (before admins sign it).
     Check {
         /// The catalog.
         #[arg(long, value_name = "FILE", default_value = "services.toml")]
@@ -71,6 +72,10 @@ enum Command {
         /// The roster.
         #[arg(long, value_name = "FILE", default_value = "responders.toml")]
         roster: PathBuf,
+        /// Print what NEW changes from OLD (two catalogs or two rosters): services and
+        /// responders added, removed, and changed field by field.
+        #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with_all = ["services", "roster"])]
+        diff: Option<Vec<PathBuf>>,
     },
     /// Manage the vault of upstream credentials.
     #[command(subcommand)]
@@ -283,7 +288,24 @@ fn main() -> ExitCode {
             config,
             accept_rollback,
         } => run(&config, accept_rollback),
-        Command::Check { services, roster } => bglass_proxy::check::check(&services, &roster)
+        Command::Check {
+            diff: Some(files), ..
+        } => match files.as_slice() {
+            [old, new] => bglass_proxy::check::diff(old, new)
+                .map(|changes| {
+                    if changes.is_empty() {
+                        println!("no changes");
+                    }
+                    for c in changes {
+                        println!("{c}");
+                    }
+                })
+                .map_err(Failure::Check),
+            _ => Ok(()),
+        },
+        Command::Check {
+            services, roster, ..
+        } => bglass_proxy::check::check(&services, &roster)
             .map(|report| print!("{report}"))
             .map_err(Failure::Check),
         Command::Secrets(command) => secrets(command),

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod act;
+pub mod admin;
 pub mod agent;
 pub mod approvals;
 pub mod audit;

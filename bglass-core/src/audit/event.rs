@@ -256,6 +256,12 @@ pub enum EventKind {
         /// Why it was rejected (file:line:column: rule).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// The admins whose signatures put it in force (when `proxy.toml` requires them).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        signers: Vec<String>,
+        /// What it changed from the version before (services, responders).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<crate::config_diff::Change>,
     },
     /// The proxy started on a log that was behind the newest checkpoint it had published
     /// (restored from an older copy, cut short, or replaced), because its operator

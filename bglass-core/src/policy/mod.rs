@@ -34,7 +34,7 @@ mod tests;
 
 pub use crate::audit::log::ReplayError;
 pub use refusal::{Refusal, envelope_code, envelope_refusal};
-pub use state::{GrantRec, RequestRec, RequestStatus, State};
+pub use state::{GrantRec, PolicyInForce, RequestRec, RequestStatus, State};
 pub use views::{expired_refusal, span};
 
 /// The event kinds [`State::apply`] leaves the state unchanged for, so that replay skips
@@ -45,9 +45,7 @@ pub const REPLAY_IGNORES: &[&str] = &[
     "ssh_certificate",
     "tunnel_open",
     "tunnel_close",
-    "proxy_start",
     "proxy_stop",
-    "config_reload",
     "drill_result",
     "log_rollback",
     "log_failed",

@@ -104,6 +104,18 @@ pub struct State {
     pub request_seq: u64,
     /// The pending requests by `seq` (approvers' lists without scanning every request).
     pub pending: BTreeMap<u64, RequestId>,
+    /// The digests of the catalog and roster the log last put in force (`proxy_start`, an
+    /// accepted `config_reload`): what a signed change must name as its parent.
+    pub in_force: PolicyInForce,
+}
+
+/// The digests of the catalog and roster in force, as the log records them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyInForce {
+    /// The catalog's SHA-256, hex.
+    pub catalog: Option<String>,
+    /// The roster's SHA-256, hex.
+    pub roster: Option<String>,
 }
 
 impl Default for State {
@@ -130,6 +142,7 @@ impl State {
             drill_plan: None,
             request_seq: 0,
             pending: BTreeMap::new(),
+            in_force: PolicyInForce::default(),
         }
     }
 
@@ -354,6 +367,22 @@ impl State {
                 self.drill = None;
                 self.drill_plan = None;
             }
+            EventKind::ProxyStart {
+                catalog, roster, ..
+            } => {
+                self.in_force.catalog = Some(catalog.clone());
+                self.in_force.roster = Some(roster.clone());
+            }
+            EventKind::ConfigReload {
+                file,
+                accepted: true,
+                digest: Some(digest),
+                ..
+            } => match file.as_str() {
+                "catalog" => self.in_force.catalog = Some(digest.clone()),
+                "roster" => self.in_force.roster = Some(digest.clone()),
+                _ => {}
+            },
             _ => {}
         }
     }

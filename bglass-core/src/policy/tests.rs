@@ -59,21 +59,8 @@ fn the_kinds_replay_skips_never_change_the_state() {
             bytes_down: 1,
             reason: "eof".to_owned(),
         },
-        EventKind::ProxyStart {
-            key: SigningKey::from_seed(&[1; 32]).unwrap().public_key(),
-            version: "v".to_owned(),
-            catalog: "c".to_owned(),
-            roster: "r".to_owned(),
-            recovered: None,
-        },
         EventKind::ProxyStop {
             reason: "signal".to_owned(),
-        },
-        EventKind::ConfigReload {
-            file: "catalog".to_owned(),
-            accepted: true,
-            digest: None,
-            error: None,
         },
         EventKind::DrillResult {
             summary: crate::drill::DrillSummary::default(),
@@ -124,6 +111,42 @@ fn the_kinds_replay_skips_never_change_the_state() {
             .is_err()
     );
     assert!(state.replay(0, b"not json").is_err());
+}
+
+#[test]
+fn replay_remembers_the_catalog_and_roster_last_put_in_force() {
+    let mut state = State::new();
+    let start = event(EventKind::ProxyStart {
+        key: SigningKey::from_seed(&[1; 32]).unwrap().public_key(),
+        version: "v".to_owned(),
+        catalog: "c1".to_owned(),
+        roster: "r1".to_owned(),
+        recovered: None,
+    });
+    state.replay(0, &start.to_bytes().unwrap()).unwrap();
+    let reload = |accepted: bool, digest: &str| {
+        event(EventKind::ConfigReload {
+            file: "roster".to_owned(),
+            accepted,
+            digest: accepted.then(|| digest.to_owned()),
+            error: (!accepted).then(|| "no".to_owned()),
+            signers: Vec::new(),
+            changes: Vec::new(),
+        })
+    };
+    state
+        .replay(1, &reload(true, "r2").to_bytes().unwrap())
+        .unwrap();
+    state
+        .replay(2, &reload(false, "r3").to_bytes().unwrap())
+        .unwrap();
+    assert_eq!(
+        state.in_force,
+        PolicyInForce {
+            catalog: Some("c1".to_owned()),
+            roster: Some("r2".to_owned())
+        }
+    );
 }
 
 /// A grant event with a real token (apply reads the claims from the token).

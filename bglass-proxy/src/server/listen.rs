@@ -207,6 +207,12 @@ pub async fn serve_on(
         .record(None, start)
         .await
         .map_err(StartError::RecordStart)?;
+    for change in startup.changed {
+        proxy
+            .record(None, change)
+            .await
+            .map_err(StartError::RecordStart)?;
+    }
     if proxy.witness.is_some() {
         eprintln!(
             "bglass-proxy {}: witnessing {} logs as {}",

@@ -7,11 +7,12 @@
 //! - `respond`: JSON bodies and refusal responses.
 //! - `api`: the control API; `mirror`: the entries and policy files auditors mirror; `dataplane`: HTTP tools; `tunnel`: SSH certificates and TCP
 //!   tunnels; `hygiene`: what is stripped between client and tool.
-//! - `admission`: connection caps and refused handshakes.
+//! - `admission`: connection caps and refused handshakes; `admins`: signed config changes.
 //! - `ops`: the background tasks (expiries, handshake refusals, metrics listener);
 //!   `probe`: health probes; `reload`: catalog, roster and vault reloads; `notify`:
 //!   webhook notifications; `storage`: free space and the log's health.
 
+mod admins;
 pub mod admission;
 mod api;
 mod dataplane;

@@ -89,6 +89,29 @@ fn summary(event: &Event, catalog: &Catalog, data_dir: &Path) -> Option<String> 
             event.proxy,
             error.as_deref().unwrap_or("no reason given")
         )),
+        EventKind::ConfigReload {
+            file,
+            accepted: true,
+            signers,
+            changes,
+            ..
+        } if !signers.is_empty() => Some(format!(
+            "CONFIG CHANGED on {}: a new {file} signed by {} is in force{}",
+            event.proxy,
+            signers.join(", "),
+            if changes.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ": {}",
+                    changes
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            }
+        )),
         EventKind::Denial { reason, detail, .. } if reason == "log_inconsistent" => Some(format!(
             "LOG FORK OR ROLLBACK: {} as a witness refused a checkpoint that contradicts one it cosigned: {detail}",
             event.proxy
@@ -391,6 +414,16 @@ mod tests {
                 accepted: false,
                 digest: None,
                 error: Some("services.toml:3:1: bad".to_owned()),
+                signers: Vec::new(),
+                changes: Vec::new(),
+            },
+            EventKind::ConfigReload {
+                file: "roster".to_owned(),
+                accepted: true,
+                digest: Some("d".to_owned()),
+                error: None,
+                signers: vec!["carol".to_owned(), "dave".to_owned()],
+                changes: Vec::new(),
             },
             EventKind::LogFailed {
                 error: "No space left on device (os error 28)".to_owned(),
@@ -424,7 +457,10 @@ mod tests {
             accepted: true,
             digest: Some("d".to_owned()),
             error: None,
+            signers: Vec::new(),
+            changes: Vec::new(),
         });
+        // A reload nobody had to sign is not news.
         assert_eq!(summary(&accepted, &catalog, dir), None);
     }
 }

@@ -15,8 +15,9 @@ use bglass_core::roster::Roster;
 use bglass_core::timestamp;
 use bglass_core::vault::CredentialError;
 
-use super::{Proxy, lock};
+use super::{Proxy, admins, lock};
 use bglass_core::audit::policy_files::{self, PolicyKind};
+use bglass_core::config_diff::{catalog_diff, roster_diff};
 
 /// Why a catalog push was rejected (the last good catalog stays in force).
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,9 @@ pub enum CatalogReloadError {
     /// auditor can read back.
     #[error("the catalog could not be kept beside the audit log: {0}")]
     Keep(#[from] bglass_core::audit::storage::StorageError),
+    /// `proxy.toml` requires admin signatures, and the change does not carry enough.
+    #[error("{0}")]
+    Unsigned(String),
     /// It would send credentials where the vault does not bind them.
     #[error(
         "{}: would send credentials where they are not bound ({}); if the move is intended, bind them first: bglass-proxy secrets bind NAME --for SERVICE",
@@ -60,7 +64,10 @@ pub async fn reload(proxy: Arc<Proxy>) {
         ("catalog", proxy.config.services.clone()),
         ("roster", proxy.config.roster.clone()),
     ];
-    let mut seen: Vec<Option<SystemTime>> = files.iter().map(|(_, p)| mtime(p)).collect();
+    // A file and its signature file: signatures may land after the file they sign.
+    let stamp = |p: &Path| (mtime(p), mtime(&admins::sig_path(p)));
+    let mut seen: Vec<(Option<SystemTime>, Option<SystemTime>)> =
+        files.iter().map(|(_, p)| stamp(p)).collect();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let forced = tokio::select! {
@@ -85,48 +92,17 @@ pub async fn reload(proxy: Arc<Proxy>) {
             }
         }
         for (i, (name, path)) in files.iter().enumerate() {
-            let now = mtime(path);
+            let now = stamp(path);
             if !forced && now == seen[i] {
                 continue;
             }
             seen[i] = now;
-            let (accepted, digest, error) = match *name {
-                // The bytes validated are kept beside the log before the version is put in
-                // force, so that every accepted `config_reload` names a file an auditor
-                // can read back.
-                "catalog" => {
-                    let kept = bound_catalog(&proxy, path).and_then(|(catalog, bytes)| {
-                        policy_files::store(proxy.log.dir(), PolicyKind::Catalog, &bytes)?;
-                        Ok(catalog)
-                    });
-                    match proxy.catalog.offer(kept, timestamp::now_ms() / 1000) {
-                        Offer::Accepted(c) => (true, Some(c.digest().to_owned()), None),
-                        Offer::Rejected { error, .. } => (false, None, Some(error.to_string())),
-                    }
-                }
-                _ => {
-                    let kept = Roster::load_with_bytes(path)
-                        .map_err(|e| e.to_string())
-                        .and_then(|(roster, bytes)| {
-                            policy_files::store(proxy.log.dir(), PolicyKind::Roster, &bytes)
-                                .map(|digest| (roster, digest))
-                                .map_err(|e| {
-                                    format!(
-                                        "the roster could not be kept beside the audit log: {e}"
-                                    )
-                                })
-                        });
-                    let (candidate, digest) = match kept {
-                        Ok((roster, digest)) => (Ok(roster), Some(digest)),
-                        Err(e) => (Err(e), None),
-                    };
-                    match proxy.roster.offer(candidate, timestamp::now_ms() / 1000) {
-                        Offer::Accepted(_) => (true, digest, None),
-                        Offer::Rejected { error, .. } => (false, None, Some(error)),
-                    }
-                }
+            let outcome = match *name {
+                "catalog" => reload_catalog(&proxy, path),
+                _ => reload_roster(&proxy, path),
             };
-            if let Some(e) = &error {
+            let accepted = outcome.error.is_none();
+            if let Some(e) = &outcome.error {
                 proxy.metrics.config_rejected(name);
                 eprintln!(
                     "bglass-proxy: {name} reload REJECTED, keeping the last good version: {e}"
@@ -138,8 +114,10 @@ pub async fn reload(proxy: Arc<Proxy>) {
                     EventKind::ConfigReload {
                         file: (*name).to_owned(),
                         accepted,
-                        digest,
-                        error,
+                        digest: outcome.digest,
+                        error: outcome.error,
+                        signers: outcome.signers,
+                        changes: outcome.changes,
                     },
                 )
                 .await;
@@ -147,6 +125,89 @@ pub async fn reload(proxy: Arc<Proxy>) {
                 end_grants_of_departed(&proxy).await;
             }
         }
+    }
+}
+
+/// What a reload attempt came to.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// The digest of the version put in force.
+    digest: Option<String>,
+    /// Why it was rejected.
+    error: Option<String>,
+    /// The admins who signed it.
+    signers: Vec<String>,
+    /// What it changed.
+    changes: Vec<bglass_core::config_diff::Change>,
+}
+
+/// Offers the catalog at `path`. The bytes validated are kept beside the log before the
+/// version is put in force, so that every accepted `config_reload` names a file an auditor
+/// can read back.
+fn reload_catalog(proxy: &Proxy, path: &Path) -> Outcome {
+    let old = proxy.catalog.current();
+    let parent = lock(&proxy.state).in_force.catalog.clone();
+    let mut signers = Vec::new();
+    let kept = bound_catalog(proxy, path).and_then(|(catalog, bytes)| {
+        signers = admins::admit(
+            &proxy.config.admins,
+            PolicyKind::Catalog,
+            path,
+            &bytes,
+            parent.as_deref(),
+        )
+        .map_err(CatalogReloadError::Unsigned)?;
+        policy_files::store(proxy.log.dir(), PolicyKind::Catalog, &bytes)?;
+        Ok(catalog)
+    });
+    match proxy.catalog.offer(kept, timestamp::now_ms() / 1000) {
+        Offer::Accepted(c) => Outcome {
+            digest: Some(c.digest().to_owned()),
+            error: None,
+            changes: catalog_diff(&old, &c),
+            signers,
+        },
+        Offer::Rejected { error, .. } => Outcome {
+            error: Some(error.to_string()),
+            ..Outcome::default()
+        },
+    }
+}
+
+/// Offers the roster at `path` (kept beside the log first, as the catalog).
+fn reload_roster(proxy: &Proxy, path: &Path) -> Outcome {
+    let old = proxy.roster.current();
+    let parent = lock(&proxy.state).in_force.roster.clone();
+    let mut signers = Vec::new();
+    let mut digest = None;
+    let kept = Roster::load_with_bytes(path)
+        .map_err(|e| e.to_string())
+        .and_then(|(roster, bytes)| {
+            signers = admins::admit(
+                &proxy.config.admins,
+                PolicyKind::Roster,
+                path,
+                &bytes,
+                parent.as_deref(),
+            )?;
+            digest = Some(
+                policy_files::store(proxy.log.dir(), PolicyKind::Roster, &bytes).map_err(|e| {
+                    format!("the roster could not be kept beside the audit log: {e}")
+                })?,
+            );
+            Ok(roster)
+        });
+    match proxy.roster.offer(kept, timestamp::now_ms() / 1000) {
+        Offer::Accepted(r) => Outcome {
+            digest,
+            error: None,
+            changes: roster_diff(&old, &r),
+            signers,
+        },
+        Offer::Rejected { error, .. } => Outcome {
+            error: Some(error),
+            ..Outcome::default()
+        },
     }
 }
 

@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bglass_core::ExposeSecret;
 use bglass_core::audit::event::Event;
+use bglass_core::audit::event::EventKind;
 use bglass_core::audit::log::{AuditLog, AuditOpenError, LogConfig, Rollback};
 use bglass_core::audit::policy_files::{self, PolicyKind};
 use bglass_core::catalog::{Catalog, CatalogError};
@@ -35,6 +36,10 @@ pub enum StartError {
     /// `proxy.toml` is invalid or unreadable.
     #[error(transparent)]
     Config(#[from] ProxyConfigError),
+    /// `proxy.toml` requires admin signatures on the catalog or roster, and the version on
+    /// disk, changed since the log last put one in force, does not carry enough.
+    #[error("{0}; the proxy does not start on rules its admins have not signed")]
+    Unsigned(String),
     /// The vault or its identity cannot be opened.
     #[error(transparent)]
     Vault(#[from] VaultError),
@@ -217,6 +222,36 @@ pub fn start_with(
     } else if options.accept_rollback {
         eprintln!("bglass-proxy: --accept-rollback given, but the audit log is not rolled back");
     }
+    // Files changed while the proxy was down are held to the same signatures as a reload;
+    // a signed change is recorded after the start, with its signers and what it changed.
+    let mut changed = Vec::new();
+    for (kind, path, bytes, parent) in [
+        (
+            PolicyKind::Catalog,
+            &config.services,
+            &catalog_bytes,
+            state.in_force.catalog.clone(),
+        ),
+        (
+            PolicyKind::Roster,
+            &config.roster,
+            &roster_bytes,
+            state.in_force.roster.clone(),
+        ),
+    ] {
+        let signers = super::admins::admit(&config.admins, kind, path, bytes, parent.as_deref())
+            .map_err(StartError::Unsigned)?;
+        if !signers.is_empty() {
+            changed.push(EventKind::ConfigReload {
+                file: kind.name().to_owned(),
+                accepted: true,
+                digest: Some(policy_files::digest(bytes)),
+                error: None,
+                signers,
+                changes: changes_since(log.dir(), kind, parent.as_deref(), &catalog, &roster),
+            });
+        }
+    }
     let keep = |kind: PolicyKind, bytes: &[u8]| {
         policy_files::store(log.dir(), kind, bytes).map_err(|source| StartError::PolicyFile {
             kind: kind.name(),
@@ -294,9 +329,33 @@ pub fn start_with(
             recovered: recovery.entries,
             repaired,
             policy,
+            changed,
             accept_rollback: options.accept_rollback,
         },
     ))
+}
+
+/// What the `kind` file in force now changed from the version the log last put in force
+/// (read back from beside the log; nothing when it is not there).
+fn changes_since(
+    log_dir: &Path,
+    kind: PolicyKind,
+    parent: Option<&str>,
+    catalog: &Catalog,
+    roster: &Roster,
+) -> Vec<bglass_core::config_diff::Change> {
+    let Some(old) = parent.and_then(|d| policy_files::load(log_dir, kind, d).ok()) else {
+        return Vec::new();
+    };
+    let name = Path::new(kind.name());
+    match kind {
+        PolicyKind::Catalog => Catalog::from_bytes(name, old)
+            .map(|old| bglass_core::config_diff::catalog_diff(&old, catalog))
+            .unwrap_or_default(),
+        PolicyKind::Roster => Roster::from_bytes(name, old)
+            .map(|old| bglass_core::config_diff::roster_diff(&old, roster))
+            .unwrap_or_default(),
+    }
 }
 
 /// What `start` hands to `serve`.
@@ -312,6 +371,9 @@ pub struct Startup {
     pub repaired: Option<String>,
     /// The catalog and roster in force, as kept beside the log.
     pub policy: PolicyDigests,
+    /// Signed catalog or roster changes made while the proxy was down, recorded after its
+    /// start.
+    pub changed: Vec<EventKind>,
     /// The operator accepted a rollback (`--accept-rollback`): a witness that holds more
     /// of this log than it has is then reported, not a reason to refuse the start.
     pub accept_rollback: bool,

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod access_wait;
+mod admin_signatures;
 mod agent;
 mod audit_crash;
 mod audit_live;

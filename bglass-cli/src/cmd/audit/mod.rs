@@ -177,9 +177,20 @@ fn detail(event: &Event) -> String {
             file,
             accepted,
             error,
+            signers,
+            changes,
             ..
         } => match (accepted, error) {
-            (true, _) => format!("{file} reloaded"),
+            (true, _) => {
+                let mut text = format!("{file} reloaded");
+                if !signers.is_empty() {
+                    text.push_str(&format!(" (signed by {})", signers.join(", ")));
+                }
+                for c in changes {
+                    text.push_str(&format!("; {c}"));
+                }
+                text
+            }
             (false, Some(e)) => format!("{file} REJECTED: {e}"),
             (false, None) => format!("{file} REJECTED"),
         },
