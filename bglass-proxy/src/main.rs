@@ -104,6 +104,32 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Write the manual pages (bglass-proxy.1, bglass-proxy-COMMAND.1, …) into DIR.
+    Man {
+        /// The directory (created when missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+/// Writes the manual page of `command` (named `name`) and of each subcommand into `dir`.
+fn man_pages(command: &clap::Command, name: &str, dir: &std::path::Path) -> Result<usize, Failure> {
+    let io = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| Failure::Write { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut roff = Vec::new();
+    clap_mangen::Man::new(command.clone().display_name(name.to_owned()))
+        .render(&mut roff)
+        .map_err(io(dir))?;
+    let path = dir.join(format!("{name}.1"));
+    std::fs::write(&path, roff).map_err(io(&path))?;
+    let mut written = 1;
+    for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+        written += man_pages(sub, &format!("{name}-{}", sub.get_name()), dir)?;
+    }
+    Ok(written)
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,6 +249,14 @@ enum Failure {
     /// The credential could not be stored.
     #[error(transparent)]
     SetCredential(VaultError),
+    /// A file could not be written.
+    #[error("{}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The CA key file could not be read.
     #[error("{}: {source}", path.display())]
     CaKeyRead {
@@ -315,6 +349,13 @@ fn main() -> ExitCode {
             listen,
         } => reissue_cert(&config, &ca_key, listen),
         Command::ExportCaKey { config, out } => export_ca_key(&config, &out),
+        Command::Man { dir } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            command.build();
+            man_pages(&command, "bglass-proxy", &dir).map(|n| {
+                println!("wrote {n} manual pages to {}", dir.display());
+            })
+        }
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,
