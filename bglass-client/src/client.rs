@@ -14,6 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bglass_core::api::ApiError;
 use bglass_core::audit::checkpoint;
+use bglass_core::audit::rotation::{self, KeyTransition};
 use bglass_core::audit::tree::{Hash, check_consistency, decode_hash};
 use bglass_core::envelope::{Action, ENVELOPE_VERSION, Nonce, RequestPayload};
 use bglass_core::id::ProxyId;
@@ -362,15 +363,25 @@ impl Session {
             .map_err(|_| CallError::Unavailable(Unavailable::Unnamed))?;
         let key: PublicKey = serde_json::from_value(health["key"].clone())
             .map_err(|_| CallError::Unavailable(Unavailable::NoKey))?;
+        // A new key is taken only through rotations its log records, each signed by the
+        // key before it and by the key after it; never on sight.
+        let mut rotated_from = None;
         if let Some(known) = &conn.record
             && (known.id != id || known.key != key)
         {
-            return Ok(split_view(SplitView::Identity {
-                key: key.key_id(),
-                id,
-                known_id: known.id.clone(),
-                known_key: known.key.key_id(),
-            }));
+            let transitions: Vec<KeyTransition> =
+                serde_json::from_value(health["key_transitions"].clone()).unwrap_or_default();
+            let followed = known.id == id
+                && rotation::follow(&checkpoint::origin(&id), known.key, key, &transitions).is_ok();
+            if !followed {
+                return Ok(split_view(SplitView::Identity {
+                    key: key.key_id(),
+                    id,
+                    known_id: known.id.clone(),
+                    known_key: known.key.key_id(),
+                }));
+            }
+            rotated_from = Some(known.key);
         }
         let checkpoint = conn
             .http
@@ -501,6 +512,12 @@ impl Session {
         }
         drop(lock);
         let conn = &mut self.conns[i];
+        if let Some(old) = rotated_from {
+            eprintln!(
+                "{} rotated its signing key from {old} to {}: the rotation is signed by both keys and recorded in its log; this machine now knows the new key",
+                conn.entry.url, record.key
+            );
+        }
         conn.record = Some(record);
         conn.contacted = true;
         Ok(Contact::Done)

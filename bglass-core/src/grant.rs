@@ -192,6 +192,8 @@ pub struct GrantVerifier {
     issuer: ProxyId,
     key: PublicKey,
     key_id: String,
+    /// Keys this proxy signed with before a rotation (by key id).
+    previous: Vec<(String, PublicKey)>,
     skew_secs: u64,
 }
 
@@ -203,8 +205,22 @@ impl GrantVerifier {
             issuer,
             key,
             key_id,
+            previous: Vec::new(),
             skew_secs: DEFAULT_SKEW_SECS,
         }
+    }
+
+    /// Also accepts grants signed by `keys`, the proxy's keys before its rotations, so that
+    /// grants issued before a rotation stay valid until they expire. Only for a caller that
+    /// also requires each grant to be in the proxy's log (the proxy does): a grant an old
+    /// key signs later is in no log.
+    pub fn with_previous(mut self, keys: impl IntoIterator<Item = PublicKey>) -> Self {
+        self.previous = keys
+            .into_iter()
+            .filter(|k| *k != self.key)
+            .map(|k| (k.key_id(), k))
+            .collect();
+        self
     }
 
     /// Sets the clock skew tolerated at both ends of the window.
@@ -242,13 +258,17 @@ impl GrantVerifier {
         let sig = wire::signature(sig_b64)?;
         let claims: GrantClaims = wire::json_exact(&payload)?;
 
-        if claims.kid != self.key_id {
+        let key = if claims.kid == self.key_id {
+            &self.key
+        } else if let Some((_, key)) = self.previous.iter().find(|(id, _)| *id == claims.kid) {
+            key
+        } else {
             return Err(GrantVerifyError::WrongSigner {
                 expected: self.key_id.clone(),
                 found: claims.kid.chars().take(32).collect(),
             });
-        }
-        if !self.key.verify(GRANT_DOMAIN, &payload, &sig) {
+        };
+        if !key.verify(GRANT_DOMAIN, &payload, &sig) {
             return Err(GrantVerifyError::BadSignature);
         }
         if claims.iss != self.issuer {

@@ -4,6 +4,7 @@
 //! - `config`: `proxy.toml`.
 //! - `server`: the listener, control API and data plane; the access policy they apply is
 //!   `bglass_core::policy`.
+//! - `rotate`: `rotate-key`, the signing key's rotation recorded in the log.
 //! - `check`: catalog and roster validation as the proxy loads them.
 //! - `ssh_settings`: `[ssh]` in `proxy.toml` (what binds SSH certificates to the path).
 //! - `upstream`: the client to upstream tools (plain HTTP, or HTTPS with a pin and a name).
@@ -12,6 +13,7 @@ pub mod check;
 pub mod config;
 pub mod init;
 pub mod metrics;
+pub mod rotate;
 pub mod server;
 pub mod ssh_settings;
 pub mod upstream;

@@ -94,6 +94,15 @@ enum Command {
         #[arg(long, value_name = "IP:PORT")]
         listen: Option<SocketAddr>,
     },
+    /// Rotate the proxy's signing key (the proxy stopped): a new key, put in force by an
+    /// entry of the audit log signed by the old key and the new one. `audit verify` and
+    /// every CLI that knew the old key follow the transition; grants issued before stay
+    /// valid until they expire. Run it again to finish one a crash interrupted.
+    RotateKey {
+        /// The proxy.toml.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Move the TLS CA private key out of the vault of a proxy made by an older version into
     /// FILE (mode 0600), for the operator to take off the host.
     ExportCaKey {
@@ -199,6 +208,9 @@ enum Failure {
     /// The proxy could not start.
     #[error(transparent)]
     Start(StartError),
+    /// The signing key could not be rotated.
+    #[error(transparent)]
+    Rotate(#[from] bglass_proxy::rotate::RotateError),
     /// The proxy stopped serving with an error.
     #[error(transparent)]
     Serve(StartError),
@@ -349,6 +361,7 @@ fn main() -> ExitCode {
             listen,
         } => reissue_cert(&config, &ca_key, listen),
         Command::ExportCaKey { config, out } => export_ca_key(&config, &out),
+        Command::RotateKey { config } => rotate_key(&config),
         Command::Man { dir } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             command.build();
@@ -541,6 +554,31 @@ fn reissue_cert(
     println!("pin:         {pin} (unchanged)");
     eprintln!(
         "Restart the proxy to serve the new certificate; move the CA key off this host again."
+    );
+    Ok(())
+}
+
+fn rotate_key(config_path: &std::path::Path) -> Result<(), Failure> {
+    let config = ProxyConfig::load(config_path)?;
+    let done = bglass_proxy::rotate::rotate_signing_key(&config)?;
+    if done.resumed {
+        println!("finished the rotation an earlier run began");
+    }
+    println!("old signing key: {}", done.old);
+    println!("new signing key: {}", done.new);
+    println!(
+        "recorded at entry {} of the audit log, signed by both keys",
+        done.index
+    );
+    println!(
+        "note verifier key: {}",
+        bglass_core::audit::checkpoint::verifier_key(
+            &bglass_core::audit::checkpoint::origin(&config.id),
+            &done.new
+        )
+    );
+    eprintln!(
+        "Start the proxy again. CLIs and `bglass audit verify` follow the signed transition; update the [[witness_of]] key of this proxy on the proxies that witness it, and this proxy's key in the witness lists of CLI configs (it also cosigns as a witness)."
     );
     Ok(())
 }

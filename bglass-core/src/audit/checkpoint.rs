@@ -169,11 +169,25 @@ pub fn sign(
     root: Hash,
     key: &SigningKey,
 ) -> Result<Vec<u8>, CheckpointError> {
+    sign_by(origin, size, root, &[key])
+}
+
+/// Signs a checkpoint with several keys of the log (during a rotation: the new key, and
+/// the old one so that whoever knows only the old key accepts the checkpoint that first
+/// covers the transition).
+pub fn sign_by(
+    origin: &str,
+    size: u64,
+    root: Hash,
+    keys: &[&SigningKey],
+) -> Result<Vec<u8>, CheckpointError> {
     let checkpoint =
         Checkpoint::new(origin, size, root, "").map_err(|_| CheckpointError::Malformed)?;
     let mut note =
         Note::new(&checkpoint.to_bytes(), &[]).map_err(|e| CheckpointError::Note(e.to_string()))?;
-    note.add_sigs(&[&NoteSigner::new(origin, key)])
+    let signers: Vec<NoteSigner<'_>> = keys.iter().map(|k| NoteSigner::new(origin, k)).collect();
+    let signers: Vec<&dyn Signer> = signers.iter().map(|s| s as &dyn Signer).collect();
+    note.add_sigs(&signers)
         .map_err(|e| CheckpointError::Note(e.to_string()))?;
     Ok(note.to_bytes())
 }

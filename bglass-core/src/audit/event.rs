@@ -305,6 +305,12 @@ pub enum EventKind {
         /// Bytes free (available to the proxy).
         free_bytes: u64,
     },
+    /// The proxy's signing key was rotated (`bglass-proxy rotate-key`): from this entry on,
+    /// checkpoints and grants are signed by the new key.
+    SigningKeyRotated {
+        /// The statement, signed by the old key and by the new one.
+        transition: crate::audit::rotation::KeyTransition,
+    },
     /// A live drill started.
     DrillStart {
         /// The scenario's name.
@@ -350,6 +356,7 @@ impl EventKind {
             Self::LogRecovered { .. } => "log_recovered",
             Self::StorageLow { .. } => "storage_low",
             Self::StorageOk { .. } => "storage_ok",
+            Self::SigningKeyRotated { .. } => crate::audit::rotation::EVENT_TYPE,
             Self::DrillStart { .. } => "drill_start",
             Self::DrillStop {} => "drill_stop",
             Self::DrillResult { .. } => "drill_result",

@@ -6,6 +6,7 @@
 //! - [`checkpoint`]: C2SP checkpoints in signed notes (over `signed_note`, signed with ring).
 //! - [`storage`]: the files, C2SP tlog-tiles layout plus a write-ahead file.
 //! - [`log`]: the writable log: recovery, group commit, checkpoints, proofs.
+//! - [`rotation`]: signing-key transitions recorded in the log, and the key chain.
 //! - [`receipt`]: what a responder keeps to prove an entry is in the log.
 //! - [`verify`]: offline verification of a copied log.
 //! - [`mirror`]: an auditor's copy kept current from a proxy's API (`audit monitor`).
@@ -21,6 +22,7 @@ pub mod policy_files;
 pub(crate) mod policy_fixture;
 pub mod receipt;
 pub mod report;
+pub mod rotation;
 pub mod storage;
 pub mod tree;
 pub mod verify;
@@ -30,5 +32,7 @@ pub mod witness;
 mod crash_tests;
 #[cfg(test)]
 mod fault_tests;
+#[cfg(test)]
+mod rotation_tests;
 #[cfg(test)]
 mod tests;

@@ -22,6 +22,7 @@ pub(super) fn config(dir: &Path) -> LogConfig {
         dir: dir.to_path_buf(),
         proxy: ProxyId::new("proxy-a").unwrap(),
         key: key(),
+        successor: None,
         checkpoint_interval: Duration::from_millis(50),
         published: None,
         accept_rollback: false,

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::checkpoint::{self, CheckpointError};
-use super::event::{Event, EventKind};
+use super::event::{Event, EventKind, peek_kind};
+use super::rotation::{self, KeyChain, KeyTransition};
 use super::storage::{self, WAL_FILE};
 use super::tree::{FullTile, HASH_SIZE, Hash, TILE_WIDTH, TreeEdge, leaf_hash, subtree_root};
 use crate::id::ProxyId;
@@ -45,6 +46,9 @@ pub struct VerifyReport {
     pub key: PublicKey,
     /// Where that key came from.
     pub key_source: KeySource,
+    /// The rotations of the signing key the log records, each signed by both keys; `key`
+    /// is the one in force after the last.
+    pub rotations: Vec<KeyTransition>,
     /// Things an auditor should know that are not defects.
     pub warnings: Vec<String>,
 }
@@ -79,6 +83,9 @@ pub enum DefectKind {
     CheckpointWrongKey,
     /// A checkpoint is malformed or for another log.
     CheckpointMalformed,
+    /// A rotation of the signing key is not signed by both its keys, names another entry,
+    /// or does not start from the key in force.
+    RotationInvalid,
     /// A correctly signed checkpoint commits to a different tree than the entries: the log
     /// was rewritten, or the proxy signed two inconsistent views (a fork).
     CheckpointFork,
@@ -174,12 +181,13 @@ pub(super) fn verify_dir_with(
     let mut tile_diff: Option<TileDiff> = None;
     let mut proxy: Option<ProxyId> = None;
     let mut recorded_key: Option<PublicKey> = None;
+    let mut transitions: Vec<KeyTransition> = Vec::new();
     let mut on_entry = |index: u64,
                         entry: &[u8],
                         leaf: Hash,
                         edge: &mut TreeEdge,
                         completed: &mut Vec<FullTile>|
-     -> Result<(), Defect> {
+     -> Result<Option<KeyTransition>, Defect> {
         if index == 0 {
             let event = Event::from_bytes(entry)
                 .map_err(|e| defect(Some(index), DefectKind::EntryMalformed, e.to_string()))?;
@@ -193,7 +201,7 @@ pub(super) fn verify_dir_with(
             })?;
         }
         edge.push(leaf, completed);
-        Ok(())
+        rotation_at(index, entry)
     };
     let note_root = |edge: &TreeEdge, wanted: &mut BTreeMap<u64, Option<Hash>>| {
         if let Some(root) = wanted.get_mut(&edge.size()) {
@@ -297,6 +305,17 @@ pub(super) fn verify_dir_with(
                     // The level-0 tile is exactly these leaves; compare_tiles finds any difference.
                     edge.push_bundle(&hashed.leaves, root, &mut completed);
                     note_root(&edge, &mut wanted);
+                    for &p in &hashed.rotations {
+                        match rotation_at(base + p as u64, &bytes[hashed.ranges[p].clone()]) {
+                            Ok(t) => transitions.extend(t),
+                            Err(d) => {
+                                entry_defect.get_or_insert(d);
+                            }
+                        }
+                    }
+                    if entry_defect.is_some() {
+                        break;
+                    }
                 } else {
                     let mut stop = false;
                     for (position, (range, leaf)) in
@@ -317,10 +336,13 @@ pub(super) fn verify_dir_with(
                             });
                         }
                         let entry = &bytes[range.clone()];
-                        if let Err(d) = on_entry(index, entry, *leaf, &mut edge, &mut completed) {
-                            entry_defect = Some(d);
-                            stop = true;
-                            break;
+                        match on_entry(index, entry, *leaf, &mut edge, &mut completed) {
+                            Ok(t) => transitions.extend(t),
+                            Err(d) => {
+                                entry_defect = Some(d);
+                                stop = true;
+                                break;
+                            }
                         }
                         note_root(&edge, &mut wanted);
                     }
@@ -386,15 +408,18 @@ pub(super) fn verify_dir_with(
                             break;
                         }
                         let leaf = leaf_hash(record.data.as_bytes());
-                        if let Err(d) = on_entry(
+                        match on_entry(
                             size,
                             record.data.as_bytes(),
                             leaf,
                             &mut edge,
                             &mut completed,
                         ) {
-                            entry_defect = Some(d);
-                            break;
+                            Ok(t) => transitions.extend(t),
+                            Err(d) => {
+                                entry_defect = Some(d);
+                                break;
+                            }
                         }
                         note_root(&edge, &mut wanted);
                         compare_tiles(
@@ -436,6 +461,7 @@ pub(super) fn verify_dir_with(
         ));
     }
     let proxy = proxy.ok_or_else(|| defect(Some(0), DefectKind::EntryMalformed, "no proxy id"))?;
+    let origin = checkpoint::origin(&proxy);
     let (key, key_source) = match (key, recorded_key) {
         (Some(k), _) => (k, KeySource::Given),
         (None, Some(k)) => {
@@ -452,16 +478,31 @@ pub(super) fn verify_dir_with(
             ));
         }
     };
-    if key_source == KeySource::Given && recorded_key.is_some_and(|k| k != key) {
+    // The chain of keys from entry 0's through each recorded rotation, every link signed
+    // by both its keys; a given key anywhere on it vouches for the whole chain.
+    let mut chain = KeyChain::new(&origin, recorded_key.unwrap_or(key));
+    let mut rotation_defect: Option<Defect> = None;
+    for t in transitions {
+        let index = t.index;
+        if let Err(e) = chain.push(index, t) {
+            rotation_defect = Some(defect(
+                Some(index),
+                DefectKind::RotationInvalid,
+                e.to_string(),
+            ));
+            break;
+        }
+    }
+    if key_source == KeySource::Given && !chain.contains(&key) {
         warnings.push(
             "the key recorded in entry 0 differs from the key given; the given key was used"
                 .to_owned(),
         );
+        chain = KeyChain::new(&origin, key);
     }
 
     // Checkpoints: signature, then agreement with the entries. Those that agree are found
     // first, so that a disagreeing one can be named against the nearest one that agrees.
-    let origin = checkpoint::origin(&proxy);
     let mut checkpoint_defect: Option<Defect> = None;
     // Agreeing checkpoints by size (the first of each), and the first fork: (size, position).
     let mut agreeing: BTreeMap<u64, u64> = BTreeMap::new();
@@ -470,6 +511,9 @@ pub(super) fn verify_dir_with(
     let mut torn_notes: Vec<String> = Vec::new();
     let mut check = |position: u64, note: &[u8]| {
         let label = checkpoints.label(position);
+        // Signed by the key in force after the rotations among the entries it covers.
+        let key =
+            checkpoint::peek(note).map_or(chain.current(), |(_, size, _)| chain.key_for(size));
         let verified = match checkpoint::verify(note, &origin, &key) {
             Ok(v) => v,
             // A crash can leave the note being appended garbled (the last of the history),
@@ -566,7 +610,7 @@ pub(super) fn verify_dir_with(
             )
         }
     });
-    let first = [tile_defect, entry_defect]
+    let first = [tile_defect, entry_defect, rotation_defect]
         .into_iter()
         .flatten()
         .min_by_key(|d| d.index.unwrap_or(u64::MAX));
@@ -588,8 +632,9 @@ pub(super) fn verify_dir_with(
         checkpoints: checkpoints.count,
         latest,
         proxy,
-        key,
+        key: chain.current(),
         key_source,
+        rotations: chain.steps().to_vec(),
         warnings,
     })
 }
@@ -620,6 +665,8 @@ struct Hashed {
     bad_head: Option<(usize, HeadError)>,
     /// The subtree root of a full bundle.
     root: Option<Hash>,
+    /// The positions of the entries that record a rotation of the signing key.
+    rotations: Vec<usize>,
 }
 
 impl Hashed {
@@ -646,7 +693,17 @@ impl Hashed {
             _ => None,
         };
         let root = (leaves.len() == TILE_WIDTH).then(|| subtree_root(&leaves));
+        let rotations = match &data {
+            Ok(bytes) => ranges
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| peek_kind(&bytes[(*r).clone()]) == Some(rotation::EVENT_TYPE))
+                .map(|(i, _)| i)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         Self {
+            rotations,
             bundle,
             data,
             ranges,
@@ -655,6 +712,20 @@ impl Hashed {
             bad_head,
             root,
         }
+    }
+}
+
+/// The rotation an entry records, if it is a `signing_key_rotated` event (recognised from
+/// the head of its encoding, parsed only then).
+fn rotation_at(index: u64, entry: &[u8]) -> Result<Option<KeyTransition>, Defect> {
+    if peek_kind(entry) != Some(rotation::EVENT_TYPE) {
+        return Ok(None);
+    }
+    let event = Event::from_bytes(entry)
+        .map_err(|e| defect(Some(index), DefectKind::EntryMalformed, e.to_string()))?;
+    match event.event {
+        EventKind::SigningKeyRotated { transition } => Ok(Some(transition)),
+        _ => Ok(None),
     }
 }
 

@@ -309,6 +309,47 @@ fn issued_grants_verify_and_expose_claims() {
 }
 
 #[test]
+fn grants_of_a_key_before_a_rotation_verify_only_when_that_key_is_listed() {
+    let (old, new) = (proxy_key(), other_proxy_key());
+    let before = token(&claims(&old), &old);
+    let plain = GrantVerifier::new(proxy_id(), new.public_key());
+    assert!(matches!(
+        plain.verify(&before, NOW, &grafana(), &responder_key()),
+        Err(GrantVerifyError::WrongSigner { .. })
+    ));
+    let rotated = plain.with_previous([old.public_key()]);
+    assert!(
+        rotated
+            .verify(&before, NOW, &grafana(), &responder_key())
+            .is_ok()
+    );
+    assert!(
+        rotated
+            .verify(
+                &token(&claims(&new), &new),
+                NOW,
+                &grafana(),
+                &responder_key()
+            )
+            .is_ok()
+    );
+    // The old key id with a signature by another key: still refused.
+    let mut forged = claims(&old);
+    forged.kid = old.public_key().key_id();
+    let third = SigningKey::from_seed(&[9; 32]).unwrap();
+    let payload = serde_json::to_vec(&forged).unwrap();
+    assert!(matches!(
+        rotated.verify(
+            &token_over(&payload, &third),
+            NOW,
+            &grafana(),
+            &responder_key()
+        ),
+        Err(GrantVerifyError::BadSignature)
+    ));
+}
+
+#[test]
 fn issue_refuses_bad_windows_and_foreign_kids() {
     let key = proxy_key();
     let mut c = claims(&key);

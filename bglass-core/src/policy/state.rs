@@ -107,6 +107,9 @@ pub struct State {
     /// The digests of the catalog and roster the log last put in force (`proxy_start`, an
     /// accepted `config_reload`): what a signed change must name as its parent.
     pub in_force: PolicyInForce,
+    /// The rotations of the signing key the log records, in order (`/healthz` shows them
+    /// so that a CLI that knew an older key can follow them to the current one).
+    pub key_transitions: Vec<crate::audit::rotation::KeyTransition>,
 }
 
 /// The digests of the catalog and roster in force, as the log records them.
@@ -143,6 +146,7 @@ impl State {
             request_seq: 0,
             pending: BTreeMap::new(),
             in_force: PolicyInForce::default(),
+            key_transitions: Vec::new(),
         }
     }
 
@@ -372,6 +376,9 @@ impl State {
             } => {
                 self.in_force.catalog = Some(catalog.clone());
                 self.in_force.roster = Some(roster.clone());
+            }
+            EventKind::SigningKeyRotated { transition } => {
+                self.key_transitions.push(transition.clone());
             }
             EventKind::ConfigReload {
                 file,

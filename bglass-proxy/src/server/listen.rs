@@ -77,61 +77,68 @@ async fn route(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let path = req.uri().path().to_owned();
-    let (route, response) = if path == "/v1/witness/add-checkpoint"
-        && req.method() == http::Method::POST
-    {
-        // A checkpoint's signature authenticates it: no client key needed (C2SP tlog-witness).
-        ("witness", super::witness::add_checkpoint(&proxy, req).await)
-    } else if peer.key.is_none() && path != "/healthz" {
-        (
-            "unauthenticated",
-            refusal_response(
-                &Refusal::new(
-                    "no_client_key",
-                    401,
-                    "only /healthz answers without a client certificate over a roster key",
-                )
-                .hint("use the bglass CLI with an enrolled key"),
-            ),
-        )
-    } else if path == "/healthz" {
-        (
-            "healthz",
-            json(
-                StatusCode::OK,
-                &serde_json::json!({ "ok": true, "proxy": proxy.config.id, "key": proxy.key.public_key() }),
-            ),
-        )
-    } else if let Some(rest) = path.strip_prefix("/s/") {
-        let rest = rest.to_owned();
-        (
-            "data",
-            dataplane::handle(&proxy, &peer, &conn, req, &rest).await,
-        )
-    } else if let Some(service) = path.strip_prefix("/v1/tunnel/") {
-        let service = service.to_owned();
-        (
-            "tunnel",
-            tunnel::open(&proxy, &peer, &conn, req, &service).await,
-        )
-    } else if let Some(service) = path
-        .strip_prefix("/v1/ssh/")
-        .and_then(|rest| rest.strip_suffix("/certificate"))
-        .filter(|_| req.method() == http::Method::POST)
-    {
-        let service = service.to_owned();
-        (
-            "ssh_certificate",
-            tunnel::certificate(&proxy, &peer, &conn, req, &service).await,
-        )
-    } else if path.starts_with("/v1/") {
-        ("api", api::handle(&proxy, &peer, req).await)
-    } else {
-        (
-            "other",
-            refusal_response(&Refusal::new("not_found", 404, format!("no route {path}"))),
-        )
-    };
+    let (route, response) =
+        if path == "/v1/witness/add-checkpoint" && req.method() == http::Method::POST {
+            // A checkpoint's signature authenticates it: no client key needed (C2SP tlog-witness).
+            ("witness", super::witness::add_checkpoint(&proxy, req).await)
+        } else if peer.key.is_none() && path != "/healthz" {
+            (
+                "unauthenticated",
+                refusal_response(
+                    &Refusal::new(
+                        "no_client_key",
+                        401,
+                        "only /healthz answers without a client certificate over a roster key",
+                    )
+                    .hint("use the bglass CLI with an enrolled key"),
+                ),
+            )
+        } else if path == "/healthz" {
+            // The key's rotations go with it: a CLI that knew an older key follows them (each
+            // signed by both its keys) instead of trusting a new key on sight.
+            let transitions = super::lock(&proxy.state).key_transitions.clone();
+            (
+                "healthz",
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "ok": true,
+                        "proxy": proxy.config.id,
+                        "key": proxy.key.public_key(),
+                        "key_transitions": transitions,
+                    }),
+                ),
+            )
+        } else if let Some(rest) = path.strip_prefix("/s/") {
+            let rest = rest.to_owned();
+            (
+                "data",
+                dataplane::handle(&proxy, &peer, &conn, req, &rest).await,
+            )
+        } else if let Some(service) = path.strip_prefix("/v1/tunnel/") {
+            let service = service.to_owned();
+            (
+                "tunnel",
+                tunnel::open(&proxy, &peer, &conn, req, &service).await,
+            )
+        } else if let Some(service) = path
+            .strip_prefix("/v1/ssh/")
+            .and_then(|rest| rest.strip_suffix("/certificate"))
+            .filter(|_| req.method() == http::Method::POST)
+        {
+            let service = service.to_owned();
+            (
+                "ssh_certificate",
+                tunnel::certificate(&proxy, &peer, &conn, req, &service).await,
+            )
+        } else if path.starts_with("/v1/") {
+            ("api", api::handle(&proxy, &peer, req).await)
+        } else {
+            (
+                "other",
+                refusal_response(&Refusal::new("not_found", 404, format!("no route {path}"))),
+            )
+        };
     proxy.metrics.request(route, response.status().as_u16());
     response
 }

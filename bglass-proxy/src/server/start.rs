@@ -294,7 +294,10 @@ pub fn start_with(
     let (notify, notify_rx) = tokio::sync::mpsc::unbounded_channel();
     let (refusals, refusals_rx) = tokio::sync::mpsc::channel(admission::IMMEDIATE_PER_MINUTE * 4);
     let upstream = crate::upstream::Upstreams::new();
-    let verifier = GrantVerifier::new(config.id.clone(), key.public_key());
+    // Grants issued before a rotation of the signing key stay valid until they expire:
+    // each is in the log, which the data plane requires of every grant.
+    let verifier = GrantVerifier::new(config.id.clone(), key.public_key())
+        .with_previous(state.key_transitions.iter().map(|t| t.old));
     let proxy = Arc::new(Proxy {
         catalog: FailStale::new(catalog),
         roster: Arc::new(FailStale::new(roster)),

@@ -27,6 +27,7 @@ mod docs_output;
 mod drill;
 mod enroll;
 mod https_upstream;
+mod key_rotation;
 mod kubectl;
 mod messages;
 mod proxy_check;

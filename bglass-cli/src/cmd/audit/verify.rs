@@ -55,6 +55,11 @@ pub fn run(args: AuditVerifyArgs) -> CliResult {
                 "proxy": r.proxy,
                 "key": r.key,
                 "key_source": format!("{:?}", r.key_source),
+                "rotations": r.rotations.iter().map(|t| json!({
+                    "index": t.index,
+                    "old": t.old,
+                    "new": t.new,
+                })).collect::<Vec<_>>(),
                 "warnings": r.warnings,
             }),
             Err(e) => json!({ "ok": false, "defect": e.to_string() }),
@@ -85,6 +90,14 @@ pub fn run(args: AuditVerifyArgs) -> CliResult {
         crate::outln!(
             "latest checkpoint: size {size}, root {}",
             base64::engine::general_purpose::STANDARD.encode(root.0)
+        )?;
+    }
+    for t in &report.rotations {
+        crate::outln!(
+            "signing key rotated at entry {}: {} -> {} (signed by both keys)",
+            t.index,
+            t.old,
+            t.new
         )?;
     }
     crate::outln!("signing key: {} ({:?})", report.key, report.key_source)?;

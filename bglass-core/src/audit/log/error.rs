@@ -42,6 +42,19 @@ pub enum AuditOpenError {
     /// Writing what the open owes (a checkpoint, an accepted rollback) failed.
     #[error("the log could not be written: {0}")]
     Write(#[from] LogFault),
+    /// The log's signing key was rotated to a key this opener does not hold: signing with
+    /// the old one would write checkpoints no verifier accepts.
+    #[error(
+        "the log's signing key was rotated to {logged} at entry {index}, but this proxy signs with {held}: an interrupted `bglass-proxy rotate-key` is finished by running it again; otherwise the vault is not this log's"
+    )]
+    KeyRotated {
+        /// The entry of the last rotation.
+        index: u64,
+        /// The key it put in force.
+        logged: crate::keys::PublicKey,
+        /// The key this opener holds.
+        held: crate::keys::PublicKey,
+    },
     /// The replay callback refused an entry.
     #[error("replay stopped at entry {index}: {source}")]
     Replay {

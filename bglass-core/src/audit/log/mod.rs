@@ -42,6 +42,9 @@ pub struct LogConfig {
     pub proxy: ProxyId,
     /// The proxy signing key.
     pub key: Arc<SigningKey>,
+    /// A key that co-signs every checkpoint this writer signs: the new key while
+    /// `bglass-proxy rotate-key` records its transition (see [`super::rotation`]).
+    pub successor: Option<Arc<SigningKey>>,
     /// Longest time between the first unsigned entry and its checkpoint.
     pub checkpoint_interval: Duration,
     /// A file outside the log directory that keeps the newest checkpoint this log has
@@ -71,6 +74,7 @@ impl LogConfig {
             dir,
             proxy,
             key,
+            successor: None,
             checkpoint_interval: Duration::from_secs(1),
             published: None,
             accept_rollback: false,
@@ -262,7 +266,30 @@ impl AuditLog {
             return Err(AuditOpenError::Locked(dir.display().to_string()));
         }
         let origin = super::checkpoint::origin(&config.proxy);
+        // The last rotation of the signing key the log records: this opener must hold the
+        // key it put in force (or be the rotation, co-signing with it).
+        let rotated = std::cell::Cell::new(None::<(u64, crate::keys::PublicKey)>);
+        let mut replay = |index: u64, bytes: &[u8]| {
+            if super::event::peek_kind(bytes) == Some(super::rotation::EVENT_TYPE)
+                && let Ok(event) = super::event::Event::from_bytes(bytes)
+                && let super::event::EventKind::SigningKeyRotated { transition } = event.event
+            {
+                rotated.set(Some((index, transition.new)));
+            }
+            replay(index, bytes)
+        };
         let recovered = recover::recover(&config, &origin, &mut replay)?;
+        if let Some((index, logged)) = rotated.get() {
+            let held = config.key.public_key();
+            let successor = config.successor.as_ref().map(|k| k.public_key());
+            if logged != held && Some(logged) != successor {
+                return Err(AuditOpenError::KeyRotated {
+                    index,
+                    logged,
+                    held,
+                });
+            }
+        }
 
         // Every check passed: now write what recovery decided. Leftovers of writes cut by
         // a crash go first; their targets are rewritten here if needed.
@@ -330,6 +357,7 @@ impl AuditLog {
             lock,
         );
         writer.wal = Some(wal);
+        writer.successor = config.successor.clone();
         writer.wal_entries = recovered.wal_entries;
         writer.wal_base = recovered.wal_base;
         writer.bundles = recovered.bundles;

@@ -63,6 +63,8 @@ pub(super) struct Writer {
     pub origin: String,
     pub proxy: ProxyId,
     pub key: Arc<SigningKey>,
+    /// Co-signs each checkpoint (a rotation in progress).
+    pub successor: Option<Arc<SigningKey>>,
     pub interval: Duration,
     /// Where the newest signed checkpoint is also kept, outside the log directory.
     pub published: Option<PathBuf>,
@@ -114,6 +116,7 @@ impl Writer {
             origin,
             proxy,
             key,
+            successor: None,
             interval,
             published,
             disk,
@@ -633,7 +636,10 @@ impl Writer {
             let s = lock_state(&self.state);
             (s.edge.size(), s.edge.root())
         };
-        let note = checkpoint::sign(&self.origin, size, root, &self.key).map_err(LogFault::Sign)?;
+        let keys: Vec<&SigningKey> = std::iter::once(&*self.key)
+            .chain(self.successor.as_deref())
+            .collect();
+        let note = checkpoint::sign_by(&self.origin, size, root, &keys).map_err(LogFault::Sign)?;
         let history = self.dir.join(storage::HISTORY_FILE);
         // A note a failed append left half-written goes first: the new one follows the
         // last whole note.
