@@ -131,8 +131,16 @@ async fn witnessed_views(session: &Session, keys: &HashMap<ProxyId, PublicKey>) 
             Ok(r) => Err(format!("{} answered {}", conn.entry.url, r.status())),
             Err(e) => Err(format!("{} could not be reached ({e})", conn.entry.url)),
         };
+        // The key this machine trusts for it now: the receipts' key, or the key a signed
+        // rotation led this machine to since (kept with the proxy's record).
+        let current = conn
+            .record
+            .as_ref()
+            .filter(|r| r.id == id)
+            .map_or(key, |r| &r.key);
         let view = fetched.and_then(|note| {
-            let c = checkpoint::verify(&note, &checkpoint::origin(&id), key)
+            let c = checkpoint::verify(&note, &checkpoint::origin(&id), current)
+                .or_else(|_| checkpoint::verify(&note, &checkpoint::origin(&id), key))
                 .map_err(|e| format!("its checkpoint does not verify with your receipts' key: {e}"))?;
             let text = String::from_utf8_lossy(&note);
             let by: Vec<String> = cosigners(&text, &conn.entry.witnesses)
