@@ -11,13 +11,19 @@
 //! does not extend the mirror's (a fork, or a split view) is an [`Inconsistency`], and the
 //! mirror keeps what it had, as evidence. Files are written before the checkpoint that
 //! covers them, so a crash leaves only uncovered files, which opening removes.
+//!
+//! A rotation of the proxy's signing key is followed along the log's own
+//! `signing_key_rotated` entries (each signed by both keys): a checkpoint signed by a newer
+//! key is taken only when the rotations the proxy shows lead to that key from the mirror's,
+//! and the entries fetched put that key in force at the checkpoint's size.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::checkpoint::{self, CheckpointError, VerifiedCheckpoint};
-use super::event::{Event, EventKind};
+use super::event::{Event, EventKind, peek_kind};
 use super::policy_files::{self, PolicyKind};
+use super::rotation::{self, KeyChain, KeyTransition};
 use super::storage::{
     self, CHECKPOINT_FILE, Entry, FileOp, HISTORY_FILE, StorageError, TMP_DIR, WAL_FILE,
     encode_bundle, encode_history, encode_record, io_err, wal_header, write_atomic,
@@ -137,7 +143,8 @@ pub struct Mirror {
     dir: PathBuf,
     origin: String,
     proxy: ProxyId,
-    key: PublicKey,
+    /// The log's keys: the one given, and the rotations its mirrored entries record.
+    chain: KeyChain,
     edge: TreeEdge,
     /// Entries after the last full bundle.
     tail: Vec<Entry>,
@@ -174,16 +181,34 @@ impl Mirror {
             dir: dir.to_path_buf(),
             what,
         };
-        let latest = match storage::latest_checkpoint(dir)? {
-            Some(note) => Some(checkpoint::verify(&note, &origin, &key).map_err(|source| {
-                MirrorError::Key {
-                    dir: dir.to_path_buf(),
-                    source,
-                }
-            })?),
-            None => None,
+        // Its size first (the note is checked once the entries give the key in force).
+        let note = storage::latest_checkpoint(dir)?;
+        let size = match &note {
+            Some(n) => {
+                checkpoint::peek(n)
+                    .ok_or_else(|| MirrorError::Key {
+                        dir: dir.to_path_buf(),
+                        source: CheckpointError::Malformed,
+                    })?
+                    .1
+            }
+            None => 0,
         };
-        let size = latest.as_ref().map_or(0, |c| c.size);
+        let mut first_key: Option<PublicKey> = None;
+        let mut transitions: Vec<KeyTransition> = Vec::new();
+        let mut read = |index: u64, entry: &[u8]| -> Result<(), MirrorError> {
+            let kind = peek_kind(entry);
+            if (index == 0 || kind == Some(rotation::EVENT_TYPE))
+                && let Ok(event) = Event::from_bytes(entry)
+            {
+                match event.event {
+                    EventKind::ProxyStart { key, .. } if index == 0 => first_key = Some(key),
+                    EventKind::SigningKeyRotated { transition } => transitions.push(transition),
+                    _ => {}
+                }
+            }
+            Ok(())
+        };
         let full = size / TILE_WIDTH as u64;
         let mut edge = TreeEdge::new();
         let mut completed = Vec::new();
@@ -192,6 +217,7 @@ impl Mirror {
             let entries = storage::parse_bundle(&bytes)
                 .map_err(|e| damaged(format!("entry bundle {b}: {e}")))?;
             for entry in entries {
+                read(edge.size(), entry)?;
                 edge.push(leaf_hash(entry), &mut completed);
             }
             completed.clear();
@@ -200,6 +226,7 @@ impl Mirror {
         let wal = storage::read_wal(&dir.join(WAL_FILE)).map_err(|e| damaged(e.to_string()))?;
         for record in wal.records {
             if record.index == edge.size() && record.index < size {
+                read(record.index, record.data.as_bytes())?;
                 edge.push(leaf_hash(record.data.as_bytes()), &mut completed);
                 tail.push(record.data);
             }
@@ -210,6 +237,29 @@ impl Mirror {
                 edge.size()
             )));
         }
+        // The chain from entry 0's key through the rotations mirrored; the key given must
+        // be on it (else it alone is used, and a log it did not sign is refused).
+        let mut chain = KeyChain::new(&origin, first_key.unwrap_or(key));
+        for t in transitions {
+            let index = t.index;
+            chain
+                .push(index, t)
+                .map_err(|e| damaged(format!("entry {index}: {e}")))?;
+        }
+        if !chain.contains(&key) {
+            chain = KeyChain::new(&origin, key);
+        }
+        let latest = match note {
+            Some(note) => Some(
+                checkpoint::verify(&note, &origin, &chain.key_for(size)).map_err(|source| {
+                    MirrorError::Key {
+                        dir: dir.to_path_buf(),
+                        source,
+                    }
+                })?,
+            ),
+            None => None,
+        };
         if let Some(c) = &latest
             && edge.root() != c.root
         {
@@ -221,7 +271,7 @@ impl Mirror {
             dir: dir.to_path_buf(),
             origin,
             proxy: proxy.clone(),
-            key,
+            chain,
             edge,
             tail,
             latest,
@@ -245,10 +295,43 @@ impl Mirror {
         &self.dir
     }
 
+    /// The key in force after the rotations the mirror holds.
+    pub fn key(&self) -> PublicKey {
+        self.chain.current()
+    }
+
     /// Checks a checkpoint the proxy serves against the mirror.
     pub fn see(&self, note: &[u8]) -> Result<Seen, Inconsistency> {
-        let c = checkpoint::verify(note, &self.origin, &self.key)
-            .map_err(|e| Inconsistency::Checkpoint(e.to_string()))?;
+        self.see_following(note, &[])
+    }
+
+    /// [`Mirror::see`], also accepting a checkpoint signed by a key that `transitions` (the
+    /// rotations the proxy shows, each checked) lead to from the mirror's key; the entries
+    /// fetched must then record those rotations ([`Advance::finish`]).
+    pub fn see_following(
+        &self,
+        note: &[u8],
+        transitions: &[KeyTransition],
+    ) -> Result<Seen, Inconsistency> {
+        let mut keys = vec![self.chain.current()];
+        for t in transitions {
+            if keys.last() == Some(&t.old) && t.verify(&self.origin).is_ok() {
+                keys.push(t.new);
+            }
+        }
+        let mut first_error = None;
+        let c = keys
+            .iter()
+            .find_map(|k| match checkpoint::verify(note, &self.origin, k) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    None
+                }
+            })
+            .ok_or_else(|| {
+                Inconsistency::Checkpoint(first_error.map(|e| e.to_string()).unwrap_or_default())
+            })?;
         let mirror = self.size();
         if c.size < mirror {
             return Err(Inconsistency::Rollback {
@@ -296,6 +379,7 @@ impl Mirror {
     pub fn advance(&mut self, checkpoint: VerifiedCheckpoint) -> Advance<'_> {
         Advance {
             edge: self.edge.clone(),
+            chain: self.chain.clone(),
             tail: self.tail.clone(),
             policy: Vec::new(),
             checkpoint,
@@ -382,6 +466,7 @@ pub struct Advance<'a> {
     mirror: &'a mut Mirror,
     checkpoint: VerifiedCheckpoint,
     edge: TreeEdge,
+    chain: KeyChain,
     tail: Vec<Entry>,
     policy: Vec<(PolicyKind, String)>,
 }
@@ -444,6 +529,11 @@ impl Advance<'_> {
                     self.policy.push((kind, digest.clone()));
                 }
             }
+            EventKind::SigningKeyRotated { transition } => {
+                self.chain
+                    .push(index, transition.clone())
+                    .map_err(|e| malformed(e.to_string()))?;
+            }
             _ => {}
         }
         let entry = Entry::new(entry.to_vec()).map_err(|e| malformed(e.to_string()))?;
@@ -483,9 +573,24 @@ impl Advance<'_> {
             mirror,
             checkpoint,
             edge,
+            chain,
             tail,
             mut policy,
         } = self;
+        // Signed by the key the entries put in force at its size (a rotation shown but not
+        // recorded in the log does not count).
+        if let Err(e) = checkpoint::verify(
+            &checkpoint.note,
+            &mirror.origin,
+            &chain.key_for(checkpoint.size),
+        ) {
+            mirror.trim()?;
+            return Err(Inconsistency::Checkpoint(format!(
+                "not signed by the key the log's rotations put in force at size {}: {e}",
+                checkpoint.size
+            ))
+            .into());
+        }
         let root: Hash = edge.root();
         if edge.size() != checkpoint.size || root != checkpoint.root {
             let from = mirror.size();
@@ -507,6 +612,7 @@ impl Advance<'_> {
         append_history(&mirror.dir, &own)?;
         write_atomic(&mirror.dir, CHECKPOINT_FILE, &own)?;
         mirror.edge = edge;
+        mirror.chain = chain;
         mirror.tail = tail;
         mirror.latest = Some(VerifiedCheckpoint {
             note: own,

@@ -30,11 +30,31 @@ fn line_value<'a>(text: &'a str, label: &str) -> &'a str {
         .trim()
 }
 
+/// One `bglass audit monitor` round by alice (an auditor) with the key she was given.
+fn monitor(w: &World, out: &std::path::Path, key: &str) -> bglass_tests::Run {
+    let key = format!("proxy-a={key}");
+    w.bglass(
+        "alice",
+        &[
+            "audit",
+            "monitor",
+            "--out",
+            out.to_str().unwrap(),
+            "--key",
+            &key,
+        ],
+    )
+}
+
 fn verify(w: &World, key: &str) -> bglass_tests::Run {
+    verify_dir(&w.proxies[0].log_dir(), key)
+}
+
+fn verify_dir(dir: &std::path::Path, key: &str) -> bglass_tests::Run {
     let home = tempfile::tempdir().unwrap();
     run(command("bglass", home.path())
         .args(["audit", "verify", "--key", key])
-        .arg(w.proxies[0].log_dir()))
+        .arg(dir))
 }
 
 #[test]
@@ -45,6 +65,10 @@ fn a_rotated_signing_key_keeps_the_cli_and_audit_verify_working_across_the_rotat
     w.access("alice", "grafana");
     let out = w.bglass("alice", &["curl", "grafana", "/api/health"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // An auditor mirrors the log with the key given before the rotation.
+    let mirror = w.dir.path().join("mirror");
+    let before = monitor(&w, &mirror, &old_key);
+    assert_eq!(before.code, Some(0), "{}{}", before.stdout, before.stderr);
 
     // A running proxy holds its log: the rotation is refused and changes nothing.
     let refused = rotate(&w);
@@ -128,7 +152,25 @@ fn a_rotated_signing_key_keeps_the_cli_and_audit_verify_working_across_the_rotat
         ],
     );
     assert!(!out.stderr.contains("rotated"), "{}", out.stderr);
+    // The auditor's monitor, still given the old key, follows the rotation the log records:
+    // no alert, and its mirror verifies offline.
+    let after = monitor(&w, &mirror, &old_key);
+    assert_eq!(after.code, Some(0), "{}{}", after.stdout, after.stderr);
+    assert!(!after.stdout.contains("ALERT"), "{}", after.stdout);
     w.stop(0);
+    let mirrored = verify_dir(&mirror.join("proxy-a"), &old_key);
+    assert_eq!(
+        mirrored.code,
+        Some(0),
+        "{}{}",
+        mirrored.stdout,
+        mirrored.stderr
+    );
+    assert!(
+        mirrored.stdout.contains("signing key rotated at entry"),
+        "{}",
+        mirrored.stdout
+    );
 
     // The auditor verifies the whole log from the key obtained before the rotation, or
     // from the new one.

@@ -13,10 +13,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use bglass_core::api::ApiError;
+use bglass_core::audit::checkpoint;
 use bglass_core::audit::mirror::{AdvanceError, Inconsistency, Mirror, MirrorError, Seen};
 use bglass_core::audit::policy_check;
 use bglass_core::audit::policy_files::PolicyKind;
 use bglass_core::audit::report::with_events;
+use bglass_core::audit::rotation::{self, KeyTransition};
 use bglass_core::audit::storage::parse_bundle_of;
 use bglass_core::audit::tree::{Hash, TILE_WIDTH, decode_hash, tile_path};
 use bglass_core::audit::witness::cosigners;
@@ -182,8 +184,21 @@ impl Round<'_> {
             ));
         };
         report.proxy = id.to_string();
+        // Rotations of its signing key, each signed by both keys: a key reached along them
+        // from the one given is no key change (the mirror checks them against the entries).
+        let transitions: Vec<KeyTransition> =
+            serde_json::from_value(health["key_transitions"].clone()).unwrap_or_default();
         let key = match self.keys.get(&id) {
-            Some(given) if *given != presented => {
+            Some(given)
+                if *given != presented
+                    && rotation::follow(
+                        &checkpoint::origin(&id),
+                        *given,
+                        presented,
+                        &transitions,
+                    )
+                    .is_err() =>
+            {
                 self.key_changed(
                     report,
                     &presented,
@@ -210,7 +225,7 @@ impl Round<'_> {
             other => other?,
         };
         let before = mirror.size();
-        match mirror.see(&note) {
+        match mirror.see_following(&note, &transitions) {
             Err(problem) => {
                 self.inconsistent(report, mirror, &problem, &note);
                 report.size = mirror.size();
@@ -274,7 +289,7 @@ impl Round<'_> {
         &mut self,
         conn: &Conn,
         mirror: &mut Mirror,
-        checkpoint: bglass_core::audit::checkpoint::VerifiedCheckpoint,
+        checkpoint: checkpoint::VerifiedCheckpoint,
         note: &[u8],
         report: &mut Report,
     ) -> Result<bool, Fetch> {
