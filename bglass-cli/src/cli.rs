@@ -71,6 +71,8 @@ pub enum Command {
     /// signed it (k-of-n signed config changes).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Replace your key with a new one, vouched for by the old (for the roster's next version).
+    Rekey(crate::cmd::rekey::RekeyArgs),
     /// Rehearse outages: simulate a scenario locally, run a live drill, score it.
     #[cfg(feature = "drill")]
     #[command(subcommand)]

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         cli::Command::Catalog(cli::CatalogCommand::Check(args)) => cmd::catalog::check(args),
         cli::Command::Audit(command) => cmd::audit::run(cli.config.as_deref(), command),
         cli::Command::Admin(command) => cmd::admin::run(cli.config.as_deref(), command),
+        cli::Command::Rekey(args) => cmd::rekey::run(cli.config.as_deref(), &args),
         #[cfg(feature = "drill")]
         cli::Command::Drill(command) => cmd::drill::run(cli.config.as_deref(), command),
         cli::Command::Completions(args) => cmd::completions::run(args),

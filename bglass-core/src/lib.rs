@@ -13,7 +13,7 @@
 //! - [`audit`]: the append-only audit log, its checkpoints, proofs, verification and reports.
 //! - [`failstale`]: keep the last good configuration when a reload is rejected.
 //! - [`admin`]: catalog and roster changes signed by k of n admins; [`config_diff`]: what
-//!   a change changes.
+//!   a change changes; [`rekey`]: a responder's new key vouched for by the old one.
 //! - [`vault`]: the proxy's sealed keys and upstream credentials, bound to their services.
 //! - [`api`]: the control API's wire types.
 //! - [`suggest`]: "did you mean" for mistyped names.
@@ -37,6 +37,7 @@ pub mod headers;
 pub mod id;
 pub mod keys;
 pub mod policy;
+pub mod rekey;
 pub mod roster;
 pub mod scenario;
 pub mod size;

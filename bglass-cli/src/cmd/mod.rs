@@ -17,6 +17,7 @@ pub mod forward;
 pub mod grants;
 pub mod man;
 pub mod open;
+pub mod rekey;
 pub mod ssh;
 pub mod status;
 pub mod tunnel;

@@ -155,6 +155,7 @@ fn reload_catalog(proxy: &Proxy, path: &Path) -> Outcome {
             path,
             &bytes,
             parent.as_deref(),
+            None,
         )
         .map_err(CatalogReloadError::Unsigned)?;
         policy_files::store(proxy.log.dir(), PolicyKind::Catalog, &bytes)?;
@@ -189,6 +190,7 @@ fn reload_roster(proxy: &Proxy, path: &Path) -> Outcome {
                 path,
                 &bytes,
                 parent.as_deref(),
+                Some((&old, &roster)),
             )?;
             digest = Some(
                 policy_files::store(proxy.log.dir(), PolicyKind::Roster, &bytes).map_err(|e| {

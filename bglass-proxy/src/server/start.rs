@@ -239,8 +239,21 @@ pub fn start_with(
             state.in_force.roster.clone(),
         ),
     ] {
-        let signers = super::admins::admit(&config.admins, kind, path, bytes, parent.as_deref())
-            .map_err(StartError::Unsigned)?;
+        // The roster in force, as kept beside the log, for a change that only rekeys.
+        let in_force = (kind == PolicyKind::Roster)
+            .then_some(parent.as_deref())
+            .flatten()
+            .and_then(|d| policy_files::load(log.dir(), kind, d).ok())
+            .and_then(|old| Roster::from_bytes(Path::new(kind.name()), old).ok());
+        let signers = super::admins::admit(
+            &config.admins,
+            kind,
+            path,
+            bytes,
+            parent.as_deref(),
+            in_force.as_ref().map(|old| (old, &roster)),
+        )
+        .map_err(StartError::Unsigned)?;
         if !signers.is_empty() {
             changed.push(EventKind::ConfigReload {
                 file: kind.name().to_owned(),

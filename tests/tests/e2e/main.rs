@@ -35,6 +35,7 @@ mod proxy_flow;
 mod proxy_hardening;
 mod proxy_ops;
 mod proxy_refusals;
+mod rekey;
 mod requests_cancel;
 mod ssh_certificates;
 mod ssh_tcp;
