@@ -4,6 +4,7 @@
 //! - `config`: `proxy.toml`.
 //! - `server`: the listener, control API and data plane; the access policy they apply is
 //!   `bglass_core::policy`.
+//! - `ssh_ca`: `ssh-ca begin|finish|retire|keys`, the SSH CA rotated with an overlap.
 //! - `rotate`: `rotate-key`, the signing key's rotation recorded in the log.
 //! - `check`: catalog and roster validation as the proxy loads them.
 //! - `ssh_settings`: `[ssh]` in `proxy.toml` (what binds SSH certificates to the path).
@@ -15,5 +16,6 @@ pub mod init;
 pub mod metrics;
 pub mod rotate;
 pub mod server;
+pub mod ssh_ca;
 pub mod ssh_settings;
 pub mod upstream;

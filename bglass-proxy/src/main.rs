@@ -94,6 +94,17 @@ enum Command {
         #[arg(long, value_name = "IP:PORT")]
         listen: Option<SocketAddr>,
     },
+    /// Rotate the SSH CA with an overlap: `begin` (a new CA; give hosts both), `finish` (sign
+    /// with the new one; SIGHUP the proxy), `retire` (drop the old one). `keys` prints the
+    /// TrustedUserCAKeys lines hosts need now (also written to ssh_ca.pub beside proxy.toml).
+    SshCa {
+        /// The step.
+        #[arg(value_enum)]
+        step: SshCaStep,
+        /// The proxy.toml.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Rotate the proxy's signing key (the proxy stopped): a new key, put in force by an
     /// entry of the audit log signed by the old key and the new one. `audit verify` and
     /// every CLI that knew the old key follow the transition; grants issued before stay
@@ -211,6 +222,9 @@ enum Failure {
     /// The signing key could not be rotated.
     #[error(transparent)]
     Rotate(#[from] bglass_proxy::rotate::RotateError),
+    /// An SSH CA rotation step was refused.
+    #[error(transparent)]
+    SshCa(#[from] bglass_proxy::ssh_ca::SshCaError),
     /// The proxy stopped serving with an error.
     #[error(transparent)]
     Serve(StartError),
@@ -362,6 +376,7 @@ fn main() -> ExitCode {
         } => reissue_cert(&config, &ca_key, listen),
         Command::ExportCaKey { config, out } => export_ca_key(&config, &out),
         Command::RotateKey { config } => rotate_key(&config),
+        Command::SshCa { step, config } => ssh_ca(&config, step),
         Command::Man { dir } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             command.build();
@@ -555,6 +570,49 @@ fn reissue_cert(
     eprintln!(
         "Restart the proxy to serve the new certificate; move the CA key off this host again."
     );
+    Ok(())
+}
+
+/// A step of `ssh-ca`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum SshCaStep {
+    /// Make a new CA; hosts are to trust both.
+    Begin,
+    /// Sign with the new CA (after every host trusts it); the old one stays listed.
+    Finish,
+    /// Drop the old CA (after every host trusts the new one alone).
+    Retire,
+    /// Print the lines hosts must trust now.
+    Keys,
+}
+
+fn ssh_ca(config_path: &std::path::Path, step: SshCaStep) -> Result<(), Failure> {
+    use bglass_proxy::ssh_ca::Step;
+    let config = ProxyConfig::load(config_path)?;
+    let step = match step {
+        SshCaStep::Begin => Step::Begin,
+        SshCaStep::Finish => Step::Finish,
+        SshCaStep::Retire => Step::Retire,
+        SshCaStep::Keys => Step::Keys,
+    };
+    let trusted = bglass_proxy::ssh_ca::run(&config, step)?;
+    for line in &trusted.lines {
+        println!("{line}");
+    }
+    let next = match (step, trusted.next, trusted.previous) {
+        (Step::Finish, ..) => {
+            "The proxy signs with the new CA after SIGHUP (or a restart). Once every host trusts the new CA alone: `ssh-ca retire`."
+        }
+        (Step::Retire, ..) => "Hosts now need only the line above.",
+        (_, true, _) => {
+            "Put both lines in every host's TrustedUserCAKeys file; then `ssh-ca finish`."
+        }
+        (_, false, true) => {
+            "The old CA is still listed for the overlap; `ssh-ca retire` once no host needs it."
+        }
+        _ => "The line hosts need in their TrustedUserCAKeys file.",
+    };
+    eprintln!("{next}");
     Ok(())
 }
 

@@ -37,6 +37,7 @@ mod proxy_ops;
 mod proxy_refusals;
 mod rekey;
 mod requests_cancel;
+mod ssh_ca_rotation;
 mod ssh_certificates;
 mod ssh_tcp;
 mod storage_faults;
