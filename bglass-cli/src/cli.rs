@@ -73,6 +73,9 @@ pub enum Command {
     Admin(AdminCommand),
     /// Replace your key with a new one, vouched for by the old (for the roster's next version).
     Rekey(crate::cmd::rekey::RekeyArgs),
+    /// Prove every pathway ready: a canary grant and a probe per proxy and tool (canary role).
+    #[cfg(feature = "drill")]
+    Canary(crate::cmd::canary::CanaryArgs),
     /// Rehearse outages: simulate a scenario locally, run a live drill, score it.
     #[cfg(feature = "drill")]
     #[command(subcommand)]
@@ -241,7 +244,7 @@ pub struct EnrollArgs {
     /// Your display name in the roster [default: the id].
     #[arg(long)]
     pub name: Option<String>,
-    /// Roles to ask the operator for (responder, approver, drill-lead, auditor).
+    /// Roles to ask the operator for (responder, approver, drill-lead, auditor, canary).
     #[arg(long, value_delimiter = ',', default_value = "responder")]
     pub roles: Vec<String>,
     /// Where to write the encrypted key [default: identity.age beside the config].

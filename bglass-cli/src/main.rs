@@ -41,6 +41,8 @@ fn main() -> ExitCode {
         cli::Command::Admin(command) => cmd::admin::run(cli.config.as_deref(), command),
         cli::Command::Rekey(args) => cmd::rekey::run(cli.config.as_deref(), &args),
         #[cfg(feature = "drill")]
+        cli::Command::Canary(args) => cmd::canary::run(cli.config.as_deref(), &args),
+        #[cfg(feature = "drill")]
         cli::Command::Drill(command) => cmd::drill::run(cli.config.as_deref(), command),
         cli::Command::Completions(args) => cmd::completions::run(args),
         cli::Command::Unlock(args) => cmd::agent::unlock(cli.config.as_deref(), args),

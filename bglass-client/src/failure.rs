@@ -210,6 +210,37 @@ fn io_cause(e: &(dyn std::error::Error + 'static), at: &str) -> Option<String> {
     None
 }
 
+/// Which side of the mutual TLS failed, for a readiness probe: `pin` when the proxy's
+/// certificate is not of the pinned CA, `roster` when the proxy refused this machine's key
+/// (an alert after the client's certificate), `None` for anything else.
+pub fn tls_step(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    // Depth first through sources and the errors I/O errors wrap (which they do not give
+    // as their source).
+    let mut stack: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    while let Some(s) = stack.pop() {
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return match tls {
+                rustls::Error::InvalidCertificate(_) => Some("pin"),
+                rustls::Error::General(why) if why.contains(bglass_tls::PIN_MISMATCH) => {
+                    Some("pin")
+                }
+                rustls::Error::AlertReceived(_) => Some("roster"),
+                _ => None,
+            };
+        }
+        if let Some(inner) = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            stack.push(inner);
+        }
+        if let Some(next) = s.source() {
+            stack.push(next);
+        }
+    }
+    None
+}
+
 /// The plain cause of a TLS failure in `e`'s chain.
 fn tls_cause(e: &(dyn std::error::Error + 'static), at: &str) -> Option<String> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);

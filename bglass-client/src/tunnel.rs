@@ -26,6 +26,14 @@ const MAX_REFUSAL_BYTES: usize = 64 * 1024;
 /// An open tunnel: the service's bytes both ways.
 pub type Tunnel = TokioIo<Upgraded>;
 
+/// What the proxy answered a tunnel request with.
+enum Opened {
+    /// `101`: the tunnel.
+    Tunnel(Tunnel),
+    /// `200`: a canary's connection probe succeeded (nothing is relayed).
+    Probed,
+}
+
 /// What is needed to open tunnels for one grant (cheap to clone into tasks).
 #[derive(Clone)]
 pub struct Dialer {
@@ -73,6 +81,26 @@ impl Dialer {
     /// HTTP/1.1 client; after `101 Switching Protocols` the upgraded connection (with any
     /// bytes the proxy sent after its answer) carries the service's bytes both ways.
     pub async fn dial(&self) -> CliResult<Tunnel> {
+        match self.request().await? {
+            Opened::Tunnel(t) => Ok(t),
+            Opened::Probed => Err(CliError::internal(
+                "the proxy answered a connection probe, not a tunnel",
+            )),
+        }
+    }
+
+    /// A canary's TCP probe under a canary grant: the proxy connects to the service and
+    /// says so, relaying nothing.
+    pub async fn probe(&self) -> CliResult {
+        match self.request().await? {
+            Opened::Probed => Ok(()),
+            Opened::Tunnel(_) => Err(CliError::internal(
+                "the proxy opened a tunnel for a connection probe",
+            )),
+        }
+    }
+
+    async fn request(&self) -> CliResult<Opened> {
         let at = self.addr.to_string();
         let unavailable = |e: &(dyn std::error::Error + 'static)| {
             let why = crate::failure::plain_cause(e, &at);
@@ -117,7 +145,10 @@ impl Dialer {
             let upgraded = hyper::upgrade::on(response)
                 .await
                 .map_err(|e| unavailable(&e))?;
-            return Ok(TokioIo::new(upgraded));
+            return Ok(Opened::Tunnel(TokioIo::new(upgraded)));
+        }
+        if status == StatusCode::OK {
+            return Ok(Opened::Probed);
         }
         // A refusal: its JSON body says why.
         let body = Limited::new(response.into_body(), MAX_REFUSAL_BYTES)

@@ -84,6 +84,7 @@ fn event(i: u64, last_start: &mut u64, proxy_key: &SigningKey) -> Event {
                         incident: "INC-1".to_owned(),
                         emergency: false,
                         drill: None,
+                        canary: false,
                     }),
                 ),
             },

@@ -155,6 +155,41 @@ pub struct ServiceStatus {
     /// Why, when down.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The last readiness probe a canary reported for it (`bglass canary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStatus>,
+}
+
+/// One pathway's readiness probe, as `bglass canary` reports it to the proxy.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryProbe {
+    /// The service probed.
+    pub service: ServiceName,
+    /// Whether the pathway worked end to end.
+    pub ok: bool,
+    /// Where it broke: `pin`, `roster`, `grant`, `injection`, `upstream` or `login`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// What was seen, in a sentence.
+    pub detail: String,
+}
+
+/// Most probes one canary report may carry.
+pub const MAX_CANARY_PROBES: usize = 256;
+/// Longest detail of one probe, in bytes.
+pub const MAX_CANARY_DETAIL: usize = 512;
+
+/// A service's last canary result, as the proxy keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CanaryStatus {
+    /// The last probe.
+    pub probe: CanaryProbe,
+    /// When it was reported, Unix ms.
+    pub at_ms: u64,
+    /// The last time a probe succeeded, Unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ok_ms: Option<u64>,
 }
 
 /// `/v1/status`.

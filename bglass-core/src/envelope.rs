@@ -81,6 +81,10 @@ pub struct AccessRequest {
     /// is never filed as a drill's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<String>,
+    /// A readiness probe (`bglass canary`, canary role): granted at once for
+    /// [`crate::grant::CANARY_TTL_SECS`], usable only for the service's probe.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub canary: bool,
 }
 
 /// What the responder asks the proxy to do.
@@ -124,6 +128,11 @@ pub enum Action {
         /// The drill's id.
         drill: String,
     },
+    /// Report readiness probes (canary role): what `bglass canary` found on each pathway.
+    CanaryReport {
+        /// One probe per service of this proxy.
+        results: Vec<crate::api::CanaryProbe>,
+    },
     /// Withdraw your own pending request (only its requester, only while it is pending).
     Cancel {
         /// The pending request.
@@ -139,6 +148,10 @@ impl Action {
             Self::Deny { reason, .. } | Self::Revoke { reason, .. } => vec![("reason", reason)],
             Self::Review { note, .. } => vec![("note", note)],
             Self::DrillStart(_) | Self::DrillStop { .. } | Self::Cancel { .. } => vec![],
+            Self::CanaryReport { results } => results
+                .iter()
+                .map(|p| ("detail", p.detail.as_str()))
+                .collect(),
         }
     }
 }

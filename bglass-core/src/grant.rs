@@ -53,7 +53,13 @@ pub struct GrantClaims {
     /// The drill this grant belongs to, when issued during a drill.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<String>,
+    /// A canary grant (`bglass canary`): the proxy allows only the service's probe with it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub canary: bool,
 }
+
+/// How long a canary grant lasts: one round of probes.
+pub const CANARY_TTL_SECS: u64 = 60;
 
 /// Why a grant could not be issued.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

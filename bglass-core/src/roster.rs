@@ -38,15 +38,19 @@ pub enum Role {
     DrillLead,
     /// Read the audit log through the API.
     Auditor,
+    /// Prove the pathways ready (`bglass canary`): canary grants only, limited to the
+    /// probes, and nothing else.
+    Canary,
 }
 
 impl Role {
     /// All roles, in the order shown to users.
-    pub const ALL: [Role; 4] = [
+    pub const ALL: [Role; 5] = [
         Self::Responder,
         Self::Approver,
         Self::DrillLead,
         Self::Auditor,
+        Self::Canary,
     ];
 
     /// The role's name in the roster.
@@ -56,6 +60,7 @@ impl Role {
             Self::Approver => "approver",
             Self::DrillLead => "drill-lead",
             Self::Auditor => "auditor",
+            Self::Canary => "canary",
         }
     }
 
@@ -364,7 +369,7 @@ pub enum RosterProblem {
     #[error("roles must list at least one of responder, approver, drill-lead, auditor")]
     NoRoles,
     /// A role name is unknown.
-    #[error("unknown role {found:?}: expected responder, approver, drill-lead or auditor")]
+    #[error("unknown role {found:?}: expected responder, approver, drill-lead, auditor or canary")]
     UnknownRole {
         /// The value.
         found: String,

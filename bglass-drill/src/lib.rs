@@ -3,6 +3,7 @@
 //! ([`link`]); live drills run the same scenarios against real proxies; both are scored
 //! and written as text, `report.json` and `report.html` ([`report`]).
 
+pub mod canary;
 pub mod link;
 pub mod live;
 pub mod load;

@@ -201,6 +201,87 @@ pub async fn access(
 }
 
 /// One attempt; returns the id of the proxy that served it.
+/// A canary's probe of `service` through proxy `index` (`bglass canary`, canary role): a
+/// canary grant (no approvals; usable only for this probe), then the probe — the health
+/// path with the injected credential, a TCP connection the proxy makes and reports, or an
+/// SSH login as `ssh_user` (the certificate's first principal when `None`) with a
+/// certificate forced to run `true`. The failure's stage and code say where it broke.
+pub async fn canary_probe(
+    session: &mut Session,
+    index: usize,
+    service: &Target,
+    ssh_user: Option<&str>,
+) -> Result<(), Failure> {
+    let action = Action::Access(AccessRequest {
+        service: service.name.clone(),
+        ttl: None,
+        reason: "readiness probe".to_owned(),
+        incident: "canary".to_owned(),
+        emergency: false,
+        drill: None,
+        canary: true,
+    });
+    let (value, _) = session
+        .call_with(&Call::post("/v1/access", action), Some(index))
+        .await
+        .map_err(|e| from_cli("request", &e).failure)?;
+    let view: RequestView = serde_json::from_value(value)
+        .map_err(|e| failed("request", "bad_answer", e.to_string()).failure)?;
+    let (Some(grant), "granted") = (view.grant.as_ref(), view.status.as_str()) else {
+        return Err(failed(
+            "request",
+            "not_granted",
+            format!("the canary request is {}", view.status),
+        )
+        .failure);
+    };
+    let conn = &session.conns[index];
+    let held = HeldGrant {
+        id: grant.id.clone(),
+        service: grant.service.clone(),
+        proxy_url: conn.entry.url.clone(),
+        proxy: conn
+            .record
+            .as_ref()
+            .map(|r| r.id.clone())
+            .ok_or_else(|| failed("request", "internal", "proxy not contacted").failure)?,
+        token: grant
+            .token
+            .clone()
+            .ok_or_else(|| failed("request", "bad_answer", "no token").failure)?,
+        exp: grant.exp,
+        emergency: false,
+        received_ms: timestamp::now_ms(),
+    };
+    let probe = async {
+        match service.kind {
+            TargetKind::Http => probe_http(session, index, service, &held).await,
+            TargetKind::Tcp(_) => Dialer::for_grant(session, &session.conns[index], held.clone())
+                .map_err(|e| from_cli("tunnel", &e))?
+                .probe()
+                .await
+                .map_err(|e| from_cli("tunnel", &e)),
+            TargetKind::Ssh => {
+                let how = SshProbe::Login {
+                    user: ssh_user.map(str::to_owned),
+                    world: false,
+                };
+                probe_ssh(session, index, service, &held, &how).await
+            }
+        }
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(f)) => Err(f.failure),
+        Err(_) => Err(failed(
+            "tool",
+            "timeout",
+            format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
+        )
+        .failure),
+    }
+}
+
 async fn attempt_once(
     session: &mut Session,
     service: &Target,
@@ -214,6 +295,7 @@ async fn attempt_once(
         incident: format!("drill-{}", plan.drill),
         emergency: plan.emergency && service.emergency,
         drill: Some(plan.drill.to_string()),
+        canary: false,
     });
     let (value, index) = session
         .call(&Call::post("/v1/access", action))

@@ -108,6 +108,35 @@ impl Metrics {
         }
     }
 
+    /// The canary's view of each pathway (`bglass canary` reports): whether its last probe
+    /// passed, and how long ago one last passed (absent until one has).
+    pub fn render_canary(
+        canary: &BTreeMap<bglass_core::id::ServiceName, bglass_core::api::CanaryStatus>,
+        now_ms: u64,
+    ) -> String {
+        let mut out = String::from(
+            "# HELP bglass_canary_ok 1 when the last canary probe of the pathway to a service passed.\n# TYPE bglass_canary_ok gauge\n",
+        );
+        for (service, c) in canary {
+            out.push_str(&format!(
+                "bglass_canary_ok{{service=\"{}\"}} {}\n",
+                escape(service.as_str()),
+                u8::from(c.probe.ok)
+            ));
+        }
+        out.push_str("# HELP bglass_canary_last_success_age_seconds Seconds since a canary probe of the pathway to a service last passed.\n# TYPE bglass_canary_last_success_age_seconds gauge\n");
+        for (service, c) in canary {
+            if let Some(ok_ms) = c.last_ok_ms {
+                out.push_str(&format!(
+                    "bglass_canary_last_success_age_seconds{{service=\"{}\"}} {:.3}\n",
+                    escape(service.as_str()),
+                    now_ms.saturating_sub(ok_ms) as f64 / 1000.0
+                ));
+            }
+        }
+        out
+    }
+
     /// The Prometheus text exposition. `health` is (service, up) and `log_size` the entries.
     pub fn render(
         &self,

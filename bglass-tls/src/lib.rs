@@ -18,6 +18,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
+/// What the pinned verifier's refusal says: a readiness probe tells a wrong pin by it.
+pub const PIN_MISMATCH: &str = "does not match the pin";
+
 /// The one crypto provider bglass uses.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -217,7 +220,7 @@ impl ServerCertVerifier for PinnedCaVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let Some(ca) = intermediates.iter().find(|c| pin_of(c) == self.pin) else {
             return Err(rustls::Error::General(format!(
-                "the proxy's CA does not match the pin {} (wrong proxy, or a machine in the middle)",
+                "the proxy's CA {PIN_MISMATCH} {} (wrong proxy, or a machine in the middle)",
                 self.pin
             )));
         };

@@ -516,6 +516,7 @@ impl World {
                     incident: "INC-1".to_owned(),
                     emergency: arg & 0x80 != 0,
                     drill: None,
+                    canary: false,
                 };
                 self.act(who, Action::Access(access));
             }

@@ -44,6 +44,7 @@ pub fn run(config: Option<&Path>, args: AccessArgs) -> CliResult {
         incident: args.incident.clone(),
         emergency: args.emergency,
         drill: None,
+        canary: false,
     });
     let mut session = Session::open(config)?;
     block_on(async move {

@@ -66,7 +66,7 @@ fn plan(config_flag: Option<&Path>, args: EnrollArgs) -> CliResult<Plan> {
     for name in &args.roles {
         let role = Role::from_name(name.trim()).ok_or_else(|| {
             CliError::user(format!(
-                "--roles: unknown role {name:?}; expected responder, approver, drill-lead or auditor"
+                "--roles: unknown role {name:?}; expected responder, approver, drill-lead, auditor or canary"
             ))
         })?;
         if !roles.contains(&role) {

@@ -6,6 +6,8 @@ pub mod admin;
 pub mod agent;
 pub mod approvals;
 pub mod audit;
+#[cfg(feature = "drill")]
+pub mod canary;
 pub mod catalog;
 pub mod complete;
 pub mod completions;

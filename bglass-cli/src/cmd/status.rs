@@ -14,6 +14,24 @@ use crate::client::{Call, Session};
 use crate::error::{CliError, CliResult, ErrorKind};
 
 /// What `bglass status` says of a proxy's audit log and disk, loudest first.
+/// The last canary result of a service: `canary ok 2m ago`, or where it broke.
+fn canary_note(c: &bglass_core::api::CanaryStatus, now_ms: u64) -> String {
+    let ago = |ms: u64| elapsed_text(now_ms.saturating_sub(ms));
+    if c.probe.ok {
+        format!("canary ok {} ago", ago(c.at_ms))
+    } else {
+        format!(
+            "canary BROKEN at {} {} ago ({}){}",
+            c.probe.step.as_deref().unwrap_or("?"),
+            ago(c.at_ms),
+            c.probe.detail,
+            c.last_ok_ms
+                .map(|ok| format!("; last ok {} ago", ago(ok)))
+                .unwrap_or_default()
+        )
+    }
+}
+
 fn health_lines(status: &StatusView) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(failure) = &status.audit_failure {
@@ -111,6 +129,9 @@ pub fn run(config: Option<&Path>, args: JsonArgs) -> CliResult {
                                 }
                                 if let Some(d) = &s.detail {
                                     notes.push(d.clone());
+                                }
+                                if let Some(c) = &s.canary {
+                                    notes.push(canary_note(c, timestamp::now_ms()));
                                 }
                                 vec![
                                     Cell::plain(s.name.to_string()),

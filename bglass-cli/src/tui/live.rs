@@ -225,6 +225,7 @@ pub async fn access(
         incident,
         emergency,
         drill: None,
+        canary: false,
     });
     let (value, proxy) = match session
         .attempt(&Call::post("/v1/access", action), None)

@@ -311,6 +311,11 @@ pub enum EventKind {
         /// The statement, signed by the old key and by the new one.
         transition: crate::audit::rotation::KeyTransition,
     },
+    /// A canary reported its readiness probes (`bglass canary`).
+    CanaryReport {
+        /// What each probe found.
+        results: Vec<crate::api::CanaryProbe>,
+    },
     /// A live drill started.
     DrillStart {
         /// The scenario's name.
@@ -357,6 +362,7 @@ impl EventKind {
             Self::StorageLow { .. } => "storage_low",
             Self::StorageOk { .. } => "storage_ok",
             Self::SigningKeyRotated { .. } => crate::audit::rotation::EVENT_TYPE,
+            Self::CanaryReport { .. } => "canary_report",
             Self::DrillStart { .. } => "drill_start",
             Self::DrillStop {} => "drill_stop",
             Self::DrillResult { .. } => "drill_result",

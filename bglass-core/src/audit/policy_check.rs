@@ -77,6 +77,8 @@ struct RequestRec {
     service: ServiceName,
     ttl_secs: u64,
     emergency: bool,
+    /// A canary's probe request (no approvals; the canary role; one round of probes).
+    canary: bool,
     time_ms: u64,
     /// Approvers whose signed approval verified, with the time of the approval.
     approvals: Vec<(ResponderId, u64)>,
@@ -375,11 +377,17 @@ impl Checker<'_> {
                 format!("the signed envelope does not ask for {service} as the entry records"),
             ),
         }
-        if !self.has_role(&requester, Role::Responder) {
+        let canary = matches!(&payload.action, Action::Access(a) if a.canary);
+        let role = if canary {
+            Role::Canary
+        } else {
+            Role::Responder
+        };
+        if !self.has_role(&requester, role) {
             self.violation(
                 index,
                 "requester_not_responder",
-                format!("{requester} does not hold the responder role in the roster in force"),
+                format!("{requester} does not hold the {role} role in the roster in force"),
             );
         }
         self.requests.insert(
@@ -389,6 +397,7 @@ impl Checker<'_> {
                 service: service.clone(),
                 ttl_secs,
                 emergency,
+                canary,
                 time_ms: event.time_ms,
                 approvals: Vec::new(),
             },
@@ -488,12 +497,13 @@ impl Checker<'_> {
             );
             return;
         };
-        let (requester, asked_service, asked_ttl, asked_emergency, request_ms) = (
+        let (requester, asked_service, asked_ttl, asked_emergency, request_ms, canary) = (
             r.requester.clone(),
             r.service.clone(),
             r.ttl_secs,
             r.emergency,
             r.time_ms,
+            r.canary,
         );
         // Only approvals of approvers still in the roster in force, with the role, count.
         let mut approvals: Vec<(ResponderId, u64)> = r
@@ -541,6 +551,8 @@ impl Checker<'_> {
                     svc.max_ttl.as_secs()
                 }
             }
+        } else if canary {
+            crate::grant::CANARY_TTL_SECS.min(svc.max_ttl.as_secs())
         } else {
             svc.max_ttl.as_secs()
         };
@@ -562,7 +574,11 @@ impl Checker<'_> {
             );
         }
         // When the grant's TTL starts: at the final counted approval, or at the request.
-        let needed = usize::from(svc.approvals);
+        let needed = if canary {
+            0
+        } else {
+            usize::from(svc.approvals)
+        };
         let start_ms = if emergency || needed == 0 {
             request_ms
         } else {

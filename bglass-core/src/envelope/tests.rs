@@ -25,6 +25,7 @@ fn access() -> Action {
         incident: "INC-123".to_owned(),
         emergency: false,
         drill: None,
+        canary: false,
     })
 }
 

@@ -40,6 +40,7 @@ fn claims(signer: &SigningKey) -> GrantClaims {
         exp: NOW + 1800,
         emergency: false,
         drill: None,
+        canary: false,
     }
 }
 

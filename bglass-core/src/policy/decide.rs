@@ -52,6 +52,7 @@ fn grant_event(
         exp: now_s + secs,
         emergency,
         drill: r.drill.clone(),
+        canary: r.access.canary,
     };
     let token = grant::issue(&claims, ctx.key)
         .map_err(|e| Refusal::new("internal", 500, format!("issuing the grant failed: {e}")))?;
@@ -65,6 +66,33 @@ fn grant_event(
         emergency,
         token,
     })
+}
+
+/// A canary's report of its probes: recorded as it came (the canary signed it), bounded.
+fn decide_canary_report(ctx: &Context<'_>, results: &[crate::api::CanaryProbe]) -> Decision {
+    need_role(ctx, Role::Canary)?;
+    let too_big = results.len() > crate::api::MAX_CANARY_PROBES
+        || results.iter().any(|p| {
+            p.detail.len() > crate::api::MAX_CANARY_DETAIL
+                || p.step.as_ref().is_some_and(|s| s.len() > 32)
+        });
+    if too_big {
+        return Err(Refusal::new(
+            "canary_report_too_large",
+            413,
+            format!(
+                "a canary report holds at most {} probes of {} bytes each",
+                crate::api::MAX_CANARY_PROBES,
+                crate::api::MAX_CANARY_DETAIL
+            ),
+        ));
+    }
+    Ok(vec![(
+        Some(ctx.caller.id.clone()),
+        EventKind::CanaryReport {
+            results: results.to_vec(),
+        },
+    )])
 }
 
 fn need_role(ctx: &Context<'_>, role: Role) -> Result<(), Refusal> {
@@ -102,6 +130,7 @@ impl State {
             Action::DrillStart(plan) => self.decide_drill_start(ctx, plan, stored),
             Action::DrillStop { drill } => self.decide_drill_stop(ctx, drill),
             Action::Cancel { request } => self.decide_cancel(ctx, request, stored),
+            Action::CanaryReport { results } => decide_canary_report(ctx, results),
         }
     }
 
@@ -121,6 +150,7 @@ impl State {
             }
             Action::DrillStart(plan) => Some(plan.drill.to_string()),
             Action::DrillStop { .. } => self.drill.clone(),
+            Action::CanaryReport { .. } => None,
         }
     }
 
@@ -132,7 +162,20 @@ impl State {
         access: &AccessRequest,
         envelope: StoredEnvelope,
     ) -> Decision {
-        need_role(ctx, Role::Responder)?;
+        // A canary asks for probes only, and only the canary role may: it needs no
+        // approval, never the bypass, and lasts one round of probes.
+        if access.canary {
+            need_role(ctx, Role::Canary)?;
+            if access.emergency || access.drill.is_some() {
+                return Err(Refusal::new(
+                    "canary_probe_only",
+                    400,
+                    "a canary request asks for neither the emergency bypass nor a drill",
+                ));
+            }
+        } else {
+            need_role(ctx, Role::Responder)?;
+        }
         if let Some(drill) = &access.drill
             && self.drill.as_ref() != Some(drill)
         {
@@ -164,7 +207,14 @@ impl State {
             )
             .hint(hint)
         })?;
-        let ttl = access.ttl.unwrap_or(service.default_ttl);
+        let canary_ttl = crate::duration::HumanDuration::from_secs(
+            grant::CANARY_TTL_SECS.min(service.max_ttl.as_secs()),
+        );
+        let ttl = if let Some(ttl) = canary_ttl.filter(|_| access.canary) {
+            ttl
+        } else {
+            access.ttl.unwrap_or(service.default_ttl)
+        };
         if ttl > service.max_ttl {
             return Err(Refusal::new(
                 "ttl_above_max",
@@ -219,7 +269,7 @@ impl State {
                 Some(ctx.caller.id.clone()),
                 grant_event(ctx, &record, secs, true)?,
             ));
-        } else if service.approvals == 0 {
+        } else if service.approvals == 0 || access.canary {
             events.push((
                 Some(ctx.caller.id.clone()),
                 grant_event(ctx, &record, ttl.as_secs(), false)?,

@@ -110,6 +110,8 @@ pub struct State {
     /// The rotations of the signing key the log records, in order (`/healthz` shows them
     /// so that a CLI that knew an older key can follow them to the current one).
     pub key_transitions: Vec<crate::audit::rotation::KeyTransition>,
+    /// The last canary probe of each service (for `/metrics` and `bglass status`).
+    pub canary: BTreeMap<crate::id::ServiceName, crate::api::CanaryStatus>,
 }
 
 /// The digests of the catalog and roster in force, as the log records them.
@@ -147,6 +149,7 @@ impl State {
             pending: BTreeMap::new(),
             in_force: PolicyInForce::default(),
             key_transitions: Vec::new(),
+            canary: BTreeMap::new(),
         }
     }
 
@@ -233,6 +236,9 @@ impl State {
                             incident: incident.clone(),
                             emergency: *emergency,
                             drill: event.drill.clone(),
+                            // A canary request is granted in the same decision: never
+                            // pending, so what it asked needs no replaying.
+                            canary: false,
                         },
                         ttl_secs: *ttl_secs,
                         created_ms: event.time_ms,
@@ -376,6 +382,23 @@ impl State {
             } => {
                 self.in_force.catalog = Some(catalog.clone());
                 self.in_force.roster = Some(roster.clone());
+            }
+            EventKind::CanaryReport { results } => {
+                for probe in results {
+                    let last_ok_ms = if probe.ok {
+                        Some(event.time_ms)
+                    } else {
+                        self.canary.get(&probe.service).and_then(|c| c.last_ok_ms)
+                    };
+                    self.canary.insert(
+                        probe.service.clone(),
+                        crate::api::CanaryStatus {
+                            probe: probe.clone(),
+                            at_ms: event.time_ms,
+                            last_ok_ms,
+                        },
+                    );
+                }
             }
             EventKind::SigningKeyRotated { transition } => {
                 self.key_transitions.push(transition.clone());

@@ -166,6 +166,7 @@ fn grant_event(time_ms: u64) -> (GrantId, Event) {
         exp: time_ms / 1000 + 3600,
         emergency: false,
         drill: None,
+        canary: false,
     };
     let kind = EventKind::Grant {
         grant: grant.clone(),
@@ -315,6 +316,7 @@ fn the_earlier_end_of_a_request_wins_whatever_order_the_ends_were_applied() {
                     incident: "INC-1".to_owned(),
                     emergency: false,
                     drill: None,
+                    canary: false,
                 },
                 ttl_secs: 900,
                 created_ms: t0,

@@ -70,7 +70,7 @@ fn refusals_are_located() {
         ),
         (
             entry("alice", 1, "\"root\""),
-            "responders.toml:5:10: unknown role \"root\": expected responder, approver, drill-lead or auditor",
+            "responders.toml:5:10: unknown role \"root\": expected responder, approver, drill-lead, auditor or canary",
         ),
         (
             entry("alice", 1, ""),

@@ -59,7 +59,7 @@ pub async fn handle(proxy: &Arc<Proxy>, peer: &Peer, req: Request<Incoming>) -> 
         (
             Method::POST,
             "/v1/access" | "/v1/approve" | "/v1/deny" | "/v1/revoke" | "/v1/review"
-            | "/v1/drill/start" | "/v1/drill/stop" | "/v1/cancel",
+            | "/v1/drill/start" | "/v1/drill/stop" | "/v1/cancel" | "/v1/canary/report",
         ) => mutate(proxy, peer, &caller, req).await,
         (Method::GET, "/v1/requests") => {
             let wait = wait_of(&req);
@@ -176,6 +176,7 @@ async fn mutate(
         Action::DrillStart(_) => "/v1/drill/start",
         Action::DrillStop { .. } => "/v1/drill/stop",
         Action::Cancel { .. } => "/v1/cancel",
+        Action::CanaryReport { .. } => "/v1/canary/report",
         _ => "",
     };
     let mut context = Denied {
@@ -387,6 +388,7 @@ fn grants(proxy: &Proxy, caller: &Responder) -> Response<Body> {
 fn status(proxy: &Proxy, caller: &Responder) -> Response<Body> {
     let catalog = proxy.catalog.current();
     let health = lock(&proxy.health).clone();
+    let canary = lock(&proxy.state).canary.clone();
     let services = catalog
         .services()
         .iter()
@@ -414,6 +416,7 @@ fn status(proxy: &Proxy, caller: &Responder) -> Response<Body> {
                 }
                 .to_owned(),
                 detail,
+                canary: canary.get(&s.name).cloned(),
             }
         })
         .collect();

@@ -338,6 +338,28 @@ async fn forward(
         );
         return Err(proxy.refuse(actor, &r, denied(Some(grant_id))).await);
     }
+    // A canary grant serves the service's health check and nothing else.
+    if verified.claims().canary {
+        let probe = match &service.kind {
+            ServiceKind::Http { health, .. } => health.path.as_str(),
+            _ => "",
+        };
+        let asked = req.uri().path_and_query().map_or("", |p| p.as_str());
+        let asked = asked
+            .strip_prefix(&format!("/s/{service_part}"))
+            .unwrap_or(asked);
+        if req.method() != http::Method::GET || asked != probe {
+            let r = Refusal::new(
+                "canary_probe_only",
+                403,
+                format!(
+                    "a canary grant serves only GET {probe} on {service_name} (its health check), not {} {asked}",
+                    req.method()
+                ),
+            );
+            return Err(proxy.refuse(actor, &r, denied(Some(grant_id))).await);
+        }
+    }
     let inject = match &service.kind {
         ServiceKind::Http { inject, .. } => inject.clone(),
         _ => None,

@@ -152,6 +152,11 @@ async fn metrics(proxy: Arc<Proxy>, addr: std::net::SocketAddr) {
                             proxy.log.failure().is_some(),
                         );
                         text.push_str(&proxy.metrics.render_admission(&proxy.admission));
+                        let canary = lock(&proxy.state).canary.clone();
+                        text.push_str(&crate::metrics::Metrics::render_canary(
+                            &canary,
+                            timestamp::now_ms(),
+                        ));
                         text.push_str(&super::storage::render_metrics(&proxy));
                         let mut r = Response::new(full(text));
                         if let Ok(v) = http::HeaderValue::from_str("text/plain; version=0.0.4") {

@@ -115,6 +115,33 @@ pub async fn open(
     };
     let _ = upstream.set_nodelay(true);
     let tunnel = NEXT_TUNNEL.fetch_add(1, Ordering::Relaxed);
+    // A canary's TCP probe: the connection was made; nothing is relayed.
+    if verified.claims().canary && service.kind_name() == "tcp" {
+        drop(upstream);
+        for event in [
+            EventKind::TunnelOpen {
+                grant: grant.clone(),
+                service: service.name.clone(),
+                tunnel,
+            },
+            EventKind::TunnelClose {
+                grant,
+                service: service.name.clone(),
+                tunnel,
+                bytes_up: 0,
+                bytes_down: 0,
+                reason: "canary_probe".to_owned(),
+            },
+        ] {
+            if let Err(r) = proxy.record(Some(caller.id.clone()), event).await {
+                return refusal_response(&r);
+            }
+        }
+        return json(
+            StatusCode::OK,
+            &serde_json::json!({ "connected": true, "service": service.name }),
+        );
+    }
     let opened = EventKind::TunnelOpen {
         grant: grant.clone(),
         service: service.name.clone(),
@@ -353,16 +380,23 @@ async fn issue(
     for p in principals {
         builder.valid_principal(p.clone()).map_err(fail)?;
     }
-    builder.extension("permit-pty", "").map_err(fail)?;
-    if *permit_port_forwarding {
+    if claims.canary {
+        // A canary's login runs `true` and nothing else: no shell, no forwarding.
         builder
-            .extension("permit-port-forwarding", "")
+            .critical_option("force-command", "true")
             .map_err(fail)?;
-    }
-    if *permit_agent_forwarding {
-        builder
-            .extension("permit-agent-forwarding", "")
-            .map_err(fail)?;
+    } else {
+        builder.extension("permit-pty", "").map_err(fail)?;
+        if *permit_port_forwarding {
+            builder
+                .extension("permit-port-forwarding", "")
+                .map_err(fail)?;
+        }
+        if *permit_agent_forwarding {
+            builder
+                .extension("permit-agent-forwarding", "")
+                .map_err(fail)?;
+        }
     }
     let cert = builder.sign(&ca).map_err(fail)?;
     let text = cert.to_openssh().map_err(fail)?;

@@ -78,6 +78,7 @@ fn request(who: &Who, audience: &ProxyId, addr: SocketAddr) -> Vec<u8> {
             incident: "INC-BENCH".to_owned(),
             emergency: false,
             drill: None,
+            canary: false,
         }),
     };
     let body = seal(&payload, &who.key).unwrap();

@@ -83,6 +83,7 @@ fn honest() -> Vec<Event> {
                         incident: "INC-7".to_owned(),
                         emergency: false,
                         drill: None,
+                        canary: false,
                     }),
                 ),
             },

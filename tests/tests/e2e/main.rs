@@ -18,6 +18,7 @@ mod audit_tamper;
 mod audit_tiles;
 mod benchmarks;
 mod binary;
+mod canary;
 mod catalog_check;
 mod checkpoint_interop;
 mod cli_hardening;

@@ -26,6 +26,7 @@ fn access(service: &str) -> Action {
         incident: "INC-9".to_owned(),
         emergency: false,
         drill: None,
+        canary: false,
     })
 }
 

@@ -8,6 +8,9 @@ mod report;
 mod show;
 mod verify;
 
+/// The webhook target of `audit monitor`, shared with `bglass canary`.
+pub use monitor::Webhook;
+
 use bglass_core::audit::event::Event;
 use bglass_core::audit::report::{Filter, read_events};
 use bglass_core::audit::verify::{VerifyReport, verify_dir};

@@ -8,6 +8,7 @@
 //! printed, and posted to the webhook.
 
 mod alerts;
+pub use alerts::Webhook;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -26,7 +27,7 @@ use bglass_core::id::ProxyId;
 use bglass_core::keys::PublicKey;
 use bglass_core::timestamp;
 
-use self::alerts::{Alert, State, Webhook};
+use self::alerts::{Alert, State};
 use super::super::block_on;
 use crate::cli::AuditMonitorArgs;
 use crate::client::{Conn, Session};

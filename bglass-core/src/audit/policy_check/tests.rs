@@ -60,6 +60,7 @@ fn emergency(service: &str, at: u64, ttl_secs: u64) -> Vec<Event> {
                         incident: "INC-1".to_owned(),
                         emergency: true,
                         drill: None,
+                        canary: false,
                     }),
                 ),
             },

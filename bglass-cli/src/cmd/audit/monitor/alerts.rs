@@ -161,6 +161,15 @@ impl Webhook {
         })
     }
 
+    /// Posts one JSON message; why not, when the target refused it or could not be reached.
+    pub async fn post(&self, body: &serde_json::Value) -> Result<(), String> {
+        match self.http.post(&self.url).json(body).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("it answered {}", r.status())),
+            Err(e) => Err(format!("it could not be reached: {e}")),
+        }
+    }
+
     /// Delivers the alerts not delivered yet, in order; stops at the first refusal (kept
     /// for the next run), and says so on stderr.
     pub async fn deliver(&self, state: &mut State) {
@@ -169,26 +178,14 @@ impl Webhook {
                 "text": alert.text(),
                 "alert": alert,
             });
-            let sent = self.http.post(&self.url).json(&body).send().await;
-            match sent {
-                Ok(r) if r.status().is_success() => {
-                    state.undelivered.remove(0);
-                }
-                Ok(r) => {
-                    eprintln!(
-                        "warning: the webhook answered {} to an alert; it is sent again next round",
-                        r.status()
-                    );
-                    return;
-                }
-                Err(e) => {
-                    eprintln!(
-                        "warning: the webhook could not be reached ({e}); {} alert(s) are sent again next round",
-                        state.undelivered.len()
-                    );
-                    return;
-                }
+            if let Err(why) = self.post(&body).await {
+                eprintln!(
+                    "warning: the webhook did not take an alert ({why}); {} alert(s) are sent again next round",
+                    state.undelivered.len()
+                );
+                return;
             }
+            state.undelivered.remove(0);
         }
     }
 }
