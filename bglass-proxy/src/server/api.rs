@@ -283,6 +283,7 @@ async fn mutate(
         }
         Action::DrillStart(plan) => Ok(serde_json::json!({ "drill": plan.drill, "started": true })),
         Action::DrillStop { drill } => Ok(serde_json::json!({ "drill": drill, "stopped": true })),
+        Action::CanaryReport { results } => Ok(serde_json::json!({ "recorded": results.len() })),
         _ => Ok(serde_json::Value::Null),
     }
     .map_err(|e| Refusal::new("internal", 500, e.to_string()))?;
