@@ -127,25 +127,10 @@ impl Transition {
     }
 
     fn check_line(&self, line: &str, admins: &[AdminKey]) -> Result<String, String> {
-        let mut words = line.split(' ');
-        if words.next() != Some(TAG) || words.next() != Some("v1") {
-            return Err("not a bglass-config-signature v1 line".to_owned());
-        }
-        let kind = words.next().unwrap_or_default();
-        let mut field = |name: &str| {
-            words
-                .next()
-                .and_then(|w| w.strip_prefix(name)?.strip_prefix('='))
-                .map(str::to_owned)
-                .ok_or_else(|| format!("no {name}= where expected"))
-        };
-        let (parent, digest, signer, key, sig) = (
-            field("parent")?,
-            field("digest")?,
-            field("signer")?,
-            field("key")?,
-            field("sig")?,
-        );
+        let [kind, parent, digest, signer, key, sig]: [String; 6] =
+            line_fields(line, TAG, 1, &["parent", "digest", "signer", "key", "sig"])?
+                .try_into()
+                .map_err(|_| "a field is missing".to_owned())?;
         if kind != self.kind.name() {
             return Err(format!("signs a {kind}, not a {}", self.kind.name()));
         }
@@ -214,6 +199,32 @@ impl Signers {
         }
         Err(why)
     }
+}
+
+/// The `name=value` words of a signature line after its tag and version (`TAG v1 …`): the
+/// values of `names`, in that order, each where expected; why not otherwise. `extra` words
+/// between the version and the fields (a kind) are returned first.
+pub(crate) fn line_fields(
+    line: &str,
+    tag: &str,
+    extra: usize,
+    names: &[&str],
+) -> Result<Vec<String>, String> {
+    let mut words = line.trim().split(' ');
+    if words.next() != Some(tag) || words.next() != Some("v1") {
+        return Err(format!("not a {tag} v1 line"));
+    }
+    let mut out: Vec<String> = (0..extra)
+        .map(|_| words.next().unwrap_or_default().to_owned())
+        .collect();
+    for name in names {
+        let value = words
+            .next()
+            .and_then(|w| w.strip_prefix(name)?.strip_prefix('='))
+            .ok_or_else(|| format!("no {name}= where expected"))?;
+        out.push(value.to_owned());
+    }
+    Ok(out)
 }
 
 fn short(digest: &str) -> String {

@@ -67,24 +67,14 @@ impl Rekey {
 
     /// Reads a statement line (its signatures are checked by [`Rekey::verify`]).
     pub fn parse(line: &str) -> Result<Self, String> {
-        let mut words = line.trim().split(' ');
-        if words.next() != Some(TAG) || words.next() != Some("v1") {
-            return Err("not a bglass-rekey v1 line".to_owned());
-        }
-        let mut field = |name: &str| {
-            words
-                .next()
-                .and_then(|w| w.strip_prefix(name)?.strip_prefix('='))
-                .map(str::to_owned)
-                .ok_or_else(|| format!("no {name}= where expected"))
-        };
-        let (responder, old, new, sig_old, sig_new) = (
-            field("responder")?,
-            field("old")?,
-            field("new")?,
-            field("sig_old")?,
-            field("sig_new")?,
-        );
+        let [responder, old, new, sig_old, sig_new]: [String; 5] = crate::admin::line_fields(
+            line,
+            TAG,
+            0,
+            &["responder", "old", "new", "sig_old", "sig_new"],
+        )?
+        .try_into()
+        .map_err(|_| "a field is missing".to_owned())?;
         Ok(Self {
             responder: ResponderId::new(&responder).map_err(|e| format!("responder: {e}"))?,
             old: old.parse().map_err(|e| format!("old: {e}"))?,

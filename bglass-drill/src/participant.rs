@@ -201,6 +201,30 @@ pub async fn access(
 }
 
 /// One attempt; returns the id of the proxy that served it.
+/// The grant `grant` (with its `token`) as held from proxy `index`, once contacted.
+fn held(
+    session: &Session,
+    index: usize,
+    grant: &bglass_core::api::GrantView,
+    token: String,
+) -> Result<HeldGrant, Box<Failed>> {
+    let conn = &session.conns[index];
+    Ok(HeldGrant {
+        id: grant.id.clone(),
+        service: grant.service.clone(),
+        proxy_url: conn.entry.url.clone(),
+        proxy: conn
+            .record
+            .as_ref()
+            .map(|r| r.id.clone())
+            .ok_or_else(|| Box::new(failed("request", "internal", "proxy not contacted")))?,
+        token,
+        exp: grant.exp,
+        emergency: grant.emergency,
+        received_ms: timestamp::now_ms(),
+    })
+}
+
 /// A canary's probe of `service` through proxy `index` (`bglass canary`, canary role): a
 /// canary grant (no approvals; usable only for this probe), then the probe — the health
 /// path with the injected credential, a TCP connection the proxy makes and reports, or an
@@ -235,24 +259,11 @@ pub async fn canary_probe(
         )
         .failure);
     };
-    let conn = &session.conns[index];
-    let held = HeldGrant {
-        id: grant.id.clone(),
-        service: grant.service.clone(),
-        proxy_url: conn.entry.url.clone(),
-        proxy: conn
-            .record
-            .as_ref()
-            .map(|r| r.id.clone())
-            .ok_or_else(|| failed("request", "internal", "proxy not contacted").failure)?,
-        token: grant
-            .token
-            .clone()
-            .ok_or_else(|| failed("request", "bad_answer", "no token").failure)?,
-        exp: grant.exp,
-        emergency: false,
-        received_ms: timestamp::now_ms(),
-    };
+    let token = grant
+        .token
+        .clone()
+        .ok_or_else(|| failed("request", "bad_answer", "no token").failure)?;
+    let held = held(session, index, grant, token).map_err(|f| f.failure.clone())?;
     let probe = async {
         match service.kind {
             TargetKind::Http => probe_http(session, index, service, &held).await,
@@ -356,21 +367,7 @@ async fn attempt_once(
         ))
     })?;
     access.grant = Some(grant.id.to_string());
-    let conn = &session.conns[index];
-    let held = HeldGrant {
-        id: grant.id.clone(),
-        service: grant.service.clone(),
-        proxy_url: conn.entry.url.clone(),
-        proxy: conn
-            .record
-            .as_ref()
-            .map(|r| r.id.clone())
-            .ok_or_else(|| with_proxy(failed("request", "internal", "proxy not contacted")))?,
-        token,
-        exp: grant.exp,
-        emergency: grant.emergency,
-        received_ms: timestamp::now_ms(),
-    };
+    let held = held(session, index, grant, token).map_err(|f| with_proxy(*f))?;
     let probe = async {
         match service.kind {
             TargetKind::Http => probe_http(session, index, service, &held).await,

@@ -417,3 +417,15 @@ impl Impostor {
         }
     }
 }
+
+/// Waits up to 20 s for a `config_reload` of `file` (`catalog`, `roster`) in proxy 0's log
+/// matching `want`; returns it.
+pub fn config_reload(w: &World, file: &str, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+    eventually(Duration::from_secs(20), what, || {
+        try_events(w, 0)
+            .ok()?
+            .into_iter()
+            .map(|e| e["event"]["event"]["config_reload"].clone())
+            .find(|e| e["file"] == file && want(e))
+    })
+}

@@ -26,6 +26,14 @@ pub fn verify(dir: &Path, key: &str, args: &[&str]) -> crate::Run {
     )
 }
 
+/// Proxy `i`'s log, checked offline with `--policy` as an auditor does; panics unless every
+/// entry is proven allowed.
+pub fn assert_policy_proven(w: &crate::world::World, i: usize) {
+    let p = &w.proxies[i];
+    let out = verify(&p.log_dir(), &p.key, &["--policy"]);
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+}
+
 /// The proxy id of test logs.
 pub const PROXY: &str = "proxy-a";
 /// 2026-01-01T00:00:00Z in milliseconds.

@@ -504,6 +504,16 @@ impl World {
         self.responders.iter().find(|r| r.id == id).unwrap()
     }
 
+    /// Responder `id`'s key, from the roster entry `bglass enroll` printed.
+    pub fn responder_key(&self, id: &str) -> String {
+        self.responder(id)
+            .entry
+            .lines()
+            .find_map(|l| l.strip_prefix("key = "))
+            .map(|k| k.trim_matches('"').to_owned())
+            .unwrap_or_else(|| panic!("no key in {id}'s entry"))
+    }
+
     /// Runs `bglass` as responder `id`.
     pub fn bglass(&self, id: &str, args: &[&str]) -> Run {
         let r = self.responder(id);

@@ -9,20 +9,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bglass_tests::attack::try_events;
+use bglass_tests::attack::config_reload;
 use bglass_tests::world::{TEST_CATALOG, World};
 use bglass_tests::{bin, eventually, run};
-use serde_json::Value;
-
-/// A responder's key, from the roster entry `bglass enroll` printed.
-fn key_of(w: &World, id: &str) -> String {
-    w.responder(id)
-        .entry
-        .lines()
-        .find_map(|l| l.strip_prefix("key = "))
-        .map(|k| k.trim_matches('"').to_owned())
-        .unwrap()
-}
 
 fn roster_of(w: &World, ids: &[&str]) -> String {
     ids.iter()
@@ -38,17 +27,6 @@ fn sign(w: &World, admin: &str, file: &Path, over: Option<&Path>) {
     }
     let out = w.bglass(admin, &args);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-}
-
-/// Waits for a `config_reload` of the roster matching `want`; returns it.
-fn reload(w: &World, what: &str, want: impl Fn(&Value) -> bool) -> Value {
-    eventually(Duration::from_secs(20), what, || {
-        try_events(w, 0)
-            .ok()?
-            .into_iter()
-            .map(|e| e["event"]["event"]["config_reload"].clone())
-            .find(|e| e["file"] == "roster" && want(e))
-    })
 }
 
 #[test]
@@ -69,8 +47,8 @@ fn roster_changes_need_two_admin_signatures_and_the_log_names_signers_and_change
     let roster = pdir.join("responders.toml");
     let admins = format!(
         "\n[admins]\nkeys = [\"carol={}\", \"dave={}\"]\nroster = 2\n",
-        key_of(&w, "carol"),
-        key_of(&w, "dave")
+        w.responder_key("carol"),
+        w.responder_key("dave")
     );
     bglass_tests::toml::append(&w.proxies[0].config, &admins);
     let first = roster_of(&w, &["alice", "bob", "carol", "dave"]);
@@ -90,7 +68,7 @@ fn roster_changes_need_two_admin_signatures_and_the_log_names_signers_and_change
     let first_sig = std::fs::read_to_string(pdir.join("responders.toml.sig")).unwrap();
     w.start(0);
     // The first version's signers are recorded at the start.
-    let signed = reload(&w, "the first roster's signers recorded", |e| {
+    let signed = config_reload(&w, "roster", "the first roster's signers recorded", |e| {
         e["accepted"] == true
     });
     assert_eq!(signed["signers"], serde_json::json!(["carol", "dave"]));
@@ -127,9 +105,9 @@ fn roster_changes_need_two_admin_signatures_and_the_log_names_signers_and_change
                 "--over",
                 old.to_str().unwrap(),
                 "--admin",
-                &format!("carol={}", key_of(w, "carol")),
+                &format!("carol={}", w.responder_key("carol")),
                 "--admin",
-                &format!("dave={}", key_of(w, "dave")),
+                &format!("dave={}", w.responder_key("dave")),
             ],
         )
     };
@@ -148,7 +126,7 @@ fn roster_changes_need_two_admin_signatures_and_the_log_names_signers_and_change
     )
     .unwrap();
     std::fs::write(&roster, &second).unwrap();
-    let rejected = reload(&w, "the under-signed roster rejected", |e| {
+    let rejected = config_reload(&w, "roster", "the under-signed roster rejected", |e| {
         e["accepted"] == false
             && e["error"]
                 .as_str()
@@ -168,7 +146,7 @@ fn roster_changes_need_two_admin_signatures_and_the_log_names_signers_and_change
         pdir.join("responders.toml.sig"),
     )
     .unwrap();
-    let accepted = reload(&w, "the roster signed by both accepted", |e| {
+    let accepted = config_reload(&w, "roster", "the roster signed by both accepted", |e| {
         e["accepted"] == true && e["changes"].is_array()
     });
     assert_eq!(accepted["signers"], serde_json::json!(["carol", "dave"]));
@@ -181,7 +159,7 @@ fn roster_changes_need_two_admin_signatures_and_the_log_names_signers_and_change
     // 4. The first roster and its (valid, signed) signatures put back: a replay, rejected.
     std::fs::write(pdir.join("responders.toml.sig"), &first_sig).unwrap();
     std::fs::write(&roster, &first).unwrap();
-    reload(&w, "the replayed old roster rejected", |e| {
+    config_reload(&w, "roster", "the replayed old roster rejected", |e| {
         e["accepted"] == false
             && e["error"].as_str().is_some_and(|m| {
                 m.contains("signed by 0 of the 2") && m.contains("signed a change from none")
@@ -198,7 +176,7 @@ fn roster_changes_need_two_admin_signatures_and_the_log_names_signers_and_change
     sign(&w, "carol", &roster, Some(&new));
     sign(&w, "dave", &roster, Some(&new));
     w.start(0);
-    let at_start = reload(&w, "the change made while down recorded", |e| {
+    let at_start = config_reload(&w, "roster", "the change made while down recorded", |e| {
         e["accepted"] == true && e["changes"][0]["item"] == "responder bob"
     });
     assert_eq!(at_start["changes"][0]["op"], "removed");

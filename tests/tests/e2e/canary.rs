@@ -347,13 +347,5 @@ fn the_canary_proves_each_pathway_and_names_the_step_that_broke() {
     // 4. The log proves every canary grant was allowed: the canary role, no approvals,
     // one round long.
     w.stop(0);
-    let verified =
-        bglass_tests::audit::verify(&w.proxies[0].log_dir(), &w.proxies[0].key, &["--policy"]);
-    assert_eq!(
-        verified.code,
-        Some(0),
-        "{}{}",
-        verified.stdout,
-        verified.stderr
-    );
+    bglass_tests::audit::assert_policy_proven(&w, 0);
 }

@@ -17,6 +17,22 @@ fn world() -> World {
     w
 }
 
+/// `bglass access grafana` as `who`, whatever it answers.
+fn access(w: &World, who: &str) -> bglass_tests::Run {
+    w.bglass(
+        who,
+        &[
+            "access",
+            "grafana",
+            "--reason",
+            "test",
+            "--incident",
+            "INC-T",
+            "--json",
+        ],
+    )
+}
+
 fn rotate(w: &World) -> bglass_tests::Run {
     run(command("bglass-proxy", w.dir.path())
         .args(["rotate-key", "--config"])
@@ -104,18 +120,7 @@ fn a_rotated_signing_key_keeps_the_cli_and_audit_verify_working_across_the_rotat
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     // The CLI knew the old key: at its next contact it follows the signed transition, says
     // so, and works.
-    let again = w.bglass(
-        "alice",
-        &[
-            "access",
-            "grafana",
-            "--reason",
-            "test",
-            "--incident",
-            "INC-T",
-            "--json",
-        ],
-    );
+    let again = access(&w, "alice");
     assert_eq!(again.code, Some(0), "{}", again.stderr);
     assert!(
         again.stderr.contains("rotated its signing key") && again.stderr.contains(&new_key),
@@ -123,34 +128,12 @@ fn a_rotated_signing_key_keeps_the_cli_and_audit_verify_working_across_the_rotat
         again.stderr
     );
     // A new grant is signed by the new key.
-    let fresh = w.bglass(
-        "bob",
-        &[
-            "access",
-            "grafana",
-            "--reason",
-            "test",
-            "--incident",
-            "INC-T",
-            "--json",
-        ],
-    );
+    let fresh = access(&w, "bob");
     assert_eq!(fresh.code, Some(0), "{}", fresh.stderr);
     let out = w.bglass("bob", &["curl", "grafana", "/api/health"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     // Learned once: the next contact is silent.
-    let out = w.bglass(
-        "alice",
-        &[
-            "access",
-            "grafana",
-            "--reason",
-            "test",
-            "--incident",
-            "INC-T",
-            "--json",
-        ],
-    );
+    let out = access(&w, "alice");
     assert!(!out.stderr.contains("rotated"), "{}", out.stderr);
     // The auditor's monitor, still given the old key, follows the rotation the log records:
     // no alert, and its mirror verifies offline.
@@ -222,18 +205,7 @@ fn a_key_no_signed_rotation_leads_to_is_still_a_split_view() {
         .to_string();
     std::fs::write(&record, text.replace(&w.proxies[0].key, &stranger)).unwrap();
     w.start(0);
-    let out = w.bglass(
-        "bob",
-        &[
-            "access",
-            "grafana",
-            "--reason",
-            "test",
-            "--incident",
-            "INC-T",
-            "--json",
-        ],
-    );
+    let out = access(&w, "bob");
     assert_ne!(out.code, Some(0), "{}", out.stdout);
     assert!(out.stderr.contains("with key"), "{}", out.stderr);
     assert!(

@@ -7,19 +7,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bglass_tests::attack::try_events;
+use bglass_tests::attack::config_reload;
 use bglass_tests::eventually;
 use bglass_tests::world::{TEST_CATALOG, World};
-use serde_json::Value;
-
-fn key_of(w: &World, id: &str) -> String {
-    w.responder(id)
-        .entry
-        .lines()
-        .find_map(|l| l.strip_prefix("key = "))
-        .map(|k| k.trim_matches('"').to_owned())
-        .unwrap()
-}
 
 fn sign_first(w: &World, admin: &str, file: &Path) {
     let out = w.bglass(
@@ -34,16 +24,6 @@ fn sign_first(w: &World, admin: &str, file: &Path) {
         ],
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-}
-
-fn reload(w: &World, what: &str, want: impl Fn(&Value) -> bool) -> Value {
-    eventually(Duration::from_secs(20), what, || {
-        try_events(w, 0)
-            .ok()?
-            .into_iter()
-            .map(|e| e["event"]["event"]["config_reload"].clone())
-            .find(|e| e["file"] == "roster" && want(e))
-    })
 }
 
 /// Deploys a roster and its signature file as an operator does: the signatures first, so
@@ -69,8 +49,8 @@ fn a_responder_rotates_their_own_key_with_a_statement_from_the_old_one() {
     let pdir = w.proxies[0].dir.clone();
     let admins = format!(
         "\n[admins]\nkeys = [\"carol={}\", \"dave={}\"]\nroster = 2\n",
-        key_of(&w, "carol"),
-        key_of(&w, "dave")
+        w.responder_key("carol"),
+        w.responder_key("dave")
     );
     bglass_tests::toml::append(&w.proxies[0].config, &admins);
     let roster_path = pdir.join("responders.toml");
@@ -78,7 +58,7 @@ fn a_responder_rotates_their_own_key_with_a_statement_from_the_old_one() {
     sign_first(&w, "dave", &roster_path);
     w.start(0);
     w.access("alice", "grafana");
-    let old_key = key_of(&w, "alice");
+    let old_key = w.responder_key("alice");
 
     // 1. Alice makes a new key; her old one keeps working meanwhile.
     let rekeyed = w.bglass(
@@ -136,7 +116,7 @@ fn a_responder_rotates_their_own_key_with_a_statement_from_the_old_one() {
         &roster.replace(&old_key, &mallory_new),
         &format!("{sig}{forged_statement}\n"),
     );
-    let rejected = reload(&w, "the forged rekey rejected", |e| {
+    let rejected = config_reload(&w, "roster", "the forged rekey rejected", |e| {
         e["accepted"] == false
             && e["error"]
                 .as_str()
@@ -153,7 +133,7 @@ fn a_responder_rotates_their_own_key_with_a_statement_from_the_old_one() {
         &roster.replace(&old_key, &new_key),
         &format!("{sig}{statement}\n"),
     );
-    let accepted = reload(&w, "the rekey accepted", |e| {
+    let accepted = config_reload(&w, "roster", "the rekey accepted", |e| {
         e["accepted"] == true && e["signers"] == serde_json::json!(["alice (rekey)"])
     });
     assert_eq!(
@@ -188,13 +168,5 @@ fn a_responder_rotates_their_own_key_with_a_statement_from_the_old_one() {
     // 5. The log proves every access was allowed under the roster in force then: alice's
     // requests before the rekey under her old key, after it under her new one.
     w.stop(0);
-    let verified =
-        bglass_tests::audit::verify(&w.proxies[0].log_dir(), &w.proxies[0].key, &["--policy"]);
-    assert_eq!(
-        verified.code,
-        Some(0),
-        "{}{}",
-        verified.stdout,
-        verified.stderr
-    );
+    bglass_tests::audit::assert_policy_proven(&w, 0);
 }
