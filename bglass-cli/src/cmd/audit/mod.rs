@@ -217,6 +217,27 @@ fn detail(event: &Event) -> String {
             threshold_bytes,
         } => format!("LOW DISK SPACE: {free_bytes} bytes free, below {threshold_bytes}"),
         K::StorageOk { free_bytes } => format!("disk space back: {free_bytes} bytes free"),
+        K::SigningKeyRotated { transition } => format!(
+            "SIGNING KEY ROTATED: {} -> {} (signed by both keys)",
+            transition.old, transition.new
+        ),
+        K::CanaryReport { results } => {
+            let broken: Vec<String> = results
+                .iter()
+                .filter(|p| !p.ok)
+                .map(|p| format!("{} at {}", p.service, p.step.as_deref().unwrap_or("?")))
+                .collect();
+            if broken.is_empty() {
+                format!("canary: {} pathways ready", results.len())
+            } else {
+                format!(
+                    "canary: {} of {} pathways BROKEN: {}",
+                    broken.len(),
+                    results.len(),
+                    broken.join(", ")
+                )
+            }
+        }
         _ => String::new(),
     }
 }
