@@ -10,11 +10,12 @@ use crate::id::ProxyId;
 const T0: u64 = 1_767_225_600_000;
 const MIN: u64 = 60_000;
 
-/// alice (responder, seed 1), bob (approver, seed 2).
+/// alice (responder, seed 1), bob (approver, seed 2), probe (canary, seed 3).
 fn roster() -> String {
     fixture::roster(&[
         ("alice", 1, &[Role::Responder]),
         ("bob", 2, &[Role::Responder, Role::Approver]),
+        ("probe", 3, &[Role::Canary]),
     ])
 }
 
@@ -31,6 +32,64 @@ fn ev(at: u64, actor: Option<&str>, kind: EventKind) -> Event {
         drill: None,
         event: kind,
     }
+}
+
+/// `who` (key `seed`) asks at `at` for a canary grant of argocd (one approval needed for
+/// anyone else); the grant follows at once, for `ttl_secs`.
+fn canary(who: &str, seed: u8, at: u64, ttl_secs: u64) -> Vec<Event> {
+    let svc = ServiceName::new("argocd").unwrap();
+    let request = RequestId::new("r-00000000000000c1").unwrap();
+    let nbf = (T0 + at) / 1000;
+    let access = AccessRequest {
+        service: svc.clone(),
+        ttl: None,
+        reason: "readiness probe".to_owned(),
+        incident: "canary".to_owned(),
+        emergency: false,
+        drill: None,
+        canary: true,
+    };
+    vec![
+        ev(
+            at,
+            Some(who),
+            EventKind::Request {
+                request: request.clone(),
+                service: svc.clone(),
+                ttl_secs: crate::grant::CANARY_TTL_SECS,
+                emergency: false,
+                reason: access.reason.clone(),
+                incident: access.incident.clone(),
+                envelope: signed(who, seed, at, Action::Access(access)),
+            },
+        ),
+        ev(
+            at,
+            Some(who),
+            EventKind::Grant {
+                grant: GrantId::new("g-00000000000000c1").unwrap(),
+                request,
+                responder: ResponderId::new(who).unwrap(),
+                service: svc,
+                nbf,
+                exp: nbf + ttl_secs,
+                emergency: false,
+                token: "bg1.t".to_owned(),
+            },
+        ),
+    ]
+}
+
+#[test]
+fn canary_grants_need_no_approval_but_the_canary_role_and_last_a_minute_at_most() {
+    assert_eq!(kinds(canary("probe", 3, 1_000, 60), 30 * MIN), vec![]);
+    assert_eq!(
+        kinds(canary("probe", 3, 1_000, 600), 30 * MIN),
+        vec![(2, "ttl_above_max")]
+    );
+    // A responder without the canary role asking for one: not allowed, whatever followed.
+    let v = kinds(canary("alice", 1, 1_000, 60), 30 * MIN);
+    assert!(v.contains(&(1, "requester_not_responder")), "{v:?}");
 }
 
 /// alice asks for `service` under the emergency bypass at `at`; the grant follows.
