@@ -795,5 +795,7 @@ impl Checker<'_> {
     }
 }
 
+mod both;
+pub use both::verify_and_check;
 #[cfg(test)]
 mod tests;

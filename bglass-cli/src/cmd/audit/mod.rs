@@ -46,22 +46,36 @@ fn parse_key(source: &AuditSource) -> CliResult<Option<PublicKey>> {
 
 /// Verifies the log, as every reading command does first.
 fn verified(source: &AuditSource) -> CliResult<VerifyReport> {
+    let key = source_key(source)?;
+    verify_dir(&source.dir, key).map_err(|d| defect_error(source, key, &d))
+}
+
+/// The key of a source to verify, once its directory is known to exist.
+fn source_key(source: &AuditSource) -> CliResult<Option<PublicKey>> {
     if !source.dir.is_dir() {
         return Err(
             CliError::user(format!("{} is not a directory", source.dir.display()))
                 .with_hint("give the proxy's log directory, or a copy of it"),
         );
     }
-    let key = parse_key(source)?;
-    verify_dir(&source.dir, key).map_err(|d| {
-        let hint = if key.is_some() && d.kind == bglass_core::audit::verify::DefectKind::CheckpointWrongKey {
-            // The likelier story: a key from another proxy, or a typo, not a forged log.
-            "the --key given may be the wrong one: the checkpoints are signed by another key. Check it against the proxy's signing key as its operator recorded it (`bglass-proxy init` printed it); keep the copy as evidence until it is settled"
-        } else {
-            "the log has been altered or damaged; keep the copy as evidence"
-        };
-        CliError::new(ErrorKind::Defect, format!("{}: {d}", source.dir.display())).with_hint(hint)
-    })
+    parse_key(source)
+}
+
+/// A defect verification found, as the error the CLI reports (exit 5).
+fn defect_error(
+    source: &AuditSource,
+    key: Option<PublicKey>,
+    d: &bglass_core::audit::verify::Defect,
+) -> CliError {
+    let hint = if key.is_some()
+        && d.kind == bglass_core::audit::verify::DefectKind::CheckpointWrongKey
+    {
+        // The likelier story: a key from another proxy, or a typo, not a forged log.
+        "the --key given may be the wrong one: the checkpoints are signed by another key. Check it against the proxy's signing key as its operator recorded it (`bglass-proxy init` printed it); keep the copy as evidence until it is settled"
+    } else {
+        "the log has been altered or damaged; keep the copy as evidence"
+    };
+    CliError::new(ErrorKind::Defect, format!("{}: {d}", source.dir.display())).with_hint(hint)
 }
 
 /// Reads the events after verifying (or, with `--unverified`, with a warning).

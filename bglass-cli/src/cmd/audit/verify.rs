@@ -5,12 +5,11 @@ use serde_json::json;
 
 use bglass_core::audit::checkpoint::{self, origin, verifier_key};
 use bglass_core::audit::policy_check;
-use bglass_core::audit::report::with_events;
 use bglass_core::audit::storage::{HISTORY_FILE, read_history};
 use bglass_core::audit::verify::VerifyReport;
 use bglass_core::audit::witness::{COSIGNED_FILE, WitnessKey, cosigners};
 
-use super::{parse_key, verified};
+use super::{defect_error, parse_key, source_key, verified};
 use crate::cli::AuditVerifyArgs;
 use crate::error::{CliError, CliResult, ErrorKind};
 
@@ -32,15 +31,29 @@ pub fn run(args: AuditVerifyArgs) -> CliResult {
             witnesses.len()
         )));
     }
-    let result = verified(&args.source);
+    // With --policy, the integrity and policy checks read the log side by side; the
+    // policy's findings count only if integrity passes.
+    let (result, checked) = if args.check.policy {
+        let key = source_key(&args.source)?;
+        let (integrity, checked) =
+            policy_check::verify_and_check(&args.source.dir, key, args.check.options());
+        (
+            integrity.map_err(|d| defect_error(&args.source, key, &d)),
+            checked,
+        )
+    } else {
+        (verified(&args.source), None)
+    };
     if !witnesses.is_empty()
         && let Ok(report) = &result
     {
         let witnessed = witnessed(&args.source.dir, report, &witnesses, quorum)?;
         crate::outln!("{witnessed}")?;
     }
-    if args.check.policy && result.is_ok() {
-        return policy(&args, result?);
+    if let Some(checked) = checked
+        && result.is_ok()
+    {
+        return policy(&args, result?, checked);
     }
     if args.json {
         let doc = match &result {
@@ -110,15 +123,15 @@ pub fn run(args: AuditVerifyArgs) -> CliResult {
 }
 
 /// `--policy`: the integrity check passed; now the policy, entry by entry.
-fn policy(args: &AuditVerifyArgs, integrity: VerifyReport) -> CliResult {
+fn policy(
+    args: &AuditVerifyArgs,
+    integrity: VerifyReport,
+    checked: Result<policy_check::PolicyReport, String>,
+) -> CliResult {
     for w in &integrity.warnings {
         eprintln!("warning: {w}");
     }
-    let options = args.check.options();
-    let report = with_events(&args.source.dir, |events| {
-        policy_check::check(&args.source.dir, events, options)
-    })
-    .map_err(|e| CliError::new(ErrorKind::Defect, e))?;
+    let report = checked.map_err(|e| CliError::new(ErrorKind::Defect, e))?;
     if args.json {
         let doc = json!({
             "ok": report.violations.is_empty(),
