@@ -210,23 +210,13 @@ fn io_cause(e: &(dyn std::error::Error + 'static), at: &str) -> Option<String> {
     None
 }
 
-/// Which side of the mutual TLS failed, for a readiness probe: `pin` when the proxy's
-/// certificate is not of the pinned CA, `roster` when the proxy refused this machine's key
-/// (an alert after the client's certificate), `None` for anything else.
-pub fn tls_step(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
-    // Depth first through sources and the errors I/O errors wrap (which they do not give
-    // as their source).
+/// The first rustls error in `e`'s chain, looking also inside I/O errors (which wrap one
+/// without giving it as their source).
+fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut stack: Vec<&(dyn std::error::Error + 'static)> = vec![e];
     while let Some(s) = stack.pop() {
         if let Some(tls) = s.downcast_ref::<rustls::Error>() {
-            return match tls {
-                rustls::Error::InvalidCertificate(_) => Some("pin"),
-                rustls::Error::General(why) if why.contains(bglass_tls::PIN_MISMATCH) => {
-                    Some("pin")
-                }
-                rustls::Error::AlertReceived(_) => Some("roster"),
-                _ => None,
-            };
+            return Some(tls);
         }
         if let Some(inner) = s
             .downcast_ref::<std::io::Error>()
@@ -241,21 +231,32 @@ pub fn tls_step(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     None
 }
 
+/// Which side of the mutual TLS failed, for a readiness probe: `pin` when the proxy's
+/// certificate is not of the pinned CA, `roster` when the proxy refused this machine's key
+/// (an alert after the client's certificate), `None` for anything else.
+pub fn tls_step(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    match tls_error(e)? {
+        rustls::Error::InvalidCertificate(_) => Some("pin"),
+        rustls::Error::General(why) if why.contains(bglass_tls::PIN_MISMATCH) => Some("pin"),
+        rustls::Error::AlertReceived(_) => Some("roster"),
+        _ => None,
+    }
+}
+
 /// The plain cause of a TLS failure in `e`'s chain.
 fn tls_cause(e: &(dyn std::error::Error + 'static), at: &str) -> Option<String> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
-            return Some(match tls {
-                rustls::Error::InvalidCertificate(_) => format!(
-                    "{at} did not present a certificate of the pinned CA: is it the proxy your config names (check the pin)?"
-                ),
-                _ => format!("the TLS handshake with {at} failed"),
-            });
+    Some(match tls_step(e) {
+        Some("pin") => format!(
+            "{at} did not present a certificate of the pinned CA: is it the proxy your config names (check the pin)?"
+        ),
+        Some(_) => format!(
+            "{at} refused this machine's key at the TLS handshake: is your entry in its roster?"
+        ),
+        None => {
+            tls_error(e)?;
+            format!("the TLS handshake with {at} failed")
         }
-        source = s.source();
-    }
-    None
+    })
 }
 
 /// Why a call to one proxy failed.

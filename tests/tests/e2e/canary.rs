@@ -329,6 +329,12 @@ fn the_canary_proves_each_pathway_and_names_the_step_that_broke() {
     let (out, found) = canary_with(&w, hook.port, &wrong);
     assert_eq!(out.code, Some(5), "{}", out.stderr);
     assert_eq!(found[0]["step"], "pin", "{found:?}");
+    assert!(
+        found[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("check the pin")),
+        "{found:?}"
+    );
 
     // The canary removed from the roster: roster.
     let roster = w.proxies[0].dir.join("responders.toml");
@@ -342,6 +348,12 @@ fn the_canary_proves_each_pathway_and_names_the_step_that_broke() {
         },
     );
     assert_eq!(found[0]["step"], "roster", "{found:?}");
+    assert!(
+        found[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("is your entry in its roster")),
+        "{found:?}"
+    );
     hook.stop();
 
     // 4. The log proves every canary grant was allowed: the canary role, no approvals,
