@@ -101,41 +101,103 @@ pub fn read_events(dir: &Path) -> Result<Vec<(u64, Event)>, ReadLogError> {
     Ok(out)
 }
 
-/// Parses the log's events on a second thread and hands them, in order, to `consume` as an
-/// iterator: reading and parsing overlap with whatever `consume` does with them, and the log
-/// is never held in memory whole. The parser stops early when `consume` returns without
-/// reading everything; its error, if it failed, is returned instead of `consume`'s result.
+/// Entries read and not yet parsed: their bytes end to end, and each one's index and place.
+#[derive(Default)]
+struct RawBatch {
+    data: Vec<u8>,
+    entries: Vec<(u64, usize, usize)>,
+}
+
+/// Parses the log's events on other threads and hands them, in order, to `consume` as an
+/// iterator: reading, parsing (two threads, a batch each in turn) and whatever `consume`
+/// does overlap, and the log is never held in memory whole. Parsing stops early when
+/// `consume` returns without reading everything; a read or parse error, if one came, is
+/// returned instead of `consume`'s result.
 pub fn with_events<R>(
     dir: &Path,
     consume: impl FnOnce(&mut dyn Iterator<Item = (u64, Event)>) -> R,
 ) -> Result<R, ReadLogError> {
     const BATCH: usize = 1024;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u64, Event)>>(8);
+    const PARSERS: usize = 2;
+    type Parsed = Result<Vec<(u64, Event)>, ReadLogError>;
     std::thread::scope(|scope| {
-        let parser = scope.spawn(move || {
-            let mut batch = Vec::with_capacity(BATCH);
+        let mut to_parse = Vec::with_capacity(PARSERS);
+        let mut parsed = Vec::with_capacity(PARSERS);
+        for _ in 0..PARSERS {
+            let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<RawBatch>(4);
+            let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Parsed>(4);
+            scope.spawn(move || {
+                for batch in raw_rx {
+                    let events: Parsed = batch
+                        .entries
+                        .iter()
+                        .map(|&(index, start, end)| {
+                            Event::from_bytes(&batch.data[start..end])
+                                .map(|e| (index, e))
+                                .map_err(|source| ReadLogError::Event { index, source })
+                        })
+                        .collect();
+                    let failed = events.is_err();
+                    if out_tx.send(events).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            to_parse.push(raw_tx);
+            parsed.push(out_rx);
+        }
+        // Batch k goes to parser k % PARSERS, and is read back from it in the same turn.
+        let reader = scope.spawn(move || {
+            let mut batch = RawBatch::default();
+            let mut sent = 0usize;
             let result = for_each_entry(dir, |index, bytes| {
-                let event = Event::from_bytes(bytes)
-                    .map_err(|source| ReadLogError::Event { index, source })?;
-                batch.push((index, event));
-                if batch.len() == BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                let start = batch.data.len();
+                batch.data.extend_from_slice(bytes);
+                batch.entries.push((index, start, batch.data.len()));
+                if batch.entries.len() == BATCH {
+                    let full = std::mem::take(&mut batch);
                     // The consumer stopped reading: nothing more to do.
-                    if tx.send(full).is_err() {
+                    if to_parse[sent % PARSERS].send(full).is_err() {
                         return Err(ReadLogError::Stopped);
                     }
+                    sent += 1;
                 }
                 Ok(())
             });
-            if !batch.is_empty() {
-                let _ = tx.send(batch);
+            if !batch.entries.is_empty() {
+                let _ = to_parse[sent % PARSERS].send(batch);
             }
             result.map(|_| ())
         });
-        let mut events = rx.iter().flatten();
+        let mut failure: Option<ReadLogError> = None;
+        let mut turn = 0usize;
+        let batches = std::iter::from_fn(|| {
+            if failure.is_some() {
+                return None;
+            }
+            match parsed[turn % PARSERS].recv() {
+                Ok(Ok(batch)) => {
+                    turn += 1;
+                    Some(batch)
+                }
+                Ok(Err(e)) => {
+                    failure = Some(e);
+                    None
+                }
+                // That parser has nothing more: the reader is done.
+                Err(_) => None,
+            }
+        });
+        let mut events = batches.flatten();
         let out = consume(&mut events);
         drop(events);
-        match parser.join() {
+        // Stop the parsers and the reader if `consume` left early.
+        drop(parsed);
+        let read = reader.join();
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        match read {
             Ok(Ok(()) | Err(ReadLogError::Stopped)) => Ok(out),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(ReadLogError::Stopped),
