@@ -72,6 +72,27 @@ impl PublicKey {
     }
 }
 
+/// A statement signed by both ends of a key change (a log's rotation, a responder's rekey):
+/// `Err("old")` or `Err("new")` names the first of the two standard-base64 signatures over
+/// `domain || message` that does not verify.
+pub fn check_both(
+    domain: &[u8],
+    message: &[u8],
+    old: (&PublicKey, &str),
+    new: (&PublicKey, &str),
+) -> Result<(), &'static str> {
+    use base64::engine::general_purpose::STANDARD;
+    for (which, (key, sig)) in [("old", old), ("new", new)] {
+        let ok = STANDARD
+            .decode(sig)
+            .is_ok_and(|sig| key.verify(domain, message, &sig));
+        if !ok {
+            return Err(which);
+        }
+    }
+    Ok(())
+}
+
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ed25519:{}", URL_SAFE_NO_PAD.encode(self.0))

@@ -87,21 +87,19 @@ impl Rekey {
     /// Checks both signatures.
     pub fn verify(&self) -> Result<(), String> {
         let message = Self::message(&self.responder, &self.old, &self.new);
-        for (which, key, sig) in [
-            ("old", &self.old, &self.sig_old),
-            ("new", &self.new, &self.sig_new),
-        ] {
-            let ok = STANDARD
-                .decode(sig)
-                .is_ok_and(|sig| key.verify(DOMAIN, &message, &sig));
-            if !ok {
-                return Err(format!(
-                    "{}'s rekey statement is not signed by its {which} key {key}",
-                    self.responder
-                ));
-            }
-        }
-        Ok(())
+        crate::keys::check_both(
+            DOMAIN,
+            &message,
+            (&self.old, &self.sig_old),
+            (&self.new, &self.sig_new),
+        )
+        .map_err(|which| {
+            let key = if which == "old" { self.old } else { self.new };
+            format!(
+                "{}'s rekey statement is not signed by its {which} key {key}",
+                self.responder
+            )
+        })
     }
 }
 

@@ -106,22 +106,17 @@ impl KeyTransition {
     /// Checks both signatures for the log `origin`.
     pub fn verify(&self, origin: &str) -> Result<(), TransitionError> {
         let message = Self::message(origin, self.index, &self.old, &self.new);
-        for (which, key, sig) in [
-            ("old", &self.old, &self.sig_old),
-            ("new", &self.new, &self.sig_new),
-        ] {
-            let ok = STANDARD
-                .decode(sig)
-                .is_ok_and(|sig| key.verify(DOMAIN, &message, &sig));
-            if !ok {
-                return Err(TransitionError::BadSignature {
-                    index: self.index,
-                    which,
-                    key: *key,
-                });
-            }
-        }
-        Ok(())
+        crate::keys::check_both(
+            DOMAIN,
+            &message,
+            (&self.old, &self.sig_old),
+            (&self.new, &self.sig_new),
+        )
+        .map_err(|which| TransitionError::BadSignature {
+            index: self.index,
+            which,
+            key: if which == "old" { self.old } else { self.new },
+        })
     }
 }
 
