@@ -6,9 +6,9 @@
 //!
 //! - every request carries an envelope signed by the requester's key as the roster in force
 //!   lists it, asking for what the entry says;
-//! - every grant answers such a request, for its requester and service; without the
-//!   emergency bypass it has the catalog's number of approvals from distinct approvers who
-//!   hold the approver role in the roster in force, each signed, none the requester;
+//! - every grant answers such a request, for its requester and service; unless it is an
+//!   emergency or a canary's (the canary role, a minute long) it has the catalog's number of
+//!   signed approvals from distinct holders of the approver role in force, none the requester;
 //! - its TTL is within the catalog's maximum (the bypass's, for an emergency grant) and what
 //!   was asked, and it starts at the final approval (at the request, when none is needed);
 //! - emergency grants exist only where the catalog allows the bypass, and each is reviewed,
@@ -794,7 +794,6 @@ impl Checker<'_> {
         self.report.violations.sort_by_key(|v| v.index);
     }
 }
-
 mod both;
 pub use both::verify_and_check;
 #[cfg(test)]
