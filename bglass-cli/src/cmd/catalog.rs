@@ -66,9 +66,13 @@ fn check_column(s: &Service) -> String {
             };
             format!("GET {} -> {}{inject}", health.path, health.expect_status)
         }
-        ServiceKind::Ssh { principals, .. } => {
-            format!("host key pinned; as {}", principals.join(","))
-        }
+        ServiceKind::Ssh {
+            principals, record, ..
+        } => format!(
+            "host key pinned; as {}{}",
+            principals.join(","),
+            if *record { "; recorded" } else { "" }
+        ),
         ServiceKind::Tcp { probe } => format!("probe {}", probe.name()),
         _ => String::new(),
     }
@@ -147,8 +151,10 @@ fn to_json(s: &Service) -> serde_json::Value {
             permit_port_forwarding,
             permit_agent_forwarding,
             share_principals,
+            record,
         } => {
             v["principals"] = json!(principals);
+            v["record"] = json!(record);
             v["share_principals"] = json!(share_principals);
             v["host_key"] = json!(host_key);
             v["permit_port_forwarding"] = json!(permit_port_forwarding);

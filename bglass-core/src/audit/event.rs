@@ -220,6 +220,56 @@ pub enum EventKind {
         /// Why it closed (`eof`, `expired`, `revoked`, `error`).
         reason: String,
     },
+    /// A recorded SSH session began: the proxy terminates SSH for a `record = true` service
+    /// and writes what passes to `recordings/<session>.rec` under the log directory.
+    RecordingStart {
+        /// The grant used.
+        grant: GrantId,
+        /// The service.
+        service: ServiceName,
+        /// The tunnel it runs in.
+        tunnel: u64,
+        /// The recording's id (its file name without `.rec`).
+        session: String,
+        /// The login name on the host.
+        user: String,
+    },
+    /// Chunks of a recording were written to disk: each one's size and SHA-256, in order,
+    /// the first being chunk number `first` (from 0).
+    RecordingChunks {
+        /// The recording.
+        session: String,
+        /// The number of the first chunk listed.
+        first: u64,
+        /// The chunks.
+        chunks: Vec<crate::audit::recording::ChunkDigest>,
+    },
+    /// A recorded session ended: how many chunks and bytes its recording holds and the
+    /// SHA-256 of all of them end to end.
+    RecordingEnd {
+        /// The grant used.
+        grant: GrantId,
+        /// The service.
+        service: ServiceName,
+        /// The recording.
+        session: String,
+        /// Chunks written.
+        chunks: u64,
+        /// Bytes written.
+        bytes: u64,
+        /// SHA-256 of the whole recording, lower-case hex.
+        sha256: String,
+        /// Why the session ended (`eof`, `expired`, `revoked`, `recording_failed`, …).
+        reason: String,
+    },
+    /// The audit log was read through the proxy's API (entries, tiles, checkpoints, policy
+    /// files, recordings): who read what, at most one entry per reader, kind and minute.
+    AuditRead {
+        /// What was read (`entries`, `tiles`, `checkpoint`, `policy`, `recording`).
+        what: String,
+        /// Reads of that kind in the minute this entry stands for.
+        count: u64,
+    },
     /// A grant was ended early.
     Revoke {
         /// The grant.
@@ -352,6 +402,10 @@ impl EventKind {
             Self::SshCertificate { .. } => "ssh_certificate",
             Self::TunnelOpen { .. } => "tunnel_open",
             Self::TunnelClose { .. } => "tunnel_close",
+            Self::RecordingStart { .. } => "recording_start",
+            Self::RecordingChunks { .. } => "recording_chunks",
+            Self::RecordingEnd { .. } => "recording_end",
+            Self::AuditRead { .. } => "audit_read",
             Self::Revoke { .. } => "revoke",
             Self::Expiry { .. } => "expiry",
             Self::Review { .. } => "review",
@@ -378,7 +432,9 @@ impl EventKind {
             | Self::UseStart { service, .. }
             | Self::SshCertificate { service, .. }
             | Self::TunnelOpen { service, .. }
-            | Self::TunnelClose { service, .. } => Some(service),
+            | Self::TunnelClose { service, .. }
+            | Self::RecordingStart { service, .. }
+            | Self::RecordingEnd { service, .. } => Some(service),
             Self::Denial { service, .. } => service.as_ref(),
             _ => None,
         }
@@ -393,6 +449,8 @@ impl EventKind {
             | Self::SshCertificate { grant, .. }
             | Self::TunnelOpen { grant, .. }
             | Self::TunnelClose { grant, .. }
+            | Self::RecordingStart { grant, .. }
+            | Self::RecordingEnd { grant, .. }
             | Self::Revoke { grant, .. }
             | Self::Expiry { grant }
             | Self::Review { grant, .. } => Some(grant),

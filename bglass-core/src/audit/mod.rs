@@ -21,6 +21,7 @@ pub mod policy_files;
 #[cfg(test)]
 pub(crate) mod policy_fixture;
 pub mod receipt;
+pub mod recording;
 pub mod report;
 pub mod rotation;
 pub mod storage;

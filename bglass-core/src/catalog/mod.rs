@@ -114,6 +114,12 @@ impl Service {
     pub fn kind_name(&self) -> &'static str {
         self.kind.name()
     }
+
+    /// Whether the proxy records this service's sessions (an SSH service with
+    /// `record = true`).
+    pub fn recorded(&self) -> bool {
+        matches!(self.kind, ServiceKind::Ssh { record: true, .. })
+    }
 }
 
 /// The emergency bypass of a service.
@@ -232,6 +238,10 @@ pub enum ServiceKind {
         permit_agent_forwarding: bool,
         /// Another SSH service may list the same principals (when it says so too).
         share_principals: bool,
+        /// The proxy terminates SSH itself and records the session (`record = true`): the
+        /// responder gets no certificate for the host; the proxy logs in with one from its
+        /// session CA, which the host trusts instead of the responders' CA.
+        record: bool,
     },
     /// A TCP service (database, etcd) reached through a tunnel.
     Tcp {

@@ -49,6 +49,7 @@ struct RawService {
     permit_port_forwarding: Option<Spanned<bool>>,
     permit_agent_forwarding: Option<Spanned<bool>>,
     share_principals: Option<Spanned<bool>>,
+    record: Option<Spanned<bool>>,
     probe: Option<Spanned<String>>,
 }
 
@@ -255,6 +256,7 @@ fn reject_foreign_fields(
             raw.permit_agent_forwarding.as_ref().map(Spanned::span),
         ),
         ("share_principals", "ssh", principals::share_span(raw)),
+        ("record", "ssh", raw.record.as_ref().map(Spanned::span)),
         ("probe", "tcp", raw.probe.as_ref().map(Spanned::span)),
     ];
     for (field, takes, span) in fields {
@@ -549,6 +551,7 @@ fn ssh_kind(ctx: &Ctx<'_>, raw: &RawService) -> Result<ServiceKind, CatalogError
             .as_ref()
             .is_some_and(|b| *b.get_ref()),
         share_principals: raw.share_principals.as_ref().is_some_and(|b| *b.get_ref()),
+        record: raw.record.as_ref().is_some_and(|b| *b.get_ref()),
     })
 }
 

@@ -158,4 +158,25 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn record_is_an_ssh_setting() {
+        let catalog =
+            parse(&[ssh("a", "[\"ops\"]", None).replace("host_key", "record = true\nhost_key")])
+                .unwrap();
+        assert!(catalog.services()[0].recorded());
+        assert!(!parse(&[ssh("a", "[\"ops\"]", None)]).unwrap().services()[0].recorded());
+        let text = "version = 1\n\n[[service]]\nname = \"r\"\nkind = \"tcp\"\ndescription = \"d\"\nupstream = \"127.0.0.1:6379\"\nmax_ttl = \"1h\"\ndefault_ttl = \"30m\"\nprobe = \"redis\"\nrecord = true\n";
+        let err = Catalog::from_bytes(Path::new("c.toml"), text.as_bytes().to_vec()).unwrap_err();
+        assert!(
+            matches!(
+                err.problem,
+                CatalogProblem::FieldNotForKind {
+                    field: "record",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
 }
