@@ -71,6 +71,10 @@ pub struct ProxyEntry {
     /// How many of them must have cosigned a checkpoint before this CLI takes it as the
     /// proxy's view (0: no witness policy).
     pub witness_quorum: usize,
+    /// The key of the proxy's own SSH endpoint (recorded services), `ssh-ed25519 AAAA…`, as
+    /// `bglass-proxy init` printed it: pinned like the TLS CA. Without it, the key the
+    /// proxy names over its pinned TLS connection is used.
+    pub ssh_host_key: Option<String>,
 }
 
 /// A validated CLI config.
@@ -102,6 +106,7 @@ struct RawProxy {
     #[serde(default)]
     witnesses: Vec<Spanned<String>>,
     witness_quorum: Option<Spanned<i64>>,
+    ssh_host_key: Option<Spanned<String>>,
 }
 
 /// The rule a config broke.
@@ -133,6 +138,9 @@ pub enum ConfigProblem {
     /// A witness entry or the quorum is invalid.
     #[error("{0}")]
     Witness(String),
+    /// `ssh_host_key` is not an OpenSSH public key line.
+    #[error("ssh_host_key must be an OpenSSH public key (`ssh-ed25519 AAAA…`), as `bglass-proxy init` prints it")]
+    SshHostKey,
     /// A proxy is listed twice.
     #[error("proxy {url} is listed twice")]
     DuplicateProxy {
@@ -286,12 +294,20 @@ impl Config {
                         )
                     })?,
             };
+            let ssh_host_key = match &entry.ssh_host_key {
+                None => None,
+                Some(k) => Some(
+                    canonical_ssh_key(k.get_ref())
+                        .ok_or_else(|| err(k.span(), ConfigProblem::SshHostKey))?,
+                ),
+            };
             proxies.push(ProxyEntry {
                 url: url.clone(),
                 addr,
                 pin,
                 witnesses,
                 witness_quorum,
+                ssh_host_key,
             });
         }
         Ok(Self {
@@ -326,9 +342,24 @@ impl Config {
                     proxy.witness_quorum
                 ));
             }
+            if let Some(key) = &proxy.ssh_host_key {
+                out.push_str(&format!("ssh_host_key = {key:?}\n"));
+            }
         }
         out
     }
+}
+
+/// `type base64` of an OpenSSH public key line (its comment dropped), if it is one.
+pub fn canonical_ssh_key(line: &str) -> Option<String> {
+    use base64::Engine;
+    let mut parts = line.split_whitespace();
+    let (kind, data) = (parts.next()?, parts.next()?);
+    let decoded = base64::engine::general_purpose::STANDARD.decode(data).ok()?;
+    (kind.starts_with("ssh-") || kind.starts_with("ecdsa-"))
+        .then_some(())
+        .filter(|()| decoded.len() > 4)?;
+    Some(format!("{kind} {data}"))
 }
 
 /// Maps a config error to the CLI's error, with a hint.
@@ -388,6 +419,7 @@ mod tests {
             proxies: vec![ProxyEntry {
                 witnesses: Vec::new(),
                 witness_quorum: 0,
+                ssh_host_key: None,
                 url: "https://127.0.0.1:8443".to_owned(),
                 addr: "127.0.0.1:8443".parse().unwrap(),
                 pin: pin.parse().unwrap(),

@@ -14,8 +14,13 @@ use crate::error::{CliError, CliResult, ErrorKind};
 /// What the proxy answers for a certificate request.
 #[derive(Debug, serde::Deserialize)]
 pub struct Issued {
-    /// The OpenSSH certificate.
+    /// The OpenSSH certificate (none for a recorded service: the proxy logs in itself).
+    #[serde(default)]
     pub certificate: String,
+    /// The service is recorded: the session runs through the proxy's own SSH endpoint,
+    /// whose key `host_key` then is.
+    #[serde(default)]
+    pub recorded: bool,
     /// The principals it carries (the first is the default login).
     pub principals: Vec<String>,
     /// The host key the catalog pins for the service.
@@ -177,6 +182,47 @@ where
     .map_err(|e| LoginError::Refused(Some(e.to_string())))?;
     if !auth.success() {
         return Err(LoginError::Refused(None));
+    }
+    Ok(handle)
+}
+
+/// Opens a recorded session over `stream`: the proxy's own SSH endpoint, whose key must be
+/// `pinned` (the key the config pins, or else the one the proxy named over its pinned TLS),
+/// authenticated by the tunnel itself (the `none` method as `user`).
+pub async fn login_recorded<S>(
+    stream: S,
+    service: &ServiceName,
+    pinned: &str,
+    user: &str,
+    timeout: Duration,
+) -> Result<SshHandle, LoginError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let handler = PinnedHost {
+        service: service.clone(),
+        pinned: pinned.to_owned(),
+    };
+    let timed_out = || LoginError::Handshake(format!("no answer within {}s", timeout.as_secs()));
+    let config = Arc::new(russh::client::Config::default());
+    let mut handle = tokio::time::timeout(
+        timeout,
+        russh::client::connect_stream(config, stream, handler),
+    )
+    .await
+    .map_err(|_| timed_out())?
+    .map_err(|e| match e {
+        HostError::HostKey(e) => LoginError::HostKey(e),
+        HostError::Ssh(e) => LoginError::Handshake(e.to_string()),
+    })?;
+    let auth = tokio::time::timeout(timeout, handle.authenticate_none(user))
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| LoginError::Refused(Some(e.to_string())))?;
+    if !auth.success() {
+        return Err(LoginError::Refused(Some(format!(
+            "the proxy does not let {user} in (not one of the service's principals)"
+        ))));
     }
     Ok(handle)
 }

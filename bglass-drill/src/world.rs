@@ -587,6 +587,7 @@ impl World {
                 Some(ProxyEntry {
                     witnesses: Vec::new(),
                     witness_quorum: 0,
+                    ssh_host_key: None,
                     url: format!("https://{}", link.addr()),
                     addr: link.addr(),
                     pin: p.pin,

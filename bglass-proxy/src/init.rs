@@ -47,6 +47,9 @@ pub struct Initialized {
     pub ssh_ca: String,
     /// The CA private key, to be moved off the host.
     pub offline_ca_key: PathBuf,
+    /// The session CA (recorded hosts trust it instead of `ssh_ca`) and the proxy's SSH host
+    /// key (responders pin it).
+    pub recording: crate::recording_keys::RecordingKeys,
 }
 
 /// Why init failed.
@@ -144,6 +147,10 @@ pub fn init(
         b64(&zeroize::Zeroizing::new(server_key.serialize_der())),
     )?;
     vault.set_proxy_key(secret(SSH_CA_SECRET)?, b64(ssh_private_text.as_bytes()))?;
+    // Recorded SSH sessions: the proxy's session CA and its own SSH host key.
+    let recording = crate::recording_keys::ensure(&mut vault, id.as_str())
+        .map_err(|e| InitError::Keys(e.to_string()))?;
+    crate::recording_keys::write_public(dir, &recording).map_err(io(dir))?;
     vault.save(&dir.join("secrets.age"), &identity)?;
 
     // The CA key leaves the running proxy: an offline file the operator moves away.
@@ -235,6 +242,7 @@ tls_chain = "tls/chain.pem"
         signing_key: signing.public_key(),
         ssh_ca: ssh_public,
         offline_ca_key: offline,
+        recording,
     })
 }
 

@@ -5,6 +5,7 @@
 //! - `server`: the listener, control API and data plane; the access policy they apply is
 //!   `bglass_core::policy`.
 //! - `ssh_ca`: `ssh-ca begin|finish|retire|keys`, the SSH CA rotated with an overlap.
+//! - `recording_keys`: the session CA and SSH host key of recorded sessions.
 //! - `rotate`: `rotate-key`, the signing key's rotation recorded in the log.
 //! - `check`: catalog and roster validation as the proxy loads them.
 //! - `ssh_settings`: `[ssh]` in `proxy.toml` (what binds SSH certificates to the path).
@@ -14,6 +15,7 @@ pub mod check;
 pub mod config;
 pub mod init;
 pub mod metrics;
+pub mod recording_keys;
 pub mod rotate;
 pub mod server;
 pub mod ssh_ca;

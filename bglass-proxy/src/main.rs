@@ -411,6 +411,8 @@ fn init(
     println!("pin:         {}", made.pin);
     println!("signing key: {}", made.signing_key);
     println!("ssh ca:      {}", made.ssh_ca);
+    println!("session ca:  {}", made.recording.session_ca);
+    println!("ssh host key: {}", made.recording.host_key);
     eprintln!(
         "\nNext:\n  1. Move {ca} off this host (offline storage): the running proxy never needs it; it only\n     re-issues the server certificate (bglass-proxy reissue-cert --ca-key FILE).\n  2. Put services.toml and responders.toml in {dir} (or point proxy.toml at them).\n  3. Store upstream credentials, bound to the services that may receive them:\n     printf %s VALUE | bglass-proxy secrets set NAME --for SERVICE --config {cfg}\n  4. Start: bglass-proxy run --config {cfg}\n\nResponders enroll with: bglass enroll --id ID --proxy https://{listen} --pin {pin}\nAuditors verify its log with: bglass audit verify {dir}/data/log --key {key}",
         ca = made.offline_ca_key.display(),
@@ -584,12 +586,26 @@ enum SshCaStep {
     Retire,
     /// Print the lines hosts must trust now.
     Keys,
+    /// Recorded sessions: make the session CA and the proxy's SSH host key if missing; print
+    /// the session CA (for recorded hosts' TrustedUserCAKeys, instead of the CA above) and
+    /// the host key (for responders' `ssh_host_key`).
+    Recording,
 }
 
 fn ssh_ca(config_path: &std::path::Path, step: SshCaStep) -> Result<(), Failure> {
     use bglass_proxy::ssh_ca::Step;
     let config = ProxyConfig::load(config_path)?;
     let step = match step {
+        SshCaStep::Recording => {
+            let keys = bglass_proxy::recording_keys::run(&config)?;
+            println!("session ca:   {}", keys.session_ca);
+            println!("ssh host key: {}", keys.host_key);
+            eprintln!(
+                "Recorded hosts (record = true) trust the session CA alone in TrustedUserCAKeys; responders pin the host key as ssh_host_key in their config.{}",
+                if keys.made { " The keys were made just now: SIGHUP the proxy." } else { "" }
+            );
+            return Ok(());
+        }
         SshCaStep::Begin => Step::Begin,
         SshCaStep::Finish => Step::Finish,
         SshCaStep::Retire => Step::Retire,

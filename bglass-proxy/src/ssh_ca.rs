@@ -70,13 +70,11 @@ fn name(value: &'static str) -> Result<SecretName, SshCaError> {
     SecretName::new(value).map_err(|_| SshCaError::Key { name: value })
 }
 
-/// The public line of the CA kept under `secret`, with a comment naming the proxy and
-/// which CA it is.
-fn public_line(
+/// The OpenSSH private key kept in the vault under `secret`, if there is one.
+pub(crate) fn private_key(
     vault: &Vault,
     secret: &'static str,
-    comment: &str,
-) -> Result<Option<String>, SshCaError> {
+) -> Result<Option<ssh_key::PrivateKey>, SshCaError> {
     let Some(encoded) = vault.proxy_key(&name(secret)?) else {
         return Ok(None);
     };
@@ -86,8 +84,21 @@ fn public_line(
             .map_err(|_| SshCaError::Key { name: secret })?,
     );
     let text = std::str::from_utf8(&pem).map_err(|_| SshCaError::Key { name: secret })?;
-    let key =
-        ssh_key::PrivateKey::from_openssh(text).map_err(|_| SshCaError::Key { name: secret })?;
+    ssh_key::PrivateKey::from_openssh(text)
+        .map(Some)
+        .map_err(|_| SshCaError::Key { name: secret })
+}
+
+/// The public line of the key kept under `secret`, with a comment naming the proxy and
+/// which key it is.
+pub(crate) fn public_line(
+    vault: &Vault,
+    secret: &'static str,
+    comment: &str,
+) -> Result<Option<String>, SshCaError> {
+    let Some(key) = private_key(vault, secret)? else {
+        return Ok(None);
+    };
     let line = key
         .public_key()
         .to_openssh()
@@ -95,7 +106,8 @@ fn public_line(
     Ok(Some(format!("{line} {comment}")))
 }
 
-fn new_ca() -> Result<SecretString, SshCaError> {
+/// A new Ed25519 key in OpenSSH format, base64 as the vault keeps it.
+pub(crate) fn new_ca() -> Result<SecretString, SshCaError> {
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed[..])
         .map_err(|_| SshCaError::Order("the random generator failed".to_owned()))?;

@@ -99,6 +99,23 @@ pub fn run_in(config: Option<&Path>, session: Session, args: SshArgs) -> CliResu
         .or_else(|| issued.principals.first().cloned())
         .ok_or_else(|| CliError::internal("the certificate has no principal"))?;
 
+    // A recorded service: the proxy's own SSH endpoint, whose key the config may pin.
+    if issued.recorded {
+        if let Some(pinned) = &conn.entry.ssh_host_key {
+            if bglass_client::config::canonical_ssh_key(&issued.host_key).as_deref()
+                != Some(pinned.as_str())
+            {
+                return Err(CliError::new(
+                    ErrorKind::Denied,
+                    format!(
+                        "the proxy's SSH host key ({}) is not the ssh_host_key your config pins; refusing to connect",
+                        issued.host_key
+                    ),
+                )
+                .with_hint("if the proxy's key was changed, check the new one with its operator and update ssh_host_key"));
+            }
+        }
+    }
     if args.save_cert {
         return save(config, &session, &service, &private, &issued, &user);
     }
@@ -107,17 +124,28 @@ pub fn run_in(config: Option<&Path>, session: Session, args: SshArgs) -> CliResu
     let service_name = service.clone();
     let status = block_on(async move {
         let tunnel = dialer.dial().await?;
-        let ssh = bglass_client::ssh::login(
-            tunnel,
-            &service,
-            &issued.host_key,
-            &user,
-            &private,
-            &issued.certificate,
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(|e| match e {
+        let login = if issued.recorded {
+            bglass_client::ssh::login_recorded(
+                tunnel,
+                &service,
+                &issued.host_key,
+                &user,
+                Duration::from_secs(30),
+            )
+            .await
+        } else {
+            bglass_client::ssh::login(
+                tunnel,
+                &service,
+                &issued.host_key,
+                &user,
+                &private,
+                &issued.certificate,
+                Duration::from_secs(30),
+            )
+            .await
+        };
+        let ssh = login.map_err(|e| match e {
             LoginError::Key(why) => CliError::internal(why),
             LoginError::Handshake(why) => {
                 CliError::new(ErrorKind::Unavailable, format!("SSH handshake: {why}"))
@@ -333,8 +361,10 @@ fn save(
     let write = |path: &Path, text: &str| crate::store::write_private(path, text.as_bytes());
     // Another bglass of this responder may save at the same time: one at a time.
     let _lock = session.store.lock_blocking()?;
-    write(&key_path, private)?;
-    write(&cert_path, &format!("{}\n", issued.certificate))?;
+    if !issued.recorded {
+        write(&key_path, private)?;
+        write(&cert_path, &format!("{}\n", issued.certificate))?;
+    }
     let known = dir.join("known_hosts");
     let existing = match std::fs::read_to_string(&known) {
         Ok(text) => text,
@@ -350,6 +380,14 @@ fn save(
     if !existing.contains(&line) {
         write(&known, &format!("{existing}{line}"))?;
     }
+    let flag = config_flag(config)?;
+    if issued.recorded {
+        return crate::outln!(
+            "{service} is recorded: the proxy logs in to it for you and records the session, so there is no key or certificate to save. The proxy's SSH host key was added to {}.\n\nAdd to ~/.ssh/config:\n\nHost {service}.breakglass\n    User {user}\n    ProxyCommand bglass {flag}tunnel {service}\n    UserKnownHostsFile {}\n    StrictHostKeyChecking yes\n    PubkeyAuthentication no\n\nthen: ssh {service}.breakglass (while your grant lasts; everything you type and see is recorded)",
+            ssh_config_path(&known),
+            ssh_config_path(&known)
+        );
+    }
     let now = bglass_core::timestamp::now_ms() / 1000;
     let left = issued.valid_before.saturating_sub(now);
     let life = if left >= 120 {
@@ -364,7 +402,6 @@ fn save(
         ),
         _ => " (when the grant ends)".to_owned(),
     };
-    let flag = config_flag(config)?;
     crate::outln!(
         "Key and certificate for {service} written to {}.\nThe certificate is valid for {life}, until {}{grant}. sshd accepts it only from the proxy's addresses, so use it through the proxy:\n\nAdd to ~/.ssh/config:\n\nHost {service}.breakglass\n    User {user}\n    ProxyCommand bglass {flag}tunnel {service}\n    IdentityFile {}\n    CertificateFile {}\n    UserKnownHostsFile {}\n    StrictHostKeyChecking yes\n\nthen: ssh {service}.breakglass",
         dir.display(),

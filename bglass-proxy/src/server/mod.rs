@@ -6,7 +6,7 @@
 //! - `record`: the audit pipeline (events queued in decision order, durable, applied).
 //! - `respond`: JSON bodies and refusal responses.
 //! - `api`: the control API; `mirror`: the entries and policy files auditors mirror; `dataplane`: HTTP tools; `tunnel`: SSH certificates and TCP
-//!   tunnels; `hygiene`: what is stripped between client and tool.
+//!   tunnels; `recorded`, `recorder`: recorded SSH sessions; `certify`: SSH certificates; `hygiene`: what is stripped between client and tool.
 //! - `admission`: connection caps and refused handshakes; `admins`: signed config changes.
 //! - `ops`: the background tasks (expiries, handshake refusals, metrics listener);
 //!   `probe`: health probes; `reload`: catalog, roster and vault reloads; `notify`:
@@ -15,6 +15,7 @@
 mod admins;
 pub mod admission;
 mod api;
+mod certify;
 mod dataplane;
 mod hygiene;
 mod listen;
@@ -23,6 +24,8 @@ mod notify;
 mod ops;
 mod probe;
 mod record;
+mod recorded;
+mod recorder;
 mod reload;
 mod respond;
 mod start;

@@ -12,12 +12,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use bglass_core::audit::event::EventKind;
 use bglass_core::catalog::ServiceKind;
-use bglass_core::id::SecretName;
-use bglass_core::{ExposeSecret, timestamp};
+use bglass_core::timestamp;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -142,6 +139,35 @@ pub async fn open(
             &serde_json::json!({ "connected": true, "service": service.name }),
         );
     }
+    // A recorded service's keys are checked before the tunnel opens: without them its
+    // sessions cannot be recorded, and so are refused (fail closed).
+    let recorded_key = if service.recorded() {
+        let keys = super::certify::vault_key(proxy, crate::recording_keys::HOST_KEY_SECRET).and_then(
+            |host| {
+                super::certify::vault_key(proxy, crate::recording_keys::SESSION_CA_SECRET)
+                    .map(|_| host)
+            },
+        );
+        match keys {
+            Ok(host) => Some(host),
+            Err(r) => {
+                let r = Refusal::new(
+                    "recording_unavailable",
+                    503,
+                    format!("{} is recorded, and this proxy cannot record: {}", service.name, r.message),
+                )
+                .hint("the operator runs `bglass-proxy ssh-ca recording --config proxy.toml` and reloads the proxy");
+                let context = Denied {
+                    service: Some(service.name.clone()),
+                    grant: Some(grant),
+                    ..Denied::default()
+                };
+                return refusal_response(&proxy.refuse(Some(caller.id.clone()), &r, context).await);
+            }
+        }
+    } else {
+        None
+    };
     let opened = EventKind::TunnelOpen {
         grant: grant.clone(),
         service: service.name.clone(),
@@ -152,20 +178,56 @@ pub async fn open(
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let proxy = Arc::clone(proxy);
+    let canary = verified.claims().canary;
+    let exp = verified.claims().exp;
     tokio::spawn(async move {
+        let ended = {
+            let proxy = Arc::clone(&proxy);
+            let grant = grant.clone();
+            async move {
+                watch.ended().await;
+                let revoked = lock(&proxy.state)
+                    .grants
+                    .get(&grant)
+                    .is_some_and(|g| g.revoked_ms.is_some());
+                if revoked { "revoked" } else { "expired" }
+            }
+        };
         let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let reason = match on_upgrade.await {
-            Ok(upgraded) => {
+        let reason = match (on_upgrade.await, recorded_key) {
+            (Ok(upgraded), Some(host_key)) => {
+                let ctx = Arc::new(super::recorded::Context {
+                    proxy: Arc::clone(&proxy),
+                    caller: caller.id.clone(),
+                    service: service.clone(),
+                    grant: grant.clone(),
+                    exp,
+                    canary,
+                    tunnel,
+                });
+                let counters = Arc::new(super::recorded::Counters::default());
+                let client = TokioIo::new(upgraded);
+                let reason = super::recorded::serve(
+                    ctx,
+                    client,
+                    upstream,
+                    host_key,
+                    Arc::clone(&counters),
+                    ended,
+                )
+                .await;
+                up.store(counters.up.load(Ordering::Relaxed), Ordering::Relaxed);
+                down.store(counters.down.load(Ordering::Relaxed), Ordering::Relaxed);
+                reason
+            }
+            (Ok(upgraded), None) => {
                 let client = TokioIo::new(upgraded);
                 tokio::select! {
                     reason = pump(client, upstream, Arc::clone(&up), Arc::clone(&down)) => reason,
-                    () = watch.ended() => {
-                        let revoked = lock(&proxy.state).grants.get(&grant).is_some_and(|g| g.revoked_ms.is_some());
-                        if revoked { "revoked" } else { "expired" }
-                    }
+                    reason = ended => reason,
                 }
             }
-            Err(_) => "upgrade_failed",
+            (Err(_), _) => "upgrade_failed",
         };
         let (bytes_up, bytes_down) = (up.load(Ordering::Relaxed), down.load(Ordering::Relaxed));
         proxy.metrics.bytes(bytes_up, bytes_down);
@@ -318,87 +380,51 @@ async fn issue(
     else {
         return Err(Refusal::new("wrong_kind", 400, "not an SSH service"));
     };
-    let ca = {
-        let vault = proxy
-            .vault
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let name = SecretName::new(SSH_CA_SECRET)
-            .map_err(|e| Refusal::new("internal", 500, e.to_string()))?;
-        let encoded = vault
-            .proxy_key(&name)
-            .ok_or_else(|| Refusal::new("no_ssh_ca", 500, "the SSH CA key is not in the vault"))?;
-        // Decoded copies of the key are wiped when dropped.
-        let pem =
-            zeroize::Zeroizing::new(STANDARD.decode(encoded.expose_secret()).map_err(|_| {
-                Refusal::new(
-                    "no_ssh_ca",
-                    500,
-                    "the SSH CA key in the vault is not base64",
-                )
-            })?);
-        let pem = std::str::from_utf8(&pem)
-            .map_err(|_| Refusal::new("no_ssh_ca", 500, "the SSH CA key is not text"))?;
-        ssh_key::PrivateKey::from_openssh(pem)
-            .map_err(|e| Refusal::new("no_ssh_ca", 500, format!("the SSH CA key: {e}")))?
-    };
-    let mut random = [0u8; 40];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
-        .map_err(|_| Refusal::new("internal", 500, "random generator failed"))?;
-    let serial = u64::from_be_bytes([
-        random[32], random[33], random[34], random[35], random[36], random[37], random[38],
-        random[39],
-    ]);
+    if service.recorded() {
+        // The proxy logs in to a recorded host itself: the responder gets no certificate,
+        // only the key of the proxy's own SSH endpoint to check.
+        let host = super::certify::vault_key(
+            proxy,
+            crate::recording_keys::HOST_KEY_SECRET,
+        )?
+        .public_key()
+        .to_openssh()
+        .map_err(|e| Refusal::new("internal", 500, format!("the SSH host key: {e}")))?;
+        return Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "recorded": true,
+                "principals": principals,
+                "host_key": host,
+                "valid_before": claims.exp,
+                "grant_expires": claims.exp,
+            }),
+        ));
+    }
+    let ca = super::certify::vault_key(proxy, SSH_CA_SECRET)?;
     let now = timestamp::now_ms() / 1000;
-    let fail =
-        |e: ssh_key::Error| Refusal::new("internal", 500, format!("building the certificate: {e}"));
     // Valid from a minute ago (clock skew between proxy and host) for minutes, never past
     // the grant's end; only from the addresses this proxy reaches hosts from.
     let settings = &proxy.config.ssh;
     let (valid_after, valid_before) = settings.window(now, claims.exp);
-    let mut builder = ssh_key::certificate::Builder::new(
-        random[..32].to_vec(),
-        public.key_data().clone(),
-        valid_after,
-        valid_before,
-    )
-    .map_err(fail)?;
-    builder
-        .critical_option("source-address", settings.source_address_option())
-        .map_err(fail)?;
-    builder.serial(serial).map_err(fail)?;
-    builder
-        .cert_type(ssh_key::certificate::CertType::User)
-        .map_err(fail)?;
-    builder
-        .key_id(format!(
-            "bglass:{}:{}:{}",
-            caller.id, claims.id, proxy.config.id
-        ))
-        .map_err(fail)?;
-    for p in principals {
-        builder.valid_principal(p.clone()).map_err(fail)?;
+    let mut extensions = Vec::new();
+    if *permit_port_forwarding {
+        extensions.push("permit-port-forwarding");
     }
-    if claims.canary {
-        // A canary's login runs `true` and nothing else: no shell, no forwarding.
-        builder
-            .critical_option("force-command", "true")
-            .map_err(fail)?;
-    } else {
-        builder.extension("permit-pty", "").map_err(fail)?;
-        if *permit_port_forwarding {
-            builder
-                .extension("permit-port-forwarding", "")
-                .map_err(fail)?;
-        }
-        if *permit_agent_forwarding {
-            builder
-                .extension("permit-agent-forwarding", "")
-                .map_err(fail)?;
-        }
+    if *permit_agent_forwarding {
+        extensions.push("permit-agent-forwarding");
     }
-    let cert = builder.sign(&ca).map_err(fail)?;
+    let spec = super::certify::Spec {
+        key: public.key_data(),
+        principals,
+        window: (valid_after, valid_before),
+        key_id: format!("bglass:{}:{}:{}", caller.id, claims.id, proxy.config.id),
+        probe_only: claims.canary,
+        extensions,
+    };
+    let (cert, serial) = super::certify::sign(proxy, &ca, &spec)?;
+    let fail =
+        |e: ssh_key::Error| Refusal::new("internal", 500, format!("building the certificate: {e}"));
     let text = cert.to_openssh().map_err(fail)?;
     let event = EventKind::SshCertificate {
         grant: claims.id.clone(),
