@@ -139,7 +139,9 @@ pub enum ConfigProblem {
     #[error("{0}")]
     Witness(String),
     /// `ssh_host_key` is not an OpenSSH public key line.
-    #[error("ssh_host_key must be an OpenSSH public key (`ssh-ed25519 AAAA…`), as `bglass-proxy init` prints it")]
+    #[error(
+        "ssh_host_key must be an OpenSSH public key (`ssh-ed25519 AAAA…`), as `bglass-proxy init` prints it"
+    )]
     SshHostKey,
     /// A proxy is listed twice.
     #[error("proxy {url} is listed twice")]
@@ -355,7 +357,9 @@ pub fn canonical_ssh_key(line: &str) -> Option<String> {
     use base64::Engine;
     let mut parts = line.split_whitespace();
     let (kind, data) = (parts.next()?, parts.next()?);
-    let decoded = base64::engine::general_purpose::STANDARD.decode(data).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .ok()?;
     (kind.starts_with("ssh-") || kind.starts_with("ecdsa-"))
         .then_some(())
         .filter(|()| decoded.len() > 4)?;

@@ -602,7 +602,11 @@ fn ssh_ca(config_path: &std::path::Path, step: SshCaStep) -> Result<(), Failure>
             println!("ssh host key: {}", keys.host_key);
             eprintln!(
                 "Recorded hosts (record = true) trust the session CA alone in TrustedUserCAKeys; responders pin the host key as ssh_host_key in their config.{}",
-                if keys.made { " The keys were made just now: SIGHUP the proxy." } else { "" }
+                if keys.made {
+                    " The keys were made just now: SIGHUP the proxy."
+                } else {
+                    ""
+                }
             );
             return Ok(());
         }

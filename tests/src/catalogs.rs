@@ -1,5 +1,5 @@
 //! The catalogs of the end-to-end tests, with placeholders the world fills in when it writes
-//! them: `{nginx}`, `{dead}`, `{ssh}`, `{hostkey}` and `{redis}`.
+//! them: `{nginx}`, `{dead}`, `{ssh}`, `{hostkey}`, `{rssh}`, `{rhostkey}` and `{redis}`.
 
 /// A catalog for tests: `grafana` (no approval) and `argocd` (one approval, emergency
 /// bypass) on nginx, `down` on a dead port, `prom` on nginx with a 30 s max TTL.
@@ -101,4 +101,46 @@ max_ttl = "1h"
 default_ttl = "30m"
 approvals = 0
 probe = "redis"
+"#;
+
+/// The catalog of the recorded-SSH tests: `bastion` (ssh, not recorded) and `vault-ssh` (ssh,
+/// `record = true`, on the sshd that trusts only the session CA), sharing the principal
+/// `breakglass` so that only the CA each host trusts tells them apart; `grafana` on nginx.
+pub const RECORDED_CATALOG: &str = r#"version = 1
+
+[[service]]
+name = "bastion"
+kind = "ssh"
+description = "SSH bastion, not recorded"
+upstream = "127.0.0.1:{ssh}"
+max_ttl = "1h"
+default_ttl = "30m"
+approvals = 0
+principals = ["breakglass"]
+share_principals = true
+host_key = "{hostkey}"
+
+[[service]]
+name = "vault-ssh"
+kind = "ssh"
+description = "A recorded host"
+upstream = "127.0.0.1:{rssh}"
+max_ttl = "1h"
+default_ttl = "30m"
+approvals = 0
+principals = ["breakglass"]
+share_principals = true
+host_key = "{rhostkey}"
+record = true
+
+[[service]]
+name = "grafana"
+kind = "http"
+description = "Dashboards"
+upstream = "127.0.0.1:{nginx}"
+max_ttl = "4h"
+default_ttl = "1h"
+approvals = 0
+health = { path = "/api/health", expect_status = 200, auth = true }
+inject = { header = "Authorization", secret = "nginx_basic", format = "Basic {}" }
 "#;

@@ -90,9 +90,31 @@ impl World {
     /// Starts OpenSSH's sshd on loopback, trusting the SSH CAs of every proxy (plus
     /// `extra_cas`), with the principal `breakglass` allowed to log in as the current user.
     pub fn start_sshd(&mut self, extra_cas: &[String]) {
+        let mut cas: Vec<String> = self
+            .proxies
+            .iter()
+            .map(|p| std::fs::read_to_string(p.dir.join("ssh_ca.pub")).unwrap())
+            .collect();
+        cas.extend(extra_cas.iter().cloned());
+        self.sshd = Some(self.spawn_sshd("sshd", &cas));
+    }
+
+    /// Starts a second sshd for recorded services (`{rssh}`, `{rhostkey}` in catalogs): it
+    /// trusts every proxy's session CA and not the responders' CA.
+    pub fn start_recorded_sshd(&mut self) {
+        let cas: Vec<String> = self
+            .proxies
+            .iter()
+            .map(|p| std::fs::read_to_string(p.dir.join("ssh_session_ca.pub")).unwrap())
+            .collect();
+        self.recorded_sshd = Some(self.spawn_sshd("recorded-sshd", &cas));
+    }
+
+    /// Starts sshd in `name` trusting `cas`; returns its port and host key.
+    fn spawn_sshd(&mut self, name: &str, cas: &[String]) -> (u16, String) {
         let hold = PortHold::new();
         let port = hold.port();
-        let dir = self.dir.path().join("sshd");
+        let dir = self.dir.path().join(name);
         std::fs::create_dir_all(dir.join("principals")).unwrap();
         let key = dir.join("host_ed25519");
         let status = Command::new("ssh-keygen")
@@ -107,12 +129,6 @@ impl World {
             .take(2)
             .collect::<Vec<_>>()
             .join(" ");
-        let mut cas: Vec<String> = self
-            .proxies
-            .iter()
-            .map(|p| std::fs::read_to_string(p.dir.join("ssh_ca.pub")).unwrap())
-            .collect();
-        cas.extend(extra_cas.iter().cloned());
         std::fs::write(dir.join("ca.pub"), cas.join("\n")).unwrap();
         std::fs::write(dir.join("principals").join(current_user()), "breakglass\n").unwrap();
         let _ = std::fs::create_dir_all("/run/sshd");
@@ -143,7 +159,7 @@ impl World {
         self.others.push(child);
         wait_port(port);
         drop(hold);
-        self.sshd = Some((port, host_pub));
+        (port, host_pub)
     }
 
     /// Starts redis-server on loopback (no persistence).

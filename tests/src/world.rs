@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use crate::catalogs::{SSH_CATALOG, TEST_CATALOG};
+pub use crate::catalogs::{RECORDED_CATALOG, SSH_CATALOG, TEST_CATALOG};
 use crate::ports::PortHold;
 use crate::wait::eventually;
 use crate::{Run, bin, command, run};
@@ -121,6 +121,8 @@ pub struct World {
     _dead: PortHold,
     /// sshd's port and host public key, once started.
     pub sshd: Option<(u16, String)>,
+    /// The recorded services' sshd (trusting the session CA), once started.
+    pub recorded_sshd: Option<(u16, String)>,
     /// Redis's port, once started.
     pub redis_port: u16,
     pub(crate) others: Vec<Child>,
@@ -161,6 +163,7 @@ impl World {
             dead_port: dead.port(),
             _dead: dead,
             sshd: None,
+            recorded_sshd: None,
             redis_port: 0,
             others: Vec::new(),
             dir,
@@ -242,12 +245,18 @@ impl World {
     /// services.toml, and stores the upstream credential in every vault.
     pub fn catalog(&self, catalog: &str) {
         let (ssh_port, host_key) = self.sshd.clone().unwrap_or((self.dead_port, String::new()));
+        let (rssh_port, rhost_key) = self
+            .recorded_sshd
+            .clone()
+            .unwrap_or((self.dead_port, String::new()));
         // Placeholders in a template, filled in before it is TOML.
         let text = catalog
             .replace("{nginx}", &self.nginx_port.to_string())
             .replace("{dead}", &self.dead_port.to_string())
             .replace("{ssh}", &ssh_port.to_string())
             .replace("{hostkey}", &host_key)
+            .replace("{rssh}", &rssh_port.to_string())
+            .replace("{rhostkey}", &rhost_key)
             .replace("{redis}", &self.redis_port.to_string());
         for p in &self.proxies {
             std::fs::write(p.dir.join("services.toml"), &text).unwrap();

@@ -57,7 +57,7 @@ fn plan(config_flag: Option<&Path>, args: EnrollArgs) -> CliResult<Plan> {
         proxies.push(ProxyEntry {
             witnesses: Vec::new(),
             witness_quorum: 0,
-                    ssh_host_key: None,
+            ssh_host_key: None,
             url: url.clone(),
             addr,
             pin,

@@ -26,7 +26,13 @@ pub fn vault_key(proxy: &Arc<Proxy>, secret: &'static str) -> Result<ssh_key::Pr
     let pem = Zeroizing::new(
         base64::engine::general_purpose::STANDARD
             .decode(encoded.expose_secret())
-            .map_err(|_| Refusal::new("no_ssh_ca", 500, format!("{secret} in the vault is not base64")))?,
+            .map_err(|_| {
+                Refusal::new(
+                    "no_ssh_ca",
+                    500,
+                    format!("{secret} in the vault is not base64"),
+                )
+            })?,
     );
     let pem = std::str::from_utf8(&pem)
         .map_err(|_| Refusal::new("no_ssh_ca", 500, format!("{secret} is not text")))?;

@@ -3,10 +3,10 @@
 //! channel by channel, and records what passes ([`super::recorder`]).
 //!
 //! - The tunnel is already authorised (mutual TLS, a live grant for the service), so the
-//!   proxy's SSH endpoint accepts the `none` method for any of the catalog's principals:
-//!   the responder holds no SSH key or certificate at all.
+//!   proxy's SSH endpoint accepts the `none` method, as the login name the responder asks
+//!   for: the responder holds no SSH key or certificate at all.
 //! - The proxy's login to the host uses a fresh in-memory key and a certificate from the
-//!   session CA (valid minutes, from the proxy's addresses, for that one principal), which
+//!   session CA (valid minutes, from the proxy's addresses, with the catalog's principals), which
 //!   recorded hosts trust instead of the responders' CA. The host's key must be the key the
 //!   catalog pins.
 //! - Session channels only: shells, commands, subsystems. Port, agent and X11 forwarding
@@ -266,7 +266,7 @@ impl Handler {
             .map_err(|e| format!("generating the session key: {e}"))?;
         let now = timestamp::now_ms() / 1000;
         let window = ctx.proxy.config.ssh.window(now, ctx.exp);
-        let principals = [user.to_owned()];
+        let principals = self.principals().to_vec();
         let spec = super::certify::Spec {
             key: key.public_key().key_data(),
             principals: &principals,
@@ -278,14 +278,16 @@ impl Handler {
             probe_only: ctx.canary,
             extensions: Vec::new(),
         };
-        let (cert, serial) =
-            super::certify::sign(&ctx.proxy, &ca, &spec).map_err(|r| r.message)?;
+        let (cert, serial) = super::certify::sign(&ctx.proxy, &ca, &spec).map_err(|r| r.message)?;
         let event = EventKind::SshCertificate {
             grant: ctx.grant.clone(),
             service: ctx.service.name.clone(),
-            key: key.public_key().fingerprint(ssh_key::HashAlg::Sha256).to_string(),
+            key: key
+                .public_key()
+                .fingerprint(ssh_key::HashAlg::Sha256)
+                .to_string(),
             serial,
-            principals: principals.to_vec(),
+            principals: principals.clone(),
             valid_before: window.1,
         };
         ctx.proxy
@@ -303,7 +305,9 @@ impl Handler {
         let key = key
             .to_openssh(ssh_key::LineEnding::LF)
             .map_err(|e| fail(&e))
-            .and_then(|pem| russh::keys::PrivateKey::from_openssh(pem.as_bytes()).map_err(|e| fail(&e)))?;
+            .and_then(|pem| {
+                russh::keys::PrivateKey::from_openssh(pem.as_bytes()).map_err(|e| fail(&e))
+            })?;
         let cert = cert
             .to_openssh()
             .map_err(|e| fail(&e))
@@ -332,7 +336,9 @@ impl russh::server::Handler for Handler {
     type Error = russh::Error;
 
     async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
-        if !self.principals().iter().any(|p| p == user) {
+        // The login name is the responder's choice, as with a certificate of their own: the
+        // host decides whether the catalog's principals may log in as it.
+        if user.is_empty() || user.len() > 64 {
             return Ok(Auth::reject());
         }
         if self.up.is_none() && self.broken.is_none() {
@@ -352,7 +358,10 @@ impl russh::server::Handler for Handler {
         let opened = match (&self.up, recorder, &self.broken) {
             (Some(up), Some(recorder), None) => match up.channel_open_session().await {
                 Ok(upstream) => Ok((upstream, recorder)),
-                Err(e) => Err(format!("{} refused a session channel: {e}", self.ctx.service.name)),
+                Err(e) => Err(format!(
+                    "{} refused a session channel: {e}",
+                    self.ctx.service.name
+                )),
             },
             (_, _, Some(why)) => Err(why.clone()),
             _ => Err("the session has no login to the host".to_owned()),
@@ -605,7 +614,12 @@ impl russh::client::Handler for PinnedUpstream {
         let presented = server_public_key
             .to_openssh()
             .map_err(|e| UpstreamError::HostKey(format!("the host's key: {e}")))?;
-        let key = |text: &str| text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let key = |text: &str| {
+            text.split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         if key(&presented) != key(&self.pinned) {
             return Err(UpstreamError::HostKey(format!(
                 "the host's key ({}) is not the key the catalog pins; the proxy refused to log in",

@@ -258,7 +258,12 @@ impl Writer {
         self.proxy
             .record(Some(self.actor.clone()), entry)
             .await
-            .map_err(|r| format!("the audit log refused the recording's chunks: {}", r.message))?;
+            .map_err(|r| {
+                format!(
+                    "the audit log refused the recording's chunks: {}",
+                    r.message
+                )
+            })?;
         self.listed += count;
         self.bytes += bytes;
         self.committed = self.whole.clone();

@@ -142,12 +142,11 @@ pub async fn open(
     // A recorded service's keys are checked before the tunnel opens: without them its
     // sessions cannot be recorded, and so are refused (fail closed).
     let recorded_key = if service.recorded() {
-        let keys = super::certify::vault_key(proxy, crate::recording_keys::HOST_KEY_SECRET).and_then(
-            |host| {
+        let keys = super::certify::vault_key(proxy, crate::recording_keys::HOST_KEY_SECRET)
+            .and_then(|host| {
                 super::certify::vault_key(proxy, crate::recording_keys::SESSION_CA_SECRET)
                     .map(|_| host)
-            },
-        );
+            });
         match keys {
             Ok(host) => Some(host),
             Err(r) => {
@@ -383,13 +382,10 @@ async fn issue(
     if service.recorded() {
         // The proxy logs in to a recorded host itself: the responder gets no certificate,
         // only the key of the proxy's own SSH endpoint to check.
-        let host = super::certify::vault_key(
-            proxy,
-            crate::recording_keys::HOST_KEY_SECRET,
-        )?
-        .public_key()
-        .to_openssh()
-        .map_err(|e| Refusal::new("internal", 500, format!("the SSH host key: {e}")))?;
+        let host = super::certify::vault_key(proxy, crate::recording_keys::HOST_KEY_SECRET)?
+            .public_key()
+            .to_openssh()
+            .map_err(|e| Refusal::new("internal", 500, format!("the SSH host key: {e}")))?;
         return Ok(json(
             StatusCode::OK,
             &serde_json::json!({

@@ -36,6 +36,7 @@ mod proxy_flow;
 mod proxy_hardening;
 mod proxy_ops;
 mod proxy_refusals;
+mod recorded_ssh;
 mod rekey;
 mod requests_cancel;
 mod ssh_ca_rotation;
