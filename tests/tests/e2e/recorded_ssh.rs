@@ -68,12 +68,12 @@ fn a_recorded_session_runs_commands_and_its_recording_is_proven_complete_or_name
     let ok = ssh(&w, &["echo", "recorded-marker-1"]);
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
     assert_eq!(ok.stdout, "recorded-marker-1\n");
-    let three = ssh(&w, &["sh", "-c", "'exit 3'"]);
+    let three = ssh(&w, &["sh", "-c", "exit 3"]);
     assert_eq!(three.code, Some(3), "{}", three.stderr);
     // Enough output for several chunks.
     let bulk = ssh(
         &w,
-        &["sh", "-c", "'head -c 600000 /dev/zero | tr \"\\0\" x'"],
+        &["sh", "-c", "head -c 600000 /dev/zero | tr '\\0' x"],
     );
     assert_eq!(bulk.code, Some(0), "{}", bulk.stderr);
     assert_eq!(bulk.stdout.len(), 600_000);
@@ -324,7 +324,7 @@ fn a_proxy_killed_mid_session_leaves_a_truncated_recording_and_a_recording_that_
         .arg("--config")
         .arg(&w.responder("alice").config)
         .args(["ssh", "vault-ssh", "--user", &user, "--"])
-        .args(["sh", "-c", "'echo started; sleep 30'"])
+        .args(["sh", "-c", "echo started; sleep 30"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
