@@ -83,7 +83,7 @@ pub async fn handle(proxy: &Arc<Proxy>, peer: &Peer, req: Request<Incoming>) -> 
             tile(proxy, &caller, &p["/v1/audit/".len()..])
         }
         (Method::GET, p) if p.starts_with("/v1/audit/policy/") => {
-            super::mirror::policy_file(proxy, &caller, &p["/v1/audit/policy/".len()..])
+            super::mirror::policy_file(proxy, &caller, &p["/v1/audit/policy/".len()..]).await
         }
         _ => Err(Refusal::new("not_found", 404, format!("no route {path}"))),
     };

@@ -3,6 +3,11 @@
 //! (`/v1/audit/tile/entries/<N>[.p/<W>]`), and the catalogs and rosters the log names
 //! (`/v1/audit/policy/<kind>-<sha256>.toml`). Both need the auditor role: the entries are
 //! the whole record of who asked for what and why.
+//!
+//! Reading them is itself audited (PCI DSS 10.2.1.3 asks for every access to audit logs):
+//! an `audit_read` entry names the reader and what they read before the first read of each
+//! minute is served, with the count of their reads of that kind since their last such entry.
+//! A read that cannot be recorded is refused.
 
 use std::sync::Arc;
 
@@ -26,6 +31,41 @@ fn auditor(caller: &Responder) -> Result<(), Refusal> {
         ))
     }
 }
+
+/// Records that `caller` reads `what` (at most one entry per reader, kind and minute).
+async fn audited(
+    proxy: &Arc<Proxy>,
+    caller: &Responder,
+    what: &'static str,
+) -> Result<(), Refusal> {
+    let now = bglass_core::timestamp::now_ms();
+    let count = {
+        let mut reads = super::lock(&proxy.reads);
+        let seen = reads.entry((caller.id.clone(), what)).or_insert((0, 0));
+        seen.1 += 1;
+        if seen.0 != 0 && now.saturating_sub(seen.0) < READ_WINDOW_MS {
+            return Ok(());
+        }
+        seen.0 = now;
+        std::mem::take(&mut seen.1)
+    };
+    let event = bglass_core::audit::event::EventKind::AuditRead {
+        what: what.to_owned(),
+        count,
+    };
+    if let Err(r) = proxy.record(Some(caller.id.clone()), event).await {
+        // Not recorded: the next read tries again, and this one is not served.
+        if let Some(seen) = super::lock(&proxy.reads).get_mut(&(caller.id.clone(), what)) {
+            seen.0 = 0;
+            seen.1 += count;
+        }
+        return Err(r);
+    }
+    Ok(())
+}
+
+/// Reads of one kind by one reader within this window share an `audit_read` entry.
+const READ_WINDOW_MS: u64 = 60_000;
 
 fn bytes(data: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(full(data));
@@ -60,6 +100,7 @@ pub(super) async fn entries(
     rest: &str,
 ) -> Result<Response<Body>, Refusal> {
     auditor(caller)?;
+    audited(proxy, caller, "entries").await?;
     let malformed = || {
         Refusal::new(
             "malformed",
@@ -121,12 +162,13 @@ pub(super) async fn entries(
 
 /// `GET /v1/audit/policy/<catalog|roster>-<sha256>.toml`: a catalog or roster the log names,
 /// checked against its digest before it is served.
-pub(super) fn policy_file(
-    proxy: &Proxy,
+pub(super) async fn policy_file(
+    proxy: &Arc<Proxy>,
     caller: &Responder,
     name: &str,
 ) -> Result<Response<Body>, Refusal> {
     auditor(caller)?;
+    audited(proxy, caller, "policy").await?;
     let parsed = name.strip_suffix(".toml").and_then(|stem| {
         let (kind, digest) = stem.split_once('-')?;
         let kind = match kind {

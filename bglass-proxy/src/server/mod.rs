@@ -92,6 +92,9 @@ pub struct Proxy {
     /// The cookies tools set, per grant: replayed to the tool, never given to the client,
     /// dropped when the grant ends.
     jars: Mutex<HashMap<bglass_core::id::GrantId, hygiene::CookieJar>>,
+    /// Audited reads of the log per reader and kind: when the last `audit_read` entry was
+    /// written (Unix ms), and the reads since.
+    reads: Mutex<HashMap<(bglass_core::id::ResponderId, &'static str), (u64, u64)>>,
     /// Long polls waiting on one request's decision (`GET /v1/requests/ID?wait=S`).
     request_waiters: Mutex<HashMap<bglass_core::id::RequestId, Arc<tokio::sync::Notify>>>,
     /// Bumped when the set of pending requests changes (`GET /v1/requests?wait=S`).

@@ -325,6 +325,7 @@ pub fn start_with(
         grant_changes: tokio::sync::watch::channel(0).0,
         jars: Mutex::new(HashMap::new()),
         request_waiters: Mutex::new(HashMap::new()),
+        reads: Mutex::new(HashMap::new()),
         pending_changes: tokio::sync::watch::channel(0).0,
         upstream,
         storage: storage::StorageWatch::default(),

@@ -92,6 +92,27 @@ fn an_auditor_mirrors_a_proxy_and_is_alerted_once_of_a_violation_a_rollback_and_
         "{}",
         first.stdout
     );
+    // Reading the log through the API is itself in the log: who read what (PCI DSS 10.2).
+    let reads = eventually(
+        Duration::from_secs(5),
+        "the auditor's read in the log",
+        || {
+            let events = bglass_core::audit::report::read_events(&w.proxies[0].log_dir()).unwrap();
+            let reads: Vec<_> = events
+            .into_iter()
+            .filter(|(_, e)| {
+                matches!(&e.event, bglass_core::audit::event::EventKind::AuditRead { what, count } if what == "entries" && *count >= 1)
+                    && e.actor.as_ref().map(|a| a.as_str()) == Some("audrey")
+            })
+            .collect();
+            (!reads.is_empty()).then_some(reads)
+        },
+    );
+    assert_eq!(
+        reads.len(),
+        1,
+        "one entry per reader, kind and minute: {reads:?}"
+    );
     w.denials("alice", 0, 5);
     let second = eventually(
         Duration::from_secs(10),

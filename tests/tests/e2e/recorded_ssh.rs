@@ -71,10 +71,7 @@ fn a_recorded_session_runs_commands_and_its_recording_is_proven_complete_or_name
     let three = ssh(&w, &["sh", "-c", "exit 3"]);
     assert_eq!(three.code, Some(3), "{}", three.stderr);
     // Enough output for several chunks.
-    let bulk = ssh(
-        &w,
-        &["sh", "-c", "head -c 600000 /dev/zero | tr '\\0' x"],
-    );
+    let bulk = ssh(&w, &["sh", "-c", "head -c 600000 /dev/zero | tr '\\0' x"]);
     assert_eq!(bulk.code, Some(0), "{}", bulk.stderr);
     assert_eq!(bulk.stdout.len(), 600_000);
 
@@ -117,6 +114,10 @@ fn a_recorded_session_runs_commands_and_its_recording_is_proven_complete_or_name
             .iter()
             .any(|f| f.kind == recording::FrameKind::ExitStatus && f.data == b"3")
     );
+
+    // The log with its recorded sessions proves the policy was followed.
+    let policy = w.bglass("alice", &["audit", "verify", log.to_str().unwrap(), "--policy"]);
+    assert_eq!(policy.code, Some(0), "{}{}", policy.stdout, policy.stderr);
 
     // The auditor's check, offline, through the CLI.
     let bulk_rec = &found[2];
