@@ -79,3 +79,17 @@ fn the_restart_benchmark_starts_a_proxy_on_a_written_log() {
     let out = run("restart-bench", &["3000", "1"]);
     assert!(out.contains("worst: serving in"), "{out}");
 }
+
+#[test]
+fn the_recording_benchmark_measures_both_paths_and_finds_the_recording_complete() {
+    let out = run("record-bench", &["--keys", "50", "--bulk-mb", "2"]);
+    for line in [
+        "plain     keystroke rtt",
+        "recorded  keystroke rtt",
+        "recording adds per keystroke",
+        "recorded bulk vs plain",
+    ] {
+        assert!(out.contains(line), "no {line:?}:\n{out}");
+    }
+    assert!(out.contains("bytes, complete ("), "{out}");
+}

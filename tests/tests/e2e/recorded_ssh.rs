@@ -116,7 +116,10 @@ fn a_recorded_session_runs_commands_and_its_recording_is_proven_complete_or_name
     );
 
     // The log with its recorded sessions proves the policy was followed.
-    let policy = w.bglass("alice", &["audit", "verify", log.to_str().unwrap(), "--policy"]);
+    let policy = w.bglass(
+        "alice",
+        &["audit", "verify", log.to_str().unwrap(), "--policy"],
+    );
     assert_eq!(policy.code, Some(0), "{}{}", policy.stdout, policy.stderr);
 
     // The auditor's check, offline, through the CLI.
