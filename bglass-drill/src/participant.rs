@@ -551,11 +551,16 @@ async fn probe_ssh(
                 }
                 banner.extend_from_slice(&buf[..n]);
             }
-            let certificate = ssh_key::Certificate::from_openssh(&issued.certificate)
-                .map_err(|e| failed("certificate", "bad_certificate", e.to_string()))?;
             if !banner.starts_with(b"SSH-2.0-") {
                 return Err(failed("tool", "bad_answer", "no SSH banner"));
             }
+            // A recorded service answers with the proxy's own SSH endpoint, and no
+            // certificate is issued for it.
+            if issued.recorded {
+                return Ok(());
+            }
+            let certificate = ssh_key::Certificate::from_openssh(&issued.certificate)
+                .map_err(|e| failed("certificate", "bad_certificate", e.to_string()))?;
             if certificate.valid_principals().is_empty() {
                 return Err(failed(
                     "certificate",
@@ -617,18 +622,29 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     use bglass_client::ssh::LoginError;
-    let ssh = bglass_client::ssh::login_with(
-        config,
-        tunnel,
-        name,
-        &issued.host_key,
-        user,
-        key,
-        &issued.certificate,
-        Duration::from_secs(10),
-    )
-    .await
-    .map_err(|e| match e {
+    let logged_in = if issued.recorded {
+        bglass_client::ssh::login_recorded(
+            tunnel,
+            name,
+            &issued.host_key,
+            user,
+            Duration::from_secs(10),
+        )
+        .await
+    } else {
+        bglass_client::ssh::login_with(
+            config,
+            tunnel,
+            name,
+            &issued.host_key,
+            user,
+            key,
+            &issued.certificate,
+            Duration::from_secs(10),
+        )
+        .await
+    };
+    let ssh = logged_in.map_err(|e| match e {
         LoginError::Key(why) => failed("tool", "internal", why),
         LoginError::Handshake(why) => failed("tool", "ssh_handshake", why),
         LoginError::HostKey(e) => {
@@ -647,8 +663,51 @@ where
             format!("{name} did not accept the certificate for {user}"),
         ),
     })?;
+    // Through a recorded service the proxy logs in to the host itself: only a command run
+    // there shows that it got in.
+    if issued.recorded {
+        recorded_run(&ssh, name, user).await?;
+    }
     let _ = ssh
         .disconnect(russh::Disconnect::ByApplication, "drill probe done", "")
         .await;
     Ok(())
+}
+
+/// Runs `true` on a recorded host through the proxy's session; fails with what the proxy
+/// said when its own login (or the recording) failed.
+async fn recorded_run(
+    ssh: &bglass_client::ssh::SshHandle,
+    name: &ServiceName,
+    user: &str,
+) -> Result<(), Failed> {
+    let refused = |why: String| failed("tool", "ssh_auth", why);
+    let mut channel = ssh
+        .channel_open_session()
+        .await
+        .map_err(|e| refused(format!("{name}: opening a session: {e}")))?;
+    channel
+        .exec(true, "true")
+        .await
+        .map_err(|e| refused(format!("{name}: running a command: {e}")))?;
+    let (mut status, mut said) = (None, Vec::new());
+    let wait = async {
+        while let Some(msg) = channel.wait().await {
+            match msg {
+                russh::ChannelMsg::ExtendedData { data, .. } => said.extend_from_slice(&data),
+                russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .map_err(|_| refused(format!("{name}: the command did not finish within 10s")))?;
+    match status {
+        Some(0) => Ok(()),
+        _ => Err(refused(format!(
+            "{name} as {user} through the proxy: {}",
+            String::from_utf8_lossy(&said).trim()
+        ))),
+    }
 }
