@@ -100,21 +100,19 @@ pub fn run_in(config: Option<&Path>, session: Session, args: SshArgs) -> CliResu
         .ok_or_else(|| CliError::internal("the certificate has no principal"))?;
 
     // A recorded service: the proxy's own SSH endpoint, whose key the config may pin.
-    if issued.recorded {
-        if let Some(pinned) = &conn.entry.ssh_host_key {
-            if bglass_client::config::canonical_ssh_key(&issued.host_key).as_deref()
-                != Some(pinned.as_str())
-            {
-                return Err(CliError::new(
-                    ErrorKind::Denied,
-                    format!(
-                        "the proxy's SSH host key ({}) is not the ssh_host_key your config pins; refusing to connect",
-                        issued.host_key
-                    ),
-                )
-                .with_hint("if the proxy's key was changed, check the new one with its operator and update ssh_host_key"));
-            }
-        }
+    if issued.recorded
+        && let Some(pinned) = &conn.entry.ssh_host_key
+        && bglass_client::config::canonical_ssh_key(&issued.host_key).as_deref()
+            != Some(pinned.as_str())
+    {
+        return Err(CliError::new(
+            ErrorKind::Denied,
+            format!(
+                "the proxy's SSH host key ({}) is not the ssh_host_key your config pins; refusing to connect",
+                issued.host_key
+            ),
+        )
+        .with_hint("if the proxy's key was changed, check the new one with its operator and update ssh_host_key"));
     }
     if args.save_cert {
         return save(config, &session, &service, &private, &issued, &user);

@@ -56,6 +56,9 @@ pub use record::Denied;
 pub use respond::{REFUSAL_HEADER, full, json, refusal_response};
 pub use start::{PUBLISHED_CHECKPOINT_FILE, StartError, StartOptions, Startup, start, start_with};
 
+/// Whose reads of which kind of the log's files an `audit_read` entry counts.
+type ReadKey = (bglass_core::id::ResponderId, &'static str);
+
 /// The error type of bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -94,7 +97,7 @@ pub struct Proxy {
     jars: Mutex<HashMap<bglass_core::id::GrantId, hygiene::CookieJar>>,
     /// Audited reads of the log per reader and kind: when the last `audit_read` entry was
     /// written (Unix ms), and the reads since.
-    reads: Mutex<HashMap<(bglass_core::id::ResponderId, &'static str), (u64, u64)>>,
+    reads: Mutex<HashMap<ReadKey, (u64, u64)>>,
     /// Long polls waiting on one request's decision (`GET /v1/requests/ID?wait=S`).
     request_waiters: Mutex<HashMap<bglass_core::id::RequestId, Arc<tokio::sync::Notify>>>,
     /// Bumped when the set of pending requests changes (`GET /v1/requests?wait=S`).

@@ -341,10 +341,11 @@ impl russh::server::Handler for Handler {
         if user.is_empty() || user.len() > 64 {
             return Ok(Auth::reject());
         }
-        if self.up.is_none() && self.broken.is_none() {
-            if let Err(why) = self.begin(user).await {
-                self.broken = Some(why);
-            }
+        if self.up.is_none()
+            && self.broken.is_none()
+            && let Err(why) = self.begin(user).await
+        {
+            self.broken = Some(why);
         }
         Ok(Auth::Accept)
     }
