@@ -362,3 +362,57 @@ fn a_proxy_killed_mid_session_leaves_a_truncated_recording_and_a_recording_that_
         out.stdout
     );
 }
+
+#[test]
+fn revoking_the_grant_ends_a_recorded_session_and_its_recording_says_why() {
+    let w = world();
+    let log = w.proxies[0].log_dir();
+    let grant = w.access("alice", "vault-ssh")["grant"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let user = current_user();
+    let mut child = Command::new(bin("bglass"))
+        .env("BGLASS_PASSPHRASE", PASSPHRASE)
+        .env("HOME", w.dir.path())
+        .arg("--config")
+        .arg(&w.responder("alice").config)
+        .args(["ssh", "vault-ssh", "--user", &user, "--"])
+        .args(["sh", "-c", "echo started; sleep 60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let session = eventually(
+        Duration::from_secs(15),
+        "the session's first chunk in the log",
+        || {
+            recordings(&log)
+                .into_iter()
+                .find(|r| r.end.is_none() && !r.chunks.is_empty())
+                .map(|r| r.session)
+        },
+    );
+    let revoked = w.bglass("alice", &["revoke", &grant, "--reason", "done"]);
+    assert_eq!(revoked.code, Some(0), "{}", revoked.stderr);
+    // The session is cut (the client sees the connection end) and the recording closed.
+    let status = eventually(Duration::from_secs(10), "the session to end", || {
+        child.try_wait().unwrap()
+    });
+    assert!(!status.success());
+    let r = eventually(Duration::from_secs(10), "the recording's end", || {
+        recordings(&log)
+            .into_iter()
+            .find(|r| r.session == session && r.end.is_some())
+    });
+    assert_eq!(r.end.as_ref().unwrap().reason, "revoked");
+    let (checked, bytes) = recording::read_verified(&log, &r).unwrap();
+    assert_eq!(checked.state, State::Complete, "{}", checked.detail);
+    let notes: Vec<String> = recording::decode(&bytes)
+        .0
+        .into_iter()
+        .filter(|f| f.kind == recording::FrameKind::Note)
+        .map(|f| String::from_utf8_lossy(&f.data).into_owned())
+        .collect();
+    assert!(notes.iter().any(|n| n.contains("revoked")), "{notes:?}");
+}
