@@ -125,7 +125,9 @@ impl CliError {
     pub fn report(&self) -> ExitCode {
         match self.kind {
             ErrorKind::ClosedPipe => return ExitCode::SUCCESS,
-            ErrorKind::Exit(code) => return ExitCode::from(code),
+            // The remote command's status: its own output said what happened, unless the
+            // status comes with a message of bglass's (a session cut before it ended).
+            ErrorKind::Exit(code) if self.message.is_empty() => return ExitCode::from(code),
             _ => {}
         }
         eprintln!("error: {}", self.message);

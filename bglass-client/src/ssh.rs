@@ -158,21 +158,8 @@ where
 {
     let cert = russh::keys::Certificate::from_openssh(certificate.trim())
         .map_err(|e| LoginError::Key(format!("the certificate: {e}")))?;
-    let handler = PinnedHost {
-        service: service.clone(),
-        pinned: pinned.to_owned(),
-    };
+    let mut handle = connect(config, stream, service, pinned, timeout).await?;
     let timed_out = || LoginError::Handshake(format!("no answer within {}s", timeout.as_secs()));
-    let mut handle = tokio::time::timeout(
-        timeout,
-        russh::client::connect_stream(config, stream, handler),
-    )
-    .await
-    .map_err(|_| timed_out())?
-    .map_err(|e| match e {
-        HostError::HostKey(e) => LoginError::HostKey(e),
-        HostError::Ssh(e) => LoginError::Handshake(e.to_string()),
-    })?;
     let auth = tokio::time::timeout(
         timeout,
         handle.authenticate_openssh_cert(user, Arc::new(key), cert),
@@ -199,22 +186,9 @@ pub async fn login_recorded<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let handler = PinnedHost {
-        service: service.clone(),
-        pinned: pinned.to_owned(),
-    };
-    let timed_out = || LoginError::Handshake(format!("no answer within {}s", timeout.as_secs()));
     let config = Arc::new(russh::client::Config::default());
-    let mut handle = tokio::time::timeout(
-        timeout,
-        russh::client::connect_stream(config, stream, handler),
-    )
-    .await
-    .map_err(|_| timed_out())?
-    .map_err(|e| match e {
-        HostError::HostKey(e) => LoginError::HostKey(e),
-        HostError::Ssh(e) => LoginError::Handshake(e.to_string()),
-    })?;
+    let mut handle = connect(config, stream, service, pinned, timeout).await?;
+    let timed_out = || LoginError::Handshake(format!("no answer within {}s", timeout.as_secs()));
     let auth = tokio::time::timeout(timeout, handle.authenticate_none(user))
         .await
         .map_err(|_| timed_out())?
@@ -225,4 +199,32 @@ where
         ))));
     }
     Ok(handle)
+}
+
+/// The SSH handshake over `stream`, the host's key checked against `pinned` before anything
+/// is sent under it, within `timeout`.
+async fn connect<S>(
+    config: Arc<russh::client::Config>,
+    stream: S,
+    service: &ServiceName,
+    pinned: &str,
+    timeout: Duration,
+) -> Result<SshHandle, LoginError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let handler = PinnedHost {
+        service: service.clone(),
+        pinned: pinned.to_owned(),
+    };
+    tokio::time::timeout(
+        timeout,
+        russh::client::connect_stream(config, stream, handler),
+    )
+    .await
+    .map_err(|_| LoginError::Handshake(format!("no answer within {}s", timeout.as_secs())))?
+    .map_err(|e| match e {
+        HostError::HostKey(e) => LoginError::HostKey(e),
+        HostError::Ssh(e) => LoginError::Handshake(e.to_string()),
+    })
 }

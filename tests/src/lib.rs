@@ -13,6 +13,7 @@ pub mod https;
 pub mod loadgen;
 pub mod ports;
 pub mod raw;
+pub mod system_ssh;
 pub mod toml;
 pub mod tunnels;
 pub mod upstreams;

@@ -162,6 +162,15 @@ impl World {
         (port, host_pub)
     }
 
+    /// Where `bglass ssh --save-cert` keeps responder `id`'s keys and certificates.
+    pub fn ssh_dir(&self, id: &str) -> std::path::PathBuf {
+        self.responder(id)
+            .config
+            .parent()
+            .unwrap()
+            .join("state/ssh")
+    }
+
     /// Starts redis-server on loopback (no persistence).
     pub fn start_redis(&mut self) {
         let hold = PortHold::new();

@@ -163,6 +163,16 @@ pub fn run_in(config: Option<&Path>, session: Session, args: SshArgs) -> CliResu
             .await;
         Ok(status)
     })?;
+    let Some(status) = status else {
+        // As ssh(1): a session cut before the host said how the command ended is a failure
+        // (exit 255), never a success.
+        return Err(CliError::new(
+            ErrorKind::Exit(255),
+            format!(
+                "the session with {service_name} ended without an exit status: the connection was closed"
+            ),
+        ));
+    };
     match u8::try_from(status) {
         Ok(0) => Ok(()),
         Ok(code) => Err(CliError::new(ErrorKind::Exit(code), "")),
@@ -185,7 +195,7 @@ fn refused(service: &ServiceName, user: &str, why: &str) -> CliError {
 }
 
 /// What a channel ended with: its exit status, 255 when the command was killed by a signal
-/// (as ssh(1) reports it), 0 when the server said neither.
+/// (as ssh(1) reports it), none when the server said neither (the connection was cut).
 #[derive(Debug, Default)]
 struct Ending {
     status: Option<u32>,
@@ -201,13 +211,13 @@ impl Ending {
         }
     }
 
-    fn status(&self) -> i64 {
-        i64::from(self.status.unwrap_or(0))
+    fn status(&self) -> Option<i64> {
+        self.status.map(i64::from)
     }
 }
 
 /// Runs one command; returns its exit status.
-async fn exec(ssh: &SshHandle, command: &str) -> CliResult<i64> {
+async fn exec(ssh: &SshHandle, command: &str) -> CliResult<Option<i64>> {
     let mut channel = ssh
         .channel_open_session()
         .await
@@ -236,7 +246,7 @@ async fn exec(ssh: &SshHandle, command: &str) -> CliResult<i64> {
 }
 
 /// An interactive shell on a PTY, the local terminal in raw mode.
-async fn shell(ssh: &SshHandle) -> CliResult<i64> {
+async fn shell(ssh: &SshHandle) -> CliResult<Option<i64>> {
     let mut channel = ssh
         .channel_open_session()
         .await

@@ -175,12 +175,7 @@ fn main() {
     // The relayed service's certificate, as `bglass ssh --save-cert` writes it.
     let saved = w.bglass("alice", &["ssh", "plain", "--user", &user, "--save-cert"]);
     assert_eq!(saved.code, Some(0), "{}", saved.stderr);
-    let ssh_dir = w
-        .responder("alice")
-        .config
-        .parent()
-        .unwrap()
-        .join("state/ssh");
+    let ssh_dir = w.ssh_dir("alice");
     let private = std::fs::read_to_string(ssh_dir.join("plain")).unwrap();
     let cert = std::fs::read_to_string(ssh_dir.join("plain-cert.pub")).unwrap();
     let host_key = w.sshd.as_ref().unwrap().1.clone();

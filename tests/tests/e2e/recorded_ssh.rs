@@ -6,12 +6,13 @@
 //! mid-session).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use bglass_core::audit::recording::{self, Recording, State};
-use bglass_tests::world::{PASSPHRASE, RECORDED_CATALOG, World, current_user};
-use bglass_tests::{Run, bin, eventually, run};
+use bglass_tests::system_ssh;
+use bglass_tests::world::{RECORDED_CATALOG, World, current_user};
+use bglass_tests::{Run, eventually, run};
 
 fn world() -> World {
     let mut w = World::new(&["proxy-a"], &[("alice", "responder")]);
@@ -203,12 +204,7 @@ fn the_responder_holds_no_certificate_the_recorded_host_accepts() {
     w.access("alice", "bastion");
     let own = w.bglass("alice", &["ssh", "bastion", "--user", &user, "--save-cert"]);
     assert_eq!(own.code, Some(0), "{}", own.stderr);
-    let ssh_dir = w
-        .responder("alice")
-        .config
-        .parent()
-        .unwrap()
-        .join("state/ssh");
+    let ssh_dir = w.ssh_dir("alice");
     let (key, cert) = (ssh_dir.join("bastion"), ssh_dir.join("bastion-cert.pub"));
     let direct = |port: u16| {
         run(Command::new("ssh")
@@ -247,32 +243,14 @@ fn the_responder_holds_no_certificate_the_recorded_host_accepts() {
     );
 
     // The system ssh with the snippet printed for the recorded service.
-    let snippet: String = saved
-        .stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("Host "))
-        .take_while(|l| !l.is_empty())
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let snippet = system_ssh::snippet(&saved.stdout);
     assert!(!snippet.contains("CertificateFile"), "{snippet}");
     let ssh_config = w.dir.path().join("ssh_config");
     std::fs::write(&ssh_config, format!("{snippet}    BatchMode yes\n")).unwrap();
-    let elsewhere = tempfile::tempdir().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin("bglass").parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
+    let out = system_ssh::run_with(
+        &ssh_config,
+        &["vault-ssh.breakglass", "echo", "system-ssh-recorded"],
     );
-    let out = run(Command::new("ssh")
-        .env("PATH", path)
-        .env("HOME", elsewhere.path())
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("BGLASS_CONFIG")
-        .env("BGLASS_PASSPHRASE", PASSPHRASE)
-        .current_dir(elsewhere.path())
-        .arg("-F")
-        .arg(&ssh_config)
-        .args(["vault-ssh.breakglass", "echo", "system-ssh-recorded"]));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, "system-ssh-recorded\n");
     let log = w.proxies[0].log_dir();
@@ -322,17 +300,19 @@ fn a_proxy_killed_mid_session_leaves_a_truncated_recording_and_a_recording_that_
     std::fs::remove_file(log.join(recording::RECORDINGS_DIR)).unwrap();
 
     let user = current_user();
-    let mut child = Command::new(bin("bglass"))
-        .env("BGLASS_PASSPHRASE", PASSPHRASE)
-        .env("HOME", w.dir.path())
-        .arg("--config")
-        .arg(&w.responder("alice").config)
-        .args(["ssh", "vault-ssh", "--user", &user, "--"])
-        .args(["sh", "-c", "echo started; sleep 30"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = w.spawn_bglass(
+        "alice",
+        &[
+            "ssh",
+            "vault-ssh",
+            "--user",
+            &user,
+            "--",
+            "sh",
+            "-c",
+            "echo started; sleep 30",
+        ],
+    );
     // Once the first chunk is in the log, the proxy dies.
     let session = eventually(
         Duration::from_secs(15),
@@ -372,17 +352,19 @@ fn revoking_the_grant_ends_a_recorded_session_and_its_recording_says_why() {
         .unwrap()
         .to_owned();
     let user = current_user();
-    let mut child = Command::new(bin("bglass"))
-        .env("BGLASS_PASSPHRASE", PASSPHRASE)
-        .env("HOME", w.dir.path())
-        .arg("--config")
-        .arg(&w.responder("alice").config)
-        .args(["ssh", "vault-ssh", "--user", &user, "--"])
-        .args(["sh", "-c", "echo started; sleep 60"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = w.spawn_bglass(
+        "alice",
+        &[
+            "ssh",
+            "vault-ssh",
+            "--user",
+            &user,
+            "--",
+            "sh",
+            "-c",
+            "echo started; sleep 60",
+        ],
+    );
     let session = eventually(
         Duration::from_secs(15),
         "the session's first chunk in the log",
@@ -399,7 +381,11 @@ fn revoking_the_grant_ends_a_recorded_session_and_its_recording_says_why() {
     let status = eventually(Duration::from_secs(10), "the session to end", || {
         child.try_wait().unwrap()
     });
-    assert!(!status.success());
+    assert_eq!(
+        status.code(),
+        Some(255),
+        "a cut session is a failure, as with ssh(1)"
+    );
     let r = eventually(Duration::from_secs(10), "the recording's end", || {
         recordings(&log)
             .into_iter()

@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bglass_tests::system_ssh;
 use bglass_tests::world::{PASSPHRASE, SSH_CATALOG, World, current_user};
 use bglass_tests::{bin, eventually, first_line, loopback_port, run, wait_past};
 use serde_json::Value;
@@ -174,12 +175,7 @@ fn certificates_end_with_the_grant_foreign_cas_and_wrong_host_keys_are_refused()
         &["ssh", "brief", "--user", &current_user(), "--save-cert"],
     );
     assert_eq!(saved.code, Some(0), "{}", saved.stderr);
-    let ssh_dir = w
-        .responder("alice")
-        .config
-        .parent()
-        .unwrap()
-        .join("state/ssh");
+    let ssh_dir = w.ssh_dir("alice");
     let key = ssh_dir.join("brief");
     let cert = ssh_dir.join("brief-cert.pub");
     // Valid now: sshd accepts it (directly, to test the certificate alone).
@@ -258,13 +254,7 @@ fn the_system_ssh_reaches_sshd_through_the_printed_snippet_with_a_non_default_co
     assert_eq!(saved.code, Some(0), "{}", saved.stderr);
     // The snippet exactly as bglass printed it: carol's config is not the default one, so
     // the ProxyCommand must name it (absolute), or `bglass tunnel` looks in ~/.config.
-    let snippet: String = saved
-        .stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("Host "))
-        .take_while(|l| !l.is_empty())
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let snippet = system_ssh::snippet(&saved.stdout);
     let carol_cfg = std::fs::canonicalize(&w.responder("carol").config).unwrap();
     assert!(
         snippet.contains(&format!(
@@ -276,24 +266,10 @@ fn the_system_ssh_reaches_sshd_through_the_printed_snippet_with_a_non_default_co
     assert!(snippet.contains("StrictHostKeyChecking yes"), "{snippet}");
     let ssh_config = w.dir.path().join("ssh_config");
     std::fs::write(&ssh_config, format!("{snippet}    BatchMode yes\n")).unwrap();
-    // The system ssh as a user would run it: `bglass` on the PATH, a HOME with no bglass
-    // config in it, from another working directory, the passphrase from the environment.
-    let elsewhere = tempfile::tempdir().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin("bglass").parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
+    let out = system_ssh::run_with(
+        &ssh_config,
+        &["bastion.breakglass", "echo", "through-the-proxy"],
     );
-    let out = run(Command::new("ssh")
-        .env("PATH", path)
-        .env("HOME", elsewhere.path())
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("BGLASS_CONFIG")
-        .env("BGLASS_PASSPHRASE", PASSPHRASE)
-        .current_dir(elsewhere.path())
-        .arg("-F")
-        .arg(&ssh_config)
-        .args(["bastion.breakglass", "echo", "through-the-proxy"]));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, "through-the-proxy\n");
 }
