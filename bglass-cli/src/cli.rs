@@ -523,6 +523,9 @@ pub enum AuditCommand {
     Report(AuditReportArgs),
     /// Check the receipts of your own grants (and, given a copied log, that it holds them).
     Prove(AuditProveArgs),
+    /// Replay a recorded SSH session in the terminal, after checking every chunk of it
+    /// against the log; --verify checks only.
+    Play(AuditPlayArgs),
     /// Mirror proxies' logs through their API (auditor role) and alert on a rollback, a
     /// fork or split view, altered entries, or a policy violation; once, or --follow.
     Monitor(AuditMonitorArgs),
@@ -595,6 +598,38 @@ pub struct AuditSource {
     /// recorded in the log's first entry is used, with a warning.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
+}
+
+/// `bglass audit play`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  bglass audit show /var/lib/bglass-proxy/log --sessions
+  bglass audit play /var/lib/bglass-proxy/log s-1764547200000-a1b2c3d4e5f6 --verify
+  bglass audit play /var/lib/bglass-proxy/log s-1764547200000-a1b2c3d4e5f6 --speed 4 --max-pause 2s
+
+The log is verified first, then the recording (recordings/SESSION.rec beside it) chunk by
+chunk against the SHA-256 the log holds for each: only bytes that verify are played. Exit 0
+when the recording is complete, 5 when it is truncated, missing or altered (the message
+names the chunk), after playing what verifies.")]
+pub struct AuditPlayArgs {
+    #[command(flatten)]
+    pub source: AuditSource,
+    /// The session (its recording id, as `bglass audit show DIR --sessions` lists it).
+    #[arg(value_name = "SESSION")]
+    pub session: String,
+    /// Check the recording against the log and say what was found; play nothing.
+    #[arg(long)]
+    pub verify: bool,
+    /// How much faster than real time to play (2 = twice as fast; 0 = no pauses at all).
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
+    pub speed: f64,
+    /// Shorten any pause longer than this (after --speed) to it.
+    #[arg(long, value_name = "DURATION")]
+    pub max_pause: Option<bglass_core::duration::HumanDuration>,
+    /// Also show what the responder typed or sent, on standard error.
+    #[arg(long)]
+    pub input: bool,
 }
 
 /// `bglass audit verify`.
@@ -676,7 +711,11 @@ pub struct AuditShowArgs {
     pub source: AuditSource,
     #[command(flatten)]
     pub filter: AuditFilterArgs,
-    /// Print JSON (an array of {index, event}).
+    /// List the recorded SSH sessions instead, each with its recording's state (complete,
+    /// truncated, missing, altered) checked against the log.
+    #[arg(long)]
+    pub sessions: bool,
+    /// Print JSON (an array of {index, event}, or of sessions).
     #[arg(long)]
     pub json: bool,
 }
@@ -704,6 +743,17 @@ pub struct AuditExportArgs {
 
 /// `bglass audit report`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  bglass audit report /var/lib/bglass-proxy/log --since 2026-11-01 --until 2026-12-01
+  bglass audit report LOG --incident INC-123 --html review.html --bundle INC-123.tar
+
+Without --incident, --responder, --html or --bundle: the summary of the period. With them:
+the review of everything the log holds about the incident (or responder): its requests,
+approvals, grants, emergency bypasses and reviews, denials, HTTP uses per tool, tunnels and
+recorded sessions (each checked against the log), with an inclusion proof for every entry
+it rests on. --html writes it as one self-contained page; --bundle as a tar file an auditor
+without bglass can check (README.txt inside says how).")]
 pub struct AuditReportArgs {
     #[command(flatten)]
     pub source: AuditSource,
@@ -713,6 +763,19 @@ pub struct AuditReportArgs {
     /// Period end.
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
+    /// Review one incident: the requests that name it and everything that followed them.
+    #[arg(long, value_name = "INCIDENT")]
+    pub incident: Option<String>,
+    /// Review one responder's requests and everything that followed them.
+    #[arg(long, value_name = "ID")]
+    pub responder: Option<String>,
+    /// Write the review as a self-contained HTML page.
+    #[arg(long, value_name = "OUT.html")]
+    pub html: Option<PathBuf>,
+    /// Write the review package as a tar file: the page, the log entries, their proofs and
+    /// the recordings.
+    #[arg(long, value_name = "OUT.tar")]
+    pub bundle: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

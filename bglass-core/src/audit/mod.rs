@@ -14,6 +14,7 @@
 
 pub mod checkpoint;
 pub mod event;
+pub mod inclusion;
 pub mod log;
 pub mod mirror;
 pub mod policy_check;
@@ -23,6 +24,7 @@ pub(crate) mod policy_fixture;
 pub mod receipt;
 pub mod recording;
 pub mod report;
+pub mod review;
 pub mod rotation;
 pub mod storage;
 pub mod tree;

@@ -613,6 +613,74 @@ pub fn read_verified(dir: &Path, r: &Recording) -> Result<(Check, Vec<u8>), Chec
     Ok((found, bytes))
 }
 
+/// A plain-text transcript of `frames` for reading (in a review page): commands run,
+/// output with terminal control sequences removed, the proxy's notes and exit statuses.
+/// Input is left out (a terminal echoes it, and it may hold a password typed at a prompt
+/// that did not echo). At most `max` bytes; `true` when it was cut there.
+pub fn transcript(frames: &[Frame], max: usize) -> (String, bool) {
+    let mut out = String::new();
+    for f in frames {
+        let text = String::from_utf8_lossy(&f.data);
+        match f.kind {
+            FrameKind::Exec => out.push_str(&format!("$ {text}\n")),
+            FrameKind::Subsystem => out.push_str(&format!("[subsystem {text}]\n")),
+            FrameKind::Shell => out.push_str("[shell]\n"),
+            FrameKind::Output | FrameKind::Error => out.push_str(&strip_controls(&text)),
+            FrameKind::ExitStatus => out.push_str(&format!("[exit status {text}]\n")),
+            FrameKind::ExitSignal => out.push_str(&format!("[killed by signal {text}]\n")),
+            FrameKind::Note => out.push_str(&format!("[{text}]\n")),
+            _ => {}
+        }
+        if out.len() > max {
+            let mut cut = max;
+            while !out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.truncate(cut);
+            return (out, true);
+        }
+    }
+    (out, false)
+}
+
+/// `text` without terminal escape sequences (CSI and OSC) and control characters other
+/// than newline and tab; carriage returns are dropped.
+fn strip_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                // CSI: parameters and intermediates, then one final byte in @..~.
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC: up to BEL or ESC \.
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\u{1b}' {
+                            chars.next();
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[path = "recording_tests.rs"]
 mod tests;

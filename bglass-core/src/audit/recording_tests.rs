@@ -160,3 +160,26 @@ fn an_id_that_is_not_a_file_name_is_refused() {
         assert!(file_path(Path::new("/x"), bad).is_none());
     }
 }
+
+#[test]
+fn a_transcript_shows_commands_and_output_without_terminal_controls_or_input() {
+    let mut bytes = Vec::new();
+    encode(&mut bytes, FrameKind::Exec, 0, 1, b"ls /etc");
+    encode(&mut bytes, FrameKind::Input, 0, 2, b"secret-password\n");
+    encode(
+        &mut bytes,
+        FrameKind::Output,
+        0,
+        3,
+        b"\x1b[1;32mhosts\x1b[0m\r\n\x1b]0;title\x07passwd\n",
+    );
+    encode(&mut bytes, FrameKind::ExitStatus, 0, 4, b"0");
+    let (frames, error) = decode(&bytes);
+    assert_eq!(error, None);
+    let (text, cut) = transcript(&frames, 1 << 20);
+    assert!(!cut);
+    assert_eq!(text, "$ ls /etc\nhosts\npasswd\n[exit status 0]\n");
+    let (short, cut) = transcript(&frames, 12);
+    assert!(cut);
+    assert_eq!(short, "$ ls /etc\nho");
+}

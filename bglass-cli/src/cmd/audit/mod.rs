@@ -3,8 +3,11 @@
 
 mod export;
 mod monitor;
+mod play;
 mod prove;
 mod report;
+mod review;
+mod review_html;
 mod show;
 mod verify;
 
@@ -26,6 +29,7 @@ pub fn run(config: Option<&std::path::Path>, command: AuditCommand) -> CliResult
     match command {
         AuditCommand::Prove(args) => prove::run(config, args),
         AuditCommand::Verify(args) => verify::run(args),
+        AuditCommand::Play(args) => play::run(args),
         AuditCommand::Show(args) => show::run(args),
         AuditCommand::Export(args) => export::run(args),
         AuditCommand::Report(args) => report::run(args),

@@ -9,6 +9,13 @@ use crate::error::{CliError, CliResult};
 
 /// Runs `bglass audit report`.
 pub fn run(args: AuditReportArgs) -> CliResult {
+    if args.incident.is_some()
+        || args.responder.is_some()
+        || args.html.is_some()
+        || args.bundle.is_some()
+    {
+        return super::review::run(&args);
+    }
     let window = Filter {
         since_ms: time_arg("--since", args.since.as_ref())?,
         until_ms: time_arg("--until", args.until.as_ref())?,

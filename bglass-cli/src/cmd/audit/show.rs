@@ -12,6 +12,9 @@ use crate::error::{CliError, CliResult};
 pub fn run(args: AuditShowArgs) -> CliResult {
     let filter = filter(&args.filter)?;
     let events = events(&args.source, args.filter.unverified)?;
+    if args.sessions {
+        return super::play::list(&args, &events);
+    }
     let grants = grants(&events);
     let shown: Vec<_> = events
         .iter()
