@@ -81,6 +81,24 @@ fn session_id() -> Result<String, Refusal> {
     Ok(format!("s-{}-{bits}", timestamp::now_ms()))
 }
 
+/// Why a session the client (or the network) ended, ended: `eof` when the client closed it
+/// (a disconnect message, or the connection closed between packets), `error` otherwise.
+fn ended_by_client(result: Result<(), russh::Error>) -> &'static str {
+    use std::io::ErrorKind as K;
+    match result {
+        Ok(()) | Err(russh::Error::Disconnect | russh::Error::HUP) => "eof",
+        Err(russh::Error::IO(e))
+            if matches!(
+                e.kind(),
+                K::UnexpectedEof | K::ConnectionReset | K::BrokenPipe
+            ) =>
+        {
+            "eof"
+        }
+        Err(_) => "error",
+    }
+}
+
 /// Serves the recorded session over `stream` until it ends or `ended` resolves (the grant
 /// ended: `reason`), then closes its recording. Returns why it ended.
 pub async fn serve<S>(
@@ -124,7 +142,7 @@ where
         Ok(running) => {
             let handle = running.handle();
             tokio::select! {
-                result = running => if result.is_ok() { "eof" } else { "error" },
+                result = running => ended_by_client(result),
                 reason = ended => {
                     let note = format!("bglass: the grant {} {reason}; the proxy closed the session", ctx.grant);
                     let recorder = lock(&slot).as_ref().map(|r| r.recorder.clone());
