@@ -8,6 +8,7 @@
 pub mod attack;
 pub mod audit;
 pub mod catalogs;
+pub mod chromium;
 pub mod go;
 pub mod https;
 pub mod loadgen;

@@ -156,30 +156,8 @@ fn open(w: &World, who: &str, service: &str) -> (Forwarder, String, u16) {
 /// Headless Chromium loads `url`, follows what the pages do for a few (virtual) seconds,
 /// and returns the final page's DOM.
 fn chromium(profile: &Path, url: &str) -> String {
-    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| panic!("chromium is not installed; scripts/test installs it"));
-    let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--virtual-time-budget=10000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(url)
-        .output()
-        .unwrap();
-    format!(
-        "{}\n--- chromium stderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    let out = bglass_tests::chromium::dump_dom(profile, url, &["--virtual-time-budget=10000"]);
+    format!("{}\n--- chromium stderr:\n{}", out.stdout, out.stderr)
 }
 
 fn nginx_log(w: &World) -> String {

@@ -3,7 +3,7 @@
 //! dependency, a live drill among a real `bglass-proxy` and four `bglass` processes, and
 //! the HTML report as headless Chromium renders it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bglass_tests::world::{TEST_CATALOG, World};
 use bglass_tests::{Run, assert_no_panic, bin, command, root, run};
@@ -435,13 +435,6 @@ fn svg_in<'a>(dom: &'a str, id: &str) -> &'a str {
 /// scorecard's numbers from report.json are the page's figures.
 #[test]
 fn the_html_report_renders_in_headless_chromium() {
-    let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-    else {
-        panic!("chromium is not installed; scripts/test installs Debian's chromium");
-    };
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let (r, report) = simulate(
@@ -451,20 +444,7 @@ fn the_html_report_renders_in_headless_chromium() {
     );
     assert_no_panic(&r);
     let page = format!("file://{}", out.join("report.html").display());
-    let profile = tmp.path().join("profile");
-    let mut c = std::process::Command::new(&chromium);
-    c.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--no-first-run",
-        "--dump-dom",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .arg(&page);
-    let dom = run(&mut c);
+    let dom = bglass_tests::chromium::dump_dom(&tmp.path().join("profile"), &page, &[]);
     assert!(
         dom.stdout.contains("</html>"),
         "no DOM from chromium: {}",

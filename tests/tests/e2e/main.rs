@@ -39,6 +39,7 @@ mod proxy_refusals;
 mod recorded_ssh;
 mod rekey;
 mod requests_cancel;
+mod review_package;
 mod ssh_ca_rotation;
 mod ssh_certificates;
 mod ssh_tcp;

@@ -365,6 +365,14 @@ fn revoking_the_grant_ends_a_recorded_session_and_its_recording_says_why() {
             "echo started; sleep 60",
         ],
     );
+    // The command runs (its first line arrived) before the grant is revoked.
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert_eq!(first, "started\n");
     let session = eventually(
         Duration::from_secs(15),
         "the session's first chunk in the log",
@@ -381,10 +389,12 @@ fn revoking_the_grant_ends_a_recorded_session_and_its_recording_says_why() {
     let status = eventually(Duration::from_secs(10), "the session to end", || {
         child.try_wait().unwrap()
     });
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
     assert_eq!(
         status.code(),
         Some(255),
-        "a cut session is a failure, as with ssh(1)"
+        "a cut session is a failure, as with ssh(1): {said}"
     );
     let r = eventually(Duration::from_secs(10), "the recording's end", || {
         recordings(&log)

@@ -78,7 +78,7 @@ table{border-collapse:collapse;width:100%}\
 th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eaeef2;vertical-align:top}\
 th{font-weight:600;color:#57606a;font-size:12px;text-transform:uppercase}\
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
-tr.bad{background:#fff5f5}.ok{color:#2e7d32;font-weight:600}.bad{color:#c62828;font-weight:700}\
+tr.alert{background:#fff5f5}.ok{color:#2e7d32;font-weight:600}.bad{color:#c62828;font-weight:700}\
 .warn{color:#9a6700;font-weight:600}\
 .bar{position:relative;height:12px;min-width:160px;background:#eaeef2;border-radius:3px}\
 .bar span{position:absolute;top:0;height:12px;border-radius:3px}\
@@ -191,7 +191,7 @@ fn requests(r: &Review) -> Markup {
                 thead { tr { th.n { "Entry" } th { "Time (UTC)" } th { "Responder" } th { "Tool" } th.n { "TTL" } th { "Incident" } th { "Reason" } } }
                 tbody {
                     @for q in &r.requests {
-                        tr class=[q.emergency.then_some("bad")] {
+                        tr class=[q.emergency.then_some("alert")] {
                             td.n { (q.index) }
                             td { (format_ms(q.time_ms)) }
                             td { (who(q.responder.as_ref())) }
@@ -258,7 +258,7 @@ fn grants(r: &Review) -> Markup {
                 thead { tr { th.n { "Entry" } th { "Grant" } th { "Responder" } th { "Tool" } th { "Valid" } th { "TTL" } th { "Approved by" } th { "Ended" } th.n { "Uses" } } }
                 tbody {
                     @for g in &r.grants {
-                        tr class=[g.emergency.then_some("bad")] {
+                        tr class=[g.emergency.then_some("alert")] {
                             td.n { (g.index) }
                             td { code { (g.grant) } }
                             td { (g.responder) }
@@ -267,6 +267,7 @@ fn grants(r: &Review) -> Markup {
                             td { (ttl_bar(g, span)) }
                             td {
                                 @if g.emergency { span.bad { "emergency bypass" } }
+                                @else if g.approvers.is_empty() { span.small { "none required" } }
                                 @else { (g.approvers.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")) }
                             }
                             td { @match &g.end { Some(e) => { (format_ms(e.time_ms)) ": " (e.how) }, None => { span.small { "not in the log (still valid at the log's end?)" } } } }
@@ -287,7 +288,7 @@ fn bypasses(r: &Review) -> Markup {
                 thead { tr { th.n { "Entry" } th { "Time (UTC)" } th { "Grant" } th { "Responder" } th { "Tool" } th { "Review" } } }
                 tbody {
                     @for b in &r.bypasses {
-                        tr class=[b.review.is_none().then_some("bad")] {
+                        tr class=[b.review.is_none().then_some("alert")] {
                             td.n { (b.index) }
                             td { (format_ms(b.time_ms)) }
                             td { code { (b.grant) } }
@@ -362,7 +363,7 @@ fn uses(r: &Review) -> Markup {
                         thead { tr { th.n { "Entry" } th { "Time (UTC)" } th { "Responder" } th { "Request" } th.n { "Status" } th.n { "ms" } } }
                         tbody {
                             @for u in &t.uses {
-                                tr class=[(u.status >= 500).then_some("bad")] {
+                                tr class=[(u.status >= 500).then_some("alert")] {
                                     td.n { (u.index) }
                                     td { (format_ms(u.time_ms)) }
                                     td { (who(u.responder.as_ref())) }
@@ -415,7 +416,7 @@ fn sessions(page: &Page<'_>) -> Markup {
                 tbody {
                     @for s in page.sessions {
                         @let r = &s.recording;
-                        tr class=[(!s.complete()).then_some("bad")] {
+                        tr class=[(!s.complete()).then_some("alert")] {
                             td { a href=(format!("{}{}.rec", page.recordings_href, r.session)) { code { (r.session) } } }
                             td { (who(r.responder.as_ref())) }
                             td { (r.user) }
