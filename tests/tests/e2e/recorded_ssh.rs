@@ -145,6 +145,54 @@ fn a_recorded_session_runs_commands_and_its_recording_is_proven_complete_or_name
         "{said}"
     );
 
+    // The listing names each session's state; the player shows what verifies.
+    let listed = w.bglass(
+        "alice",
+        &[
+            "audit",
+            "show",
+            flipped.to_str().unwrap(),
+            "--sessions",
+            "--json",
+        ],
+    );
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let states: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["session"].as_str().unwrap(), s["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states.len(), found.len());
+    for (session, state) in states {
+        let want = if session == bulk_rec.session {
+            "altered"
+        } else {
+            "complete"
+        };
+        assert_eq!(state, want, "{session}");
+    }
+    let played = w.bglass(
+        "alice",
+        &[
+            "audit",
+            "play",
+            log.to_str().unwrap(),
+            &found[0].session,
+            "--speed",
+            "0",
+        ],
+    );
+    assert_eq!(played.code, Some(0), "{}", played.stderr);
+    assert_eq!(played.stdout, "recorded-marker-1\n");
+    assert!(
+        played.stderr.contains("exec: echo recorded-marker-1"),
+        "{}",
+        played.stderr
+    );
+    assert!(played.stderr.contains("exit status 0"), "{}", played.stderr);
+
     // A chunk cut out: named missing.
     let cut = copy_log(&w, "cut");
     let path = rec_file(&cut, &bulk_rec.session);
