@@ -13,6 +13,7 @@
 //! - [`report`]: filters and the auditor's summary.
 
 pub mod checkpoint;
+pub mod describe;
 pub mod event;
 pub mod inclusion;
 pub mod log;

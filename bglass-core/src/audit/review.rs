@@ -597,7 +597,7 @@ impl Review {
                     actor: event.actor.as_ref().map(|a| a.to_string()),
                     service: event.event.service().map(|s| s.to_string()),
                     grant: event.event.grant().map(|g| g.to_string()),
-                    summary: summary(event),
+                    summary: super::describe::detail(event),
                 });
             }
             review.indexes.push(index);
@@ -673,78 +673,6 @@ fn select(events: &[(u64, Event)], scope: &Scope) -> InScope {
         }
     }
     ids
-}
-
-/// A line about an event for the timeline.
-fn summary(event: &Event) -> String {
-    let at = crate::timestamp::format_secs;
-    match &event.event {
-        EventKind::Request {
-            ttl_secs,
-            emergency,
-            reason,
-            incident,
-            ..
-        } => format!(
-            "asked for {ttl_secs}s{} (incident {incident}): {reason}",
-            if *emergency { ", EMERGENCY" } else { "" }
-        ),
-        EventKind::Approval { request, .. } => format!("approved {request}"),
-        EventKind::Denial { reason, detail, .. } => format!("denied ({reason}): {detail}"),
-        EventKind::Grant {
-            responder,
-            nbf,
-            exp,
-            emergency,
-            ..
-        } => format!(
-            "granted to {responder}, {} to {}{}",
-            at(*nbf),
-            at(*exp),
-            if *emergency {
-                " (emergency bypass: review required)"
-            } else {
-                ""
-            }
-        ),
-        EventKind::Use {
-            method,
-            path,
-            status,
-            ..
-        } => format!("{method} {path} -> {status}"),
-        EventKind::SshCertificate {
-            principals,
-            valid_before,
-            ..
-        } => format!(
-            "SSH certificate for {} until {}",
-            principals.join(","),
-            at(*valid_before)
-        ),
-        EventKind::TunnelOpen { tunnel, .. } => format!("tunnel {tunnel} opened"),
-        EventKind::TunnelClose {
-            tunnel,
-            bytes_up,
-            bytes_down,
-            reason,
-            ..
-        } => format!("tunnel {tunnel} closed ({reason}), {bytes_up} B up, {bytes_down} B down"),
-        EventKind::RecordingStart { session, user, .. } => {
-            format!("recorded session {session} as {user} started")
-        }
-        EventKind::RecordingEnd {
-            session,
-            chunks,
-            bytes,
-            reason,
-            ..
-        } => format!("recorded session {session} ended ({reason}): {chunks} chunks, {bytes} B"),
-        EventKind::Revoke { reason, .. } => format!("revoked: {reason}"),
-        EventKind::Expiry { .. } => "expired".to_owned(),
-        EventKind::Review { note, .. } => format!("emergency review closed: {note}"),
-        _ => String::new(),
-    }
 }
 
 #[cfg(test)]

@@ -169,6 +169,10 @@ fn an_incident_gathers_its_requests_grants_approvals_uses_and_reviews_only() {
     );
     assert_eq!(r.indexes, [0, 2, 3, 4, 5, 6, 7, 10, 11]);
     assert_eq!(r.timeline.len(), 9);
+    // Each line says what happened, as `audit show` does.
+    let last = r.timeline.last().unwrap();
+    assert_eq!((last.event, last.summary.as_str()), ("revoke", "done"));
+    assert!(r.timeline[4].summary.contains("EMERGENCY"), "{:?}", r.timeline[4]);
 }
 
 #[test]
