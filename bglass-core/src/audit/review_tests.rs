@@ -172,7 +172,11 @@ fn an_incident_gathers_its_requests_grants_approvals_uses_and_reviews_only() {
     // Each line says what happened, as `audit show` does.
     let last = r.timeline.last().unwrap();
     assert_eq!((last.event, last.summary.as_str()), ("revoke", "done"));
-    assert!(r.timeline[4].summary.contains("EMERGENCY"), "{:?}", r.timeline[4]);
+    assert!(
+        r.timeline[4].summary.contains("EMERGENCY"),
+        "{:?}",
+        r.timeline[4]
+    );
 }
 
 #[test]
